@@ -1,0 +1,95 @@
+// Activations, elementwise: forward f(x), derivative f'(x), backward
+// upstream * f'(x). OP picks the function (Activation::shader_id), PASS the
+// pass (Pass::shader_id); each thread handles one vec4.
+
+override OP: u32 = 0u;
+override PASS: u32 = 0u;
+
+struct ActParams {
+    n4: u32,        // vec4s in this chunk
+    base: u32,      // global index of the chunk's first element (rrelu's counter)
+    seed_lo: u32,
+    seed_hi: u32,
+    a: f32,         // alpha (leaky family, elu) or beta (swish)
+    training: u32,
+    lower: f32,
+    upper: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: ActParams;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> upstream: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> out: array<vec4<f32>>;
+
+// Negative-side slope of the leaky family at global element i.
+fn slope(i: u32) -> f32 {
+    if (OP == 5u) {
+        if (params.training != 0u) {
+            return params.lower + (params.upper - params.lower) * rng_uniform(params.seed_lo, params.seed_hi, i);
+        }
+        return (params.lower + params.upper) * 0.5;
+    }
+    return params.a;
+}
+
+fn forward(v: f32, i: u32) -> f32 {
+    var y: f32;
+    switch OP {
+        case 0u: { y = sigmoid(v); }
+        case 1u: { y = tanh_stable(v); }
+        case 2u: { y = max(v, 0.0); }
+        case 3u, 4u, 5u: { y = select(slope(i) * v, v, v > 0.0); }
+        case 6u: { y = select(params.a * expm1(min(v, 0.0)), v, v > 0.0); }
+        case 7u: { y = v * sigmoid(params.a * v); }
+        default: { y = softplus(v); }
+    }
+    return keep_nan(v, y);
+}
+
+fn derivative(v: f32, i: u32) -> f32 {
+    var d: f32;
+    switch OP {
+        case 0u: { d = sigmoid_grad(v); }
+        // 1 - tanh^2 cancels in f32 where tanh is near ±1; sech^2 = 4σ'(2x) does not.
+        case 1u: { d = 4.0 * sigmoid_grad(2.0 * v); }
+        case 2u: { d = select(0.0, 1.0, v > 0.0); }
+        case 3u, 4u, 5u: { d = select(slope(i), 1.0, v > 0.0); }
+        case 6u: { d = select(params.a * exp(min(v, 0.0)), 1.0, v > 0.0); }
+        case 7u: {
+            let s = sigmoid(params.a * v);
+            let f = v * s;
+            d = params.a * f + s * (1.0 - params.a * f);
+        }
+        default: { d = sigmoid(v); }
+    }
+    return keep_nan(v, d);
+}
+
+fn apply(v: f32, u: f32, i: u32) -> f32 {
+    if (PASS == 0u) {
+        return forward(v, i);
+    }
+    if (PASS == 1u) {
+        return derivative(v, i);
+    }
+    return u * derivative(v, i);
+}
+
+@compute @workgroup_size(256)
+fn activation(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i4 = flat_id(wid, nwg, lid);
+    if (i4 >= params.n4) {
+        return;
+    }
+    let v = x[i4];
+    var u = vec4<f32>(1.0);
+    if (PASS == 2u) {
+        u = upstream[i4];
+    }
+    let i = params.base + 4u * i4;
+    out[i4] = vec4<f32>(apply(v.x, u.x, i), apply(v.y, u.y, i + 1u), apply(v.z, u.z, i + 2u), apply(v.w, u.w, i + 3u));
+}

@@ -1,0 +1,213 @@
+// Losses over the rows of n×m scores: one workgroup per row, so m may be
+// anything up to the binding size. OP is the row id (ROW_* in ops/loss.rs).
+// row_loss writes each row's loss (and logsumexp, for the gradient); the
+// reduction over rows is then the identity op of loss.wgsl. Bindings may start
+// below the chunk (offset alignment), so each carries a skip in elements.
+
+override OP: u32 = 0u;
+override HAS_WEIGHTS: bool = false;
+override PRED_UNIT: bool = false;     // pred must be in [0, 1] (kl-div, entropy)
+override TARGET_UNIT: bool = false;   // target distribution must be in [0, 1]
+
+struct RowParams {
+    rows: u32,
+    cols: u32,
+    base_row: u32,   // global index of the chunk's first row
+    pred_skip: u32,
+    target_skip: u32,
+    weight_skip: u32,
+    out_skip: u32,
+    lse_skip: u32,
+    coef_mode: u32,
+    scale: f32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: RowParams;
+@group(0) @binding(1) var<storage, read> pred: array<f32>;
+@group(0) @binding(2) var<storage, read> tgt: array<u32>;   // class index, or f32 bits
+@group(0) @binding(3) var<storage, read> weights: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read_write> lse: array<vec2<f32>>;   // (max, log1p of the rest)
+@group(0) @binding(6) var<storage, read_write> errors: array<atomic<u32>, 4>;
+@group(0) @binding(7) var<storage, read> stats: array<vec4<f32>>;
+
+const ROW_ARGMAX: u32 = 0u;
+const ROW_CE_CLASS: u32 = 1u;
+const ROW_CE_PROB: u32 = 2u;
+const ROW_KL: u32 = 3u;
+const ROW_ENTROPY: u32 = 4u;
+const NO_INDEX: u32 = 0xffffffffu;
+
+var<workgroup> arg_val: array<f32, WG>;
+var<workgroup> arg_idx: array<u32, WG>;
+
+fn target_f32(i: u32) -> f32 {
+    return bitcast<f32>(tgt[params.target_skip + i]);
+}
+
+fn unit(v: f32) -> bool {
+    return (v >= 0.0 && v <= 1.0) || is_nan(v);
+}
+
+// Row maximum and the first column holding it (the smaller index wins ties).
+fn row_argmax(p0: u32, m: u32, lid: u32) -> vec2<u32> {
+    var best = -3.4028235e38;
+    var best_j = NO_INDEX;
+    for (var j = lid; j < m; j = j + WG) {
+        let v = pred[p0 + j];
+        if (best_j == NO_INDEX || v > best) {
+            best = v;
+            best_j = j;
+        }
+    }
+    arg_val[lid] = best;
+    arg_idx[lid] = best_j;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+        if (lid < s) {
+            let ov = arg_val[lid + s];
+            let oj = arg_idx[lid + s];
+            let mine = arg_idx[lid];
+            if (oj != NO_INDEX && (mine == NO_INDEX || ov > arg_val[lid] || (ov == arg_val[lid] && oj < mine))) {
+                arg_val[lid] = ov;
+                arg_idx[lid] = oj;
+            }
+        }
+        workgroupBarrier();
+    }
+    let r = vec2<u32>(bitcast<u32>(arg_val[0]), arg_idx[0]);
+    workgroupBarrier();
+    return r;
+}
+
+@compute @workgroup_size(256)
+fn row_loss(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    lane: Lane,
+) {
+    let row = wid.y * nwg.x + wid.x;
+    if (row >= params.rows) {
+        return;
+    }
+    let m = params.cols;
+    let p0 = params.pred_skip + row * m;
+    let lid = lane.lid;
+    let global_row = params.base_row + row;
+
+    // Value checks and NaN count, in one sweep.
+    var nans = 0.0;
+    for (var j = lid; j < m; j = j + WG) {
+        let v = pred[p0 + j];
+        nans = nans + select(0.0, 1.0, is_nan(v));
+        if (PRED_UNIT && !unit(v)) {
+            atomicMin(&errors[0], global_row * m + j);
+        }
+        if (TARGET_UNIT && !unit(target_f32(row * m + j))) {
+            atomicMin(&errors[1], global_row * m + j);
+        }
+    }
+    let has_nan = wg_sum(vec2<f32>(nans, 0.0), lane).x > 0.0;
+
+    var loss = 0.0;
+    var row_lse = vec2<f32>(0.0);
+    if (OP == ROW_ARGMAX || OP == ROW_CE_CLASS || OP == ROW_CE_PROB) {
+        let am = row_argmax(p0, m, lid);
+        let mx = bitcast<f32>(am.x);
+        if (OP == ROW_ARGMAX) {
+            let c = tgt[params.target_skip + row];
+            if (c >= m) {
+                atomicMin(&errors[1], global_row);
+            }
+            loss = select(1.0, 0.0, am.y == c);
+        } else {
+            // logsumexp = mx + log1p(Σ_{j ≠ argmax} e^(p_j − mx)), and each
+            // loss term lse − p_j = (mx − p_j) + that log1p: a confident
+            // row's small loss keeps its digits instead of cancelling.
+            var s = 0.0;
+            for (var j = lid; j < m; j = j + WG) {
+                if (j != am.y) {
+                    s = s + exp(min(pred[p0 + j] - mx, 0.0));
+                }
+            }
+            let rest = log1p_any(wg_sum(vec2<f32>(s, 0.0), lane).x);
+            row_lse = vec2<f32>(mx, rest);
+            if (OP == ROW_CE_CLASS) {
+                let c = tgt[params.target_skip + row];
+                if (c >= m) {
+                    atomicMin(&errors[1], global_row);
+                    loss = nan_f32();
+                } else {
+                    loss = (mx - pred[p0 + c]) + rest;
+                }
+            } else {
+                var acc = 0.0;
+                for (var j = lid; j < m; j = j + WG) {
+                    let t = target_f32(row * m + j);
+                    acc = acc + select(t * ((mx - pred[p0 + j]) + rest), 0.0, t == 0.0);
+                }
+                loss = wg_sum(vec2<f32>(acc, 0.0), lane).x;
+            }
+        }
+    } else {
+        var acc = 0.0;
+        for (var j = lid; j < m; j = j + WG) {
+            let q = pred[p0 + j];
+            if (OP == ROW_KL) {
+                let t = target_f32(row * m + j);
+                acc = acc + select(xlogy(t, t) - xlogy(t, q), 0.0, t == 0.0 && !is_nan(q));
+            } else {
+                acc = acc - xlogy(q, q);
+            }
+        }
+        loss = wg_sum(vec2<f32>(acc, 0.0), lane).x;
+    }
+    if (lid == 0u) {
+        out[params.out_skip + row] = select(loss, nan_f32(), has_nan);
+        lse[params.lse_skip / 2u + row] = row_lse;
+    }
+}
+
+// e^(p − lse) as e^((p − max) − log1p(rest)): p − lse in one step would
+// round lse to the precision of the max.
+fn softmax_at(p: f32, row: u32) -> f32 {
+    let l = lse[params.lse_skip / 2u + row];
+    return exp(min((p - l.x) - l.y, 0.0));
+}
+
+@compute @workgroup_size(256)
+fn row_grad(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let m = params.cols;
+    let idx = flat_id(wid, nwg, lid);
+    if (idx >= params.rows * m) {
+        return;
+    }
+    let row = idx / m;
+    let j = idx - row * m;
+    let p = pred[params.pred_skip + idx];
+    var d: f32;
+    switch OP {
+        case 0u: { d = select(0.0, nan_f32(), is_nan(p)); }
+        case 1u: {
+            let c = tgt[params.target_skip + row];
+            d = softmax_at(p, row) - select(0.0, 1.0, j == c);
+        }
+        case 2u: { d = softmax_at(p, row) - target_f32(idx); }
+        case 3u: {
+            let t = target_f32(idx);
+            d = select(select(-t / p, -inf_f32(), p == 0.0), keep_nan(p, 0.0), t == 0.0);
+        }
+        default: { d = -(log_safe(p) + 1.0); }
+    }
+    var w = 1.0;
+    if (HAS_WEIGHTS) {
+        w = weights[params.weight_skip + row];
+    }
+    out[params.out_skip + idx] = weighted(w * grad_factor(params.coef_mode, params.scale, stats[0]), keep_nan(p, d));
+}

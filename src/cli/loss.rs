@@ -1,0 +1,271 @@
+//! `lossgpu loss NAME --pred FILE [--target FILE] [--weights FILE] ...`
+//!
+//! The CLI's one real decision is how files map onto a [`LossInput`]:
+//! - cross-entropy, kl-div, entropy take n×m rows (a 1-D pred is one row of
+//!   m, as PyTorch treats an unbatched input);
+//! - cross-entropy's target is either pred's shape (probabilities) or n
+//!   integers (class indices); zero-one with n integers for n×m scores is
+//!   the argmax form, with a target of pred's size the sign form;
+//! - every other loss is pointwise: pred is flattened and the target must
+//!   have as many values.
+
+use super::io::{self, Array};
+use super::output::{Report, Value};
+use super::{add_engine, open_engine, BackendChoice};
+use lossgpu::{Error, Loss, LossInput, LossParams, Reduction, Result, Target, LOSS_NAMES};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The loss.
+    #[arg(value_name = "NAME", help = format!("One of: {}", LOSS_NAMES.join(", ")))]
+    name: String,
+    /// Predictions (.npy or .csv): n values, or n×m scores for the multi-class losses.
+    #[arg(long, value_name = "FILE")]
+    pred: String,
+    /// Targets: as many values as --pred, or n class indices (cross-entropy, zero-one).
+    #[arg(long, value_name = "FILE")]
+    target: Option<String>,
+    /// Per-sample (per-row) weights, each >= 0.
+    #[arg(long, value_name = "FILE")]
+    weights: Option<String>,
+    /// How per-sample losses are combined.
+    #[arg(long, value_name = "R", default_value = "mean",
+          value_parser = ["mean", "sum", "none"])]
+    reduction: String,
+    /// δ of huber (default 1.0, > 0).
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    delta: Option<f32>,
+    /// γ of quantile (default 0.5, in (0, 1)).
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    quantile: Option<f32>,
+    /// Where to write the n per-sample losses (with --reduction none).
+    #[arg(long, value_name = "FILE.npy")]
+    out: Option<String>,
+    /// Where to write d loss / d pred (same reduction), with pred's shape.
+    #[arg(long, value_name = "FILE.npy")]
+    grad_out: Option<String>,
+}
+
+/// The target in the owned form the engine's borrowed [`Target`] points into.
+enum Owned {
+    None,
+    Values(Vec<f32>),
+    Classes(Vec<u32>),
+}
+
+pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
+    let params = LossParams {
+        delta: args.delta,
+        quantile: args.quantile,
+    };
+    let loss = Loss::from_name(&args.name, params)?;
+    reject_unused(&args, &loss)?;
+    let reduction = Reduction::from_name(&args.reduction)?;
+    match (reduction, &args.out) {
+        (Reduction::None, None) => {
+            return Err(Error::InvalidInput(
+                "--reduction none needs --out FILE.npy".into(),
+            ))
+        }
+        (Reduction::Mean | Reduction::Sum, Some(_)) => {
+            return Err(Error::InvalidInput(format!(
+            "--out takes the per-sample losses of --reduction none; with {} the value is printed",
+            reduction.name()
+        )))
+        }
+        _ => {}
+    }
+    for out in args.out.iter().chain(&args.grad_out) {
+        io::check_out_path(out)?;
+    }
+
+    let pred = io::read(&args.pred)?;
+    let target = match (&loss, &args.target) {
+        (Loss::Entropy, Some(_)) => {
+            return Err(Error::InvalidInput(
+                "entropy takes only --pred (no --target)".into(),
+            ))
+        }
+        (Loss::Entropy, None) => None,
+        (_, None) => {
+            return Err(Error::InvalidInput(format!(
+                "{} needs --target FILE",
+                loss.name()
+            )))
+        }
+        (_, Some(path)) => Some(io::read(path)?),
+    };
+    let weights = args.weights.as_deref().map(io::read).transpose()?;
+
+    let p = pred.to_f32()?;
+    let (cols, owned) = arrange(&loss, &pred, target.as_ref())?;
+    let n = p.len() / cols;
+    let w = match &weights {
+        Some(w) if w.len() != n => {
+            return Err(w.error(format!(
+                "{} weights for {n} samples in {}",
+                w.len(),
+                pred.path
+            )))
+        }
+        Some(w) => Some(w.to_f32()?),
+        None => None,
+    };
+    let input = LossInput {
+        pred: &p,
+        cols,
+        target: match &owned {
+            Owned::None => Target::None,
+            Owned::Values(t) => Target::Values(t),
+            Owned::Classes(c) => Target::Classes(c),
+        },
+        weights: w.as_deref(),
+    };
+
+    let engine = open_engine(backend)?;
+    let files = [
+        Some(&args.pred),
+        args.target.as_ref(),
+        args.weights.as_ref(),
+    ];
+    let value = engine
+        .loss(&loss, &input, reduction)
+        .map_err(|e| name_file(e, files))?;
+    if let (Some(out), Some(per_sample)) = (&args.out, value.per_sample()) {
+        io::write_npy(out, per_sample, &[per_sample.len()])?;
+    }
+    if let Some(grad_out) = &args.grad_out {
+        let grad = engine
+            .loss_grad(&loss, &input, reduction)
+            .map_err(|e| name_file(e, files))?;
+        io::write_npy(grad_out, &grad, &pred.dims)?;
+    }
+
+    let mut report = Report::new();
+    report.str("loss", loss.name());
+    report.str("reduction", reduction.name());
+    match value.scalar() {
+        Some(v) => report.num("value", v),
+        None => report.field(
+            "value",
+            Value::Null,
+            "none (per-sample values in --out)".into(),
+        ),
+    }
+    report.int("n", n);
+    add_engine(&mut report, &engine);
+    if let Some(out) = &args.out {
+        report.text_only("out", out.clone());
+    }
+    if let Some(grad_out) = &args.grad_out {
+        report.text_only("grad_out", grad_out.clone());
+    }
+    Ok(report)
+}
+
+/// A parameter the loss does not have would be silently ignored.
+fn reject_unused(args: &Args, loss: &Loss) -> Result<()> {
+    let misuse = if args.delta.is_some() && !matches!(loss, Loss::Huber { .. }) {
+        Some("--delta")
+    } else if args.quantile.is_some() && !matches!(loss, Loss::Quantile { .. }) {
+        Some("--quantile")
+    } else {
+        None
+    };
+    match misuse {
+        Some(flag) => Err(Error::InvalidInput(format!(
+            "{} takes no {flag}",
+            loss.name()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Columns of pred and the target in the form the loss takes (see the
+/// module comment).
+fn arrange(loss: &Loss, pred: &Array, target: Option<&Array>) -> Result<(usize, Owned)> {
+    let row_loss = matches!(loss, Loss::CrossEntropy | Loss::KlDiv | Loss::Entropy);
+    let Some(t) = target else {
+        // Only entropy gets here; a 1-D pred is one distribution.
+        return Ok((row_cols(pred), Owned::None));
+    };
+    let argmax = matches!(loss, Loss::ZeroOne) && pred.is_2d() && t.len() != pred.len();
+    if !row_loss && !argmax {
+        if t.len() != pred.len() {
+            return Err(t.error(format!(
+                "{} values, but {} has {}",
+                t.len(),
+                pred.path,
+                pred.len()
+            )));
+        }
+        return Ok((1, Owned::Values(t.to_f32()?)));
+    }
+    let cols = row_cols(pred);
+    let rows = pred.len() / cols;
+    if t.dims == pred.dims && !argmax {
+        return Ok((cols, Owned::Values(t.to_f32()?)));
+    }
+    let one_per_row = t.len() == rows && t.cols() == 1;
+    if one_per_row && matches!(loss, Loss::CrossEntropy | Loss::ZeroOne) {
+        return Ok((cols, Owned::Classes(class_indices(t)?)));
+    }
+    let wanted = if matches!(loss, Loss::KlDiv) {
+        format!("a distribution of {}", pred.shape_text())
+    } else {
+        format!(
+            "{rows} class indices or probabilities of {}",
+            pred.shape_text()
+        )
+    };
+    Err(t.error(format!(
+        "has {} but {} has {}: give {wanted}",
+        t.shape_text(),
+        pred.path,
+        pred.shape_text()
+    )))
+}
+
+/// m for an n×m pred; a 1-D pred is a single row.
+fn row_cols(pred: &Array) -> usize {
+    if pred.is_2d() {
+        pred.cols()
+    } else {
+        pred.len()
+    }
+}
+
+/// Class indices must be integers in u32 (the engine checks < m).
+fn class_indices(t: &Array) -> Result<Vec<u32>> {
+    t.data
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            if v.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&v) {
+                Ok(v as u32)
+            } else {
+                Err(t.error(format!(
+                    "target{} = {v} is not a class index (a non-negative integer)",
+                    t.locate(i)
+                )))
+            }
+        })
+        .collect()
+}
+
+/// The engine names the argument ("target[2] = 0.5 ..."); the user thinks in
+/// files, so prefix the file that argument came from.
+fn name_file(e: Error, files: [Option<&String>; 3]) -> Error {
+    let Error::InvalidInput(message) = e else {
+        return e;
+    };
+    let tags = ["pred[", "target[", "weights["];
+    match tags
+        .iter()
+        .zip(files)
+        .find(|(tag, _)| message.contains(*tag))
+    {
+        Some((_, Some(path))) => io::file_error(path, message),
+        _ => Error::InvalidInput(message),
+    }
+}

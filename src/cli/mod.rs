@@ -1,0 +1,82 @@
+//! Argument definitions and dispatch. Each subcommand is one variant of
+//! [`Command`] plus one `run` function in its own module that returns a
+//! [`Report`]; printing (text or JSON) is shared.
+
+mod activation;
+mod devices;
+mod io;
+mod loss;
+mod output;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use lossgpu::{Engine, Result};
+use output::{Format, Report};
+
+/// Losses, metrics and activations on the GPU (wgpu), with an f64 CPU reference.
+#[derive(Debug, Parser)]
+#[command(name = "lossgpu", version, about, propagate_version = true)]
+// Without a subcommand clap would print the whole help as an error; a
+// one-line "requires a subcommand" error keeps stderr to one line.
+#[command(arg_required_else_help = false)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+
+    /// Where to compute: the GPU if an adapter exists (auto), only the GPU, or the CPU reference.
+    #[arg(long, global = true, value_enum, default_value_t = BackendChoice::Auto)]
+    backend: BackendChoice,
+
+    /// Output on stdout: readable lines, or exactly one JSON object.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the GPU adapter the engine would use and the CPU reference.
+    Devices,
+    /// Apply an activation (or its derivative) elementwise and write the result.
+    Activation(activation::Args),
+    /// Evaluate a loss (and optionally its gradient).
+    Loss(loss::Args),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BackendChoice {
+    Auto,
+    Gpu,
+    Cpu,
+}
+
+/// Runs the parsed command and prints its report.
+pub fn run(cli: Cli) -> Result<()> {
+    let backend = cli.backend;
+    let report = match cli.command {
+        Command::Devices => devices::run(backend)?,
+        Command::Activation(args) => activation::run(args, backend)?,
+        Command::Loss(args) => loss::run(args, backend)?,
+    };
+    report.print(cli.format)
+}
+
+/// Opens the engine the user asked for. Commands call this after reading
+/// their inputs, so bad files fail fast without initialising a GPU.
+fn open_engine(choice: BackendChoice) -> Result<Engine> {
+    match choice {
+        BackendChoice::Auto => Ok(Engine::new()),
+        BackendChoice::Gpu => Engine::gpu(),
+        BackendChoice::Cpu => Ok(Engine::cpu()),
+    }
+}
+
+/// Appends the "backend" and "device" fields every command reports; in text
+/// a CPU fallback says why the GPU was not used.
+fn add_engine(report: &mut Report, engine: &Engine) {
+    let backend = engine.backend().name();
+    let text = match engine.fallback_reason() {
+        Some(reason) => format!("{backend} ({reason})"),
+        None => backend.to_string(),
+    };
+    report.field("backend", output::Value::Str(backend.to_string()), text);
+    report.str("device", &engine.device_name());
+}

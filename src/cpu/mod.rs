@@ -1,0 +1,176 @@
+//! The CPU reference: f64 accumulation, written for clarity. It is both the
+//! fallback backend of [`crate::Engine::cpu`] and the oracle the GPU is tested
+//! against. Each file mirrors a shader of `shaders/`.
+
+pub mod activation;
+pub mod common;
+pub mod loss;
+pub mod rows;
+
+pub use activation::{activation, prelu_alpha_grad};
+
+use crate::error::Result;
+use crate::ops::loss::{class_error, weight_error, Domain, Form, Loss, LossInput, Shape, Target};
+use crate::ops::reduction::{finish, Reduction};
+use common::weighted;
+use rows::RowTarget;
+
+/// Checks every value against its domain, in the order the GPU reports:
+/// prediction, then target, then weights, each at its first offender.
+pub fn validate(loss: &Loss, input: &LossInput) -> Result<()> {
+    let shape = loss.shape(input)?;
+    check_domain(loss, "pred", loss.pred_domain(), input.pred)?;
+    match input.target {
+        Target::Values(t) => check_domain(loss, "target", loss.target_domain(), t)?,
+        Target::Classes(c) => {
+            if let Some(i) = c.iter().position(|&v| v as usize >= shape.cols) {
+                return Err(class_error(loss, i, c[i], shape.cols));
+            }
+        }
+        Target::None => {}
+    }
+    if let Some(w) = input.weights {
+        if let Some(i) = w.iter().position(|&v| v < 0.0) {
+            return Err(weight_error(loss, i, w[i]));
+        }
+    }
+    Ok(())
+}
+
+fn check_domain(loss: &Loss, what: &str, domain: Domain, v: &[f32]) -> Result<()> {
+    match v.iter().position(|&x| !domain.contains(x)) {
+        Some(i) => Err(loss.domain_error(what, domain, i, v[i])),
+        None => Ok(()),
+    }
+}
+
+fn row_target<'a>(input: &LossInput<'a>, shape: &Shape, i: usize) -> RowTarget<'a> {
+    match input.target {
+        Target::None => RowTarget::None,
+        Target::Classes(c) => RowTarget::Class(c[i]),
+        Target::Values(t) => RowTarget::Dist(&t[i * shape.cols..(i + 1) * shape.cols]),
+    }
+}
+
+fn target_value(input: &LossInput, i: usize) -> f64 {
+    match input.target {
+        Target::Values(t) => t[i] as f64,
+        _ => 0.0,
+    }
+}
+
+/// The unweighted per-sample losses lᵢ (validated input).
+pub fn loss_terms(loss: &Loss, input: &LossInput) -> Result<Vec<f64>> {
+    validate(loss, input)?;
+    let shape = loss.shape(input)?;
+    Ok((0..shape.rows)
+        .map(|i| match shape.form {
+            Form::Pointwise(_) => loss.term_f64(input.pred[i] as f64, target_value(input, i)),
+            Form::Rows(op) => rows::row_loss(
+                op,
+                &input.pred[i * shape.cols..(i + 1) * shape.cols],
+                row_target(input, &shape, i),
+            ),
+        })
+        .collect())
+}
+
+fn weight(input: &LossInput, i: usize) -> f64 {
+    input.weights.map_or(1.0, |w| w[i] as f64)
+}
+
+/// The weighted per-sample values wᵢ·lᵢ (reduction `none`).
+pub fn loss_per_sample(loss: &Loss, input: &LossInput) -> Result<Vec<f64>> {
+    reject_rmse_none(loss, Reduction::None)?;
+    let terms = loss_terms(loss, input)?;
+    Ok(terms
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| weighted(weight(input, i), l))
+        .collect())
+}
+
+/// (Σ wᵢlᵢ, Σ wᵢ) in f64.
+pub fn loss_sums(loss: &Loss, input: &LossInput) -> Result<(f64, f64)> {
+    let terms = loss_terms(loss, input)?;
+    let mut sum = 0.0;
+    let mut wsum = 0.0;
+    for (i, l) in terms.iter().enumerate() {
+        let w = weight(input, i);
+        sum += weighted(w, *l);
+        wsum += w;
+    }
+    Ok((sum, wsum))
+}
+
+/// The reduced loss (`mean` or `sum`).
+pub fn loss_scalar(loss: &Loss, input: &LossInput, reduction: Reduction) -> Result<f64> {
+    reject_rmse_none(loss, reduction)?;
+    let (sum, wsum) = loss_sums(loss, input)?;
+    finish(reduction, sum, wsum, *loss == Loss::Rmse)
+}
+
+pub(crate) fn reject_rmse_none(loss: &Loss, reduction: Reduction) -> Result<()> {
+    if *loss == Loss::Rmse && reduction != Reduction::Mean {
+        return Err(crate::error::invalid!(
+            "rmse is a metric: only --reduction mean is defined, not {}",
+            reduction.name()
+        ));
+    }
+    Ok(())
+}
+
+/// The gradient of the reduced loss with respect to every element of
+/// `pred`: wᵢ·(d lᵢ/d p)·c with c = 1/Σw for `mean`, 1 for `sum` and `none`,
+/// and for `rmse` the metric's own chain rule.
+pub fn loss_grad(loss: &Loss, input: &LossInput, reduction: Reduction) -> Result<Vec<f64>> {
+    reject_rmse_none(loss, reduction)?;
+    let (sum, wsum) = loss_sums(loss, input)?;
+    let shape = loss.shape(input)?;
+    let coef = grad_coefficient(loss, reduction, sum, wsum)?;
+    let mut g = Vec::with_capacity(input.pred.len());
+    for i in 0..shape.rows {
+        let w = weight(input, i) * coef;
+        match shape.form {
+            Form::Pointwise(_) => {
+                let d = loss.term_grad_f64(input.pred[i] as f64, target_value(input, i));
+                g.push(weighted(w, d));
+            }
+            Form::Rows(op) => {
+                let row = &input.pred[i * shape.cols..(i + 1) * shape.cols];
+                g.extend(
+                    rows::row_grad(op, row, row_target(input, &shape, i))
+                        .iter()
+                        .map(|d| w * d),
+                );
+            }
+        }
+    }
+    Ok(g)
+}
+
+/// The factor c that turns wᵢ·dlᵢ into the gradient of the reduced loss.
+/// For rmse = sqrt(S/W) with S = Σwe²: d rmse = dS/(2·W·rmse); zero when
+/// rmse is 0 (the subgradient PyTorch's sqrt would make NaN).
+pub(crate) fn grad_coefficient(
+    loss: &Loss,
+    reduction: Reduction,
+    sum: f64,
+    wsum: f64,
+) -> Result<f64> {
+    match reduction {
+        Reduction::Sum | Reduction::None => Ok(1.0),
+        Reduction::Mean => {
+            let value = finish(reduction, sum, wsum, *loss == Loss::Rmse)?;
+            if *loss == Loss::Rmse {
+                Ok(if value == 0.0 {
+                    0.0
+                } else {
+                    1.0 / (2.0 * wsum * value)
+                })
+            } else {
+                Ok(1.0 / wsum)
+            }
+        }
+    }
+}

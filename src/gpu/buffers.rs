@@ -1,0 +1,153 @@
+//! Buffers: upload from host slices, device-side outputs, and readback with
+//! map_async + poll.
+
+use super::context::Context;
+use crate::error::{Error, Result};
+use wgpu::util::DeviceExt;
+
+/// Bytes padded to a whole vec4, so the kernels can load 16 bytes at a time
+/// and bindings never end inside an element.
+pub(crate) fn padded_bytes(elements: usize) -> u64 {
+    (elements.div_ceil(4).max(1) * 16) as u64
+}
+
+fn check_size(ctx: &Context, bytes: u64, what: &str) -> Result<()> {
+    if bytes > ctx.info.max_buffer_bytes {
+        return Err(Error::Gpu(format!(
+            "{what} needs a buffer of {bytes} bytes, beyond this adapter's max_buffer_size of {} bytes",
+            ctx.info.max_buffer_bytes
+        )));
+    }
+    Ok(())
+}
+
+/// Uploads 32-bit values (f32, or u32 class indices) into a read-only
+/// storage buffer, zero-padded to a whole vec4.
+pub(crate) fn upload<T: bytemuck::Pod>(
+    ctx: &Context,
+    data: &[T],
+    what: &str,
+) -> Result<wgpu::Buffer> {
+    let bytes = padded_bytes(data.len());
+    check_size(ctx, bytes, what)?;
+    let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(what),
+        size: bytes,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: true,
+    });
+    {
+        let mut view = buffer
+            .slice(..)
+            .get_mapped_range_mut()
+            .map_err(|e| Error::Gpu(format!("mapping {what}: {e}")))?;
+        let src: &[u8] = bytemuck::cast_slice(data);
+        view.slice(..src.len()).copy_from_slice(src);
+    }
+    buffer.unmap();
+    Ok(buffer)
+}
+
+/// A read-write storage buffer for `elements` 32-bit values, readable back.
+pub(crate) fn output(ctx: &Context, elements: usize, what: &str) -> Result<wgpu::Buffer> {
+    let bytes = padded_bytes(elements);
+    check_size(ctx, bytes, what)?;
+    Ok(ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(what),
+        size: bytes,
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_SRC
+            | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    }))
+}
+
+/// The four error slots (first bad index of pred, target, weights), all
+/// u32::MAX until a kernel finds an offender.
+pub(crate) fn error_slots(ctx: &Context) -> wgpu::Buffer {
+    ctx.device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("errors"),
+            contents: bytemuck::cast_slice(&[u32::MAX; 4]),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        })
+}
+
+pub(crate) fn uniform<T: bytemuck::Pod>(ctx: &Context, value: &T) -> wgpu::Buffer {
+    ctx.device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("params"),
+            contents: bytemuck::bytes_of(value),
+            usage: wgpu::BufferUsages::UNIFORM,
+        })
+}
+
+/// Copies `parts` (buffer, bytes from its start) into one staging buffer at
+/// the end of `encoder`, submits, waits, and returns each part's bytes.
+pub(crate) fn submit_and_read(
+    ctx: &Context,
+    mut encoder: wgpu::CommandEncoder,
+    parts: &[(&wgpu::Buffer, u64)],
+) -> Result<Vec<Vec<u8>>> {
+    let total: u64 = parts.iter().map(|p| p.1).sum();
+    check_size(ctx, total, "readback")?;
+    let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("staging"),
+        size: total.max(4),
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut offset = 0;
+    for (buffer, bytes) in parts {
+        encoder.copy_buffer_to_buffer(buffer, 0, &staging, offset, *bytes);
+        offset += bytes;
+    }
+    ctx.queue.submit([encoder.finish()]);
+    let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
+    staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+        sender.send(r).ok();
+    });
+    ctx.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+    ctx.check()?;
+    match pollster::block_on(receiver.receive()) {
+        Some(Ok(())) => {}
+        Some(Err(e)) => return Err(Error::Gpu(format!("reading results back: {e}"))),
+        None => {
+            return Err(Error::Gpu(
+                "reading results back: the map callback never ran".into(),
+            ))
+        }
+    }
+    let view = staging
+        .slice(..)
+        .get_mapped_range()
+        .map_err(|e| Error::Gpu(format!("reading results back: {e}")))?;
+    let mut out = Vec::with_capacity(parts.len());
+    let mut offset = 0usize;
+    for (_, bytes) in parts {
+        out.push(view[offset..offset + *bytes as usize].to_vec());
+        offset += *bytes as usize;
+    }
+    drop(view);
+    staging.unmap();
+    Ok(out)
+}
+
+/// f32 values from readback bytes, cut to `n`.
+pub(crate) fn to_f32(bytes: &[u8], n: usize) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .take(n)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// u32 values from readback bytes.
+pub(crate) fn to_u32(bytes: &[u8]) -> Vec<u32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}

@@ -1,0 +1,708 @@
+//! The GPU backend: each public operation records its dispatches into one
+//! command encoder, submits once and reads back once.
+
+mod buffers;
+pub(crate) mod context;
+mod dispatch;
+pub(crate) mod pipelines;
+
+use crate::cpu::reject_rmse_none;
+use crate::error::{Error, Result};
+use crate::ops::activation::{Activation, Pass};
+use crate::ops::loss::{
+    class_error, weight_error, Domain, Form, Loss, LossInput, Target, OP_IDENTITY,
+};
+use crate::ops::reduction::{finish, LossValue, Reduction};
+use buffers::{error_slots, output, submit_and_read, to_f32, to_u32, uniform, upload};
+use context::{Context, GpuOptions};
+use dispatch::{
+    binding, chunks, grid, groups_for, max_chunk_elements, max_chunk_rows, partials_for,
+};
+use pipelines::{Family, Pipelines};
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ActParams {
+    n4: u32,
+    base: u32,
+    seed_lo: u32,
+    seed_hi: u32,
+    a: f32,
+    training: u32,
+    lower: f32,
+    upper: f32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct LossParams {
+    n: u32,
+    base: u32,
+    partial_base: u32,
+    coef_mode: u32,
+    param: f32,
+    scale: f32,
+    pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct RowParams {
+    rows: u32,
+    cols: u32,
+    base_row: u32,
+    pred_skip: u32,
+    target_skip: u32,
+    weight_skip: u32,
+    out_skip: u32,
+    lse_skip: u32,
+    coef_mode: u32,
+    scale: f32,
+    pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ReduceParams {
+    count: u32,
+    pad: [u32; 3],
+}
+
+/// How the gradient kernels scale w·dl/dp (grad_factor in common.wgsl).
+#[derive(Clone, Copy)]
+enum Coef {
+    Scale(f32),
+    InverseWeightSum,
+    Rmse,
+}
+
+impl Coef {
+    fn mode(self) -> (u32, f32) {
+        match self {
+            Coef::Scale(s) => (0, s),
+            Coef::InverseWeightSum => (1, 0.0),
+            Coef::Rmse => (2, 0.0),
+        }
+    }
+}
+
+/// A pointwise kernel's specialisation.
+#[derive(Clone, Copy)]
+struct PointOp {
+    op: u32,
+    param: f32,
+    pred_domain: Domain,
+    target_domain: Domain,
+}
+
+/// Device buffers of one loss evaluation.
+struct Inputs<'b> {
+    pred: &'b wgpu::Buffer,
+    target: Option<&'b wgpu::Buffer>,
+    weights: Option<&'b wgpu::Buffer>,
+    errors: &'b wgpu::Buffer,
+}
+
+/// Σ w·l from a reduction's (S, Σ w, M): S·e^M in f64 (M = 0 except for the
+/// exponential loss).
+fn scaled_sum(s: &[f32]) -> f64 {
+    if s[2] == 0.0 {
+        s[0] as f64
+    } else {
+        s[0] as f64 * (s[2] as f64).exp()
+    }
+}
+
+pub(crate) struct Gpu {
+    ctx: Context,
+    pipelines: Pipelines,
+}
+
+impl Gpu {
+    pub async fn new(options: &GpuOptions) -> Result<Gpu> {
+        let ctx = Context::new(options).await?;
+        let pipelines = Pipelines::new(&ctx)?;
+        Ok(Gpu { ctx, pipelines })
+    }
+
+    pub fn from_device(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        info: wgpu::AdapterInfo,
+        options: &GpuOptions,
+    ) -> Result<Gpu> {
+        let subgroups =
+            !options.disable_subgroups && device.features().contains(wgpu::Features::SUBGROUP);
+        let ctx = Context::from_device(device, queue, info, subgroups, options);
+        let pipelines = Pipelines::new(&ctx)?;
+        Ok(Gpu { ctx, pipelines })
+    }
+
+    pub fn info(&self) -> &context::DeviceInfo {
+        &self.ctx.info
+    }
+
+    pub fn device(&self) -> &wgpu::Device {
+        &self.ctx.device
+    }
+
+    pub fn pipeline_count(&self) -> usize {
+        self.pipelines.len()
+    }
+
+    fn encoder(&self) -> wgpu::CommandEncoder {
+        self.ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("lossgpu"),
+            })
+    }
+
+    fn run(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        family: Family,
+        entry: &'static str,
+        constants: &[(&'static str, u32)],
+        resources: Vec<wgpu::BindingResource>,
+        groups: (u32, u32),
+    ) -> Result<()> {
+        let pipeline = self.pipelines.get(&self.ctx, family, entry, constants)?;
+        let entries: Vec<wgpu::BindGroupEntry> = resources
+            .into_iter()
+            .enumerate()
+            .map(|(i, resource)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource,
+            })
+            .collect();
+        let bind_group = self
+            .ctx
+            .device
+            .create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(entry),
+                layout: self.pipelines.layout(family),
+                entries: &entries,
+            });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(entry),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(groups.0, groups.1, 1);
+        Ok(())
+    }
+
+    // ---- activations -------------------------------------------------
+
+    pub fn activation(
+        &self,
+        act: &Activation,
+        pass: Pass,
+        x: &[f32],
+        upstream: Option<&[f32]>,
+    ) -> Result<Vec<f32>> {
+        let n = x.len();
+        self.ctx.scoped(|| {
+            let xb = upload(&self.ctx, x, "input")?;
+            let ub = match upstream {
+                Some(u) if pass == Pass::Backward => Some(upload(&self.ctx, u, "upstream")?),
+                _ => None,
+            };
+            let out = output(&self.ctx, n, "activation output")?;
+            let mut encoder = self.encoder();
+            let [a, _, lower, upper] = act.shader_params();
+            let [training, seed_lo, seed_hi] = act.shader_rng();
+            let constants = [("OP", act.shader_id()), ("PASS", pass.shader_id())];
+            for c in chunks(n, max_chunk_elements(&self.ctx)) {
+                let params = uniform(
+                    &self.ctx,
+                    &ActParams {
+                        n4: c.len.div_ceil(4) as u32,
+                        base: c.start as u32,
+                        seed_lo,
+                        seed_hi,
+                        a,
+                        training,
+                        lower,
+                        upper,
+                    },
+                );
+                let resources = vec![
+                    params.as_entire_binding(),
+                    binding(&self.ctx, &xb, c.start, c.len).0,
+                    binding(&self.ctx, ub.as_ref().unwrap_or(&xb), c.start, c.len).0,
+                    binding(&self.ctx, &out, c.start, c.len).0,
+                ];
+                let groups = grid(&self.ctx, groups_for(c.len.div_ceil(4)))?;
+                self.run(
+                    &mut encoder,
+                    Family::Activation,
+                    "activation",
+                    &constants,
+                    resources,
+                    groups,
+                )?;
+            }
+            let bytes = submit_and_read(&self.ctx, encoder, &[(&out, n as u64 * 4)])?;
+            Ok(to_f32(&bytes[0], n))
+        })
+    }
+
+    /// Σ term(x, t) of an internal pointwise op (prelu's dα, the penalties).
+    pub fn sum_of_terms(&self, op: u32, x: &[f32], t: Option<&[f32]>) -> Result<f64> {
+        self.ctx.scoped(|| {
+            let xb = upload(&self.ctx, x, "input")?;
+            let tb = t
+                .map(|t| upload(&self.ctx, t, "second input"))
+                .transpose()?;
+            let errors = error_slots(&self.ctx);
+            let inputs = Inputs {
+                pred: &xb,
+                target: tb.as_ref(),
+                weights: None,
+                errors: &errors,
+            };
+            let op = PointOp {
+                op,
+                param: 0.0,
+                pred_domain: Domain::Any,
+                target_domain: Domain::Any,
+            };
+            let mut encoder = self.encoder();
+            let result = self.reduce(&mut encoder, op, &inputs, x.len())?;
+            let bytes = submit_and_read(&self.ctx, encoder, &[(&result, 16)])?;
+            Ok(scaled_sum(&to_f32(&bytes[0], 3)))
+        })
+    }
+
+    // ---- pointwise passes ---------------------------------------------
+
+    fn point_constants(op: PointOp, inputs: &Inputs) -> [(&'static str, u32); 5] {
+        [
+            ("OP", op.op),
+            ("HAS_TARGET", inputs.target.is_some() as u32),
+            ("HAS_WEIGHTS", inputs.weights.is_some() as u32),
+            ("PRED_DOMAIN", op.pred_domain.shader_id()),
+            ("TARGET_DOMAIN", op.target_domain.shader_id()),
+        ]
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn point_resources<'b>(
+        &self,
+        params: &'b wgpu::Buffer,
+        inputs: &Inputs<'b>,
+        out: wgpu::BindingResource<'b>,
+        stats: Option<&'b wgpu::Buffer>,
+        start: usize,
+        len: usize,
+    ) -> Vec<wgpu::BindingResource<'b>> {
+        let ctx = &self.ctx;
+        vec![
+            params.as_entire_binding(),
+            binding(ctx, inputs.pred, start, len).0,
+            binding(ctx, inputs.target.unwrap_or(inputs.pred), start, len).0,
+            binding(ctx, inputs.weights.unwrap_or(inputs.pred), start, len).0,
+            out,
+            inputs.errors.as_entire_binding(),
+            stats.unwrap_or(inputs.pred).as_entire_binding(),
+        ]
+    }
+
+    /// Both passes of a reduction over `n` elements; returns the buffer whose
+    /// first vec4 holds (Σ w·l, Σ w).
+    fn reduce(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        op: PointOp,
+        inputs: &Inputs,
+        n: usize,
+    ) -> Result<wgpu::Buffer> {
+        let parts = chunks(n, max_chunk_elements(&self.ctx));
+        let total: usize = parts.iter().map(|c| partials_for(c.len)).sum();
+        let partials = output(&self.ctx, total * 4, "partials")?;
+        let constants = Self::point_constants(op, inputs);
+        let mut base = 0;
+        for c in &parts {
+            let groups = partials_for(c.len);
+            let params = uniform(
+                &self.ctx,
+                &LossParams {
+                    n: c.len as u32,
+                    base: c.start as u32,
+                    partial_base: base as u32,
+                    coef_mode: 0,
+                    param: op.param,
+                    scale: 1.0,
+                    pad: [0; 2],
+                },
+            );
+            let resources = self.point_resources(
+                &params,
+                inputs,
+                partials.as_entire_binding(),
+                None,
+                c.start,
+                c.len,
+            );
+            self.run(
+                encoder,
+                Family::Loss,
+                "reduce_terms",
+                &constants,
+                resources,
+                (groups as u32, 1),
+            )?;
+            base += groups;
+        }
+        let result = output(&self.ctx, 4, "result")?;
+        let params = uniform(
+            &self.ctx,
+            &ReduceParams {
+                count: total as u32,
+                pad: [0; 3],
+            },
+        );
+        let resources = vec![
+            params.as_entire_binding(),
+            partials.as_entire_binding(),
+            result.as_entire_binding(),
+        ];
+        self.run(
+            encoder,
+            Family::Reduce,
+            "reduce_partials",
+            &[],
+            resources,
+            (1, 1),
+        )?;
+        Ok(result)
+    }
+
+    /// `terms` (w·l per element) or `grad` (w·c·dl/dp per element).
+    #[allow(clippy::too_many_arguments)]
+    fn elementwise(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        entry: &'static str,
+        op: PointOp,
+        inputs: &Inputs,
+        n: usize,
+        coef: Coef,
+        stats: Option<&wgpu::Buffer>,
+    ) -> Result<wgpu::Buffer> {
+        let out = output(&self.ctx, n, entry)?;
+        let constants = Self::point_constants(op, inputs);
+        let (coef_mode, scale) = coef.mode();
+        for c in chunks(n, max_chunk_elements(&self.ctx)) {
+            let params = uniform(
+                &self.ctx,
+                &LossParams {
+                    n: c.len as u32,
+                    base: c.start as u32,
+                    partial_base: 0,
+                    coef_mode,
+                    param: op.param,
+                    scale,
+                    pad: [0; 2],
+                },
+            );
+            let out_binding = binding(&self.ctx, &out, c.start, c.len).0;
+            let resources =
+                self.point_resources(&params, inputs, out_binding, stats, c.start, c.len);
+            let groups = grid(&self.ctx, groups_for(c.len.div_ceil(4)))?;
+            self.run(encoder, Family::Loss, entry, &constants, resources, groups)?;
+        }
+        Ok(out)
+    }
+
+    // ---- row passes ----------------------------------------------------
+
+    /// row_loss over all rows: per-row losses and logsumexps.
+    fn row_losses(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        constants: &[(&'static str, u32)],
+        inputs: &Inputs,
+        rows: usize,
+        cols: usize,
+    ) -> Result<(wgpu::Buffer, wgpu::Buffer)> {
+        let out = output(&self.ctx, rows, "row losses")?;
+        let lse = output(&self.ctx, 2 * rows, "row logsumexp")?;
+        self.row_pass(
+            encoder,
+            "row_loss",
+            constants,
+            inputs,
+            rows,
+            cols,
+            &out,
+            &lse,
+            None,
+            Coef::Scale(1.0),
+        )?;
+        Ok((out, lse))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn row_pass(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        entry: &'static str,
+        constants: &[(&'static str, u32)],
+        inputs: &Inputs,
+        rows: usize,
+        cols: usize,
+        out: &wgpu::Buffer,
+        lse: &wgpu::Buffer,
+        stats: Option<&wgpu::Buffer>,
+        coef: Coef,
+    ) -> Result<()> {
+        let ctx = &self.ctx;
+        let classes =
+            inputs.target.is_some() && constants.iter().any(|&(k, v)| k == "OP" && v <= 1);
+        let (coef_mode, scale) = coef.mode();
+        for c in chunks(rows, max_chunk_rows(ctx, cols)?) {
+            let (pred, pred_skip) = binding(ctx, inputs.pred, c.start * cols, c.len * cols);
+            let (target, target_skip) = match inputs.target {
+                Some(t) if classes => binding(ctx, t, c.start, c.len),
+                Some(t) => binding(ctx, t, c.start * cols, c.len * cols),
+                None => binding(ctx, inputs.pred, c.start * cols, c.len * cols),
+            };
+            let (weights, weight_skip) =
+                binding(ctx, inputs.weights.unwrap_or(inputs.pred), c.start, c.len);
+            let (out_binding, out_skip) = if entry == "row_grad" {
+                binding(ctx, out, c.start * cols, c.len * cols)
+            } else {
+                binding(ctx, out, c.start, c.len)
+            };
+            let (lse_binding, lse_skip) = binding(ctx, lse, 2 * c.start, 2 * c.len);
+            let params = uniform(
+                ctx,
+                &RowParams {
+                    rows: c.len as u32,
+                    cols: cols as u32,
+                    base_row: c.start as u32,
+                    pred_skip,
+                    target_skip,
+                    weight_skip,
+                    out_skip,
+                    lse_skip,
+                    coef_mode,
+                    scale,
+                    pad: [0; 2],
+                },
+            );
+            let resources = vec![
+                params.as_entire_binding(),
+                pred,
+                target,
+                weights,
+                out_binding,
+                lse_binding,
+                inputs.errors.as_entire_binding(),
+                stats.unwrap_or(inputs.pred).as_entire_binding(),
+            ];
+            let groups = if entry == "row_grad" {
+                grid(ctx, groups_for(c.len * cols))?
+            } else {
+                grid(ctx, c.len)?
+            };
+            self.run(encoder, Family::Rows, entry, constants, resources, groups)?;
+        }
+        Ok(())
+    }
+
+    // ---- losses ----------------------------------------------------------
+
+    /// Evaluates the loss value, or with `with_grad` its gradient; returns
+    /// (value or per-sample values, gradient).
+    pub fn loss(
+        &self,
+        loss: &Loss,
+        input: &LossInput,
+        reduction: Reduction,
+        with_grad: bool,
+    ) -> Result<(LossValue, Option<Vec<f32>>)> {
+        reject_rmse_none(loss, reduction)?;
+        let shape = loss.shape(input)?;
+        let ctx = &self.ctx;
+        let (rows, cols) = (shape.rows, shape.cols);
+        self.ctx.scoped(|| {
+            let pred = upload(ctx, input.pred, "pred")?;
+            let target = match input.target {
+                Target::Values(t) => Some(upload(ctx, t, "target")?),
+                Target::Classes(c) => Some(upload(ctx, c, "target")?),
+                Target::None => None,
+            };
+            let weights = input
+                .weights
+                .map(|w| upload(ctx, w, "weights"))
+                .transpose()?;
+            let errors = error_slots(ctx);
+            let inputs = Inputs {
+                pred: &pred,
+                target: target.as_ref(),
+                weights: weights.as_ref(),
+                errors: &errors,
+            };
+            let mut encoder = self.encoder();
+            let weighted = input.weights.is_some();
+            // The per-sample values and how to reduce them.
+            let (point_op, point_inputs, row_state);
+            match shape.form {
+                Form::Pointwise(op) => {
+                    point_op = PointOp {
+                        op,
+                        param: loss.param(),
+                        pred_domain: loss.pred_domain(),
+                        target_domain: loss.target_domain(),
+                    };
+                    point_inputs = None;
+                    row_state = None;
+                }
+                Form::Rows(op) => {
+                    let constants = [
+                        ("OP", op),
+                        ("HAS_WEIGHTS", weighted as u32),
+                        ("PRED_UNIT", (loss.pred_domain() == Domain::Unit) as u32),
+                        (
+                            "TARGET_UNIT",
+                            (matches!(input.target, Target::Values(_))
+                                && loss.target_domain() == Domain::Unit)
+                                as u32,
+                        ),
+                    ];
+                    let (row_out, lse) =
+                        self.row_losses(&mut encoder, &constants, &inputs, rows, cols)?;
+                    point_op = PointOp {
+                        op: OP_IDENTITY,
+                        param: 0.0,
+                        pred_domain: Domain::Any,
+                        target_domain: Domain::Any,
+                    };
+                    point_inputs = Some(row_out);
+                    row_state = Some((constants, lse));
+                }
+            }
+            let reduce_inputs = Inputs {
+                pred: point_inputs.as_ref().unwrap_or(&pred),
+                target: if point_inputs.is_some() {
+                    None
+                } else {
+                    inputs.target
+                },
+                weights: inputs.weights,
+                errors: &errors,
+            };
+            let rmse = *loss == Loss::Rmse;
+            let needs_sums = !with_grad || (reduction == Reduction::Mean && (weighted || rmse));
+            let sums = if reduction != Reduction::None && needs_sums {
+                Some(self.reduce(&mut encoder, point_op, &reduce_inputs, rows)?)
+            } else {
+                None
+            };
+            let coef = match reduction {
+                Reduction::Mean if rmse => Coef::Rmse,
+                Reduction::Mean if weighted => Coef::InverseWeightSum,
+                Reduction::Mean => Coef::Scale((1.0 / rows as f64) as f32),
+                _ => Coef::Scale(1.0),
+            };
+            let main = if with_grad {
+                match &row_state {
+                    None => Some(self.elementwise(
+                        &mut encoder,
+                        "grad",
+                        point_op,
+                        &inputs,
+                        rows,
+                        coef,
+                        sums.as_ref(),
+                    )?),
+                    Some((constants, lse)) => {
+                        let g = output(ctx, rows * cols, "grad")?;
+                        self.row_pass(
+                            &mut encoder,
+                            "row_grad",
+                            constants,
+                            &inputs,
+                            rows,
+                            cols,
+                            &g,
+                            lse,
+                            sums.as_ref(),
+                            coef,
+                        )?;
+                        Some(g)
+                    }
+                }
+            } else if reduction == Reduction::None {
+                Some(self.elementwise(
+                    &mut encoder,
+                    "terms",
+                    point_op,
+                    &reduce_inputs,
+                    rows,
+                    coef,
+                    None,
+                )?)
+            } else {
+                None
+            };
+            let main_len = if with_grad { rows * cols } else { rows };
+            let mut parts: Vec<(&wgpu::Buffer, u64)> = vec![(&errors, 16)];
+            if let Some(s) = &sums {
+                parts.push((s, 16));
+            }
+            if let Some(m) = &main {
+                parts.push((m, main_len as u64 * 4));
+            }
+            let bytes = submit_and_read(ctx, encoder, &parts)?;
+            self.raise_value_errors(loss, input, cols, &to_u32(&bytes[0]))?;
+            let value = match (&sums, reduction) {
+                (Some(_), Reduction::Mean | Reduction::Sum) => {
+                    let s = to_f32(&bytes[1], 3);
+                    let wsum = if weighted { s[1] as f64 } else { rows as f64 };
+                    LossValue::Scalar(finish(reduction, scaled_sum(&s), wsum, rmse)?)
+                }
+                (_, Reduction::None) if !with_grad => LossValue::PerSample(to_f32(&bytes[1], rows)),
+                _ => LossValue::Scalar(f64::NAN),
+            };
+            let grad = if with_grad {
+                Some(to_f32(&bytes[bytes.len() - 1], main_len))
+            } else {
+                None
+            };
+            Ok((value, grad))
+        })
+    }
+
+    /// Turns the first offending index found by the kernels into the same
+    /// error the CPU reference gives.
+    fn raise_value_errors(
+        &self,
+        loss: &Loss,
+        input: &LossInput,
+        cols: usize,
+        slots: &[u32],
+    ) -> Result<()> {
+        if let Some(&i) = slots.first().filter(|&&i| i != u32::MAX) {
+            let i = i as usize;
+            return Err(loss.domain_error("pred", loss.pred_domain(), i, input.pred[i]));
+        }
+        if let Some(&i) = slots.get(1).filter(|&&i| i != u32::MAX) {
+            let i = i as usize;
+            return Err(match input.target {
+                Target::Classes(c) => class_error(loss, i, c[i], cols),
+                Target::Values(t) => loss.domain_error("target", loss.target_domain(), i, t[i]),
+                Target::None => Error::Gpu("a kernel flagged a target that does not exist".into()),
+            });
+        }
+        if let (Some(&i), Some(w)) = (slots.get(2).filter(|&&i| i != u32::MAX), input.weights) {
+            return Err(weight_error(loss, i as usize, w[i as usize]));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,7 @@
+//! The operations: one enum per family, the single source of truth for names,
+//! parameters, validation and shader specialisation.
+
+pub mod activation;
+pub mod loss;
+pub mod reduction;
+pub mod regularizer;

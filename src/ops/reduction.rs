@@ -1,0 +1,83 @@
+//! Reductions over per-sample losses, and the optional sample weights.
+
+use crate::error::{invalid, Result};
+
+/// How per-sample losses lᵢ with weights wᵢ (default 1) are combined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reduction {
+    /// Σ wᵢ lᵢ / Σ wᵢ (an error when Σ wᵢ = 0).
+    #[default]
+    Mean,
+    /// Σ wᵢ lᵢ.
+    Sum,
+    /// The n values wᵢ·lᵢ.
+    None,
+}
+
+impl Reduction {
+    /// Parses `mean`, `sum` or `none`.
+    pub fn from_name(name: &str) -> Result<Self> {
+        match name {
+            "mean" => Ok(Reduction::Mean),
+            "sum" => Ok(Reduction::Sum),
+            "none" => Ok(Reduction::None),
+            _ => Err(invalid!(
+                "unknown reduction '{name}' (expected mean, sum or none)"
+            )),
+        }
+    }
+
+    /// The CLI name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reduction::Mean => "mean",
+            Reduction::Sum => "sum",
+            Reduction::None => "none",
+        }
+    }
+}
+
+/// The value of a loss: one number, or one per sample for [`Reduction::None`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum LossValue {
+    /// Mean or sum.
+    Scalar(f64),
+    /// The n values wᵢ·lᵢ.
+    PerSample(Vec<f32>),
+}
+
+impl LossValue {
+    /// The scalar, if this is one.
+    pub fn scalar(&self) -> Option<f64> {
+        match self {
+            LossValue::Scalar(v) => Some(*v),
+            LossValue::PerSample(_) => None,
+        }
+    }
+
+    /// The per-sample values, if reduction was `none`.
+    pub fn per_sample(&self) -> Option<&[f32]> {
+        match self {
+            LossValue::Scalar(_) => None,
+            LossValue::PerSample(v) => Some(v),
+        }
+    }
+}
+
+/// Turns the two sums (Σ wᵢlᵢ, Σ wᵢ) into the reduced value, shared by both
+/// backends so they agree on the edge cases.
+pub(crate) fn finish(reduction: Reduction, sum: f64, weight_sum: f64, rmse: bool) -> Result<f64> {
+    match reduction {
+        Reduction::Sum => Ok(sum),
+        Reduction::Mean => {
+            if weight_sum == 0.0 {
+                return Err(invalid!(
+                    "the weights sum to 0, so the weighted mean is undefined"
+                ));
+            }
+            let mean = sum / weight_sum;
+            Ok(if rmse { mean.sqrt() } else { mean })
+        }
+        Reduction::None => Err(invalid!("internal: finish() called for reduction none")),
+    }
+}

@@ -1,0 +1,886 @@
+//! End-to-end tests of the `lossgpu` binary (SPEC §4). Most use
+//! `--backend cpu` so they are deterministic on any machine; the GPU ones
+//! skip without an adapter unless LOSSGPU_REQUIRE_GPU=1.
+
+use npyz::WriterBuilder;
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+use tempfile::TempDir;
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the binary inside `dir`, so file names in messages are short.
+fn run_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lossgpu"));
+    cmd.args(args).current_dir(dir);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("the binary runs");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn run(dir: &Path, args: &[&str]) -> Run {
+    run_env(dir, args, &[])
+}
+
+/// Succeeds; returns stdout.
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let r = run(dir, args);
+    assert_eq!(r.code, Some(0), "{args:?} failed: {}", r.stderr);
+    r.stdout
+}
+
+/// Succeeds with --format json; returns the one object on stdout.
+fn ok_json(dir: &Path, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["--format", "json"]);
+    let out = ok(dir, &all);
+    assert_eq!(out.trim().lines().count(), 1, "one JSON object: {out}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+/// Fails with status 2 and exactly one line on stderr; returns that line.
+fn fails(dir: &Path, args: &[&str]) -> String {
+    let r = run(dir, args);
+    assert_eq!(
+        r.code,
+        Some(2),
+        "{args:?} should fail with 2; stdout: {}",
+        r.stdout
+    );
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{args:?}: one stderr line, got {:?}",
+        r.stderr
+    );
+    assert!(lines[0].starts_with("lossgpu: "), "{}", lines[0]);
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    lines[0].to_string()
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+fn write_npy<T: npyz::AutoSerialize + Copy>(dir: &Path, name: &str, data: &[T], shape: &[u64]) {
+    let file = std::fs::File::create(dir.join(name)).unwrap();
+    let mut w = npyz::WriteOptions::<T>::new()
+        .default_dtype()
+        .shape(shape)
+        .writer(std::io::BufWriter::new(file))
+        .begin_nd()
+        .unwrap();
+    w.extend(data.iter().copied()).unwrap();
+    w.finish().unwrap();
+}
+
+/// An npy file from a raw header dict and data bytes (for the malformed ones).
+fn write_raw_npy(dir: &Path, name: &str, dict: &str, data: &[u8]) {
+    let mut header = dict.to_string();
+    while !(10 + header.len() + 1).is_multiple_of(64) {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend(data);
+    std::fs::write(dir.join(name), bytes).unwrap();
+}
+
+/// f32 values and shape of an output file; checks the dtype is f32.
+fn read_npy(path: &Path) -> (Vec<f32>, Vec<u64>) {
+    let bytes = std::fs::read(path).unwrap();
+    let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+    assert_eq!(npy.dtype().descr(), "'<f4'");
+    let shape = npy.shape().to_vec();
+    (npy.into_vec::<f32>().unwrap(), shape)
+}
+
+fn assert_close(got: &[f32], want: &[f64], tol: f64) {
+    assert_eq!(got.len(), want.len(), "{got:?} vs {want:?}");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g as f64 - w).abs() <= tol * w.abs().max(1.0),
+            "[{i}]: {g} vs {w}"
+        );
+    }
+}
+
+fn value(v: &Value) -> f64 {
+    v["value"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no numeric value in {v}"))
+}
+
+const CPU: [&str; 2] = ["--backend", "cpu"];
+
+fn with_cpu<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = args.to_vec();
+    all.extend(CPU);
+    all
+}
+
+#[test]
+fn relu_on_csv_and_sigmoid_on_npy() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    write(d, "x.csv", "1\n-2\n\n0.5\n");
+    ok(
+        d,
+        &with_cpu(&["activation", "relu", "--input", "x.csv", "--out", "y.npy"]),
+    );
+    let (y, shape) = read_npy(&d.join("y.npy"));
+    assert_eq!(shape, [3]);
+    assert_eq!(y, [1.0, 0.0, 0.5]);
+
+    write_npy::<f64>(d, "x.npy", &[0.0, 2.0, -1.0, 10.0], &[2, 2]);
+    ok(
+        d,
+        &with_cpu(&[
+            "activation",
+            "sigmoid",
+            "--input",
+            "x.npy",
+            "--out",
+            "s.npy",
+        ]),
+    );
+    let (s, shape) = read_npy(&d.join("s.npy"));
+    assert_eq!(shape, [2, 2], "the input's shape is kept");
+    // 1/(1+e^-x) by hand.
+    assert_close(
+        &s,
+        &[
+            0.5,
+            0.880_797_077_977_882_3,
+            0.268_941_421_369_995_1,
+            0.999_954_602_131_297_6,
+        ],
+        1e-6,
+    );
+}
+
+#[test]
+fn derivative_and_parameters() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    write(d, "x.csv", "1,-2\n0.5,0\n");
+    ok(
+        d,
+        &with_cpu(&[
+            "activation",
+            "relu",
+            "--derivative",
+            "--input",
+            "x.csv",
+            "--out",
+            "dy.npy",
+        ]),
+    );
+    let (dy, shape) = read_npy(&d.join("dy.npy"));
+    assert_eq!(shape, [2, 2]);
+    assert_eq!(dy, [1.0, 0.0, 1.0, 0.0]);
+
+    write_npy::<f32>(d, "z.npy", &[0.0], &[1]);
+    ok(
+        d,
+        &with_cpu(&[
+            "activation",
+            "sigmoid",
+            "--derivative",
+            "--input",
+            "z.npy",
+            "--out",
+            "ds.npy",
+        ]),
+    );
+    assert_close(&read_npy(&d.join("ds.npy")).0, &[0.25], 1e-7);
+
+    // leaky-relu with a negative alpha given as "-0.5" (not taken for a flag).
+    ok(
+        d,
+        &with_cpu(&[
+            "activation",
+            "leaky-relu",
+            "--alpha",
+            "-0.5",
+            "--input",
+            "x.csv",
+            "--out",
+            "l.npy",
+        ]),
+    );
+    assert_eq!(read_npy(&d.join("l.npy")).0, [1.0, 1.0, 0.5, 0.0]);
+}
+
+#[test]
+fn activation_json_has_the_fields() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    write(d, "x.csv", "1\n-2\n0.5\n");
+    let v = ok_json(
+        d,
+        &with_cpu(&[
+            "activation",
+            "tanh",
+            "--input",
+            "x.csv",
+            "--out",
+            "y.npy",
+            "--derivative",
+        ]),
+    );
+    assert_eq!(v["activation"], "tanh");
+    assert_eq!(v["derivative"], true);
+    assert_eq!(v["n"], 3);
+    assert_eq!(v["out"], "y.npy");
+    assert_eq!(v["backend"], "cpu");
+    assert!(v["device"].as_str().unwrap().contains("cpu"));
+}
+
+#[test]
+fn text_output_names_the_backend() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    write(d, "x.csv", "1\n");
+    let out = ok(
+        d,
+        &with_cpu(&["activation", "relu", "--input", "x.csv", "--out", "y.npy"]),
+    );
+    assert!(out.lines().any(|l| l == "backend: cpu"), "{out}");
+    // With no usable wgpu backend, auto falls back to the CPU and says why.
+    let r = run_env(
+        d,
+        &["activation", "relu", "--input", "x.csv", "--out", "y.npy"],
+        &[("WGPU_BACKEND", "metal")],
+    );
+    if cfg!(target_os = "macos") {
+        return;
+    }
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stdout.contains("backend: cpu (no GPU adapter"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn backend_gpu_without_adapter_is_an_error() {
+    if cfg!(target_os = "macos") {
+        return; // Metal is the one backend we can hide on other systems.
+    }
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    write(d, "x.csv", "1\n");
+    let args = [
+        "activation",
+        "relu",
+        "--input",
+        "x.csv",
+        "--out",
+        "y.npy",
+        "--backend",
+        "gpu",
+    ];
+    let r = run_env(d, &args, &[("WGPU_BACKEND", "metal")]);
+    assert_eq!(r.code, Some(2));
+    let last = r.stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("lossgpu: error: no GPU adapter"),
+        "{}",
+        r.stderr
+    );
+    assert!(!d.join("y.npy").exists());
+}
+
+#[test]
+fn regression_losses_match_hand_values() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    // e = t - p = [0.5, -0.5, -1]
+    write(d, "p.csv", "0.5\n2\n-1\n");
+    write(d, "t.csv", "1\n1.5\n-2\n");
+    let base = [
+        "loss",
+        "mse",
+        "--pred",
+        "p.csv",
+        "--target",
+        "t.csv",
+        "--backend",
+        "cpu",
+    ];
+    let v = ok_json(d, &base);
+    assert!((value(&v) - 0.5).abs() < 1e-12, "{v}");
+    assert_eq!(v["loss"], "mse");
+    assert_eq!(v["reduction"], "mean");
+    assert_eq!(v["n"], 3);
+    assert_eq!(v["backend"], "cpu");
+    assert!(v["device"].is_string());
+
+    let mut sum = base.to_vec();
+    sum.extend(["--reduction", "sum"]);
+    assert!((value(&ok_json(d, &sum)) - 1.5).abs() < 1e-12);
+
+    // huber δ=1: all |e| <= 1 -> ½e² = [0.125, 0.125, 0.5], mean 0.25.
+    let huber = |extra: &[&str]| {
+        let mut a = vec![
+            "loss",
+            "huber",
+            "--pred",
+            "p.csv",
+            "--target",
+            "t.csv",
+            "--backend",
+            "cpu",
+        ];
+        a.extend(extra);
+        value(&ok_json(d, &a))
+    };
+    assert!((huber(&[]) - 0.25).abs() < 1e-12);
+    // δ=0.5: [0.125, 0.125, 0.5·(1 - 0.25)] -> mean 0.625/3.
+    assert!((huber(&["--delta", "0.5"]) - 0.625 / 3.0).abs() < 1e-12);
+
+    // Weights [1, 0, 3]: (0.25·1 + 1·3) / 4.
+    write(d, "w.csv", "1\n0\n3\n");
+    let mut weighted = base.to_vec();
+    weighted.extend(["--weights", "w.csv"]);
+    assert!((value(&ok_json(d, &weighted)) - 3.25 / 4.0).abs() < 1e-12);
+}
+
+#[test]
+fn hinge_matches_hand_value() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    // t·p = [0.5, -2, 0.3] -> max(0, 1 - t·p) = [0.5, 3, 0.7], mean 1.4.
+    write_npy::<f32>(d, "p.npy", &[0.5, 2.0, -0.3], &[3]);
+    write_npy::<i64>(d, "t.npy", &[1, -1, -1], &[3]);
+    let v = ok_json(
+        d,
+        &with_cpu(&["loss", "hinge", "--pred", "p.npy", "--target", "t.npy"]),
+    );
+    assert!((value(&v) - 1.4).abs() < 1e-6, "{v}");
+}
+
+#[test]
+fn cross_entropy_with_i64_class_targets() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    write_npy::<f32>(d, "logits.npy", &[1.0, 2.0, 3.0, 1.0, 1.0, 1.0], &[2, 3]);
+    write_npy::<i64>(d, "cls.npy", &[2, 0], &[2]);
+    let args = with_cpu(&[
+        "loss",
+        "cross-entropy",
+        "--pred",
+        "logits.npy",
+        "--target",
+        "cls.npy",
+    ]);
+    let v = ok_json(d, &args);
+    // Row 0: log(e^1+e^2+e^3) - 3; row 1: log 3.
+    let row0 = (1f64.exp() + 2f64.exp() + 3f64.exp()).ln() - 3.0;
+    let row1 = 3f64.ln();
+    assert!((value(&v) - (row0 + row1) / 2.0).abs() < 1e-6, "{v}");
+    assert_eq!(v["n"], 2, "n counts rows");
+
+    // The same targets as integral floats in a csv, and as one-hot probabilities.
+    write(d, "cls.csv", "2\n0\n");
+    write(d, "onehot.csv", "0,0,1\n1,0,0\n");
+    for target in ["cls.csv", "onehot.csv"] {
+        let v = ok_json(
+            d,
+            &with_cpu(&[
+                "loss",
+                "cross-entropy",
+                "--pred",
+                "logits.npy",
+                "--target",
+                target,
+            ]),
+        );
+        assert!(
+            (value(&v) - (row0 + row1) / 2.0).abs() < 1e-6,
+            "{target}: {v}"
+        );
+    }
+
+    // Per-sample values and the gradient softmax - onehot, divided by n.
+    let mut none = args.clone();
+    none.extend([
+        "--reduction",
+        "none",
+        "--out",
+        "l.npy",
+        "--grad-out",
+        "g.npy",
+    ]);
+    let v = ok_json(d, &none);
+    assert!(v["value"].is_null());
+    let (l, shape) = read_npy(&d.join("l.npy"));
+    assert_eq!(shape, [2]);
+    assert_close(&l, &[row0, row1], 1e-6);
+    let (g, shape) = read_npy(&d.join("g.npy"));
+    assert_eq!(shape, [2, 3], "the gradient has pred's shape");
+    let z: f64 = [1f64, 2.0, 3.0].iter().map(|x| x.exp()).sum();
+    let soft = [1f64.exp() / z, 2f64.exp() / z, 3f64.exp() / z - 1.0];
+    assert_close(
+        &g,
+        &[
+            soft[0],
+            soft[1],
+            soft[2],
+            1.0 / 3.0 - 1.0,
+            1.0 / 3.0,
+            1.0 / 3.0,
+        ],
+        1e-6,
+    );
+}
+
+#[test]
+fn reduction_none_and_grad_out_write_npy() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    write(d, "p.csv", "0.5,2\n-1,0\n");
+    write(d, "t.csv", "1\n1.5\n-2\n0\n");
+    let args = with_cpu(&[
+        "loss",
+        "mse",
+        "--pred",
+        "p.csv",
+        "--target",
+        "t.csv",
+        "--reduction",
+        "none",
+        "--out",
+        "l.npy",
+    ]);
+    let out = ok(d, &args);
+    assert!(out.contains("value: none"), "{out}");
+    let (l, shape) = read_npy(&d.join("l.npy"));
+    assert_eq!(shape, [4], "n per-sample values");
+    assert_eq!(l, [0.25, 0.25, 1.0, 0.0]);
+
+    // mean gradient of mse: -2e/n with e = [0.5, -0.5, -1, 0].
+    let args = with_cpu(&[
+        "loss",
+        "mse",
+        "--pred",
+        "p.csv",
+        "--target",
+        "t.csv",
+        "--grad-out",
+        "g.npy",
+    ]);
+    ok(d, &args);
+    let (g, shape) = read_npy(&d.join("g.npy"));
+    assert_eq!(shape, [2, 2], "pred's shape");
+    assert_close(&g, &[-0.25, 0.25, 0.5, 0.0], 1e-7);
+}
+
+#[test]
+fn json_writes_nan_as_a_string() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    write(d, "p.csv", "1\nnan\n");
+    write(d, "t.csv", "0\n0\n");
+    let v = ok_json(
+        d,
+        &with_cpu(&["loss", "mse", "--pred", "p.csv", "--target", "t.csv"]),
+    );
+    assert_eq!(v["value"], "NaN", "{v}");
+    let text = ok(
+        d,
+        &with_cpu(&["loss", "mse", "--pred", "p.csv", "--target", "t.csv"]),
+    );
+    assert!(text.contains("value: NaN"), "{text}");
+}
+
+#[test]
+fn devices_lists_the_cpu() {
+    let dir = TempDir::new().unwrap();
+    let v = ok_json(dir.path(), &["devices", "--backend", "cpu"]);
+    let list = v["devices"].as_array().unwrap();
+    assert!(list.iter().any(|x| x["backend"] == "cpu"), "{v}");
+    assert_eq!(v["default"], "cpu");
+}
+
+#[test]
+fn help_and_version_succeed() {
+    let dir = TempDir::new().unwrap();
+    assert!(ok(dir.path(), &["--help"]).contains("loss"));
+    assert!(ok(dir.path(), &["loss", "--help"]).contains("--grad-out"));
+    assert!(ok(dir.path(), &["--version"]).starts_with("lossgpu "));
+}
+
+#[test]
+fn bad_inputs_fail_with_one_line() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    write(d, "p.csv", "0.5\n2\n-1\n");
+    write(d, "t.csv", "1\n1.5\n-2\n");
+    write(d, "half.csv", "1\n0.5\n-1\n");
+    write(d, "two.csv", "1\n2\n");
+    write(d, "empty.csv", "\n  \n");
+    write(d, "text.csv", "1\n2\nabc\n");
+    write(d, "ragged.csv", "1,2\n3\n");
+    write_raw_npy(
+        d,
+        "fortran.npy",
+        "{'descr': '<f8', 'fortran_order': True, 'shape': (2, 2), }",
+        &[0; 32],
+    );
+    write_raw_npy(
+        d,
+        "big.npy",
+        "{'descr': '>f8', 'fortran_order': False, 'shape': (2,), }",
+        &[0; 16],
+    );
+    write_raw_npy(
+        d,
+        "u8.npy",
+        "{'descr': '|u1', 'fortran_order': False, 'shape': (2,), }",
+        &[0; 2],
+    );
+    write_raw_npy(
+        d,
+        "short.npy",
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }",
+        &[0; 8],
+    );
+    write_npy::<f32>(d, "cube.npy", &[0.0; 8], &[2, 2, 2]);
+    std::fs::write(d.join("garbage.npy"), b"this is not an npy file at all").unwrap();
+    write_npy::<f32>(d, "logits.npy", &[1.0, 2.0, 3.0, 4.0], &[2, 2]);
+    write_npy::<i64>(d, "neg.npy", &[1, -1], &[2]);
+    write_npy::<i64>(d, "big_class.npy", &[1, 2], &[2]);
+
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["loss", "mse", "--pred", "missing.csv", "--target", "t.csv"],
+            &["missing.csv"],
+        ),
+        (
+            &["loss", "nonsense", "--pred", "p.csv", "--target", "t.csv"],
+            &["unknown loss 'nonsense'"],
+        ),
+        (
+            &["loss", "hinge", "--pred", "p.csv", "--target", "half.csv"],
+            &["half.csv", "[1]", "0.5"],
+        ),
+        (
+            &["loss", "mse", "--pred", "p.csv", "--target", "two.csv"],
+            &["two.csv", "2 values", "3"],
+        ),
+        (
+            &["loss", "mse", "--pred", "p.csv", "--target", "empty.csv"],
+            &["empty.csv", "no values"],
+        ),
+        (
+            &[
+                "loss", "huber", "--pred", "p.csv", "--target", "t.csv", "--delta", "-1",
+            ],
+            &["--delta", "-1"],
+        ),
+        (
+            &[
+                "loss",
+                "quantile",
+                "--pred",
+                "p.csv",
+                "--target",
+                "t.csv",
+                "--quantile",
+                "1.5",
+            ],
+            &["--quantile", "1.5"],
+        ),
+        (
+            &["loss", "mse", "--pred", "fortran.npy", "--target", "t.csv"],
+            &["fortran.npy", "Fortran"],
+        ),
+        (
+            &["loss", "mse", "--pred", "garbage.npy", "--target", "t.csv"],
+            &["garbage.npy"],
+        ),
+        (
+            &["loss", "mse", "--pred", "big.npy", "--target", "t.csv"],
+            &["big.npy", "big-endian"],
+        ),
+        (
+            &["loss", "mse", "--pred", "u8.npy", "--target", "t.csv"],
+            &["u8.npy", "not supported"],
+        ),
+        (
+            &["loss", "mse", "--pred", "short.npy", "--target", "t.csv"],
+            &["short.npy", "truncated"],
+        ),
+        (
+            &["loss", "mse", "--pred", "cube.npy", "--target", "t.csv"],
+            &["cube.npy", "3 dimensions"],
+        ),
+        (
+            &["loss", "mse", "--pred", "p.csv", "--target", "text.csv"],
+            &["text.csv", "line 3", "'abc'"],
+        ),
+        (
+            &["loss", "mse", "--pred", "p.csv", "--target", "ragged.csv"],
+            &["ragged.csv", "line 2"],
+        ),
+        (
+            &[
+                "loss",
+                "mse",
+                "--pred",
+                "p.csv",
+                "--target",
+                "t.csv",
+                "--no-such-flag",
+            ],
+            &["--no-such-flag"],
+        ),
+        (
+            &[
+                "loss",
+                "mse",
+                "--pred",
+                "p.csv",
+                "--target",
+                "t.csv",
+                "--reduction",
+                "none",
+            ],
+            &["--out"],
+        ),
+        (&["loss", "mse", "--pred", "p.csv"], &["--target"]),
+        (
+            &["loss", "entropy", "--pred", "p.csv", "--target", "t.csv"],
+            &["entropy", "--target"],
+        ),
+        (
+            &[
+                "loss", "mse", "--pred", "p.csv", "--target", "t.csv", "--delta", "2",
+            ],
+            &["--delta"],
+        ),
+        (
+            &[
+                "loss",
+                "rmse",
+                "--pred",
+                "p.csv",
+                "--target",
+                "t.csv",
+                "--reduction",
+                "sum",
+            ],
+            &["rmse"],
+        ),
+        (
+            &[
+                "loss",
+                "cross-entropy",
+                "--pred",
+                "logits.npy",
+                "--target",
+                "neg.npy",
+            ],
+            &["neg.npy", "[1]", "-1"],
+        ),
+        (
+            &[
+                "loss",
+                "cross-entropy",
+                "--pred",
+                "logits.npy",
+                "--target",
+                "big_class.npy",
+            ],
+            &["big_class.npy", "[1]", "2"],
+        ),
+        (
+            &[
+                "activation",
+                "nonsense",
+                "--input",
+                "p.csv",
+                "--out",
+                "y.npy",
+            ],
+            &["unknown activation"],
+        ),
+        (
+            &["activation", "relu", "--input", "p.csv", "--out", "y.csv"],
+            &["y.csv", ".npy"],
+        ),
+        (
+            &[
+                "activation",
+                "swish",
+                "--input",
+                "p.csv",
+                "--out",
+                "y.npy",
+                "--alpha",
+                "2",
+            ],
+            &["--alpha"],
+        ),
+        (
+            &[
+                "activation",
+                "rrelu",
+                "--input",
+                "p.csv",
+                "--out",
+                "y.npy",
+                "--lower",
+                "0.5",
+                "--upper",
+                "0.1",
+            ],
+            &["--lower"],
+        ),
+        (&["activation", "relu", "--input", "p.csv"], &["--out"]),
+        (&[], &["subcommand"]),
+    ];
+    for (args, needles) in cases {
+        let line = fails(d, &with_cpu(args));
+        for needle in *needles {
+            assert!(line.contains(needle), "{args:?}: {line:?} lacks {needle:?}");
+        }
+    }
+    assert!(!d.join("y.npy").exists(), "no output after an error");
+}
+
+/// True when a GPU test should run; with LOSSGPU_REQUIRE_GPU=1 a missing
+/// adapter fails the test instead of skipping it.
+fn gpu_available() -> bool {
+    match lossgpu::Engine::gpu() {
+        Ok(_) => true,
+        Err(e) if std::env::var("LOSSGPU_REQUIRE_GPU").as_deref() == Ok("1") => {
+            panic!("LOSSGPU_REQUIRE_GPU=1 but {e}")
+        }
+        Err(_) => {
+            eprintln!("skipping: no GPU adapter");
+            false
+        }
+    }
+}
+
+fn assert_rel(gpu: f64, cpu: f64) {
+    assert!(
+        (gpu - cpu).abs() <= 1e-5 * cpu.abs(),
+        "gpu {gpu} vs cpu {cpu}"
+    );
+}
+
+#[test]
+fn gpu_activation_matches_cpu() {
+    if !gpu_available() {
+        return;
+    }
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let x: Vec<f32> = (0..257).map(|i| (i as f32 - 128.0) * 0.37).collect();
+    write_npy(d, "x.npy", &x, &[x.len() as u64]);
+    for name in ["sigmoid", "swish", "elu", "softplus"] {
+        for deriv in [false, true] {
+            let mut args = vec!["activation", name, "--input", "x.npy"];
+            if deriv {
+                args.push("--derivative");
+            }
+            let mut gpu = args.clone();
+            gpu.extend(["--out", "g.npy", "--backend", "gpu"]);
+            let v = ok_json(d, &gpu);
+            assert_eq!(v["backend"], "gpu");
+            let mut cpu = args;
+            cpu.extend(["--out", "c.npy", "--backend", "cpu"]);
+            ok(d, &cpu);
+            let (g, gs) = read_npy(&d.join("g.npy"));
+            let (c, cs) = read_npy(&d.join("c.npy"));
+            assert_eq!(gs, cs);
+            for (i, (&a, &b)) in g.iter().zip(&c).enumerate() {
+                // SPEC §5 elementwise: rtol 1e-5, atol 1e-6.
+                assert!(
+                    (a - b).abs() as f64 <= 1e-5 * b.abs() as f64 + 1e-6,
+                    "{name} deriv={deriv} [{i}]: gpu {a} vs cpu {b}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn gpu_loss_matches_cpu() {
+    if !gpu_available() {
+        return;
+    }
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let n = 1000;
+    let p: Vec<f32> = (0..n)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.1)
+        .collect();
+    let t: Vec<f32> = (0..n)
+        .map(|i| ((i * 53 % 97) as f32 - 48.0) * 0.1)
+        .collect();
+    let labels: Vec<i32> = (0..n).map(|i| if i % 3 == 0 { 1 } else { -1 }).collect();
+    let classes: Vec<i64> = (0..n / 4).map(|i| (i % 4) as i64).collect();
+    write_npy(d, "p.npy", &p, &[n as u64]);
+    write_npy(d, "t.npy", &t, &[n as u64]);
+    write_npy(d, "y.npy", &labels, &[n as u64]);
+    write_npy(d, "logits.npy", &p, &[(n / 4) as u64, 4]);
+    write_npy(d, "cls.npy", &classes, &[(n / 4) as u64]);
+    let cases: &[(&str, &str, &str)] = &[
+        ("mse", "p.npy", "t.npy"),
+        ("huber", "p.npy", "t.npy"),
+        ("log-cosh", "p.npy", "t.npy"),
+        ("hinge", "p.npy", "y.npy"),
+        ("logistic", "p.npy", "y.npy"),
+        ("cross-entropy", "logits.npy", "cls.npy"),
+    ];
+    // Reduction sum keeps the gradients O(1), where SPEC §5's elementwise
+    // tolerance (rtol 1e-5, atol 1e-6) means something.
+    for &(name, pred, target) in cases {
+        let args = [
+            "loss",
+            name,
+            "--pred",
+            pred,
+            "--target",
+            target,
+            "--reduction",
+            "sum",
+        ];
+        let mut gpu = args.to_vec();
+        gpu.extend(["--backend", "gpu", "--grad-out", "gg.npy"]);
+        let vg = ok_json(d, &gpu);
+        assert_eq!(vg["backend"], "gpu");
+        let mut cpu = args.to_vec();
+        cpu.extend(["--backend", "cpu", "--grad-out", "cg.npy"]);
+        let vc = ok_json(d, &cpu);
+        assert_rel(value(&vg), value(&vc));
+        let (gg, _) = read_npy(&d.join("gg.npy"));
+        let (cg, _) = read_npy(&d.join("cg.npy"));
+        for (i, (&a, &b)) in gg.iter().zip(&cg).enumerate() {
+            assert!(
+                (a - b).abs() as f64 <= 1e-5 * b.abs() as f64 + 1e-6,
+                "{name} grad [{i}]: gpu {a} vs cpu {b}"
+            );
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! Shared by the integration tests: one GPU engine per test binary, fresh
+//! random data with a printed seed, and a NaN-aware comparison.
+
+#![allow(dead_code)]
+
+use lossgpu::{Engine, GpuOptions};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::sync::OnceLock;
+
+/// Whether GPU tests must fail rather than skip without an adapter.
+pub fn gpu_required() -> bool {
+    std::env::var("LOSSGPU_REQUIRE_GPU").is_ok_and(|v| v == "1")
+}
+
+fn open(options: GpuOptions) -> Option<Engine> {
+    match Engine::gpu_with(options) {
+        Ok(e) => Some(e),
+        Err(e) if gpu_required() => panic!("LOSSGPU_REQUIRE_GPU=1 but no GPU engine: {e}"),
+        Err(e) => {
+            eprintln!("skipping GPU test: {e}");
+            None
+        }
+    }
+}
+
+/// The shared GPU engine (adapter's own limits, subgroups when offered).
+pub fn gpu() -> Option<&'static Engine> {
+    static ENGINE: OnceLock<Option<Engine>> = OnceLock::new();
+    ENGINE.get_or_init(|| open(GpuOptions::default())).as_ref()
+}
+
+/// A GPU engine with a 4 KiB binding cap and the shared-memory tree, so the
+/// chunked paths and the non-subgroup reduction run on small data.
+pub fn gpu_small() -> Option<&'static Engine> {
+    static ENGINE: OnceLock<Option<Engine>> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            open(GpuOptions {
+                disable_subgroups: true,
+                max_binding_bytes: Some(4096),
+            })
+        })
+        .as_ref()
+}
+
+/// A seeded generator; the seed is fresh each run (or LOSSGPU_TEST_SEED) and
+/// printed so a failure can be replayed.
+pub fn rng(label: &str) -> StdRng {
+    let seed = std::env::var("LOSSGPU_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        });
+    eprintln!("{label}: LOSSGPU_TEST_SEED={seed}");
+    StdRng::seed_from_u64(seed)
+}
+
+/// The lengths every op is tried at: tiny, odd, around a workgroup, past
+/// 2^16, and about a million.
+pub const LENGTHS: [usize; 6] = [1, 7, 255, 257, 65_537, 1_000_003];
+
+/// Values no test should miss: the extremes of SPEC §5.
+pub const EXTREMES: [f32; 14] = [
+    1e4, -1e4, 88.0, -88.0, 0.0, -0.0, 1.0, -1.0, 20.0, -20.0, 43.5, -43.5, 1e-6, -1e-6,
+];
+
+/// `n` values: mostly N(0, 3²)-ish, some wide uniform, with the extremes
+/// sprinkled in at fixed places.
+pub fn data(rng: &mut StdRng, n: usize) -> Vec<f32> {
+    let mut v: Vec<f32> = (0..n)
+        .map(|i| match i % 5 {
+            4 => rng.random_range(-100.0..100.0),
+            _ => (rng.random::<f32>() - 0.5) * 12.0,
+        })
+        .collect();
+    for (k, &e) in EXTREMES.iter().enumerate() {
+        let i = (k * 7919) % n;
+        v[i] = e;
+    }
+    v
+}
+
+/// Does `got` (f32 from the GPU) agree with `want` (the f64 reference)?
+/// NaN only matches NaN, infinities only themselves.
+pub fn agrees(got: f32, want: f64, rtol: f64, atol: f64) -> bool {
+    if want.is_nan() || got.is_nan() {
+        return want.is_nan() && got.is_nan();
+    }
+    // Beyond the f32 range the honest f32 answer is ±inf.
+    if (want as f32).is_infinite() || got.is_infinite() {
+        return got == want as f32;
+    }
+    (got as f64 - want).abs() <= atol + rtol * want.abs()
+}
+
+/// Elementwise comparison; `rtol_at(i)` lets a test loosen the relative
+/// tolerance where WGSL's own exp/log precision bounds it.
+pub fn assert_all_close(
+    label: &str,
+    got: &[f32],
+    want: &[f64],
+    rtol_at: impl Fn(usize) -> f64,
+    atol: f64,
+) {
+    assert_all_close_with(label, got, want, |i| (rtol_at(i), atol));
+}
+
+/// As [`assert_all_close`] with (rtol, atol) chosen per element.
+pub fn assert_all_close_with(
+    label: &str,
+    got: &[f32],
+    want: &[f64],
+    tol_at: impl Fn(usize) -> (f64, f64),
+) {
+    assert_eq!(got.len(), want.len(), "{label}: length");
+    let bad: Vec<usize> = (0..got.len())
+        .filter(|&i| !agrees(got[i], want[i], tol_at(i).0, tol_at(i).1))
+        .collect();
+    if let Some(&i) = bad.first() {
+        panic!(
+            "{label}: {} of {} values differ; first at [{i}]: got {} want {} (rtol {})",
+            bad.len(),
+            got.len(),
+            got[i],
+            want[i],
+            tol_at(i).0
+        );
+    }
+}
+
+/// Relative error of a reduction against the reference (NaN-aware).
+pub fn assert_scalar_close(label: &str, got: f64, want: f64, rtol: f64) {
+    let ok = if want.is_nan() {
+        got.is_nan()
+    } else if want.is_infinite() {
+        got == want
+    } else {
+        (got - want).abs() <= rtol * want.abs().max(1e-30) || (got - want).abs() < 1e-30
+    };
+    assert!(
+        ok,
+        "{label}: got {got} want {want} (rel err {:e})",
+        ((got - want) / want).abs()
+    );
+}
+
+/// WGSL guarantees exp only to 3 + 2|x| ULP; where an op's result rests on
+/// exp(±a), the relative tolerance is that bound (twice), or SPEC's 1e-5
+/// when tighter.
+pub fn exp_rtol(a: f32) -> f64 {
+    let ulps = 3.0 + 2.0 * a.abs().min(200.0) as f64;
+    (2.0 * ulps * f32::EPSILON as f64).max(1e-5)
+}

@@ -1,0 +1,709 @@
+//! Every loss × reduction × weights × length on the GPU against the f64
+//! reference, on random data and the extremes; the seed's identities;
+//! gradients against finite differences; value checks; reproducibility.
+
+mod common;
+
+use common::{
+    agrees, assert_all_close_with, assert_scalar_close, data, exp_rtol, gpu, gpu_small, rng,
+};
+use lossgpu::{cpu, Engine, Loss, LossInput, LossValue, Reduction, Regularizer, Target};
+use rand::rngs::StdRng;
+use rand::Rng;
+
+const POINTWISE: [Loss; 19] = [
+    Loss::ZeroOne,
+    Loss::Hinge,
+    Loss::SquaredHinge,
+    Loss::Exponential,
+    Loss::Logistic,
+    Loss::BceLogits,
+    Loss::Bce,
+    Loss::Squared,
+    Loss::Mse,
+    Loss::Rmse,
+    Loss::Mae,
+    Loss::Mape,
+    Loss::Smape,
+    Loss::Huber { delta: 1.0 },
+    Loss::Huber { delta: 0.3 },
+    Loss::LogCosh,
+    Loss::Quantile { gamma: 0.1 },
+    Loss::Quantile { gamma: 0.5 },
+    Loss::Quantile { gamma: 0.9 },
+];
+
+/// Predictions and targets in the loss's domain, with its edge cases.
+fn pointwise_data(loss: &Loss, rng: &mut StdRng, n: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut p = data(rng, n);
+    let t: Vec<f32> = match loss {
+        Loss::ZeroOne | Loss::Hinge | Loss::SquaredHinge | Loss::Exponential | Loss::Logistic => (0
+            ..n)
+            .map(|_| if rng.random::<bool>() { 1.0 } else { -1.0 })
+            .collect(),
+        Loss::BceLogits | Loss::Bce => (0..n)
+            .map(|i| match i % 7 {
+                0 => 0.0,
+                1 => 1.0,
+                _ => rng.random::<f32>(),
+            })
+            .collect(),
+        _ => {
+            let mut t = data(rng, n);
+            for i in (0..n).step_by(11) {
+                t[i] = if i % 2 == 0 { 0.0 } else { p[i] };
+            }
+            t
+        }
+    };
+    if *loss == Loss::Bce {
+        let edges = [0.0, 1.0, 1e-30, 1.0 - 1e-7, 0.5, 1e-45];
+        p = (0..n)
+            .map(|i| {
+                if i % 13 < edges.len() {
+                    edges[i % 13]
+                } else {
+                    rng.random::<f32>()
+                }
+            })
+            .collect();
+    }
+    if matches!(loss, Loss::ZeroOne | Loss::Hinge) {
+        // Exact margins: the kinks at t·p = 0 and 1.
+        for i in (3..n).step_by(17) {
+            p[i] = t[i] * (i % 2) as f32;
+        }
+    }
+    (p, t)
+}
+
+fn weights(rng: &mut StdRng, n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| {
+            if i % 9 == 0 {
+                0.0
+            } else {
+                rng.random::<f32>() * 3.0
+            }
+        })
+        .collect()
+}
+
+/// Largest exp argument the loss evaluates (for WGSL's exp precision).
+fn exp_arg(loss: &Loss, p: f32, t: f32) -> f32 {
+    match loss {
+        Loss::Exponential | Loss::Logistic => t * p,
+        Loss::BceLogits => p,
+        Loss::LogCosh => 2.0 * (t - p),
+        _ => 0.0,
+    }
+}
+
+fn reductions(loss: &Loss) -> Vec<Reduction> {
+    if *loss == Loss::Rmse {
+        vec![Reduction::Mean]
+    } else {
+        vec![Reduction::Mean, Reduction::Sum, Reduction::None]
+    }
+}
+
+/// Value (every reduction) and gradient of `loss` on `input`, GPU vs reference.
+fn compare(
+    engine: &Engine,
+    label: &str,
+    loss: &Loss,
+    input: &LossInput,
+    rtol_at: &dyn Fn(usize) -> f64,
+) {
+    for reduction in reductions(loss) {
+        let what = format!("{label} {} {}", loss.name(), reduction.name());
+        let got = engine
+            .loss(loss, input, reduction)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        match got {
+            LossValue::Scalar(v) => {
+                let want = cpu::loss_scalar(loss, input, reduction).unwrap();
+                assert_scalar_close(&what, v, want, 1e-5);
+            }
+            LossValue::PerSample(v) => {
+                let want = cpu::loss_per_sample(loss, input).unwrap();
+                assert_all_close_with(&what, &v, &want, |i| (rtol_at(i * input.cols), 1e-6));
+            }
+        }
+        let grad = engine
+            .loss_grad(loss, input, reduction)
+            .unwrap_or_else(|e| panic!("{what} grad: {e}"));
+        let want = cpu::loss_grad(loss, input, reduction).unwrap();
+        // The gradient is w·c·l'(p): l'(p)'s absolute error is scaled by w·c.
+        let (sum, wsum) = cpu::loss_sums(loss, input).unwrap();
+        let c = match reduction {
+            Reduction::Mean if *loss == Loss::Rmse => 1.0 / (wsum * (sum / wsum).sqrt()).max(1e-30),
+            Reduction::Mean => 1.0 / wsum,
+            _ => 1.0,
+        };
+        let w = |i: usize| input.weights.map_or(1.0, |w| w[i / input.cols] as f64);
+        assert_all_close_with(&format!("{what} grad"), &grad, &want, |i| {
+            (rtol_at(i), 1e-6 * w(i) * c)
+        });
+    }
+}
+
+fn check_pointwise(engine: &Engine, label: &str, lengths: &[usize]) {
+    let mut rng = rng(label);
+    for loss in POINTWISE {
+        for &n in lengths {
+            let (p, t) = pointwise_data(&loss, &mut rng, n);
+            let w = weights(&mut rng, n);
+            let rtol = |i: usize| exp_rtol(exp_arg(&loss, p[i], t[i]));
+            compare(engine, label, &loss, &LossInput::new(&p, &t), &rtol);
+            if w.iter().any(|&v| v > 0.0) {
+                compare(
+                    engine,
+                    &format!("{label} weighted"),
+                    &loss,
+                    &LossInput::new(&p, &t).with_weights(&w),
+                    &rtol,
+                );
+            }
+        }
+    }
+}
+
+/// Softmax rows (distributions) with exact zeros.
+fn distributions(rng: &mut StdRng, rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(rows * cols);
+    for _ in 0..rows {
+        let raw: Vec<f64> = (0..cols)
+            .map(|j| {
+                if cols > 2 && j % 3 == 0 {
+                    0.0
+                } else {
+                    rng.random::<f64>() + 0.01
+                }
+            })
+            .collect();
+        let s: f64 = raw.iter().sum();
+        out.extend(raw.iter().map(|v| (v / s) as f32));
+    }
+    out
+}
+
+fn check_rows(engine: &Engine, label: &str, shapes: &[(usize, usize)]) {
+    let mut rng = rng(label);
+    for &(rows, cols) in shapes {
+        let logits: Vec<f32> = data(&mut rng, rows * cols);
+        let classes: Vec<u32> = (0..rows)
+            .map(|_| rng.random_range(0..cols as u32))
+            .collect();
+        let t = distributions(&mut rng, rows, cols);
+        let q = distributions(&mut rng, rows, cols);
+        let w = weights(&mut rng, rows);
+        let rtol = |_: usize| 1e-5;
+        let cases = [
+            (
+                Loss::CrossEntropy,
+                LossInput::classes(&logits, cols, &classes),
+            ),
+            (Loss::CrossEntropy, LossInput::rows(&logits, cols, &t)),
+            (Loss::ZeroOne, LossInput::classes(&logits, cols, &classes)),
+            (Loss::KlDiv, LossInput::rows(&q, cols, &t)),
+            (Loss::Entropy, LossInput::unlabelled(&q, cols)),
+        ];
+        for (loss, input) in cases {
+            let shape = format!("{label} {rows}x{cols}");
+            compare(engine, &shape, &loss, &input, &rtol);
+            if w.iter().any(|&v| v > 0.0) {
+                compare(
+                    engine,
+                    &format!("{shape} weighted"),
+                    &loss,
+                    &input.with_weights(&w),
+                    &rtol,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn pointwise_losses_match_reference() {
+    let Some(engine) = gpu() else { return };
+    check_pointwise(engine, "pointwise", &[1, 7, 257, 65_537, 1_000_003]);
+}
+
+#[test]
+fn row_losses_match_reference() {
+    let Some(engine) = gpu() else { return };
+    check_rows(
+        engine,
+        "rows",
+        &[
+            (1, 1),
+            (7, 3),
+            (257, 10),
+            (65_537, 10),
+            (1000, 257),
+            (3, 100_000),
+        ],
+    );
+}
+
+#[test]
+fn chunked_paths_match_reference() {
+    // 4 KiB bindings: 1024 elements or 3 rows of 300 per dispatch, and the
+    // shared-memory reduction tree instead of subgroups.
+    let Some(engine) = gpu_small() else { return };
+    check_pointwise(engine, "pointwise (4 KiB bindings)", &[1, 1025, 65_537]);
+    check_rows(
+        engine,
+        "rows (4 KiB bindings)",
+        &[(7, 3), (100, 300), (2049, 10)],
+    );
+    let wide = vec![0.0f32; 2000];
+    let err = engine
+        .loss(
+            &Loss::CrossEntropy,
+            &LossInput::classes(&wide, 2000, &[0]),
+            Reduction::Mean,
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("exceeds"), "{err}");
+}
+
+#[test]
+fn logits_of_1e4_and_large_errors_do_not_overflow() {
+    let Some(engine) = gpu() else { return };
+    let p = [1e4f32, -1e4, 1e4, -1e4];
+    let t = [1.0f32, 1.0, -1.0, -1.0];
+    let logistic = engine
+        .loss(&Loss::Logistic, &LossInput::new(&p, &t), Reduction::None)
+        .unwrap();
+    assert_eq!(logistic.per_sample().unwrap(), &[0.0, 1e4, 1e4, 0.0]);
+    let t01 = [1.0f32, 1.0, 0.0, 0.0];
+    let bce = engine
+        .loss(&Loss::BceLogits, &LossInput::new(&p, &t01), Reduction::None)
+        .unwrap();
+    assert_eq!(bce.per_sample().unwrap(), &[0.0, 1e4, 1e4, 0.0]);
+    let e = [1e4f32, -1e4, 30.0, 1e-3];
+    let zero = [0.0f32; 4];
+    let lc = engine
+        .loss(&Loss::LogCosh, &LossInput::new(&e, &zero), Reduction::None)
+        .unwrap();
+    let want: Vec<f64> = e.iter().map(|&v| cpu::common::log_cosh(v as f64)).collect();
+    for (g, w) in lc.per_sample().unwrap().iter().zip(&want) {
+        assert!(agrees(*g, *w, 1e-5, 1e-9), "log-cosh {g} vs {w}");
+    }
+    // exp(−t·p) is +inf exactly where it leaves the f32 range, finite below.
+    let pe = [-88.0f32, -89.0, -1e4, 80.0];
+    let one = [1.0f32; 4];
+    let ex = engine
+        .loss(
+            &Loss::Exponential,
+            &LossInput::new(&pe, &one),
+            Reduction::None,
+        )
+        .unwrap();
+    let ex = ex.per_sample().unwrap();
+    assert!(ex[0].is_finite() && ex[1].is_infinite() && ex[2].is_infinite() && ex[3] > 0.0);
+}
+
+#[test]
+fn seed_identities_hold_on_every_backend() {
+    let mut rng = rng("identities");
+    let n = 10_001;
+    let p = data(&mut rng, n);
+    let t: Vec<f32> = (0..n)
+        .map(|_| if rng.random::<bool>() { 1.0 } else { -1.0 })
+        .collect();
+    let t01: Vec<f32> = t.iter().map(|&v| (1.0 + v) / 2.0).collect();
+    let sig: Vec<f32> = p
+        .iter()
+        .map(|&v| cpu::common::sigmoid(v as f64) as f32)
+        .collect();
+    let cols = 5;
+    let logits = data(&mut rng, 2000 * cols);
+    let dist = distributions(&mut rng, 2000, cols);
+    let q = distributions(&mut rng, 2000, cols)
+        .iter()
+        .map(|&v| v.max(1e-6))
+        .collect::<Vec<f32>>();
+    let log_q: Vec<f32> = q.iter().map(|&v| v.ln()).collect();
+    let _ = logits;
+    for engine in [Some(&Engine::cpu()), gpu()].into_iter().flatten() {
+        let v = |loss: Loss, input: LossInput| {
+            engine
+                .loss(&loss, &input, Reduction::Mean)
+                .unwrap()
+                .scalar()
+                .unwrap()
+        };
+        // (4.1) logistic at t = ±1 = (4.2) bce-logits at (1+t)/2 = (4.3) bce on σ(p),
+        // where σ(p) is not clamped (|p| < 16 keeps σ(p) off 0 and 1 in f32).
+        let small: Vec<usize> = (0..n).filter(|&i| p[i].abs() < 16.0).collect();
+        let pick = |v: &[f32]| small.iter().map(|&i| v[i]).collect::<Vec<f32>>();
+        let (ps, ts, t01s, sigs) = (pick(&p), pick(&t), pick(&t01), pick(&sig));
+        let a = v(Loss::Logistic, LossInput::new(&ps, &ts));
+        let b = v(Loss::BceLogits, LossInput::new(&ps, &t01s));
+        let c = v(Loss::Bce, LossInput::new(&sigs, &t01s));
+        assert_scalar_close("logistic = bce-logits", a, b, 1e-5);
+        assert_scalar_close("bce-logits = bce(σ)", b, c, 1e-4);
+        // ...and over all p, logistic = bce-logits exactly as formulas.
+        assert_scalar_close(
+            "logistic = bce-logits (all)",
+            v(Loss::Logistic, LossInput::new(&p, &t)),
+            v(Loss::BceLogits, LossInput::new(&p, &t01)),
+            1e-5,
+        );
+        // KL(t, q) = cross-entropy(t, log q) − entropy(t)
+        let kl = v(Loss::KlDiv, LossInput::rows(&q, cols, &dist));
+        let ce = v(Loss::CrossEntropy, LossInput::rows(&log_q, cols, &dist));
+        let h = v(Loss::Entropy, LossInput::unlabelled(&dist, cols));
+        // log q is rounded to f32 and renormalised by softmax: compare at 1e-5 of CE.
+        assert!(
+            (kl - (ce - h)).abs() <= 1e-5 * ce.abs(),
+            "{:?}: kl {kl} vs ce−h {}",
+            engine.backend(),
+            ce - h
+        );
+    }
+}
+
+#[test]
+fn gradients_match_finite_differences() {
+    let mut rng = rng("finite differences");
+    for loss in POINTWISE {
+        for _ in 0..200 {
+            let (p, t) = pointwise_data(&loss, &mut rng, 1);
+            let (p, t) = (p[0] as f64, t[0] as f64);
+            let h = 1e-6 * p.abs().max(1.0);
+            let e = t - p;
+            let near_kink = match loss {
+                Loss::Hinge | Loss::SquaredHinge | Loss::ZeroOne => {
+                    (t * p - 1.0).abs() < 1e-3 || (t * p).abs() < 1e-3
+                }
+                Loss::Bce => !(0.01..=0.99).contains(&p),
+                Loss::Huber { delta } => (e.abs() - delta as f64).abs() < 1e-3 || e.abs() < 1e-3,
+                Loss::Mae | Loss::Mape | Loss::Smape | Loss::Quantile { .. } => {
+                    e.abs() < 1e-3 || p.abs() < 1e-3
+                }
+                Loss::Exponential => -t * p > 80.0,
+                _ => false,
+            };
+            if near_kink || p.abs() > 1e3 {
+                continue;
+            }
+            let fd = (loss.term_f64(p + h, t) - loss.term_f64(p - h, t)) / (2.0 * h);
+            let g = loss.term_grad_f64(p, t);
+            assert!(
+                (fd - g).abs() <= 1e-5 * g.abs().max(1.0),
+                "{} at p={p} t={t}: grad {g}, fd {fd}",
+                loss.name()
+            );
+        }
+    }
+    // Row losses and the rmse chain rule, through the public gradient.
+    let cols = 6;
+    let logits = data(&mut rng, 4 * cols);
+    let logits: Vec<f32> = logits.iter().map(|v| v.clamp(-5.0, 5.0)).collect();
+    let classes = [0u32, 5, 2, 3];
+    let dist = distributions(&mut rng, 4, cols);
+    let q: Vec<f32> = distributions(&mut rng, 4, cols)
+        .iter()
+        .map(|v| v.max(0.05))
+        .collect();
+    let w = [0.5f32, 2.0, 1.0, 0.0];
+    let pr = data(&mut rng, 24)
+        .iter()
+        .map(|v| v.clamp(-5.0, 5.0))
+        .collect::<Vec<f32>>();
+    let tr = data(&mut rng, 24)
+        .iter()
+        .map(|v| v.clamp(-5.0, 5.0))
+        .collect::<Vec<f32>>();
+    let w24: Vec<f32> = (0..24).map(|i| 0.5 + (i % 3) as f32).collect();
+    let cases: Vec<(Loss, LossInput)> = vec![
+        (
+            Loss::CrossEntropy,
+            LossInput::classes(&logits, cols, &classes).with_weights(&w),
+        ),
+        (
+            Loss::CrossEntropy,
+            LossInput::rows(&logits, cols, &dist).with_weights(&w),
+        ),
+        (
+            Loss::KlDiv,
+            LossInput::rows(&q, cols, &dist).with_weights(&w),
+        ),
+        (
+            Loss::Entropy,
+            LossInput::unlabelled(&q, cols).with_weights(&w),
+        ),
+        (Loss::Rmse, LossInput::new(&pr, &tr).with_weights(&w24)),
+    ];
+    for (loss, input) in cases {
+        let g = cpu::loss_grad(&loss, &input, Reduction::Mean).unwrap();
+        for i in 0..input.pred.len() {
+            // f32 inputs: a step of 2^-10 is exact, and the f64 reference keeps
+            // the difference quotient to about 1e-6.
+            let h = 1.0 / 1024.0;
+            let mut up = input.pred.to_vec();
+            let mut down = input.pred.to_vec();
+            up[i] += h;
+            down[i] -= h;
+            let at = |pred: &[f32]| {
+                cpu::loss_scalar(&loss, &LossInput { pred, ..input }, Reduction::Mean).unwrap()
+            };
+            let fd = (at(&up) - at(&down)) / (2.0 * h as f64);
+            assert!(
+                (fd - g[i]).abs() <= 2e-3 * g[i].abs().max(0.01),
+                "{} [{i}]: grad {} fd {fd}",
+                loss.name(),
+                g[i]
+            );
+        }
+    }
+}
+
+#[test]
+fn gpu_reduction_is_bitwise_reproducible() {
+    let Some(engine) = gpu() else { return };
+    let mut rng = rng("reproducible");
+    let n = 1_000_003;
+    let p = data(&mut rng, n);
+    let t = data(&mut rng, n);
+    let w = weights(&mut rng, n);
+    let logits = data(&mut rng, 100_000 * 10);
+    let classes: Vec<u32> = (0..100_000).map(|_| rng.random_range(0..10)).collect();
+    let runs = |loss: Loss, input: LossInput| -> Vec<u64> {
+        (0..5)
+            .map(|_| {
+                engine
+                    .loss(&loss, &input, Reduction::Mean)
+                    .unwrap()
+                    .scalar()
+                    .unwrap()
+                    .to_bits()
+            })
+            .collect()
+    };
+    for bits in [
+        runs(Loss::Mse, LossInput::new(&p, &t)),
+        runs(
+            Loss::Huber { delta: 1.0 },
+            LossInput::new(&p, &t).with_weights(&w),
+        ),
+        runs(
+            Loss::CrossEntropy,
+            LossInput::classes(&logits, 10, &classes),
+        ),
+    ] {
+        assert!(bits.iter().all(|&b| b == bits[0]), "{bits:?}");
+    }
+}
+
+#[test]
+fn bad_values_name_the_first_offender_on_both_backends() {
+    let p = [0.5f32, -1.0, 2.0, 1.0, 0.3];
+    let t_bad = [1.0f32, -1.0, 0.5, 1.0, 0.0];
+    let probs = [0.2f32, 0.8, 1.5, 0.0, 1.0];
+    let w_bad = [1.0f32, 1.0, 1.0, -2.0, 1.0];
+    let t01 = [0.0f32, 1.0, 0.5, 1.0, 0.0];
+    let scores = [0.1f32, 0.2, 0.3, 0.4, 0.5, 0.6];
+    for engine in [Some(&Engine::cpu()), gpu(), gpu_small()]
+        .into_iter()
+        .flatten()
+    {
+        let err = |loss: Loss, input: LossInput, r: Reduction| {
+            engine
+                .loss(&loss, &input, r)
+                .expect_err(&format!("{loss:?} should fail"))
+                .to_string()
+        };
+        let m = err(Loss::Hinge, LossInput::new(&p, &t_bad), Reduction::Mean);
+        assert!(m.contains("target[2]") && m.contains("0.5"), "{m}");
+        let m = err(Loss::Bce, LossInput::new(&probs, &t01), Reduction::Sum);
+        assert!(m.contains("pred[2]") && m.contains("1.5"), "{m}");
+        let m = err(
+            Loss::Mse,
+            LossInput::new(&p, &t01).with_weights(&w_bad),
+            Reduction::None,
+        );
+        assert!(m.contains("weights[3]") && m.contains("-2"), "{m}");
+        let m = err(
+            Loss::CrossEntropy,
+            LossInput::classes(&scores, 3, &[2, 3]),
+            Reduction::Mean,
+        );
+        assert!(m.contains("target[1]") && m.contains('3'), "{m}");
+        let m = err(Loss::Mse, LossInput::new(&p, &t01[..4]), Reduction::Mean);
+        assert!(m.contains('4') && m.contains('5'), "{m}");
+        assert!(engine
+            .loss(&Loss::Mse, &LossInput::new(&[], &[]), Reduction::Mean)
+            .is_err());
+        assert!(engine
+            .loss(&Loss::Rmse, &LossInput::new(&p, &t01), Reduction::None)
+            .is_err());
+        assert!(engine
+            .loss(&Loss::Rmse, &LossInput::new(&p, &t01), Reduction::Sum)
+            .is_err());
+        assert!(engine
+            .loss(
+                &Loss::Huber { delta: 0.0 },
+                &LossInput::new(&p, &t01),
+                Reduction::Mean
+            )
+            .is_err());
+        assert!(engine
+            .loss(
+                &Loss::Quantile { gamma: 1.0 },
+                &LossInput::new(&p, &t01),
+                Reduction::Mean
+            )
+            .is_err());
+        assert!(engine
+            .loss(
+                &Loss::Entropy,
+                &LossInput::rows(&scores, 3, &scores),
+                Reduction::Mean
+            )
+            .is_err());
+        assert!(engine
+            .loss(
+                &Loss::Mse,
+                &LossInput::new(&p, &t01).with_weights(&[0.0; 5]),
+                Reduction::Mean
+            )
+            .is_err());
+        assert!(engine
+            .loss_grad(&Loss::Hinge, &LossInput::new(&p, &t_bad), Reduction::Mean)
+            .is_err());
+        // NaN is data, not an error: it propagates.
+        let nan_t = [f32::NAN, 1.0, -1.0, 1.0, 1.0];
+        let v = engine
+            .loss(&Loss::Hinge, &LossInput::new(&p, &nan_t), Reduction::Mean)
+            .unwrap();
+        assert!(v.scalar().unwrap().is_nan());
+        let nan_p = [0.1f32, f32::NAN, 0.3, 0.4, 0.5, 0.6];
+        let v = engine
+            .loss(
+                &Loss::CrossEntropy,
+                &LossInput::classes(&nan_p, 3, &[0, 1]),
+                Reduction::None,
+            )
+            .unwrap();
+        let v = v.per_sample().unwrap();
+        assert!(v[0].is_nan() && v[1].is_finite());
+    }
+}
+
+#[test]
+fn regularised_objective_adds_the_penalty() {
+    let mut rng = rng("objective");
+    let p = data(&mut rng, 1000);
+    let t = data(&mut rng, 1000);
+    let theta = data(&mut rng, 4097);
+    let risk = cpu::loss_scalar(&Loss::Mse, &LossInput::new(&p, &t), Reduction::Mean).unwrap();
+    let l1: f64 = theta.iter().map(|v| v.abs() as f64).sum();
+    let l2: f64 = theta.iter().map(|v| (*v as f64).powi(2)).sum();
+    for engine in [Some(&Engine::cpu()), gpu()].into_iter().flatten() {
+        let obj = |r| {
+            engine
+                .objective(
+                    &Loss::Mse,
+                    &LossInput::new(&p, &t),
+                    Reduction::Mean,
+                    &theta,
+                    r,
+                )
+                .unwrap()
+        };
+        assert_scalar_close(
+            "L1",
+            obj(Regularizer::L1(0.01)),
+            risk + 0.01f32 as f64 * l1,
+            1e-5,
+        );
+        assert_scalar_close("L2", obj(Regularizer::L2(0.5)), risk + 0.5 * l2, 1e-5);
+        assert!(engine
+            .objective(
+                &Loss::Mse,
+                &LossInput::new(&p, &t),
+                Reduction::Mean,
+                &theta,
+                Regularizer::L2(-1.0)
+            )
+            .is_err());
+    }
+}
+
+#[test]
+fn cpu_engine_is_the_reference() {
+    let engine = Engine::cpu();
+    let p = [0.5f32, 2.0, -1.0];
+    let t = [1.0f32, 1.5, -2.0];
+    let mse = engine
+        .loss(&Loss::Mse, &LossInput::new(&p, &t), Reduction::Mean)
+        .unwrap();
+    assert!((mse.scalar().unwrap() - 0.5).abs() < 1e-12);
+    let g = engine
+        .loss_grad(&Loss::Mse, &LossInput::new(&p, &t), Reduction::Sum)
+        .unwrap();
+    assert_eq!(g, vec![-1.0, 1.0, 2.0]);
+    assert!(matches!(LossInput::new(&p, &t).target, Target::Values(_)));
+}
+
+/// SPEC §5 at scale: relative error ≤ 1e-5 against f64 at n = 10^7, and
+/// lengths past 65535 workgroups × 256. Slow in debug builds, so .ci/run
+/// runs it in release.
+#[test]
+#[ignore]
+fn accuracy_at_ten_million() {
+    let Some(engine) = gpu() else { return };
+    let mut rng = rng("1e7");
+    let n = 10_000_000;
+    let p = data(&mut rng, n);
+    let t = data(&mut rng, n);
+    let t01: Vec<f32> = (0..n).map(|_| rng.random::<f32>()).collect();
+    for (loss, input) in [
+        (Loss::Mse, LossInput::new(&p, &t)),
+        (Loss::Huber { delta: 1.0 }, LossInput::new(&p, &t)),
+        (Loss::BceLogits, LossInput::new(&p, &t01)),
+        (Loss::LogCosh, LossInput::new(&p, &t)),
+    ] {
+        let got = engine
+            .loss(&loss, &input, Reduction::Mean)
+            .unwrap()
+            .scalar()
+            .unwrap();
+        let want = cpu::loss_scalar(&loss, &input, Reduction::Mean).unwrap();
+        assert_scalar_close(&format!("{} n=1e7", loss.name()), got, want, 1e-5);
+    }
+    let classes: Vec<u32> = (0..n / 10).map(|_| rng.random_range(0..10)).collect();
+    let input = LossInput::classes(&p, 10, &classes);
+    let got = engine
+        .loss(&Loss::CrossEntropy, &input, Reduction::Mean)
+        .unwrap()
+        .scalar()
+        .unwrap();
+    let want = cpu::loss_scalar(&Loss::CrossEntropy, &input, Reduction::Mean).unwrap();
+    assert_scalar_close("cross-entropy 1e6×10", got, want, 1e-5);
+    // 2^24 + 3 elements: past 65535 × 256 invocations.
+    let n = (1 << 24) + 3;
+    let p: Vec<f32> = (0..n).map(|i| (i % 1000) as f32 * 0.01).collect();
+    let t = vec![0.5f32; n];
+    let got = engine
+        .loss(&Loss::Mse, &LossInput::new(&p, &t), Reduction::Mean)
+        .unwrap()
+        .scalar()
+        .unwrap();
+    let want = cpu::loss_scalar(&Loss::Mse, &LossInput::new(&p, &t), Reduction::Mean).unwrap();
+    assert_scalar_close("mse 2^24+3", got, want, 1e-5);
+    let g = engine
+        .loss_grad(&Loss::Mse, &LossInput::new(&p, &t), Reduction::Sum)
+        .unwrap();
+    assert!(g
+        .iter()
+        .enumerate()
+        .step_by(4099)
+        .all(|(i, &v)| (v as f64 - 2.0 * (p[i] as f64 - 0.5)).abs() < 1e-5));
+}
