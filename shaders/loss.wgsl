@@ -105,7 +105,9 @@ fn term_grad(p: f32, t: f32) -> f32 {
         case 11u: { g = -100.0 * sign0(e) / max(abs(t), MAPE_EPS); }
         case 12u: {
             let d = abs(t) + abs(p);
-            g = select(200.0 * (-sign0(e) * d - abs(e) * sign0(p)) / (d * d), 0.0, d == 0.0);
+            // SPEC's 200·[−sign(e)(|t|+|p|) − |e|·sign(p)]/d², with the
+            // bracket simplified to −sign(e)·(|t| + t·sign(p)): no cancellation.
+            g = select(-200.0 * sign0(e) * (abs(t) + t * sign0(p)) / (d * d), 0.0, d == 0.0);
         }
         case 13u: { g = select(-params.param * sign0(e), -e, abs(e) <= params.param); }
         case 14u: { g = -tanh_stable(e); }

@@ -51,33 +51,118 @@ fn unit(v: f32) -> bool {
     return (v >= 0.0 && v <= 1.0) || is_nan(v);
 }
 
-// Row maximum and the first column holding it (the smaller index wins ties).
-fn row_argmax(p0: u32, m: u32, lid: u32) -> vec2<u32> {
-    var best = -3.4028235e38;
-    var best_j = NO_INDEX;
-    for (var j = lid; j < m; j = j + WG) {
+// Each row is scanned in strided parts: columns j0, j0 + step, ... A
+// workgroup per row (row_loss) gives each invocation a part and combines
+// them in trees; a thread per row (row_loss_small, for narrow rows) scans
+// it all with j0 = 0, step = 1. The scans are shared by both.
+
+struct ArgMax {
+    val: f32,
+    idx: u32,
+}
+
+// First maximum of the part (NO_INDEX for an empty part).
+fn scan_max(p0: u32, m: u32, j0: u32, step: u32) -> ArgMax {
+    var best = ArgMax(-3.4028235e38, NO_INDEX);
+    for (var j = j0; j < m; j = j + step) {
         let v = pred[p0 + j];
-        if (best_j == NO_INDEX || v > best) {
-            best = v;
-            best_j = j;
+        if (best.idx == NO_INDEX || v > best.val) {
+            best = ArgMax(v, j);
         }
     }
-    arg_val[lid] = best;
-    arg_idx[lid] = best_j;
+    return best;
+}
+
+// NaN count of the part; flags values outside [0, 1] where they must be in.
+fn scan_check(row: u32, p0: u32, m: u32, j0: u32, step: u32) -> f32 {
+    var nans = 0.0;
+    let global = (params.base_row + row) * m;
+    for (var j = j0; j < m; j = j + step) {
+        let v = pred[p0 + j];
+        nans = nans + select(0.0, 1.0, is_nan(v));
+        if (PRED_UNIT && !unit(v)) {
+            atomicMin(&errors[0], global + j);
+        }
+        if (TARGET_UNIT && !unit(target_f32(row * m + j))) {
+            atomicMin(&errors[1], global + j);
+        }
+    }
+    return nans;
+}
+
+// Σ e^(p_j − mx) over the part, without the argmax column (whose term is 1).
+fn scan_rest(p0: u32, m: u32, j0: u32, step: u32, mx: f32, am: u32) -> f32 {
+    var s = 0.0;
+    for (var j = j0; j < m; j = j + step) {
+        if (j != am) {
+            s = s + exp(min(pred[p0 + j] - mx, 0.0));
+        }
+    }
+    return s;
+}
+
+// The part's share of the loss for the ops that sum over columns:
+// probability-target cross-entropy, kl-div and entropy. Each cross-entropy
+// term lse − p_j is (mx − p_j) + rest: a confident row's small loss keeps
+// its digits instead of cancelling against lse.
+fn scan_terms(row: u32, p0: u32, m: u32, j0: u32, step: u32, mx: f32, rest: f32) -> f32 {
+    var acc = 0.0;
+    for (var j = j0; j < m; j = j + step) {
+        let q = pred[p0 + j];
+        if (OP == ROW_CE_PROB) {
+            let t = target_f32(row * m + j);
+            acc = acc + select(t * ((mx - q) + rest), 0.0, t == 0.0);
+        } else if (OP == ROW_KL) {
+            let t = target_f32(row * m + j);
+            acc = acc + select(xlogy(t, t) - xlogy(t, q), 0.0, t == 0.0 && !is_nan(q));
+        } else {
+            acc = acc - xlogy(q, q);
+        }
+    }
+    return acc;
+}
+
+fn uses_max() -> bool {
+    return OP == ROW_ARGMAX || OP == ROW_CE_CLASS || OP == ROW_CE_PROB;
+}
+
+// The row's loss from its reductions; writes it and (max, log1p(rest)).
+fn finish_row(row: u32, p0: u32, m: u32, best: ArgMax, rest: f32, terms: f32, has_nan: bool) {
+    var loss = terms;
+    if (OP == ROW_ARGMAX || OP == ROW_CE_CLASS) {
+        let c = tgt[params.target_skip + row];
+        if (c >= m) {
+            atomicMin(&errors[1], params.base_row + row);
+            loss = nan_f32();
+        } else if (OP == ROW_ARGMAX) {
+            loss = select(1.0, 0.0, best.idx == c);
+        } else {
+            loss = (best.val - pred[p0 + c]) + rest;
+        }
+    }
+    out[params.out_skip + row] = select(loss, nan_f32(), has_nan);
+    lse[params.lse_skip / 2u + row] = vec2<f32>(best.val, rest);
+}
+
+// Workgroup tree for (max, first index): the larger value wins, ties go to
+// the smaller index.
+fn wg_argmax(mine: ArgMax, lid: u32) -> ArgMax {
+    arg_val[lid] = mine.val;
+    arg_idx[lid] = mine.idx;
     workgroupBarrier();
     for (var s = WG / 2u; s > 0u; s = s >> 1u) {
         if (lid < s) {
             let ov = arg_val[lid + s];
             let oj = arg_idx[lid + s];
-            let mine = arg_idx[lid];
-            if (oj != NO_INDEX && (mine == NO_INDEX || ov > arg_val[lid] || (ov == arg_val[lid] && oj < mine))) {
+            let j = arg_idx[lid];
+            if (oj != NO_INDEX && (j == NO_INDEX || ov > arg_val[lid] || (ov == arg_val[lid] && oj < j))) {
                 arg_val[lid] = ov;
                 arg_idx[lid] = oj;
             }
         }
         workgroupBarrier();
     }
-    let r = vec2<u32>(bitcast<u32>(arg_val[0]), arg_idx[0]);
+    let r = ArgMax(arg_val[0], arg_idx[0]);
     workgroupBarrier();
     return r;
 }
@@ -95,79 +180,50 @@ fn row_loss(
     let m = params.cols;
     let p0 = params.pred_skip + row * m;
     let lid = lane.lid;
-    let global_row = params.base_row + row;
-
-    // Value checks and NaN count, in one sweep.
-    var nans = 0.0;
-    for (var j = lid; j < m; j = j + WG) {
-        let v = pred[p0 + j];
-        nans = nans + select(0.0, 1.0, is_nan(v));
-        if (PRED_UNIT && !unit(v)) {
-            atomicMin(&errors[0], global_row * m + j);
-        }
-        if (TARGET_UNIT && !unit(target_f32(row * m + j))) {
-            atomicMin(&errors[1], global_row * m + j);
+    let has_nan = wg_sum(vec2<f32>(scan_check(row, p0, m, lid, WG), 0.0), lane).x > 0.0;
+    var best = ArgMax(0.0, NO_INDEX);
+    var rest = 0.0;
+    var terms = 0.0;
+    if (uses_max()) {
+        best = wg_argmax(scan_max(p0, m, lid, WG), lid);
+        if (OP != ROW_ARGMAX) {
+            rest = log1p_any(wg_sum(vec2<f32>(scan_rest(p0, m, lid, WG, best.val, best.idx), 0.0), lane).x);
         }
     }
-    let has_nan = wg_sum(vec2<f32>(nans, 0.0), lane).x > 0.0;
-
-    var loss = 0.0;
-    var row_lse = vec2<f32>(0.0);
-    if (OP == ROW_ARGMAX || OP == ROW_CE_CLASS || OP == ROW_CE_PROB) {
-        let am = row_argmax(p0, m, lid);
-        let mx = bitcast<f32>(am.x);
-        if (OP == ROW_ARGMAX) {
-            let c = tgt[params.target_skip + row];
-            if (c >= m) {
-                atomicMin(&errors[1], global_row);
-            }
-            loss = select(1.0, 0.0, am.y == c);
-        } else {
-            // logsumexp = mx + log1p(Σ_{j ≠ argmax} e^(p_j − mx)), and each
-            // loss term lse − p_j = (mx − p_j) + that log1p: a confident
-            // row's small loss keeps its digits instead of cancelling.
-            var s = 0.0;
-            for (var j = lid; j < m; j = j + WG) {
-                if (j != am.y) {
-                    s = s + exp(min(pred[p0 + j] - mx, 0.0));
-                }
-            }
-            let rest = log1p_any(wg_sum(vec2<f32>(s, 0.0), lane).x);
-            row_lse = vec2<f32>(mx, rest);
-            if (OP == ROW_CE_CLASS) {
-                let c = tgt[params.target_skip + row];
-                if (c >= m) {
-                    atomicMin(&errors[1], global_row);
-                    loss = nan_f32();
-                } else {
-                    loss = (mx - pred[p0 + c]) + rest;
-                }
-            } else {
-                var acc = 0.0;
-                for (var j = lid; j < m; j = j + WG) {
-                    let t = target_f32(row * m + j);
-                    acc = acc + select(t * ((mx - pred[p0 + j]) + rest), 0.0, t == 0.0);
-                }
-                loss = wg_sum(vec2<f32>(acc, 0.0), lane).x;
-            }
-        }
-    } else {
-        var acc = 0.0;
-        for (var j = lid; j < m; j = j + WG) {
-            let q = pred[p0 + j];
-            if (OP == ROW_KL) {
-                let t = target_f32(row * m + j);
-                acc = acc + select(xlogy(t, t) - xlogy(t, q), 0.0, t == 0.0 && !is_nan(q));
-            } else {
-                acc = acc - xlogy(q, q);
-            }
-        }
-        loss = wg_sum(vec2<f32>(acc, 0.0), lane).x;
+    if (OP == ROW_CE_PROB || OP == ROW_KL || OP == ROW_ENTROPY) {
+        terms = wg_sum(vec2<f32>(scan_terms(row, p0, m, lid, WG, best.val, rest), 0.0), lane).x;
     }
     if (lid == 0u) {
-        out[params.out_skip + row] = select(loss, nan_f32(), has_nan);
-        lse[params.lse_skip / 2u + row] = row_lse;
+        finish_row(row, p0, m, best, rest, terms, has_nan);
     }
+}
+
+@compute @workgroup_size(256)
+fn row_loss_small(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = flat_id(wid, nwg, lid);
+    if (row >= params.rows) {
+        return;
+    }
+    let m = params.cols;
+    let p0 = params.pred_skip + row * m;
+    let has_nan = scan_check(row, p0, m, 0u, 1u) > 0.0;
+    var best = ArgMax(0.0, NO_INDEX);
+    var rest = 0.0;
+    if (uses_max()) {
+        best = scan_max(p0, m, 0u, 1u);
+        if (OP != ROW_ARGMAX) {
+            rest = log1p_any(scan_rest(p0, m, 0u, 1u, best.val, best.idx));
+        }
+    }
+    var terms = 0.0;
+    if (OP == ROW_CE_PROB || OP == ROW_KL || OP == ROW_ENTROPY) {
+        terms = scan_terms(row, p0, m, 0u, 1u, best.val, rest);
+    }
+    finish_row(row, p0, m, best, rest, terms, has_nan);
 }
 
 // e^(p − lse) as e^((p − max) − log1p(rest)): p − lse in one step would

@@ -3,6 +3,7 @@
 //! [`Report`]; printing (text or JSON) is shared.
 
 mod activation;
+mod bench;
 mod devices;
 mod io;
 mod loss;
@@ -39,6 +40,8 @@ enum Command {
     Activation(activation::Args),
     /// Evaluate a loss (and optionally its gradient).
     Loss(loss::Args),
+    /// Time every activation and a set of losses on the GPU and the CPU.
+    Bench(bench::Args),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -55,6 +58,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Devices => devices::run(backend)?,
         Command::Activation(args) => activation::run(args, backend)?,
         Command::Loss(args) => loss::run(args, backend)?,
+        Command::Bench(args) => bench::run(args, backend)?,
     };
     report.print(cli.format)
 }

@@ -25,7 +25,7 @@ pub enum Value {
 }
 
 impl Value {
-    fn write_json(&self, out: &mut String) {
+    pub fn write_json(&self, out: &mut String) {
         match self {
             Value::Str(s) => out.push_str(&quote(s)),
             Value::Num(v) if v.is_finite() => {

@@ -85,7 +85,7 @@ impl Loss {
                 if d == 0.0 {
                     0.0
                 } else {
-                    200.0 * (-sign(e) * d - e.abs() * sign(p)) / (d * d)
+                    -200.0 * sign(e) * (t.abs() + t * sign(p)) / (d * d)
                 }
             }
             Loss::Huber { delta } => {

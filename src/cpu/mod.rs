@@ -141,7 +141,7 @@ pub fn loss_grad(loss: &Loss, input: &LossInput, reduction: Reduction) -> Result
                 g.extend(
                     rows::row_grad(op, row, row_target(input, &shape, i))
                         .iter()
-                        .map(|d| w * d),
+                        .map(|&d| weighted(w, d)),
                 );
             }
         }

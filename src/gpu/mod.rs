@@ -68,6 +68,10 @@ struct ReduceParams {
     pad: [u32; 3],
 }
 
+/// Rows of at most this many columns get a thread each rather than a
+/// workgroup: a workgroup would leave most of its 256 invocations idle.
+const SMALL_ROW: usize = 64;
+
 /// How the gradient kernels scale w·dl/dp (grad_factor in common.wgsl).
 #[derive(Clone, Copy)]
 enum Coef {
@@ -431,9 +435,15 @@ impl Gpu {
     ) -> Result<(wgpu::Buffer, wgpu::Buffer)> {
         let out = output(&self.ctx, rows, "row losses")?;
         let lse = output(&self.ctx, 2 * rows, "row logsumexp")?;
+        // Narrow rows: a thread per row; wide rows: a workgroup per row.
+        let entry = if cols <= SMALL_ROW {
+            "row_loss_small"
+        } else {
+            "row_loss"
+        };
         self.row_pass(
             encoder,
-            "row_loss",
+            entry,
             constants,
             inputs,
             rows,
@@ -505,10 +515,10 @@ impl Gpu {
                 inputs.errors.as_entire_binding(),
                 stats.unwrap_or(inputs.pred).as_entire_binding(),
             ];
-            let groups = if entry == "row_grad" {
-                grid(ctx, groups_for(c.len * cols))?
-            } else {
-                grid(ctx, c.len)?
+            let groups = match entry {
+                "row_grad" => grid(ctx, groups_for(c.len * cols))?,
+                "row_loss_small" => grid(ctx, groups_for(c.len))?,
+                _ => grid(ctx, c.len)?,
             };
             self.run(encoder, Family::Rows, entry, constants, resources, groups)?;
         }

@@ -52,7 +52,8 @@ pub enum Loss {
     /// 100·|e|/max(|t|, ε), ε = 1.1920929e-7; d/dp = −100·sign(e)/max(|t|, ε).
     Mape,
     /// 100·|e|/((|t|+|p|)/2), 0 where t = p = 0;
-    /// d/dp = 200·[−sign(e)(|t|+|p|) − |e|·sign(p)]/(|t|+|p|)².
+    /// d/dp = 200·[−sign(e)(|t|+|p|) − |e|·sign(p)]/(|t|+|p|)², evaluated in
+    /// the equal, cancellation-free form −200·sign(e)·(|t| + t·sign(p))/(|t|+|p|)².
     Smape,
     /// ½e² if |e| ≤ δ else δ(|e| − ½δ); d/dp = −e or −δ·sign(e). δ > 0, default 1.
     Huber {
