@@ -31,6 +31,11 @@ mod error;
 mod gpu;
 pub mod ops;
 
+/// The README's Rust examples, compiled and run as doc-tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub use engine::{Backend, Engine};
 pub use error::{Error, Result};
 pub use gpu::context::{DeviceInfo, GpuOptions};

@@ -44,7 +44,7 @@ impl Op {
     fn name(&self) -> String {
         match self {
             Op::Act(a, d) => format!("{}{}", a.name(), if *d { "'" } else { "" }),
-            Op::Loss(l, g) => format!("{}{}", l.name(), if *g { " grad" } else { "" }),
+            Op::Loss(l, g) => format!("{}{}", l.name(), if *g { " grad(sum)" } else { "" }),
         }
     }
 
@@ -56,11 +56,11 @@ impl Op {
             Op::Loss(l, grad) => {
                 let input = match l {
                     Loss::CrossEntropy => LossInput::classes(x, 10, classes),
-                    Loss::BceLogits => LossInput::new(x, t),
                     _ => LossInput::new(x, t),
                 };
+                // The gradient of the sum: O(1) values, so max err means something.
                 if *grad {
-                    engine.loss_grad(l, &input, Reduction::Mean)
+                    engine.loss_grad(l, &input, Reduction::Sum)
                 } else {
                     Ok(vec![engine
                         .loss(l, &input, Reduction::Mean)?
@@ -250,7 +250,7 @@ fn row_json(r: &Row) -> Value {
 
 fn table(rows: &[Row]) -> String {
     let mut s = format!(
-        "\n{:<22} {:>9} {:>11} {:>11} {:>9} {:>8} {:>8} {:>10}\n",
+        "\n{:<24} {:>9} {:>11} {:>11} {:>9} {:>8} {:>8} {:>10}\n",
         "op", "n", "gpu ms", "cpu ms", "gpu/cpu", "gpu GB/s", "cpu GB/s", "max err"
     );
     for r in rows {
@@ -261,7 +261,7 @@ fn table(rows: &[Row]) -> String {
             .map_or("-".into(), |g| format!("{:.2}", r.bytes as f64 / g / 1e9));
         let err = r.max_err.map_or("-".into(), |e| format!("{e:.1e}"));
         s.push_str(&format!(
-            "{:<22} {:>9} {:>11} {:>11.3} {:>9} {:>8} {:>8.2} {:>10}\n",
+            "{:<24} {:>9} {:>11} {:>11.3} {:>9} {:>8} {:>8.2} {:>10}\n",
             r.op,
             r.n,
             gpu_ms,

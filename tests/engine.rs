@@ -1,0 +1,103 @@
+//! The engine as a shared service: Send + Sync, the same results from many
+//! threads, pipelines compiled once, and a lost device reported as an error.
+
+mod common;
+
+use common::{data, gpu, rng};
+use lossgpu::{Activation, Engine, Error, Loss, LossInput, Reduction};
+
+#[test]
+fn engine_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Engine>();
+}
+
+fn work(engine: &Engine, x: &[f32], t: &[f32]) -> Vec<u64> {
+    let mut out = Vec::new();
+    for loss in [
+        Loss::Mse,
+        Loss::Huber { delta: 1.0 },
+        Loss::LogCosh,
+        Loss::Quantile { gamma: 0.9 },
+    ] {
+        let v = engine
+            .loss(&loss, &LossInput::new(x, t), Reduction::Mean)
+            .unwrap();
+        out.push(v.scalar().unwrap().to_bits());
+    }
+    for act in [Activation::Sigmoid, Activation::Softplus] {
+        let y = engine.activation(&act, x).unwrap();
+        out.extend(y.iter().step_by(97).map(|v| v.to_bits() as u64));
+    }
+    out
+}
+
+#[test]
+fn threads_sharing_one_engine_get_the_single_thread_results() {
+    let Some(engine) = gpu() else { return };
+    let mut rng = rng("threads");
+    let x = data(&mut rng, 100_003);
+    let t = data(&mut rng, 100_003);
+    let alone = work(engine, &x, &t);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| (0..5).map(|_| work(engine, &x, &t)).collect::<Vec<_>>()))
+            .collect();
+        for h in handles {
+            for run in h.join().unwrap() {
+                assert_eq!(
+                    run, alone,
+                    "a thread's results differ from the single-thread run"
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn pipelines_are_compiled_once() {
+    // An engine of its own: other tests compile pipelines on the shared one.
+    let Some(_) = gpu() else { return };
+    let engine = &Engine::gpu().unwrap();
+    let x = vec![0.5f32; 1000];
+    engine
+        .activation(&Activation::Elu { alpha: 0.5 }, &x)
+        .unwrap();
+    engine
+        .loss(&Loss::Mae, &LossInput::new(&x, &x), Reduction::Sum)
+        .unwrap();
+    let before = engine.pipeline_count();
+    for _ in 0..20 {
+        engine
+            .activation(&Activation::Elu { alpha: 0.7 }, &x)
+            .unwrap();
+        engine
+            .loss(&Loss::Mae, &LossInput::new(&x, &x), Reduction::Sum)
+            .unwrap();
+    }
+    assert_eq!(engine.pipeline_count(), before);
+}
+
+#[test]
+fn a_lost_device_is_an_error_not_a_panic() {
+    let Some(_) = gpu() else { return };
+    let engine = Engine::gpu().unwrap();
+    let x = vec![1.0f32; 64];
+    assert!(engine.activation(&Activation::Relu, &x).is_ok());
+    engine.wgpu_device().unwrap().destroy();
+    match engine.activation(&Activation::Relu, &x) {
+        Err(Error::DeviceLost(_)) | Err(Error::Gpu(_)) => {}
+        other => panic!("expected a device error, got {other:?}"),
+    }
+    assert!(engine
+        .loss(&Loss::Mse, &LossInput::new(&x, &x), Reduction::Mean)
+        .is_err());
+}
+
+#[test]
+fn cpu_engine_says_what_it_is() {
+    let engine = Engine::cpu();
+    assert_eq!(engine.backend(), lossgpu::Backend::Cpu);
+    assert!(engine.device_info().is_none());
+    assert!(engine.device_name().contains("cpu"));
+}
