@@ -5,9 +5,12 @@ use crate::error::{invalid, Error, Result};
 use crate::gpu::context::{DeviceInfo, GpuOptions};
 use crate::gpu::Gpu;
 use crate::ops::activation::{Activation, Pass};
+use crate::ops::gradient::{Clip, GradStats, HealthReport, HealthThresholds};
 use crate::ops::loss::{Loss, LossInput, OP_PRELU_DALPHA};
 use crate::ops::reduction::{LossValue, Reduction};
 use crate::ops::regularizer::Regularizer;
+use crate::tensor::{Tensor, TensorData};
+use std::sync::Mutex;
 
 /// Which side computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +40,16 @@ enum Inner {
 /// reference. `Send + Sync`: one engine may serve many threads.
 pub struct Engine {
     inner: Inner,
-    fallback: Option<String>,
+    /// Built by `new()`: a lost device moves the work to the CPU.
+    auto: bool,
+    /// Why the CPU is computing although a GPU was asked for (or lost).
+    fallback: Mutex<Option<String>>,
+}
+
+/// The side an operation runs on right now.
+enum Side<'a> {
+    Gpu(&'a Gpu),
+    Cpu,
 }
 
 impl std::fmt::Debug for Engine {
@@ -79,11 +91,13 @@ impl Engine {
         match Gpu::new(&GpuOptions::default()).await {
             Ok(gpu) => Engine {
                 inner: Inner::Gpu(Box::new(gpu)),
-                fallback: None,
+                auto: true,
+                fallback: Mutex::new(None),
             },
             Err(e) => Engine {
                 inner: Inner::Cpu,
-                fallback: Some(e.to_string()),
+                auto: true,
+                fallback: Mutex::new(Some(e.to_string())),
             },
         }
     }
@@ -102,7 +116,8 @@ impl Engine {
     pub async fn gpu_async(options: GpuOptions) -> Result<Engine> {
         Ok(Engine {
             inner: Inner::Gpu(Box::new(Gpu::new(&options).await?)),
-            fallback: None,
+            auto: false,
+            fallback: Mutex::new(None),
         })
     }
 
@@ -117,7 +132,8 @@ impl Engine {
                 info,
                 &GpuOptions::default(),
             )?)),
-            fallback: None,
+            auto: false,
+            fallback: Mutex::new(None),
         })
     }
 
@@ -125,15 +141,46 @@ impl Engine {
     pub fn cpu() -> Engine {
         Engine {
             inner: Inner::Cpu,
-            fallback: None,
+            auto: false,
+            fallback: Mutex::new(None),
         }
     }
 
-    /// Which side computes.
+    /// Which side computes (for an auto engine whose device was lost, the
+    /// CPU from then on).
     pub fn backend(&self) -> Backend {
-        match self.inner {
-            Inner::Cpu => Backend::Cpu,
-            Inner::Gpu(_) => Backend::Gpu,
+        match self.side() {
+            Side::Cpu => Backend::Cpu,
+            Side::Gpu(_) => Backend::Gpu,
+        }
+    }
+
+    fn side(&self) -> Side<'_> {
+        match &self.inner {
+            Inner::Gpu(g) if !(self.auto && self.fallback_reason().is_some()) => Side::Gpu(g),
+            _ => Side::Cpu,
+        }
+    }
+
+    /// Runs `gpu` on the GPU side, `cpu` on the CPU side; an auto engine
+    /// whose device is lost says so and finishes the call on the CPU.
+    fn dispatch<T>(
+        &self,
+        gpu: impl FnOnce(&Gpu) -> Result<T>,
+        cpu: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        match self.side() {
+            Side::Gpu(g) => match gpu(g) {
+                Err(e) if self.auto && (matches!(e, Error::DeviceLost(_)) || g.is_lost()) => {
+                    let why = e.to_string();
+                    if let Ok(mut f) = self.fallback.lock() {
+                        *f = Some(format!("{why}; computing on the CPU from now on"));
+                    }
+                    cpu()
+                }
+                other => other,
+            },
+            Side::Cpu => cpu(),
         }
     }
 
@@ -147,15 +194,16 @@ impl Engine {
 
     /// "llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)", or "cpu (f64 reference)".
     pub fn device_name(&self) -> String {
-        match &self.inner {
-            Inner::Gpu(g) => g.info().summary(),
-            Inner::Cpu => "cpu (f64 reference)".to_string(),
+        match self.side() {
+            Side::Gpu(g) => g.info().summary(),
+            Side::Cpu => "cpu (f64 reference)".to_string(),
         }
     }
 
-    /// Why [`Engine::new`] chose the CPU, if it did.
-    pub fn fallback_reason(&self) -> Option<&str> {
-        self.fallback.as_deref()
+    /// Why an auto engine ([`Engine::new`]) computes on the CPU: no adapter,
+    /// or the device was lost.
+    pub fn fallback_reason(&self) -> Option<String> {
+        self.fallback.lock().ok().and_then(|f| f.clone())
     }
 
     /// The wgpu device of a GPU engine (to share it, or to test faults).
@@ -192,13 +240,15 @@ impl Engine {
                 ));
             }
         }
-        match &self.inner {
-            Inner::Gpu(g) => g.activation(act, pass, x, upstream),
-            Inner::Cpu => Ok(cpu::activation(act, pass, x, upstream)
-                .iter()
-                .map(|&v| v as f32)
-                .collect()),
-        }
+        self.dispatch(
+            |g| g.activation(act, pass, x, upstream),
+            || {
+                Ok(cpu::activation(act, pass, x, upstream)
+                    .iter()
+                    .map(|&v| v as f32)
+                    .collect())
+            },
+        )
     }
 
     /// f(x) elementwise.
@@ -231,10 +281,10 @@ impl Engine {
                 x.len()
             ));
         }
-        match &self.inner {
-            Inner::Gpu(g) => g.sum_of_terms(OP_PRELU_DALPHA, x, Some(upstream)),
-            Inner::Cpu => Ok(cpu::prelu_alpha_grad(x, upstream)),
-        }
+        self.dispatch(
+            |g| g.sum_of_terms(OP_PRELU_DALPHA, x, Some(upstream)),
+            || Ok(cpu::prelu_alpha_grad(x, upstream)),
+        )
     }
 
     /// The loss with the given reduction: a scalar for `mean`/`sum`, the
@@ -243,18 +293,20 @@ impl Engine {
     /// offender.
     pub fn loss(&self, loss: &Loss, input: &LossInput, reduction: Reduction) -> Result<LossValue> {
         loss.validate()?;
-        match &self.inner {
-            Inner::Gpu(g) => Ok(g.loss(loss, input, reduction, false)?.0),
-            Inner::Cpu => Ok(match reduction {
-                Reduction::None => LossValue::PerSample(
-                    cpu::loss_per_sample(loss, input)?
-                        .iter()
-                        .map(|&v| v as f32)
-                        .collect(),
-                ),
-                _ => LossValue::Scalar(cpu::loss_scalar(loss, input, reduction)?),
-            }),
-        }
+        self.dispatch(
+            |g| Ok(g.loss(loss, input, reduction, false)?.0),
+            || {
+                Ok(match reduction {
+                    Reduction::None => LossValue::PerSample(
+                        cpu::loss_per_sample(loss, input)?
+                            .iter()
+                            .map(|&v| v as f32)
+                            .collect(),
+                    ),
+                    _ => LossValue::Scalar(cpu::loss_scalar(loss, input, reduction)?),
+                })
+            },
+        )
     }
 
     /// The gradient of the reduced loss with respect to every prediction
@@ -267,16 +319,19 @@ impl Engine {
         reduction: Reduction,
     ) -> Result<Vec<f32>> {
         loss.validate()?;
-        match &self.inner {
-            Inner::Gpu(g) => g
-                .loss(loss, input, reduction, true)?
-                .1
-                .ok_or_else(|| Error::Gpu("no gradient came back".into())),
-            Inner::Cpu => Ok(cpu::loss_grad(loss, input, reduction)?
-                .iter()
-                .map(|&v| v as f32)
-                .collect()),
-        }
+        self.dispatch(
+            |g| {
+                g.loss(loss, input, reduction, true)?
+                    .1
+                    .ok_or_else(|| Error::Gpu("no gradient came back".into()))
+            },
+            || {
+                Ok(cpu::loss_grad(loss, input, reduction)?
+                    .iter()
+                    .map(|&v| v as f32)
+                    .collect())
+            },
+        )
     }
 
     /// The regularised objective: loss (`mean` or `sum`) + λ·Ω(θ).
@@ -301,11 +356,142 @@ impl Engine {
         let penalty = if theta.is_empty() {
             0.0
         } else {
-            match &self.inner {
-                Inner::Gpu(g) => g.sum_of_terms(reg.shader_op(), theta, None)?,
-                Inner::Cpu => reg.penalty_f64(theta),
-            }
+            self.dispatch(
+                |g| g.sum_of_terms(reg.shader_op(), theta, None),
+                || Ok(reg.penalty_f64(theta)),
+            )?
         };
         Ok(risk + reg.lambda() as f64 * penalty)
     }
+
+    // ---- resident tensors and gradient health ---------------------------
+
+    /// Copies `data` to the engine's device (or keeps it in host memory on
+    /// the CPU backend), for operations that run in place.
+    pub fn upload(&self, data: &[f32]) -> Result<Tensor> {
+        nonempty("the tensor", data)?;
+        let len = data.len();
+        let data = self.dispatch(
+            |g| Ok(TensorData::Gpu(g.upload_resident(data)?)),
+            || Ok(TensorData::Cpu(data.to_vec())),
+        )?;
+        Ok(Tensor { data, len })
+    }
+
+    /// The values of a tensor.
+    pub fn read(&self, tensor: &Tensor) -> Result<Vec<f32>> {
+        match (&self.inner, &tensor.data) {
+            (Inner::Gpu(g), TensorData::Gpu(b)) => g.read_resident(b, tensor.len),
+            (_, TensorData::Cpu(v)) => Ok(v.clone()),
+            (Inner::Cpu, TensorData::Gpu(_)) => Err(invalid!(
+                "this tensor lives on a GPU engine, not this CPU one"
+            )),
+        }
+    }
+
+    /// SPEC §3 `grad-stats`: ‖g‖₂, max |g|, NaN and ±inf counts, the share of
+    /// |g| < `vanish_eps`, n — one pass.
+    pub fn grad_stats(&self, g: &[f32], vanish_eps: f32) -> Result<GradStats> {
+        nonempty("the gradient", g)?;
+        check_eps(vanish_eps)?;
+        self.dispatch(
+            |gpu| {
+                let t = gpu.upload_resident(g)?;
+                gpu.grad_stats(&[(&t, g.len())], vanish_eps, None)
+            },
+            || Ok(cpu::stats::grad_stats(g, vanish_eps)),
+        )
+    }
+
+    /// Clips a copy of `g` by value or by its L2 norm; returns the clipped
+    /// values and the statistics before clipping.
+    pub fn clip(&self, g: &[f32], clip: Clip) -> Result<(Vec<f32>, GradStats)> {
+        nonempty("the gradient", g)?;
+        clip.validate()?;
+        let mut t = [self.upload(g)?];
+        let stats = self.clip_tensors(&mut t, clip)?;
+        Ok((self.read(&t[0])?, stats))
+    }
+
+    /// Clips several tensors (one per layer) in place with one global rule:
+    /// by value, or by the L2 norm over all of them (PyTorch's
+    /// clip_grad_norm_: scale by min(1, c/(‖g‖ + 1e-6))). On the GPU the norm
+    /// is computed and applied on the device in one submission, without a
+    /// host round trip in between. Returns the statistics before clipping.
+    pub fn clip_tensors(&self, tensors: &mut [Tensor], clip: Clip) -> Result<GradStats> {
+        clip.validate()?;
+        if tensors.is_empty() {
+            return Err(invalid!("clip: no tensors given"));
+        }
+        match (&self.inner, tensors.first().map(|t| &t.data)) {
+            (Inner::Gpu(g), Some(TensorData::Gpu(_))) => {
+                let mut resident = Vec::with_capacity(tensors.len());
+                for t in tensors.iter() {
+                    match &t.data {
+                        TensorData::Gpu(b) => resident.push((b, t.len)),
+                        TensorData::Cpu(_) => {
+                            return Err(invalid!(
+                                "clip: a tensor of a CPU engine was given to a GPU engine"
+                            ))
+                        }
+                    }
+                }
+                g.grad_stats(&resident, 0.0, Some(clip))
+            }
+            _ => {
+                let mut host: Vec<Vec<f32>> = Vec::with_capacity(tensors.len());
+                for t in tensors.iter() {
+                    match &t.data {
+                        TensorData::Cpu(v) => host.push(v.clone()),
+                        TensorData::Gpu(_) => {
+                            return Err(invalid!("clip: a GPU tensor was given to the CPU engine"))
+                        }
+                    }
+                }
+                let all: Vec<f32> = host.iter().flatten().copied().collect();
+                let stats = cpu::stats::grad_stats(&all, 0.0);
+                match clip {
+                    Clip::Norm(c) => {
+                        cpu::stats::clip_norm(&mut host, c);
+                    }
+                    Clip::Value(c) => {
+                        for h in host.iter_mut() {
+                            *h = cpu::stats::clip_value(h, c);
+                        }
+                    }
+                }
+                for (t, h) in tensors.iter_mut().zip(host) {
+                    t.data = TensorData::Cpu(h);
+                }
+                Ok(stats)
+            }
+        }
+    }
+
+    /// Per-layer gradient health (layers in network order, input first):
+    /// each layer's statistics, the ratio of its norm to the next layer's,
+    /// and a verdict by the documented [`HealthThresholds`].
+    pub fn health_report(
+        &self,
+        layers: &[&[f32]],
+        thresholds: &HealthThresholds,
+    ) -> Result<HealthReport> {
+        if layers.is_empty() {
+            return Err(invalid!("health report: no layers given"));
+        }
+        let stats = layers
+            .iter()
+            .map(|g| self.grad_stats(g, thresholds.vanish_eps))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(HealthReport::judge(stats, thresholds))
+    }
+}
+
+fn check_eps(eps: f32) -> Result<()> {
+    if !(eps >= 0.0 && eps.is_finite()) {
+        return Err(invalid!(
+            "--vanish-eps must be a finite number >= 0, got {eps}"
+        ));
+    }
+    Ok(())
 }

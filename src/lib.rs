@@ -30,6 +30,7 @@ mod engine;
 mod error;
 mod gpu;
 pub mod ops;
+mod tensor;
 
 /// The README's Rust examples, compiled and run as doc-tests.
 #[doc = include_str!("../README.md")]
@@ -43,6 +44,10 @@ pub use gpu::pipelines::{shader_source, Family};
 pub use ops::activation::{
     rrelu_alpha, uniform01, Activation, ActivationParams, Pass, ACTIVATION_NAMES,
 };
+pub use ops::gradient::{
+    Clip, GradStats, HealthReport, HealthThresholds, LayerHealth, Verdict, VANISH_EPS,
+};
 pub use ops::loss::{Loss, LossInput, LossParams, Target, LOSS_NAMES};
 pub use ops::reduction::{LossValue, Reduction};
 pub use ops::regularizer::Regularizer;
+pub use tensor::Tensor;

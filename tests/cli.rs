@@ -884,3 +884,105 @@ fn gpu_loss_matches_cpu() {
         }
     }
 }
+
+fn num(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+#[test]
+fn grad_stats_and_clip_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "g.csv", "3\n4\n0\n1e-9\n");
+    for backend in ["cpu", "auto"] {
+        let v = ok_json(d, &["grad-stats", "--input", "g.csv", "--backend", backend]);
+        assert!((num(&v["l2_norm"]) - 5.0).abs() < 1e-6, "{v}");
+        assert_eq!(num(&v["max_abs"]), 4.0);
+        assert_eq!((num(&v["nan_count"]), num(&v["inf_count"])), (0.0, 0.0));
+        assert_eq!(num(&v["vanishing_fraction"]), 0.5);
+        assert_eq!(num(&v["n"]), 4.0);
+        let v = ok_json(
+            d,
+            &[
+                "grad-stats",
+                "--input",
+                "g.csv",
+                "--vanish-eps",
+                "0.5",
+                "--backend",
+                backend,
+            ],
+        );
+        assert_eq!(num(&v["vanishing_fraction"]), 0.5);
+
+        let v = ok_json(
+            d,
+            &[
+                "clip",
+                "--input",
+                "g.csv",
+                "--out",
+                "c.npy",
+                "--max-norm",
+                "1",
+                "--backend",
+                backend,
+            ],
+        );
+        assert!((num(&v["l2_norm_before"]) - 5.0).abs() < 1e-6);
+        assert!((num(&v["scale"]) - 0.2).abs() < 1e-6);
+        let (c, shape) = read_npy(&d.join("c.npy"));
+        assert_eq!(shape, vec![4]);
+        assert_close(&c, &[0.6, 0.8, 0.0, 2e-10], 1e-6);
+
+        write(d, "h.csv", "-5\n0.5\n7\n");
+        let v = ok_json(
+            d,
+            &[
+                "clip",
+                "--input",
+                "h.csv",
+                "--out",
+                "c.npy",
+                "--max-value",
+                "2",
+                "--backend",
+                backend,
+            ],
+        );
+        assert_eq!(num(&v["scale"]), 1.0);
+        let (c, _) = read_npy(&d.join("c.npy"));
+        assert_eq!(c, vec![-2.0, 0.5, 2.0]);
+    }
+    let m = fails(
+        d,
+        &[
+            "clip",
+            "--input",
+            "g.csv",
+            "--out",
+            "c.npy",
+            "--max-norm",
+            "0",
+        ],
+    );
+    assert!(m.contains("--max-norm"), "{m}");
+    fails(d, &["clip", "--input", "g.csv", "--out", "c.npy"]);
+    fails(
+        d,
+        &[
+            "clip",
+            "--input",
+            "g.csv",
+            "--out",
+            "c.npy",
+            "--max-norm",
+            "1",
+            "--max-value",
+            "1",
+        ],
+    );
+    let m = fails(d, &["grad-stats", "--input", "g.csv", "--vanish-eps", "-1"]);
+    assert!(m.contains("vanish"), "{m}");
+    fails(d, &["grad-stats", "--input", "missing.csv"]);
+}

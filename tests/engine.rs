@@ -101,3 +101,27 @@ fn cpu_engine_says_what_it_is() {
     assert!(engine.device_info().is_none());
     assert!(engine.device_name().contains("cpu"));
 }
+
+#[test]
+fn an_auto_engine_moves_to_the_cpu_when_its_device_is_lost() {
+    let Some(_) = gpu() else { return };
+    let engine = Engine::new();
+    assert_eq!(engine.backend(), lossgpu::Backend::Gpu);
+    let x: Vec<f32> = (0..1000).map(|i| i as f32 * 0.01 - 5.0).collect();
+    let before = engine.activation(&Activation::Sigmoid, &x).unwrap();
+    engine.wgpu_device().unwrap().destroy();
+    let after = engine
+        .activation(&Activation::Sigmoid, &x)
+        .expect("an auto engine falls back");
+    assert_eq!(engine.backend(), lossgpu::Backend::Cpu);
+    let why = engine.fallback_reason().expect("it says why");
+    assert!(why.contains("lost") || why.contains("Lost"), "{why}");
+    for (a, b) in before.iter().zip(&after) {
+        assert!((a - b).abs() <= 1e-6, "{a} vs {b}");
+    }
+    let v = engine
+        .loss(&Loss::Mse, &LossInput::new(&x, &after), Reduction::Mean)
+        .unwrap();
+    assert!(v.scalar().unwrap().is_finite());
+    assert!(engine.device_name().contains("cpu"));
+}

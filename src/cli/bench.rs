@@ -207,7 +207,7 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
         None => {
             let why = open_engine(backend)
                 .ok()
-                .and_then(|e| e.fallback_reason().map(str::to_string))
+                .and_then(|e| e.fallback_reason())
                 .unwrap_or_else(|| "--backend cpu".into());
             format!("none: timing the CPU only ({why})")
         }

@@ -33,7 +33,9 @@ pub fn run(backend: BackendChoice) -> Result<Report> {
         }
         None => format!(
             "none ({})",
-            probe.fallback_reason().unwrap_or("no GPU adapter")
+            probe
+                .fallback_reason()
+                .unwrap_or_else(|| "no GPU adapter".into())
         ),
     };
     devices.push(Value::Object(vec![

@@ -5,6 +5,7 @@
 mod activation;
 mod bench;
 mod devices;
+mod gradient;
 mod io;
 mod loss;
 mod output;
@@ -42,6 +43,10 @@ enum Command {
     Loss(loss::Args),
     /// Time every activation and a set of losses on the GPU and the CPU.
     Bench(bench::Args),
+    /// Gradient statistics in one pass: L2 norm, max |g|, NaN and inf counts, vanishing share.
+    GradStats(gradient::StatsArgs),
+    /// Clip a gradient by value or by its L2 norm.
+    Clip(gradient::ClipArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -59,6 +64,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Activation(args) => activation::run(args, backend)?,
         Command::Loss(args) => loss::run(args, backend)?,
         Command::Bench(args) => bench::run(args, backend)?,
+        Command::GradStats(args) => gradient::run_stats(args, backend)?,
+        Command::Clip(args) => gradient::run_clip(args, backend)?,
     };
     report.print(cli.format)
 }

@@ -6,6 +6,7 @@ pub mod activation;
 pub mod common;
 pub mod loss;
 pub mod rows;
+pub mod stats;
 
 pub use activation::{activation, prelu_alpha_grad};
 

@@ -190,8 +190,15 @@ impl Context {
         }
     }
 
+    pub fn is_lost(&self) -> bool {
+        self.lost.lock().map(|l| l.is_some()).unwrap_or(true)
+    }
+
     /// Fails once the device is lost; reports an error that escaped a scope.
     pub fn check(&self) -> Result<()> {
+        // Polling runs pending callbacks, the device-lost one among them
+        // (wgpu fires it there, not inside destroy()).
+        let _ = self.device.poll(wgpu::PollType::Poll);
         if let Some(m) = self
             .lost
             .lock()

@@ -4,6 +4,7 @@
 mod buffers;
 pub(crate) mod context;
 mod dispatch;
+mod gradient;
 pub(crate) mod pipelines;
 
 use crate::cpu::reject_rmse_none;
@@ -148,6 +149,11 @@ impl Gpu {
 
     pub fn device(&self) -> &wgpu::Device {
         &self.ctx.device
+    }
+
+    /// Whether the device-lost callback has fired.
+    pub fn is_lost(&self) -> bool {
+        self.ctx.is_lost()
     }
 
     pub fn pipeline_count(&self) -> usize {

@@ -17,6 +17,8 @@ pub enum Family {
     Rows,
     /// `reduce.wgsl`
     Reduce,
+    /// `stats.wgsl`
+    Stats,
 }
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
@@ -25,11 +27,12 @@ const TREE_SUBGROUP: &str = include_str!("../../shaders/tree_subgroup.wgsl");
 
 impl Family {
     /// Every family, for validation.
-    pub const ALL: [Family; 4] = [
+    pub const ALL: [Family; 5] = [
         Family::Activation,
         Family::Loss,
         Family::Rows,
         Family::Reduce,
+        Family::Stats,
     ];
 
     fn body(self) -> &'static str {
@@ -38,6 +41,7 @@ impl Family {
             Family::Loss => include_str!("../../shaders/loss.wgsl"),
             Family::Rows => include_str!("../../shaders/rows.wgsl"),
             Family::Reduce => include_str!("../../shaders/reduce.wgsl"),
+            Family::Stats => include_str!("../../shaders/stats.wgsl"),
         }
     }
 
@@ -48,6 +52,7 @@ impl Family {
             Family::Loss => "loss.wgsl",
             Family::Rows => "rows.wgsl",
             Family::Reduce => "reduce.wgsl",
+            Family::Stats => "stats.wgsl",
         }
     }
 
@@ -63,6 +68,8 @@ impl Family {
             Family::Rows => &[true, true, true, false, false, false, true],
             // partials, out
             Family::Reduce => &[true, false],
+            // data (in place), partials, counts, stats
+            Family::Stats => &[false, false, false, true],
         }
     }
 }

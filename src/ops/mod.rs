@@ -2,6 +2,7 @@
 //! parameters, validation and shader specialisation.
 
 pub mod activation;
+pub mod gradient;
 pub mod loss;
 pub mod reduction;
 pub mod regularizer;

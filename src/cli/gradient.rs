@@ -1,0 +1,78 @@
+//! `lossgpu grad-stats` and `lossgpu clip` (SPEC §3).
+
+use super::output::Report;
+use super::{add_engine, io, open_engine, BackendChoice};
+use lossgpu::{Clip, Result, VANISH_EPS};
+
+#[derive(Debug, clap::Args)]
+pub struct StatsArgs {
+    /// The gradient (.npy or .csv; a 2-D file counts as flat).
+    #[arg(long, value_name = "FILE")]
+    input: String,
+    /// |g| below this counts as vanished.
+    #[arg(long, value_name = "F", default_value_t = VANISH_EPS, allow_negative_numbers = true)]
+    vanish_eps: f32,
+}
+
+pub fn run_stats(args: StatsArgs, backend: BackendChoice) -> Result<Report> {
+    let g = io::read(&args.input)?.to_f32()?;
+    let engine = open_engine(backend)?;
+    let s = engine.grad_stats(&g, args.vanish_eps)?;
+    let mut report = Report::new();
+    report.num("l2_norm", s.l2_norm);
+    report.num("max_abs", s.max_abs);
+    report.int("nan_count", s.nan_count as usize);
+    report.int("inf_count", s.inf_count as usize);
+    report.num("vanishing_fraction", s.vanishing_fraction);
+    report.int("n", s.n as usize);
+    add_engine(&mut report, &engine);
+    Ok(report)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ClipArgs {
+    /// The gradient (.npy or .csv).
+    #[arg(long, value_name = "FILE")]
+    input: String,
+    /// Where to write the clipped gradient (f32, the input's shape).
+    #[arg(long, value_name = "FILE.npy")]
+    out: String,
+    /// Scale by min(1, c/(‖g‖ + 1e-6)) (PyTorch's clip_grad_norm_).
+    #[arg(
+        long,
+        value_name = "F",
+        required_unless_present = "max_value",
+        conflicts_with = "max_value",
+        allow_negative_numbers = true
+    )]
+    max_norm: Option<f32>,
+    /// Clamp every value to [−c, c].
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    max_value: Option<f32>,
+}
+
+pub fn run_clip(args: ClipArgs, backend: BackendChoice) -> Result<Report> {
+    let clip = match (args.max_norm, args.max_value) {
+        (Some(c), _) => Clip::Norm(c),
+        (_, Some(c)) => Clip::Value(c),
+        (None, None) => unreachable!("clap requires one of --max-norm and --max-value"),
+    };
+    clip.validate()?;
+    io::check_out_path(&args.out)?;
+    let input = io::read(&args.input)?;
+    let g = input.to_f32()?;
+    let engine = open_engine(backend)?;
+    let (clipped, before) = engine.clip(&g, clip)?;
+    io::write_npy(&args.out, &clipped, &input.dims)?;
+    let scale = match clip {
+        Clip::Norm(c) => lossgpu::ops::gradient::clip_coefficient(before.l2_norm, c),
+        Clip::Value(_) => 1.0,
+    };
+    let mut report = Report::new();
+    report.num("l2_norm_before", before.l2_norm);
+    report.num("scale", scale);
+    report.int("n", g.len());
+    report.str("out", &args.out);
+    add_engine(&mut report, &engine);
+    Ok(report)
+}

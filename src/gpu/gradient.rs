@@ -1,0 +1,151 @@
+//! Gradient statistics and clipping on device-resident buffers: one stats
+//! pass, the shared second pass, and (for clipping) an in-place pass that
+//! reads the norm on the device.
+
+use super::buffers::{output, submit_and_read, to_f32, to_u32, uniform};
+use super::dispatch::{binding, chunks, grid, groups_for, max_chunk_elements, partials_for};
+use super::pipelines::Family;
+use super::{Gpu, ReduceParams};
+use crate::error::Result;
+use crate::ops::gradient::{Clip, GradStats};
+use wgpu::util::DeviceExt;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct StatsParams {
+    n: u32,
+    partial_base: u32,
+    eps: f32,
+    limit: f32,
+}
+
+/// A resident buffer and its length in values.
+pub(crate) type Resident<'a> = (&'a wgpu::Buffer, usize);
+
+impl Gpu {
+    /// A read-write storage buffer holding `data`, readable back.
+    pub fn upload_resident(&self, data: &[f32]) -> Result<wgpu::Buffer> {
+        self.ctx.scoped(|| {
+            let out = output(&self.ctx, data.len(), "tensor")?;
+            self.ctx
+                .queue
+                .write_buffer(&out, 0, bytemuck::cast_slice(data));
+            Ok(out)
+        })
+    }
+
+    pub fn read_resident(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
+        self.ctx.scoped(|| {
+            let bytes = submit_and_read(&self.ctx, self.encoder(), &[(buffer, len as u64 * 4)])?;
+            Ok(to_f32(&bytes[0], len))
+        })
+    }
+
+    /// Statistics over all `tensors` as one vector; with `clip`, then clips
+    /// them in place in the same submission.
+    pub fn grad_stats(
+        &self,
+        tensors: &[Resident],
+        eps: f32,
+        clip: Option<Clip>,
+    ) -> Result<GradStats> {
+        self.ctx.scoped(|| {
+            let ctx = &self.ctx;
+            let max = max_chunk_elements(ctx);
+            let total: usize = tensors
+                .iter()
+                .flat_map(|&(_, n)| chunks(n, max))
+                .map(|c| partials_for(c.len))
+                .sum();
+            let partials = output(ctx, total.max(1) * 4, "partials")?;
+            let counts = ctx
+                .device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("counts"),
+                    contents: bytemuck::cast_slice(&[0u32; 4]),
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                });
+            let result = output(ctx, 4, "stats")?;
+            let mut encoder = self.encoder();
+            let limit = match clip {
+                Some(Clip::Value(c) | Clip::Norm(c)) => c,
+                None => 0.0,
+            };
+            let pass = |encoder: &mut wgpu::CommandEncoder,
+                        entry: &'static str,
+                        base: &mut usize|
+             -> Result<()> {
+                for &(buffer, n) in tensors {
+                    for c in chunks(n, max) {
+                        let groups = partials_for(c.len);
+                        let params = uniform(
+                            ctx,
+                            &StatsParams {
+                                n: c.len as u32,
+                                partial_base: *base as u32,
+                                eps,
+                                limit,
+                            },
+                        );
+                        let resources = vec![
+                            params.as_entire_binding(),
+                            binding(ctx, buffer, c.start, c.len).0,
+                            partials.as_entire_binding(),
+                            counts.as_entire_binding(),
+                            result.as_entire_binding(),
+                        ];
+                        let dispatch = match entry {
+                            "grad_stats" => (groups as u32, 1),
+                            _ => grid(ctx, groups_for(c.len.div_ceil(4)))?,
+                        };
+                        self.run(encoder, Family::Stats, entry, &[], resources, dispatch)?;
+                        *base += groups;
+                    }
+                }
+                Ok(())
+            };
+            pass(&mut encoder, "grad_stats", &mut 0)?;
+            let params = uniform(
+                ctx,
+                &ReduceParams {
+                    count: total as u32,
+                    pad: [0; 3],
+                },
+            );
+            let resources = vec![
+                params.as_entire_binding(),
+                partials.as_entire_binding(),
+                result.as_entire_binding(),
+            ];
+            self.run(
+                &mut encoder,
+                Family::Reduce,
+                "reduce_partials",
+                &[],
+                resources,
+                (1, 1),
+            )?;
+            match clip {
+                Some(Clip::Norm(_)) => pass(&mut encoder, "clip_norm", &mut 0)?,
+                Some(Clip::Value(_)) => pass(&mut encoder, "clip_value", &mut 0)?,
+                None => {}
+            }
+            let bytes = submit_and_read(ctx, encoder, &[(&result, 16), (&counts, 16)])?;
+            let s = to_f32(&bytes[0], 3);
+            let c = to_u32(&bytes[1]);
+            let n: usize = tensors.iter().map(|t| t.1).sum();
+            // The sums are scaled by the largest partial scale, which is
+            // max |g| itself, exact from its bits.
+            let max_abs = f32::from_bits(c[3]) as f64;
+            let norm = (s[0] as f64).sqrt() * max_abs;
+            Ok(GradStats::from_parts(
+                norm,
+                max_abs,
+                c[0] as u64,
+                c[1] as u64,
+                c[2] as u64,
+                n as u64,
+            ))
+        })
+    }
+}
