@@ -485,6 +485,126 @@ impl Engine {
             .collect::<Result<Vec<_>>>()?;
         Ok(HealthReport::judge(stats, thresholds))
     }
+
+    /// An activation pass on a resident tensor, leaving the result resident:
+    /// f(x), f'(x), or upstream ⊙ f'(x) for [`Pass::Backward`].
+    pub fn activation_tensor(
+        &self,
+        act: &Activation,
+        pass: Pass,
+        x: &Tensor,
+        upstream: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        act.validate()?;
+        if pass == Pass::Backward && upstream.is_none() {
+            return Err(invalid!("the backward pass needs an upstream gradient"));
+        }
+        if let Some(u) = upstream {
+            if u.len != x.len {
+                return Err(invalid!(
+                    "upstream has {} values but the input has {}",
+                    u.len,
+                    x.len
+                ));
+            }
+        }
+        let len = x.len;
+        let data = match (&self.inner, &x.data, upstream.map(|u| &u.data)) {
+            (Inner::Gpu(g), TensorData::Gpu(xb), None | Some(TensorData::Gpu(_))) => {
+                let ub = match upstream.map(|u| &u.data) {
+                    Some(TensorData::Gpu(b)) => Some(b),
+                    _ => None,
+                };
+                TensorData::Gpu(g.activation_resident(act, pass, xb, ub, len)?)
+            }
+            (_, TensorData::Cpu(xv), None) => {
+                TensorData::Cpu(to_f32(cpu::activation(act, pass, xv, None)))
+            }
+            (_, TensorData::Cpu(xv), Some(TensorData::Cpu(uv))) => {
+                TensorData::Cpu(to_f32(cpu::activation(act, pass, xv, Some(uv))))
+            }
+            _ => return Err(invalid!("tensors of different engines were mixed")),
+        };
+        Ok(Tensor { data, len })
+    }
+
+    /// A pointwise loss on resident prediction and target tensors; the
+    /// scalar (or per-sample values) comes back to the host.
+    pub fn loss_tensor(
+        &self,
+        loss: &Loss,
+        pred: &Tensor,
+        target: &Tensor,
+        reduction: Reduction,
+    ) -> Result<LossValue> {
+        Ok(self.resident_loss(loss, pred, target, reduction, false)?.0)
+    }
+
+    /// The gradient of a pointwise loss with respect to a resident
+    /// prediction, left resident.
+    pub fn loss_grad_tensor(
+        &self,
+        loss: &Loss,
+        pred: &Tensor,
+        target: &Tensor,
+        reduction: Reduction,
+    ) -> Result<Tensor> {
+        self.resident_loss(loss, pred, target, reduction, true)?
+            .1
+            .ok_or_else(|| Error::Gpu("no gradient came back".into()))
+    }
+
+    fn resident_loss(
+        &self,
+        loss: &Loss,
+        pred: &Tensor,
+        target: &Tensor,
+        reduction: Reduction,
+        with_grad: bool,
+    ) -> Result<(LossValue, Option<Tensor>)> {
+        loss.validate()?;
+        if pred.len != target.len {
+            return Err(invalid!(
+                "{}: the target has {} values but the prediction has {}",
+                loss.name(),
+                target.len,
+                pred.len
+            ));
+        }
+        let len = pred.len;
+        match (&self.inner, &pred.data, &target.data) {
+            (Inner::Gpu(g), TensorData::Gpu(p), TensorData::Gpu(t)) => {
+                let (v, grad) = g.loss_resident(loss, p, t, len, reduction, with_grad)?;
+                Ok((
+                    v,
+                    grad.map(|b| Tensor {
+                        data: TensorData::Gpu(b),
+                        len,
+                    }),
+                ))
+            }
+            (_, TensorData::Cpu(p), TensorData::Cpu(t)) => {
+                let input = LossInput::new(p, t);
+                if with_grad {
+                    let g = to_f32(cpu::loss_grad(loss, &input, reduction)?);
+                    Ok((
+                        LossValue::Scalar(f64::NAN),
+                        Some(Tensor {
+                            data: TensorData::Cpu(g),
+                            len,
+                        }),
+                    ))
+                } else {
+                    Ok((Engine::cpu().loss(loss, &input, reduction)?, None))
+                }
+            }
+            _ => Err(invalid!("tensors of different engines were mixed")),
+        }
+    }
+}
+
+fn to_f32(v: Vec<f64>) -> Vec<f32> {
+    v.into_iter().map(|x| x as f32).collect()
 }
 
 fn check_eps(eps: f32) -> Result<()> {

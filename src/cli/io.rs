@@ -122,11 +122,39 @@ enum Kind {
     I64,
 }
 
+/// The header of an npy file. npyz multiplies the shape's dimensions
+/// unchecked (for the element count and the strides): a shape whose product
+/// overflows u64, such as (9223372036854775809, 2), panics in a debug build
+/// and wraps in a release one (there that file was read as 2 values). So the
+/// parse runs under `catch_unwind` with a silent panic hook (the binary's
+/// hook would print an "internal error" line; the readers run before any
+/// other thread exists), and the count is checked here.
+fn read_npy_header(cursor: &mut Cursor<&[u8]>) -> std::result::Result<NpyHeader, String> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        NpyHeader::from_reader(&mut *cursor)
+    }));
+    std::panic::set_hook(hook);
+    let too_many = "not a valid .npy file (its shape has more elements than a 64-bit count holds)";
+    match parsed {
+        Ok(Ok(header)) => match header
+            .shape()
+            .iter()
+            .try_fold(1u64, |n, &d| n.checked_mul(d))
+        {
+            Some(_) => Ok(header),
+            None => Err(too_many.to_string()),
+        },
+        Ok(Err(e)) => Err(format!("not a valid .npy file ({e})")),
+        Err(_) => Err(too_many.to_string()),
+    }
+}
+
 fn read_npy(path: &str, bytes: &[u8]) -> Result<Array> {
     let bad = |m: String| file_error(path, m);
     let mut cursor = Cursor::new(bytes);
-    let header = NpyHeader::from_reader(&mut cursor)
-        .map_err(|e| bad(format!("not a valid .npy file ({e})")))?;
+    let header = read_npy_header(&mut cursor).map_err(bad)?;
     let body = &bytes[cursor.position() as usize..];
 
     let DType::Plain(ts) = header.dtype() else {
@@ -194,12 +222,19 @@ fn read_npy(path: &str, bytes: &[u8]) -> Result<Array> {
             .into_iter()
             .map(f64::from)
             .collect(),
-        Kind::I64 => npy
-            .into_vec::<i64>()
-            .map_err(read_err)?
-            .into_iter()
-            .map(|v| v as f64)
-            .collect(),
+        Kind::I64 => {
+            let ints = npy.into_vec::<i64>().map_err(read_err)?;
+            // f64 holds every i64 only up to 2^53; past it 2^53 + 1 would
+            // round to 2^53 before to_f32's exactness check could see it.
+            if let Some(i) = ints.iter().position(|&v| v as f64 as i128 != v as i128) {
+                let at = match dims[..] {
+                    [_, c] => format!("[{}, {}]", i / c, i % c),
+                    _ => format!("[{i}]"),
+                };
+                return Err(bad(format!("{at} = {} is not exact in f32", ints[i])));
+            }
+            ints.into_iter().map(|v| v as f64).collect()
+        }
     };
     Ok(Array {
         data,

@@ -222,42 +222,179 @@ impl Gpu {
             };
             let out = output(&self.ctx, n, "activation output")?;
             let mut encoder = self.encoder();
-            let [a, _, lower, upper] = act.shader_params();
-            let [training, seed_lo, seed_hi] = act.shader_rng();
-            let constants = [("OP", act.shader_id()), ("PASS", pass.shader_id())];
-            for c in chunks(n, max_chunk_elements(&self.ctx)) {
-                let params = uniform(
-                    &self.ctx,
-                    &ActParams {
-                        n4: c.len.div_ceil(4) as u32,
-                        base: c.start as u32,
-                        seed_lo,
-                        seed_hi,
-                        a,
-                        training,
-                        lower,
-                        upper,
-                    },
-                );
-                let resources = vec![
-                    params.as_entire_binding(),
-                    binding(&self.ctx, &xb, c.start, c.len).0,
-                    binding(&self.ctx, ub.as_ref().unwrap_or(&xb), c.start, c.len).0,
-                    binding(&self.ctx, &out, c.start, c.len).0,
-                ];
-                let groups = grid(&self.ctx, groups_for(c.len.div_ceil(4)))?;
-                self.run(
-                    &mut encoder,
-                    Family::Activation,
-                    "activation",
-                    &constants,
-                    resources,
-                    groups,
-                )?;
-            }
+            self.encode_activation(&mut encoder, act, pass, &xb, ub.as_ref(), &out, n)?;
             let bytes = submit_and_read(&self.ctx, encoder, &[(&out, n as u64 * 4)])?;
             Ok(to_f32(&bytes[0], n))
         })
+    }
+
+    /// The activation of a resident buffer into a new resident buffer.
+    pub fn activation_resident(
+        &self,
+        act: &Activation,
+        pass: Pass,
+        x: &wgpu::Buffer,
+        upstream: Option<&wgpu::Buffer>,
+        n: usize,
+    ) -> Result<wgpu::Buffer> {
+        self.ctx.scoped(|| {
+            let out = output(&self.ctx, n, "activation output")?;
+            let mut encoder = self.encoder();
+            self.encode_activation(&mut encoder, act, pass, x, upstream, &out, n)?;
+            self.ctx.queue.submit([encoder.finish()]);
+            Ok(out)
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn encode_activation(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        act: &Activation,
+        pass: Pass,
+        xb: &wgpu::Buffer,
+        ub: Option<&wgpu::Buffer>,
+        out: &wgpu::Buffer,
+        n: usize,
+    ) -> Result<()> {
+        let [a, _, lower, upper] = act.shader_params();
+        let [training, seed_lo, seed_hi] = act.shader_rng();
+        let constants = [("OP", act.shader_id()), ("PASS", pass.shader_id())];
+        for c in chunks(n, max_chunk_elements(&self.ctx)) {
+            let params = uniform(
+                &self.ctx,
+                &ActParams {
+                    n4: c.len.div_ceil(4) as u32,
+                    base: c.start as u32,
+                    seed_lo,
+                    seed_hi,
+                    a,
+                    training,
+                    lower,
+                    upper,
+                },
+            );
+            let resources = vec![
+                params.as_entire_binding(),
+                binding(&self.ctx, xb, c.start, c.len).0,
+                binding(&self.ctx, ub.unwrap_or(xb), c.start, c.len).0,
+                binding(&self.ctx, out, c.start, c.len).0,
+            ];
+            let groups = grid(&self.ctx, groups_for(c.len.div_ceil(4)))?;
+            self.run(
+                encoder,
+                Family::Activation,
+                "activation",
+                &constants,
+                resources,
+                groups,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// A pointwise loss on resident prediction and target buffers of `n`
+    /// values: the value (scalars and per-sample values come back to the
+    /// host), or with `with_grad` the gradient as a new resident buffer.
+    pub fn loss_resident(
+        &self,
+        loss: &Loss,
+        pred: &wgpu::Buffer,
+        target: &wgpu::Buffer,
+        n: usize,
+        reduction: Reduction,
+        with_grad: bool,
+    ) -> Result<(LossValue, Option<wgpu::Buffer>)> {
+        reject_rmse_none(loss, reduction)?;
+        let op = loss.pointwise_id().ok_or_else(|| {
+            crate::error::invalid!(
+                "{} is not pointwise: resident tensors take pointwise losses",
+                loss.name()
+            )
+        })?;
+        let ctx = &self.ctx;
+        self.ctx.scoped(|| {
+            let errors = error_slots(ctx);
+            let inputs = Inputs {
+                pred,
+                target: Some(target),
+                weights: None,
+                errors: &errors,
+            };
+            let point_op = PointOp {
+                op,
+                param: loss.param(),
+                pred_domain: loss.pred_domain(),
+                target_domain: loss.target_domain(),
+            };
+            let rmse = *loss == Loss::Rmse;
+            let mut encoder = self.encoder();
+            let sums = match reduction {
+                Reduction::None => None,
+                _ if with_grad && !rmse => None,
+                _ => Some(self.reduce(&mut encoder, point_op, &inputs, n)?),
+            };
+            let coef = match reduction {
+                Reduction::Mean if rmse => Coef::Rmse,
+                Reduction::Mean => Coef::Scale((1.0 / n as f64) as f32),
+                _ => Coef::Scale(1.0),
+            };
+            let main = if with_grad {
+                Some(self.elementwise(
+                    &mut encoder,
+                    "grad",
+                    point_op,
+                    &inputs,
+                    n,
+                    coef,
+                    sums.as_ref(),
+                )?)
+            } else if reduction == Reduction::None {
+                Some(self.elementwise(&mut encoder, "terms", point_op, &inputs, n, coef, None)?)
+            } else {
+                None
+            };
+            let mut parts: Vec<(&wgpu::Buffer, u64)> = vec![(&errors, 16)];
+            if let Some(s) = &sums {
+                parts.push((s, 16));
+            }
+            if let (Some(m), false) = (&main, with_grad) {
+                parts.push((m, n as u64 * 4));
+            }
+            let bytes = submit_and_read(ctx, encoder, &parts)?;
+            let slots = to_u32(&bytes[0]);
+            for (slot, (buffer, what, domain)) in [
+                (pred, "pred", loss.pred_domain()),
+                (target, "target", loss.target_domain()),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                if slots[slot] != u32::MAX {
+                    let i = slots[slot] as usize;
+                    let v = self.read_resident_at(buffer, i)?;
+                    return Err(loss.domain_error(what, domain, i, v));
+                }
+            }
+            let value = match (&sums, &main) {
+                (Some(_), _) => {
+                    let s = to_f32(&bytes[1], 3);
+                    LossValue::Scalar(finish(reduction, scaled_sum(&s), n as f64, rmse)?)
+                }
+                (None, Some(_)) if !with_grad => LossValue::PerSample(to_f32(&bytes[1], n)),
+                _ => LossValue::Scalar(f64::NAN),
+            };
+            Ok((value, if with_grad { main } else { None }))
+        })
+    }
+
+    /// One value of a resident buffer (to name an offender in an error).
+    fn read_resident_at(&self, buffer: &wgpu::Buffer, i: usize) -> Result<f32> {
+        let one = output(&self.ctx, 1, "offender")?;
+        let mut encoder = self.encoder();
+        encoder.copy_buffer_to_buffer(buffer, i as u64 * 4, &one, 0, 4);
+        let bytes = submit_and_read(&self.ctx, encoder, &[(&one, 4)])?;
+        Ok(to_f32(&bytes[0], 1)[0])
     }
 
     /// Σ term(x, t) of an internal pointwise op (prelu's dα, the penalties).

@@ -315,6 +315,15 @@ impl Loss {
         }
     }
 
+    /// The `shaders/loss.wgsl` op of a pointwise loss (None for the row
+    /// losses cross-entropy, kl-div and entropy).
+    pub(crate) fn pointwise_id(&self) -> Option<u32> {
+        match self {
+            Loss::CrossEntropy | Loss::KlDiv | Loss::Entropy => None,
+            _ => Some(self.index() as u32 - pointwise_offset(self.index())),
+        }
+    }
+
     /// Checks the parameters: δ > 0 (finite) for huber, γ ∈ (0, 1) for quantile.
     pub fn validate(&self) -> Result<()> {
         match *self {
@@ -397,7 +406,7 @@ impl Loss {
                         "{name} is pointwise: give 1-D predictions (cols = 1), got {cols} columns"
                     ));
                 }
-                Form::Pointwise(self.index() as u32 - pointwise_offset(self.index()))
+                Form::Pointwise(self.pointwise_id().unwrap_or(u32::MAX))
             }
         };
         match input.target {

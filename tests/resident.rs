@@ -1,0 +1,104 @@
+//! Resident tensors: a chain activation → loss → gradient → backward that
+//! never leaves the device gives the host path's numbers.
+
+mod common;
+
+use common::{assert_all_close, data, gpu, rng};
+use lossgpu::{Activation, Engine, Loss, LossInput, Pass, Reduction};
+use rand::Rng;
+
+#[test]
+fn a_chain_on_resident_tensors_matches_the_host_path() {
+    let mut rng = rng("resident");
+    let cpu = Engine::cpu();
+    for engine in [gpu(), Some(&cpu)].into_iter().flatten() {
+        for n in [1, 257, 65_537] {
+            let z = data(&mut rng, n);
+            let y: Vec<f32> = (0..n).map(|_| rng.random::<f32>()).collect();
+            let zt = engine.upload(&z).unwrap();
+            let yt = engine.upload(&y).unwrap();
+            let p = engine
+                .activation_tensor(&Activation::Sigmoid, Pass::Forward, &zt, None)
+                .unwrap();
+            let host_p = engine.activation(&Activation::Sigmoid, &z).unwrap();
+            assert_eq!(engine.read(&p).unwrap(), host_p);
+            for reduction in [Reduction::Mean, Reduction::Sum] {
+                let v = engine
+                    .loss_tensor(&Loss::Bce, &p, &yt, reduction)
+                    .unwrap()
+                    .scalar()
+                    .unwrap();
+                let want = engine
+                    .loss(&Loss::Bce, &LossInput::new(&host_p, &y), reduction)
+                    .unwrap()
+                    .scalar()
+                    .unwrap();
+                assert!((v - want).abs() <= 1e-6 * want.abs(), "{v} vs {want}");
+            }
+            let g = engine
+                .loss_grad_tensor(&Loss::Mse, &zt, &yt, Reduction::Mean)
+                .unwrap();
+            let want =
+                lossgpu::cpu::loss_grad(&Loss::Mse, &LossInput::new(&z, &y), Reduction::Mean)
+                    .unwrap();
+            assert_all_close(
+                "resident mse grad",
+                &engine.read(&g).unwrap(),
+                &want,
+                |_| 1e-5,
+                1e-9,
+            );
+            // Backward through the activation with the resident gradient.
+            let dz = engine
+                .activation_tensor(&Activation::Tanh, Pass::Backward, &zt, Some(&g))
+                .unwrap();
+            let gh = engine.read(&g).unwrap();
+            let want = lossgpu::cpu::activation(&Activation::Tanh, Pass::Backward, &z, Some(&gh));
+            assert_all_close(
+                "resident backward",
+                &engine.read(&dz).unwrap(),
+                &want,
+                |_| 1e-5,
+                1e-9,
+            );
+            let none = engine
+                .loss_tensor(&Loss::Huber { delta: 1.0 }, &zt, &yt, Reduction::None)
+                .unwrap();
+            let want =
+                lossgpu::cpu::loss_per_sample(&Loss::Huber { delta: 1.0 }, &LossInput::new(&z, &y))
+                    .unwrap();
+            assert_all_close(
+                "resident none",
+                none.per_sample().unwrap(),
+                &want,
+                |_| 1e-5,
+                1e-6,
+            );
+        }
+    }
+}
+
+#[test]
+fn resident_inputs_are_validated() {
+    let cpu = Engine::cpu();
+    for engine in [gpu(), Some(&cpu)].into_iter().flatten() {
+        let p = engine.upload(&[0.5, -1.0, 2.0]).unwrap();
+        let bad = engine.upload(&[1.0, 0.25, -1.0]).unwrap();
+        let m = engine
+            .loss_tensor(&Loss::Hinge, &p, &bad, Reduction::Mean)
+            .unwrap_err()
+            .to_string();
+        assert!(m.contains("target[1]") && m.contains("0.25"), "{m}");
+        let short = engine.upload(&[1.0]).unwrap();
+        assert!(engine
+            .loss_tensor(&Loss::Mse, &p, &short, Reduction::Mean)
+            .is_err());
+        assert!(engine
+            .loss_tensor(&Loss::CrossEntropy, &p, &p, Reduction::Mean)
+            .is_err());
+        assert!(engine
+            .activation_tensor(&Activation::Relu, Pass::Backward, &p, None)
+            .is_err());
+        assert!(engine.upload(&[]).is_err());
+    }
+}
