@@ -9,6 +9,7 @@ mod gradient;
 mod io;
 mod loss;
 mod output;
+mod plot;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use lossgpu::{Engine, Result};
@@ -47,6 +48,8 @@ enum Command {
     GradStats(gradient::StatsArgs),
     /// Clip a gradient by value or by its L2 norm.
     Clip(gradient::ClipArgs),
+    /// Draw the losses and activations (SVG, PNG and an index.html gallery).
+    Plot(plot::Args),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -66,6 +69,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(args) => bench::run(args, backend)?,
         Command::GradStats(args) => gradient::run_stats(args, backend)?,
         Command::Clip(args) => gradient::run_clip(args, backend)?,
+        Command::Plot(args) => plot::run(args, backend)?,
     };
     report.print(cli.format)
 }
