@@ -7,6 +7,7 @@ use crate::gpu::Gpu;
 use crate::ops::activation::{Activation, Pass};
 use crate::ops::gradient::{Clip, GradStats, HealthReport, HealthThresholds};
 use crate::ops::loss::{Loss, LossInput, OP_PRELU_DALPHA};
+use crate::ops::metrics::RegressionMetrics;
 use crate::ops::reduction::{LossValue, Reduction};
 use crate::ops::regularizer::Regularizer;
 use crate::tensor::{Tensor, TensorData};
@@ -362,6 +363,27 @@ impl Engine {
             )?
         };
         Ok(risk + reg.lambda() as f64 * penalty)
+    }
+
+    /// mse, rmse, mae, mape, smape, huber (δ), log-cosh and quantile (γ) of
+    /// 1-D predictions and targets, optionally weighted, in one pass that
+    /// reads each input once.
+    pub fn regression_metrics(
+        &self,
+        input: &LossInput,
+        delta: f32,
+        gamma: f32,
+    ) -> Result<RegressionMetrics> {
+        crate::ops::metrics::metric_losses(delta, gamma)?;
+        let rows = Loss::Mse.shape(input)?.rows;
+        let (sums, wsum) = self.dispatch(
+            |g| g.metric_sums(input, delta, gamma),
+            || {
+                cpu::validate(&Loss::Mse, input)?;
+                cpu::metric_sums(input, delta, gamma)
+            },
+        )?;
+        RegressionMetrics::from_sums(sums, wsum, rows)
     }
 
     // ---- resident tensors and gradient health ---------------------------

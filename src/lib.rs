@@ -48,6 +48,7 @@ pub use ops::gradient::{
     Clip, GradStats, HealthReport, HealthThresholds, LayerHealth, Verdict, VANISH_EPS,
 };
 pub use ops::loss::{Loss, LossInput, LossParams, Target, LOSS_NAMES};
+pub use ops::metrics::RegressionMetrics;
 pub use ops::reduction::{LossValue, Reduction};
 pub use ops::regularizer::Regularizer;
 pub use tensor::Tensor;

@@ -986,3 +986,56 @@ fn grad_stats_and_clip_commands() {
     assert!(m.contains("vanish"), "{m}");
     fails(d, &["grad-stats", "--input", "missing.csv"]);
 }
+
+#[test]
+fn metrics_command_gives_every_metric() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "p.csv", "1\n2\n3\n");
+    write(d, "t.csv", "1.5\n2\n1\n");
+    for backend in ["cpu", "auto"] {
+        let v = ok_json(
+            d,
+            &[
+                "metrics",
+                "--pred",
+                "p.csv",
+                "--target",
+                "t.csv",
+                "--backend",
+                backend,
+            ],
+        );
+        // e = 0.5, 0, −2
+        assert!((num(&v["mse"]) - 4.25 / 3.0).abs() < 1e-6, "{v}");
+        assert!((num(&v["rmse"]) - (4.25f64 / 3.0).sqrt()).abs() < 1e-6);
+        assert!((num(&v["mae"]) - 2.5 / 3.0).abs() < 1e-6);
+        assert!((num(&v["mape"]) - (100.0 * 0.5 / 1.5 + 100.0 * 2.0) / 3.0).abs() < 1e-4);
+        assert!((num(&v["huber"]) - (0.125 + 1.5) / 3.0).abs() < 1e-6);
+        assert!((num(&v["quantile"]) - (0.25 + 1.0) / 3.0).abs() < 1e-6);
+        assert!(v["smape"].is_number() && v["log_cosh"].is_number());
+        assert_eq!(num(&v["n"]), 3.0);
+    }
+    write(d, "w.csv", "1\n-1\n1\n");
+    let m = fails(
+        d,
+        &[
+            "metrics",
+            "--pred",
+            "p.csv",
+            "--target",
+            "t.csv",
+            "--weights",
+            "w.csv",
+        ],
+    );
+    assert!(m.contains("w.csv") && m.contains("weights[1]"), "{m}");
+    fails(
+        d,
+        &[
+            "metrics", "--pred", "p.csv", "--target", "t.csv", "--delta", "0",
+        ],
+    );
+    write(d, "short.csv", "1\n");
+    fails(d, &["metrics", "--pred", "p.csv", "--target", "short.csv"]);
+}

@@ -255,7 +255,7 @@ fn class_indices(t: &Array) -> Result<Vec<u32>> {
 
 /// The engine names the argument ("target[2] = 0.5 ..."); the user thinks in
 /// files, so prefix the file that argument came from.
-fn name_file(e: Error, files: [Option<&String>; 3]) -> Error {
+pub(super) fn name_file(e: Error, files: [Option<&String>; 3]) -> Error {
     let Error::InvalidInput(message) = e else {
         return e;
     };

@@ -8,6 +8,7 @@ mod devices;
 mod gradient;
 mod io;
 mod loss;
+mod metrics;
 mod output;
 mod plot;
 
@@ -42,6 +43,8 @@ enum Command {
     Activation(activation::Args),
     /// Evaluate a loss (and optionally its gradient).
     Loss(loss::Args),
+    /// All regression metrics in one pass over the data.
+    Metrics(metrics::Args),
     /// Time every activation and a set of losses on the GPU and the CPU.
     Bench(bench::Args),
     /// Gradient statistics in one pass: L2 norm, max |g|, NaN and inf counts, vanishing share.
@@ -66,6 +69,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Devices => devices::run(backend)?,
         Command::Activation(args) => activation::run(args, backend)?,
         Command::Loss(args) => loss::run(args, backend)?,
+        Command::Metrics(args) => metrics::run(args, backend)?,
         Command::Bench(args) => bench::run(args, backend)?,
         Command::GradStats(args) => gradient::run_stats(args, backend)?,
         Command::Clip(args) => gradient::run_clip(args, backend)?,

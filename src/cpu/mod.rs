@@ -175,3 +175,17 @@ pub(crate) fn grad_coefficient(
         }
     }
 }
+
+/// The seven metric sums (mse, mae, mape, smape, huber, log-cosh, pinball)
+/// and Σw, each from its loss's f64 reference.
+pub fn metric_sums(input: &LossInput, delta: f32, gamma: f32) -> Result<([f64; 7], f64)> {
+    let losses = crate::ops::metrics::metric_losses(delta, gamma)?;
+    let mut sums = [0.0; 7];
+    let mut wsum = 0.0;
+    for (k, loss) in losses.iter().enumerate() {
+        let (s, w) = loss_sums(loss, input)?;
+        sums[k] = s;
+        wsum = w;
+    }
+    Ok((sums, wsum))
+}

@@ -5,6 +5,7 @@ mod buffers;
 pub(crate) mod context;
 mod dispatch;
 mod gradient;
+mod metrics;
 pub(crate) mod pipelines;
 
 use crate::cpu::reject_rmse_none;

@@ -19,6 +19,8 @@ pub enum Family {
     Reduce,
     /// `stats.wgsl`
     Stats,
+    /// `metrics.wgsl`
+    Metrics,
 }
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
@@ -27,22 +29,30 @@ const TREE_SUBGROUP: &str = include_str!("../../shaders/tree_subgroup.wgsl");
 
 impl Family {
     /// Every family, for validation.
-    pub const ALL: [Family; 5] = [
+    pub const ALL: [Family; 6] = [
         Family::Activation,
         Family::Loss,
         Family::Rows,
         Family::Reduce,
         Family::Stats,
+        Family::Metrics,
     ];
 
-    fn body(self) -> &'static str {
-        match self {
+    /// The family's files after common.wgsl and the tree: terms.wgsl holds
+    /// the pointwise loss formulas that loss.wgsl and metrics.wgsl share.
+    fn body(self) -> String {
+        let terms = include_str!("../../shaders/terms.wgsl");
+        let own = match self {
             Family::Activation => include_str!("../../shaders/activation.wgsl"),
-            Family::Loss => include_str!("../../shaders/loss.wgsl"),
+            Family::Loss => return format!("{terms}\n{}", include_str!("../../shaders/loss.wgsl")),
+            Family::Metrics => {
+                return format!("{terms}\n{}", include_str!("../../shaders/metrics.wgsl"))
+            }
             Family::Rows => include_str!("../../shaders/rows.wgsl"),
             Family::Reduce => include_str!("../../shaders/reduce.wgsl"),
             Family::Stats => include_str!("../../shaders/stats.wgsl"),
-        }
+        };
+        own.to_string()
     }
 
     /// The file name under `shaders/`.
@@ -53,6 +63,7 @@ impl Family {
             Family::Rows => "rows.wgsl",
             Family::Reduce => "reduce.wgsl",
             Family::Stats => "stats.wgsl",
+            Family::Metrics => "metrics.wgsl",
         }
     }
 
@@ -70,6 +81,8 @@ impl Family {
             Family::Reduce => &[true, false],
             // data (in place), partials, counts, stats
             Family::Stats => &[false, false, false, true],
+            // pred, target, weights, partials, errors
+            Family::Metrics => &[true, true, true, false, false],
         }
     }
 }

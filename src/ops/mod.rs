@@ -4,5 +4,6 @@
 pub mod activation;
 pub mod gradient;
 pub mod loss;
+pub mod metrics;
 pub mod reduction;
 pub mod regularizer;

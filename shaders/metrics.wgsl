@@ -1,0 +1,103 @@
+// All regression metrics in one pass over (pred, target, weights): each
+// element is read once and feeds eight weighted sums — e², |e|, mape, smape,
+// huber, log-cosh, pinball and the weight itself — using the loss terms of
+// terms.wgsl. metrics_partials writes two vec4 per workgroup; metrics_final
+// (one workgroup) folds them in a fixed order into out[0..2].
+
+override HAS_WEIGHTS: bool = false;
+
+struct MetricParams {
+    n: u32,            // elements in this chunk (metrics_partials) or partial pairs (metrics_final)
+    base: u32,         // global index of the chunk's first element
+    partial_base: u32, // first partial pair of this chunk
+    _pad: u32,
+    delta: f32,
+    gamma: f32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: MetricParams;
+@group(0) @binding(1) var<storage, read> pred: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> tgt: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> weights: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> partials: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> errors: array<atomic<u32>, 4>;
+
+// Eight running sums, each Kahan-compensated.
+struct Sums {
+    a: Kahan,   // (e², |e|)
+    b: Kahan,   // (mape, smape)
+    c: Kahan,   // (huber, log-cosh)
+    d: Kahan,   // (pinball, w)
+}
+
+fn add_element(s: Sums, p: f32, t: f32, w: f32) -> Sums {
+    let a = vec2<f32>(weighted(w, loss_term(8u, p, t, 0.0)), weighted(w, loss_term(10u, p, t, 0.0)));
+    let b = vec2<f32>(weighted(w, loss_term(11u, p, t, 0.0)), weighted(w, loss_term(12u, p, t, 0.0)));
+    let c = vec2<f32>(weighted(w, loss_term(13u, p, t, params.delta)), weighted(w, loss_term(14u, p, t, 0.0)));
+    let d = vec2<f32>(weighted(w, loss_term(15u, p, t, params.gamma)), w);
+    return Sums(kahan_add(s.a, a), kahan_add(s.b, b), kahan_add(s.c, c), kahan_add(s.d, d));
+}
+
+fn zero_sums() -> Sums {
+    let z = Kahan(vec2<f32>(0.0), vec2<f32>(0.0));
+    return Sums(z, z, z, z);
+}
+
+@compute @workgroup_size(256)
+fn metrics_partials(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    lane: Lane,
+) {
+    let n4 = (params.n + 3u) / 4u;
+    var s = zero_sums();
+    for (var i4 = wid.x * WG + lane.lid; i4 < n4; i4 = i4 + nwg.x * WG) {
+        let p = pred[i4];
+        let t = tgt[i4];
+        var w = vec4<f32>(1.0);
+        if (HAS_WEIGHTS) {
+            w = weights[i4];
+        }
+        for (var k = 0u; k < 4u; k = k + 1u) {
+            let i = 4u * i4 + k;
+            if (i < params.n) {
+                if (w[k] < 0.0) {
+                    atomicMin(&errors[2], params.base + i);
+                }
+                s = add_element(s, p[k], t[k], w[k]);
+            }
+        }
+    }
+    let a = wg_sum(s.a.sum, lane);
+    let b = wg_sum(s.b.sum, lane);
+    let c = wg_sum(s.c.sum, lane);
+    let d = wg_sum(s.d.sum, lane);
+    if (lane.lid == 0u) {
+        let slot = 2u * (params.partial_base + wid.x);
+        partials[slot] = vec4<f32>(a, b);
+        partials[slot + 1u] = vec4<f32>(c, d);
+    }
+}
+
+@compute @workgroup_size(256)
+fn metrics_final(lane: Lane) {
+    var s = zero_sums();
+    for (var i = lane.lid; i < params.n; i = i + WG) {
+        let x = partials[2u * i];
+        let y = partials[2u * i + 1u];
+        s = Sums(kahan_add(s.a, x.xy), kahan_add(s.b, x.zw), kahan_add(s.c, y.xy), kahan_add(s.d, y.zw));
+    }
+    let a = wg_sum(s.a.sum, lane);
+    let b = wg_sum(s.b.sum, lane);
+    let c = wg_sum(s.c.sum, lane);
+    let d = wg_sum(s.d.sum, lane);
+    workgroupBarrier();
+    if (lane.lid == 0u) {
+        // The totals go after the partials, in slots the partials never use.
+        let slot = 2u * params.partial_base;
+        partials[slot] = vec4<f32>(a, b);
+        partials[slot + 1u] = vec4<f32>(c, d);
+    }
+}

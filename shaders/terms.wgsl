@@ -1,0 +1,86 @@
+// One loss term l(p, t) and its derivative d l / d p per pointwise op: the
+// formulas of the pointwise losses, shared by loss.wgsl (which specialises
+// op with its OP override) and metrics.wgsl (which evaluates several ops on
+// each element). Ops are Loss::pointwise_id; 16 is the identity (sums of
+// row losses), 17 prelu's dα term.
+
+const MAPE_EPS: f32 = 1.1920929e-7;
+const EXP_MAX: f32 = 88.72283;
+
+// exp(a) that is +inf past the f32 range instead of an undefined overflow.
+fn exp_sat(a: f32) -> f32 {
+    return select(exp(min(a, EXP_MAX) - 1.0) * 2.7182817, inf_f32(), a > EXP_MAX);
+}
+
+fn loss_term(op: u32, p: f32, t: f32, param: f32) -> f32 {
+    let e = t - p;
+    let m = t * p;
+    var l: f32;
+    switch op {
+        case 0u: { l = select(0.0, 1.0, m <= 0.0); }
+        case 1u: { l = max(0.0, 1.0 - m); }
+        case 2u: {
+            let h = max(0.0, 1.0 - m);
+            l = h * h;
+        }
+        case 3u: { l = exp_sat(-m); }
+        case 4u: { l = softplus(-m); }
+        case 5u: { l = t * softplus(-p) + (1.0 - t) * softplus(p); }
+        case 6u: {
+            let lp = max(log_safe(p), -100.0);
+            let lq = max(log_safe(1.0 - p), -100.0);
+            l = -(select(t * lp, 0.0, t == 0.0) + select((1.0 - t) * lq, 0.0, t == 1.0));
+        }
+        case 7u: { l = 0.5 * e * e; }
+        case 8u, 9u: { l = e * e; }
+        case 10u: { l = abs(e); }
+        case 11u: { l = 100.0 * abs(e) / max(abs(t), MAPE_EPS); }
+        case 12u: {
+            let d = abs(t) + abs(p);
+            l = select(200.0 * abs(e) / d, 0.0, d == 0.0);
+        }
+        case 13u: {
+            let a = abs(e);
+            l = select(param * (a - 0.5 * param), 0.5 * e * e, a <= param);
+        }
+        case 14u: { l = log_cosh(e); }
+        case 15u: { l = select((param - 1.0) * e, param * e, e >= 0.0); }
+        case 16u: { l = p; }
+        case 17u: { l = select(t * p, 0.0, p > 0.0); }
+        default: { l = nan_f32(); }
+    }
+    return select(l, nan_f32(), is_nan(p) || is_nan(t));
+}
+
+fn loss_term_grad(op: u32, p: f32, t: f32, param: f32) -> f32 {
+    let e = t - p;
+    let m = t * p;
+    var g: f32;
+    switch op {
+        case 0u: { g = 0.0; }
+        case 1u: { g = select(0.0, -t, m < 1.0); }
+        case 2u: { g = -2.0 * t * max(0.0, 1.0 - m); }
+        case 3u: { g = -t * exp_sat(-m); }
+        case 4u: { g = -t * sigmoid(-m); }
+        case 5u: { g = sigmoid(p) - t; }
+        case 6u: { g = (p - t) / max(p * (1.0 - p), 1e-12); }
+        case 7u: { g = -e; }
+        case 8u, 9u: { g = -2.0 * e; }
+        case 10u: { g = -sign0(e); }
+        case 11u: { g = -100.0 * sign0(e) / max(abs(t), MAPE_EPS); }
+        case 12u: {
+            let d = abs(t) + abs(p);
+            // SPEC's 200·[−sign(e)(|t|+|p|) − |e|·sign(p)]/d², with the
+            // bracket simplified to −sign(e)·(|t| + t·sign(p)): no cancellation.
+            g = select(-200.0 * sign0(e) * (abs(t) + t * sign0(p)) / (d * d), 0.0, d == 0.0);
+        }
+        case 13u: { g = select(-param * sign0(e), -e, abs(e) <= param); }
+        case 14u: { g = -tanh_stable(e); }
+        case 15u: { g = select(1.0 - param, -param, e >= 0.0); }
+        case 16u: { g = 1.0; }
+        case 17u: { g = select(t, 0.0, p > 0.0); }
+        default: { g = nan_f32(); }
+    }
+    return select(g, nan_f32(), is_nan(p) || is_nan(t));
+}
+

@@ -1,0 +1,128 @@
+//! The fused regression-metrics pass.
+
+use super::buffers::{error_slots, output, submit_and_read, to_f32, to_u32, uniform, upload};
+use super::dispatch::{binding, chunks, max_chunk_elements, partials_for};
+use super::pipelines::Family;
+use super::Gpu;
+use crate::error::Result;
+use crate::ops::loss::{weight_error, Loss, LossInput, Target};
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct MetricParams {
+    n: u32,
+    base: u32,
+    partial_base: u32,
+    pad: u32,
+    delta: f32,
+    gamma: f32,
+    pad1: [u32; 2],
+}
+
+impl Gpu {
+    /// The seven weighted sums of metrics.wgsl and Σw, one read of the data.
+    pub fn metric_sums(
+        &self,
+        input: &LossInput,
+        delta: f32,
+        gamma: f32,
+    ) -> Result<([f64; 7], f64)> {
+        let ctx = &self.ctx;
+        let Target::Values(target) = input.target else {
+            return Err(crate::error::invalid!("metrics need real targets"));
+        };
+        let n = input.pred.len();
+        self.ctx.scoped(|| {
+            let pred = upload(ctx, input.pred, "pred")?;
+            let tgt = upload(ctx, target, "target")?;
+            let weights = input
+                .weights
+                .map(|w| upload(ctx, w, "weights"))
+                .transpose()?;
+            let errors = error_slots(ctx);
+            let parts = chunks(n, max_chunk_elements(ctx));
+            let total: usize = parts.iter().map(|c| partials_for(c.len)).sum();
+            // Two vec4 per partial, and two more for the totals.
+            let partials = output(ctx, (total + 1) * 8, "metric partials")?;
+            let constants = [("HAS_WEIGHTS", input.weights.is_some() as u32)];
+            let mut encoder = self.encoder();
+            let mut base = 0;
+            for c in &parts {
+                let groups = partials_for(c.len);
+                let params = uniform(
+                    ctx,
+                    &MetricParams {
+                        n: c.len as u32,
+                        base: c.start as u32,
+                        partial_base: base as u32,
+                        pad: 0,
+                        delta,
+                        gamma,
+                        pad1: [0; 2],
+                    },
+                );
+                let resources = vec![
+                    params.as_entire_binding(),
+                    binding(ctx, &pred, c.start, c.len).0,
+                    binding(ctx, &tgt, c.start, c.len).0,
+                    binding(ctx, weights.as_ref().unwrap_or(&pred), c.start, c.len).0,
+                    partials.as_entire_binding(),
+                    errors.as_entire_binding(),
+                ];
+                self.run(
+                    &mut encoder,
+                    Family::Metrics,
+                    "metrics_partials",
+                    &constants,
+                    resources,
+                    (groups as u32, 1),
+                )?;
+                base += groups;
+            }
+            let params = uniform(
+                ctx,
+                &MetricParams {
+                    n: total as u32,
+                    base: 0,
+                    partial_base: total as u32,
+                    pad: 0,
+                    delta,
+                    gamma,
+                    pad1: [0; 2],
+                },
+            );
+            let resources = vec![
+                params.as_entire_binding(),
+                pred.as_entire_binding(),
+                pred.as_entire_binding(),
+                pred.as_entire_binding(),
+                partials.as_entire_binding(),
+                errors.as_entire_binding(),
+            ];
+            self.run(
+                &mut encoder,
+                Family::Metrics,
+                "metrics_final",
+                &constants,
+                resources,
+                (1, 1),
+            )?;
+            let tail = output(ctx, 8, "metric totals")?;
+            encoder.copy_buffer_to_buffer(&partials, total as u64 * 32, &tail, 0, 32);
+            let bytes = submit_and_read(ctx, encoder, &[(&errors, 16), (&tail, 32)])?;
+            let slots = to_u32(&bytes[0]);
+            if let (Some(w), true) = (input.weights, slots[2] != u32::MAX) {
+                let i = slots[2] as usize;
+                return Err(weight_error(&Loss::Mse, i, w[i]));
+            }
+            let v = to_f32(&bytes[1], 8);
+            let sums = [v[0], v[1], v[2], v[3], v[4], v[5], v[6]].map(|x| x as f64);
+            let wsum = if input.weights.is_some() {
+                v[7] as f64
+            } else {
+                n as f64
+            };
+            Ok((sums, wsum))
+        })
+    }
+}
