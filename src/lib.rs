@@ -5,6 +5,20 @@
 //! f64 CPU reference that is both the fallback and the oracle the GPU is
 //! tested against.
 //!
+//! ## A guide in five steps
+//!
+//! **1. Open an engine.** [`Engine::new`] takes the best adapter (real GPUs
+//! before software ones, Vulkan/Metal/DX12 before GL; `WGPU_BACKEND` and
+//! `WGPU_ADAPTER_NAME` steer it) and falls back to the CPU reference when
+//! there is none, saying why in [`Engine::fallback_reason`].
+//! [`Engine::gpu`] insists on a GPU, [`Engine::cpu`] never touches one, and
+//! [`Engine::from_wgpu`] shares a device your program already has. An engine
+//! is `Send + Sync`.
+//!
+//! **2. Evaluate a loss and its gradient.** A [`Loss`] names the function and
+//! its parameters (every variant's doc gives its formula and derivative), a
+//! [`LossInput`] the data, a [`Reduction`] how samples combine:
+//!
 //! ```
 //! use lossgpu::{Activation, Engine, Loss, LossInput, Reduction};
 //!
@@ -12,16 +26,46 @@
 //! let engine = Engine::new(); // the GPU if there is one, else the CPU
 //! let pred = [0.5f32, 2.0, -1.0];
 //! let target = [1.0f32, 1.5, -2.0];
-//! let mse = engine.loss(&Loss::Mse, &LossInput::new(&pred, &target), Reduction::Mean)?;
+//! let input = LossInput::new(&pred, &target);
+//! let mse = engine.loss(&Loss::Mse, &input, Reduction::Mean)?;
 //! assert!((mse.scalar().unwrap() - 0.5).abs() < 1e-6);
+//! let grad = engine.loss_grad(&Loss::Mse, &input, Reduction::Mean)?; // d mse / d pred
+//! assert!((grad[2] - 2.0 / 3.0).abs() < 1e-6);
 //! let y = engine.activation(&Activation::Relu, &pred)?;
 //! assert_eq!(y, vec![0.5, 2.0, 0.0]);
 //! # Ok(())
 //! # }
 //! ```
 //!
-//! The contract (names, formulas, conventions, accuracy) is SPEC.md; every
-//! [`Loss`] and [`Activation`] variant documents its formula and derivative.
+//! Multi-class losses take n×m row-major scores ([`LossInput::classes`],
+//! [`LossInput::rows`]); weights go in with [`LossInput::with_weights`];
+//! [`Engine::regression_metrics`] gives every regression metric in one pass;
+//! [`Engine::objective`] adds an L1/L2 penalty ([`Regularizer`]).
+//!
+//! **3. Activations** ([`Activation`]) have [`Engine::activation`],
+//! [`Engine::activation_derivative`] and [`Engine::activation_backward`]
+//! (upstream ⊙ f'); [`Engine::prelu_alpha_grad`] gives prelu's dα.
+//!
+//! **4. Keep data on the device.** [`Engine::upload`] makes a [`Tensor`];
+//! [`Engine::activation_tensor`], [`Engine::loss_tensor`],
+//! [`Engine::loss_grad_tensor`] and [`Engine::clip_tensors`] work on it
+//! without copies through the host; [`Engine::read`] brings back what you ask.
+//!
+//! **5. Watch the gradients.** [`Engine::grad_stats`] (norm, max, NaN/inf
+//! counts, vanishing share, in one pass), [`Engine::clip`] and
+//! [`Engine::clip_tensors`] (by value or by one global norm, in place), and
+//! [`Engine::health_report`] (per-layer verdicts: exploding, vanishing,
+//! non-finite, by documented [`HealthThresholds`]).
+//!
+//! ## Errors and numbers
+//!
+//! Every call returns [`Result`]: bad input is [`Error::InvalidInput`] naming
+//! the argument, index and value; GPU faults are [`Error::Gpu`] or
+//! [`Error::DeviceLost`], never a panic. NaN in the data propagates, as in
+//! PyTorch. GPU results agree with the f64 reference ([`cpu`]) to 1e-5
+//! relative for reductions and rtol 1e-5 / atol 1e-6 elementwise, and a GPU
+//! reduction is bitwise reproducible on an adapter. The contract is the
+//! project's SPEC.md; the README lists the choices made where it is silent.
 
 #![warn(missing_docs)]
 
