@@ -243,12 +243,7 @@ impl Engine {
         }
         self.dispatch(
             |g| g.activation(act, pass, x, upstream),
-            || {
-                Ok(cpu::activation(act, pass, x, upstream)
-                    .iter()
-                    .map(|&v| v as f32)
-                    .collect())
-            },
+            || Ok(cpu::parallel::activation(act, pass, x, upstream)),
         )
     }
 
@@ -298,13 +293,10 @@ impl Engine {
             |g| Ok(g.loss(loss, input, reduction, false)?.0),
             || {
                 Ok(match reduction {
-                    Reduction::None => LossValue::PerSample(
-                        cpu::loss_per_sample(loss, input)?
-                            .iter()
-                            .map(|&v| v as f32)
-                            .collect(),
-                    ),
-                    _ => LossValue::Scalar(cpu::loss_scalar(loss, input, reduction)?),
+                    Reduction::None => {
+                        LossValue::PerSample(cpu::parallel::loss_per_sample(loss, input)?)
+                    }
+                    _ => LossValue::Scalar(cpu::parallel::loss_scalar(loss, input, reduction)?),
                 })
             },
         )
@@ -326,12 +318,7 @@ impl Engine {
                     .1
                     .ok_or_else(|| Error::Gpu("no gradient came back".into()))
             },
-            || {
-                Ok(cpu::loss_grad(loss, input, reduction)?
-                    .iter()
-                    .map(|&v| v as f32)
-                    .collect())
-            },
+            || cpu::parallel::loss_grad(loss, input, reduction),
         )
     }
 
@@ -540,10 +527,10 @@ impl Engine {
                 TensorData::Gpu(g.activation_resident(act, pass, xb, ub, len)?)
             }
             (_, TensorData::Cpu(xv), None) => {
-                TensorData::Cpu(to_f32(cpu::activation(act, pass, xv, None)))
+                TensorData::Cpu(cpu::parallel::activation(act, pass, xv, None))
             }
             (_, TensorData::Cpu(xv), Some(TensorData::Cpu(uv))) => {
-                TensorData::Cpu(to_f32(cpu::activation(act, pass, xv, Some(uv))))
+                TensorData::Cpu(cpu::parallel::activation(act, pass, xv, Some(uv)))
             }
             _ => return Err(invalid!("tensors of different engines were mixed")),
         };
@@ -608,7 +595,7 @@ impl Engine {
             (_, TensorData::Cpu(p), TensorData::Cpu(t)) => {
                 let input = LossInput::new(p, t);
                 if with_grad {
-                    let g = to_f32(cpu::loss_grad(loss, &input, reduction)?);
+                    let g = cpu::parallel::loss_grad(loss, &input, reduction)?;
                     Ok((
                         LossValue::Scalar(f64::NAN),
                         Some(Tensor {
@@ -623,10 +610,6 @@ impl Engine {
             _ => Err(invalid!("tensors of different engines were mixed")),
         }
     }
-}
-
-fn to_f32(v: Vec<f64>) -> Vec<f32> {
-    v.into_iter().map(|x| x as f32).collect()
 }
 
 fn check_eps(eps: f32) -> Result<()> {

@@ -707,3 +707,59 @@ fn accuracy_at_ten_million() {
         .step_by(4099)
         .all(|(i, &v)| (v as f64 - 2.0 * (p[i] as f64 - 0.5)).abs() < 1e-5));
 }
+
+#[test]
+fn the_parallel_cpu_backend_gives_the_references_numbers() {
+    let mut rng = rng("cpu backend");
+    let engine = Engine::cpu();
+    let n = 100_003;
+    for loss in POINTWISE {
+        let (p, t) = pointwise_data(&loss, &mut rng, n);
+        let w = weights(&mut rng, n);
+        let input = LossInput::new(&p, &t).with_weights(&w);
+        let got = engine
+            .loss(&loss, &input, Reduction::Mean)
+            .unwrap()
+            .scalar()
+            .unwrap();
+        let want = cpu::loss_scalar(&loss, &input, Reduction::Mean).unwrap();
+        assert_scalar_close(loss.name(), got, want, 1e-12);
+        let g = engine.loss_grad(&loss, &input, Reduction::Mean).unwrap();
+        let gw = cpu::loss_grad(&loss, &input, Reduction::Mean).unwrap();
+        assert!(g
+            .iter()
+            .zip(&gw)
+            .all(|(a, b)| a.to_bits() == (*b as f32).to_bits() || (a.is_nan() && b.is_nan())));
+        if loss != Loss::Rmse {
+            let v = engine.loss(&loss, &input, Reduction::None).unwrap();
+            let vw = cpu::loss_per_sample(&loss, &input).unwrap();
+            assert!(v
+                .per_sample()
+                .unwrap()
+                .iter()
+                .zip(&vw)
+                .all(|(a, b)| a.to_bits() == (*b as f32).to_bits() || (a.is_nan() && b.is_nan())));
+        }
+    }
+    let logits = data(&mut rng, 50_000 * 7);
+    let classes: Vec<u32> = (0..50_000).map(|_| rng.random_range(0..7)).collect();
+    let input = LossInput::classes(&logits, 7, &classes);
+    let got = engine
+        .loss(&Loss::CrossEntropy, &input, Reduction::Sum)
+        .unwrap()
+        .scalar()
+        .unwrap();
+    assert_scalar_close(
+        "ce",
+        got,
+        cpu::loss_scalar(&Loss::CrossEntropy, &input, Reduction::Sum).unwrap(),
+        1e-12,
+    );
+    // The same bits whatever the thread count: block sums in block order.
+    let again = engine
+        .loss(&Loss::CrossEntropy, &input, Reduction::Sum)
+        .unwrap()
+        .scalar()
+        .unwrap();
+    assert_eq!(got.to_bits(), again.to_bits());
+}

@@ -5,6 +5,7 @@
 pub mod activation;
 pub mod common;
 pub mod loss;
+pub(crate) mod parallel;
 pub mod rows;
 pub mod stats;
 
@@ -60,23 +61,54 @@ fn target_value(input: &LossInput, i: usize) -> f64 {
     }
 }
 
+/// The unweighted loss lᵢ of sample (row) i.
+pub(crate) fn sample_term(loss: &Loss, input: &LossInput, shape: &Shape, i: usize) -> f64 {
+    match shape.form {
+        Form::Pointwise(_) => loss.term_f64(input.pred[i] as f64, target_value(input, i)),
+        Form::Rows(op) => rows::row_loss(
+            op,
+            &input.pred[i * shape.cols..(i + 1) * shape.cols],
+            row_target(input, shape, i),
+        ),
+    }
+}
+
+/// Appends wᵢ·c·d lᵢ/d p for every prediction of sample (row) i.
+pub(crate) fn sample_grad(
+    loss: &Loss,
+    input: &LossInput,
+    shape: &Shape,
+    i: usize,
+    coef: f64,
+    out: &mut Vec<f64>,
+) {
+    let w = weight(input, i) * coef;
+    match shape.form {
+        Form::Pointwise(_) => {
+            let d = loss.term_grad_f64(input.pred[i] as f64, target_value(input, i));
+            out.push(weighted(w, d));
+        }
+        Form::Rows(op) => {
+            let row = &input.pred[i * shape.cols..(i + 1) * shape.cols];
+            out.extend(
+                rows::row_grad(op, row, row_target(input, shape, i))
+                    .iter()
+                    .map(|&d| weighted(w, d)),
+            );
+        }
+    }
+}
+
 /// The unweighted per-sample losses lᵢ (validated input).
 pub fn loss_terms(loss: &Loss, input: &LossInput) -> Result<Vec<f64>> {
     validate(loss, input)?;
     let shape = loss.shape(input)?;
     Ok((0..shape.rows)
-        .map(|i| match shape.form {
-            Form::Pointwise(_) => loss.term_f64(input.pred[i] as f64, target_value(input, i)),
-            Form::Rows(op) => rows::row_loss(
-                op,
-                &input.pred[i * shape.cols..(i + 1) * shape.cols],
-                row_target(input, &shape, i),
-            ),
-        })
+        .map(|i| sample_term(loss, input, &shape, i))
         .collect())
 }
 
-fn weight(input: &LossInput, i: usize) -> f64 {
+pub(crate) fn weight(input: &LossInput, i: usize) -> f64 {
     input.weights.map_or(1.0, |w| w[i] as f64)
 }
 
@@ -131,21 +163,7 @@ pub fn loss_grad(loss: &Loss, input: &LossInput, reduction: Reduction) -> Result
     let coef = grad_coefficient(loss, reduction, sum, wsum)?;
     let mut g = Vec::with_capacity(input.pred.len());
     for i in 0..shape.rows {
-        let w = weight(input, i) * coef;
-        match shape.form {
-            Form::Pointwise(_) => {
-                let d = loss.term_grad_f64(input.pred[i] as f64, target_value(input, i));
-                g.push(weighted(w, d));
-            }
-            Form::Rows(op) => {
-                let row = &input.pred[i * shape.cols..(i + 1) * shape.cols];
-                g.extend(
-                    rows::row_grad(op, row, row_target(input, &shape, i))
-                        .iter()
-                        .map(|&d| weighted(w, d)),
-                );
-            }
-        }
+        sample_grad(loss, input, &shape, i, coef, &mut g);
     }
     Ok(g)
 }
