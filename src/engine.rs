@@ -387,6 +387,33 @@ impl Engine {
         Ok(Tensor { data, len })
     }
 
+    /// A tensor over an existing buffer of this engine's device (one a model
+    /// already computes into), without a copy. The buffer needs STORAGE
+    /// usage (and COPY_SRC to be read back) and at least `len` values
+    /// rounded up to a whole vec4 (16 bytes).
+    pub fn tensor_from_buffer(&self, buffer: wgpu::Buffer, len: usize) -> Result<Tensor> {
+        if !matches!(self.inner, Inner::Gpu(_)) {
+            return Err(invalid!("a wgpu buffer needs a GPU engine"));
+        }
+        if len == 0 {
+            return Err(invalid!("the tensor is empty"));
+        }
+        if !buffer.usage().contains(wgpu::BufferUsages::STORAGE) {
+            return Err(invalid!("the buffer lacks STORAGE usage"));
+        }
+        let need = (len.div_ceil(4) * 16) as u64;
+        if buffer.size() < need {
+            return Err(invalid!(
+                "a buffer of {} bytes is too small for {len} values ({need} bytes: whole vec4s)",
+                buffer.size()
+            ));
+        }
+        Ok(Tensor {
+            data: TensorData::Gpu(buffer),
+            len,
+        })
+    }
+
     /// The values of a tensor.
     pub fn read(&self, tensor: &Tensor) -> Result<Vec<f32>> {
         match (&self.inner, &tensor.data) {

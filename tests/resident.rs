@@ -102,3 +102,58 @@ fn resident_inputs_are_validated() {
         assert!(engine.upload(&[]).is_err());
     }
 }
+
+#[test]
+fn a_device_and_buffer_the_caller_made_are_used_without_a_copy() {
+    let Some(_) = gpu() else { return };
+    // The caller's own wgpu device and queue, as a program running a model has.
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapter =
+        pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
+            .unwrap();
+    let (device, queue) =
+        pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).unwrap();
+    let engine = Engine::from_wgpu(device.clone(), queue.clone()).unwrap();
+    let make = |size: u64, usage| {
+        device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("model output"),
+            size,
+            usage,
+            mapped_at_creation: false,
+        })
+    };
+    let usage =
+        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+    let x: Vec<f32> = (0..10).map(|i| i as f32 - 5.0).collect();
+    let buffer = make(48, usage);
+    queue.write_buffer(&buffer, 0, bytemuck::cast_slice(&x));
+    let t = engine.tensor_from_buffer(buffer, 10).unwrap();
+    let y = engine
+        .activation_tensor(&Activation::Relu, Pass::Forward, &t, None)
+        .unwrap();
+    assert_eq!(
+        engine.read(&y).unwrap(),
+        x.iter().map(|v| v.max(0.0)).collect::<Vec<_>>()
+    );
+    let target = engine.upload(&[0.0; 10]).unwrap();
+    let mse = engine
+        .loss_tensor(&Loss::Mse, &t, &target, Reduction::Sum)
+        .unwrap()
+        .scalar()
+        .unwrap();
+    assert_eq!(mse, x.iter().map(|v| (*v as f64).powi(2)).sum::<f64>());
+    assert!(
+        engine.tensor_from_buffer(make(32, usage), 10).is_err(),
+        "too small"
+    );
+    assert!(
+        engine
+            .tensor_from_buffer(make(48, wgpu::BufferUsages::COPY_SRC), 10)
+            .is_err(),
+        "not storage"
+    );
+    assert!(Engine::cpu()
+        .tensor_from_buffer(make(48, usage), 10)
+        .is_err());
+}

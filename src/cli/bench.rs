@@ -213,7 +213,10 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
         }
     };
     report.str("gpu", &device);
-    report.str("cpu", "f64 reference, one thread");
+    report.str(
+        "cpu",
+        &format!("f64, rayon on {} threads", rayon::current_num_threads()),
+    );
     report.int("repetitions", reps);
     report.field(
         "results",
