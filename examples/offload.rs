@@ -15,39 +15,17 @@
 //!
 //! cargo run --release --example offload [-- --quick]
 
-use lossgpu::{Activation, Backend, Engine, Loss, LossInput, Pass, Reduction};
+mod common;
+
+use common::Rng;
+use lossgpu::{Activation, Backend, Loss, LossInput, Pass, Reduction};
 use std::process::exit;
 use std::time::Instant;
 
-/// SplitMix64: a fixed-seed generator, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-}
-
 fn main() -> lossgpu::Result<()> {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let quick = common::quick();
     let started = Instant::now();
-    let engine = Engine::new();
-    match engine.fallback_reason() {
-        Some(why) => println!("backend: cpu reference ({why})"),
-        None => println!(
-            "backend: {} on {}",
-            engine.backend().name(),
-            engine.device_name()
-        ),
-    }
+    let engine = common::engine();
 
     let (n, steps) = if quick { (1 << 14, 10) } else { (1 << 20, 40) };
     let lr = 4.0f64;

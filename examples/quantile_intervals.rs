@@ -11,32 +11,12 @@
 //!
 //! cargo run --release --example quantile_intervals [-- --quick]
 
+mod common;
+
+use common::Rng;
 use lossgpu::{Engine, Loss, LossInput, Reduction};
 use std::process::exit;
 use std::time::Instant;
-
-/// SplitMix64 with Box–Muller normals: a fixed-seed generator, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-    /// Standard normal.
-    fn normal(&mut self) -> f64 {
-        let u1 = 1.0 - self.uniform(); // (0, 1]
-        let u2 = self.uniform();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
-}
 
 /// z_0.9 = Φ⁻¹(0.9), the standard normal's 0.9 quantile (z_0.1 = −z_0.9).
 const Z90: f64 = 1.281_551_565_5;
@@ -74,17 +54,9 @@ fn fit(
 }
 
 fn main() -> lossgpu::Result<()> {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let quick = common::quick();
     let started = Instant::now();
-    let engine = Engine::new();
-    match engine.fallback_reason() {
-        Some(why) => println!("backend: cpu reference ({why})"),
-        None => println!(
-            "backend: {} on {}",
-            engine.backend().name(),
-            engine.device_name()
-        ),
-    }
+    let engine = common::engine();
 
     let (n, steps) = if quick { (4_000, 150) } else { (20_000, 600) };
     let mut rng = Rng(2024);

@@ -21,35 +21,15 @@
 //!
 //! cargo run --release --example vanishing_gradients [-- --quick]
 
+mod common;
+
+use common::Rng;
 use lossgpu::{Activation, Engine, HealthReport, HealthThresholds, Verdict};
 use std::process::exit;
 use std::time::Instant;
 
 const WIDTH: usize = 64;
 const DEPTH: usize = 12;
-
-/// SplitMix64 with Box–Muller normals: a fixed-seed generator, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-    /// Standard normal.
-    fn normal(&mut self) -> f64 {
-        let u1 = 1.0 - self.uniform(); // (0, 1]
-        let u2 = self.uniform();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
-}
 
 /// Result of one network: the health report and the largest f'(z) seen.
 struct Run {
@@ -137,17 +117,9 @@ fn mark(v: Verdict) -> char {
 }
 
 fn main() -> lossgpu::Result<()> {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let quick = common::quick();
     let started = Instant::now();
-    let engine = Engine::new();
-    match engine.fallback_reason() {
-        Some(why) => println!("backend: cpu reference ({why})"),
-        None => println!(
-            "backend: {} on {}",
-            engine.backend().name(),
-            engine.device_name()
-        ),
-    }
+    let engine = common::engine();
 
     let batch = if quick { 16 } else { 256 };
     let nets = [
