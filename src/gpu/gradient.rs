@@ -5,7 +5,7 @@
 use super::buffers::{output, submit_and_read, to_f32, to_u32, uniform};
 use super::dispatch::{binding, chunks, grid, groups_for, max_chunk_elements, partials_for};
 use super::pipelines::Family;
-use super::{Gpu, ReduceParams};
+use super::Gpu;
 use crate::error::Result;
 use crate::ops::gradient::{Clip, GradStats};
 use wgpu::util::DeviceExt;
@@ -105,26 +105,7 @@ impl Gpu {
                 Ok(())
             };
             pass(&mut encoder, "grad_stats", &mut 0)?;
-            let params = uniform(
-                ctx,
-                &ReduceParams {
-                    count: total as u32,
-                    pad: [0; 3],
-                },
-            );
-            let resources = vec![
-                params.as_entire_binding(),
-                partials.as_entire_binding(),
-                result.as_entire_binding(),
-            ];
-            self.run(
-                &mut encoder,
-                Family::Reduce,
-                "reduce_partials",
-                &[],
-                resources,
-                (1, 1),
-            )?;
+            self.fold_partials(&mut encoder, &partials, total, &result)?;
             match clip {
                 Some(Clip::Norm(_)) => pass(&mut encoder, "clip_norm", &mut 0)?,
                 Some(Clip::Value(_)) => pass(&mut encoder, "clip_value", &mut 0)?,

@@ -506,10 +506,22 @@ impl Gpu {
             base += groups;
         }
         let result = output(&self.ctx, 4, "result")?;
+        self.fold_partials(encoder, &partials, total, &result)?;
+        Ok(result)
+    }
+
+    /// The second pass of every reduction: `count` partials into `result`.
+    fn fold_partials(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        partials: &wgpu::Buffer,
+        count: usize,
+        result: &wgpu::Buffer,
+    ) -> Result<()> {
         let params = uniform(
             &self.ctx,
             &ReduceParams {
-                count: total as u32,
+                count: count as u32,
                 pad: [0; 3],
             },
         );
@@ -525,8 +537,7 @@ impl Gpu {
             &[],
             resources,
             (1, 1),
-        )?;
-        Ok(result)
+        )
     }
 
     /// `terms` (w·l per element) or `grad` (w·c·dl/dp per element).
