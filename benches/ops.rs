@@ -1,1 +1,83 @@
-fn main() {}
+//! `cargo bench`: the same operations on the GPU (end to end from host
+//! slices, and resident) and on the CPU backend, at a few sizes. Compare the
+//! ratios within one run; the machines here are shared.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use lossgpu::{Activation, Engine, Loss, LossInput, Pass, Reduction};
+
+fn data(n: usize) -> (Vec<f32>, Vec<f32>) {
+    let x: Vec<f32> = (0..n)
+        .map(|i| ((i * 7919) % 2001) as f32 * 0.004 - 4.0)
+        .collect();
+    let t: Vec<f32> = (0..n)
+        .map(|i| ((i * 104_729) % 997) as f32 * 0.002 - 1.0)
+        .collect();
+    (x, t)
+}
+
+fn engines() -> Vec<(&'static str, Engine)> {
+    let mut list = vec![("cpu", Engine::cpu())];
+    match Engine::gpu() {
+        Ok(g) => list.push(("gpu", g)),
+        Err(e) => eprintln!("no GPU adapter ({e}): timing the CPU only"),
+    }
+    list
+}
+
+fn bench(c: &mut Criterion) {
+    let engines = engines();
+    for n in [1 << 16, 1 << 20] {
+        let (x, t) = data(n);
+        let mut group = c.benchmark_group(format!("n={n}"));
+        group.sample_size(10);
+        group.throughput(Throughput::Bytes((8 * n) as u64));
+        for (name, engine) in &engines {
+            group.bench_function(BenchmarkId::new("mse", name), |b| {
+                b.iter(|| {
+                    engine
+                        .loss(&Loss::Mse, &LossInput::new(&x, &t), Reduction::Mean)
+                        .unwrap()
+                })
+            });
+            group.bench_function(BenchmarkId::new("huber grad", name), |b| {
+                b.iter(|| {
+                    engine
+                        .loss_grad(
+                            &Loss::Huber { delta: 1.0 },
+                            &LossInput::new(&x, &t),
+                            Reduction::Mean,
+                        )
+                        .unwrap()
+                })
+            });
+            group.bench_function(BenchmarkId::new("sigmoid", name), |b| {
+                b.iter(|| engine.activation(&Activation::Sigmoid, &x).unwrap())
+            });
+            // Resident: inputs uploaded once, only the scalar comes back.
+            let (xt, tt) = (engine.upload(&x).unwrap(), engine.upload(&t).unwrap());
+            group.bench_function(BenchmarkId::new("mse resident", name), |b| {
+                b.iter(|| {
+                    engine
+                        .loss_tensor(&Loss::Mse, &xt, &tt, Reduction::Mean)
+                        .unwrap()
+                })
+            });
+            group.bench_function(BenchmarkId::new("sigmoid resident", name), |b| {
+                b.iter(|| {
+                    engine
+                        .activation_tensor(&Activation::Sigmoid, Pass::Forward, &xt, None)
+                        .unwrap()
+                })
+            });
+        }
+        group.finish();
+    }
+}
+
+// No plots: criterion's charts would need a registered font.
+criterion_group! {
+    name = benches;
+    config = Criterion::default().without_plots();
+    targets = bench
+}
+criterion_main!(benches);
