@@ -75,9 +75,33 @@ fn bench(c: &mut Criterion) {
 }
 
 // No plots: criterion's charts would need a registered font.
+/// 64 losses of 1024 values: one submission for all, or one call each.
+fn batch(c: &mut Criterion) {
+    let mut group = c.benchmark_group("64 losses of n=1024");
+    group.sample_size(10);
+    let data: Vec<(Vec<f32>, Vec<f32>)> = (0..64).map(|_| data(1024)).collect();
+    let items: Vec<(Loss, LossInput)> = data
+        .iter()
+        .map(|(x, t)| (Loss::Mse, LossInput::new(x, t)))
+        .collect();
+    for (name, engine) in &engines() {
+        group.bench_function(BenchmarkId::new("batch", name), |b| {
+            b.iter(|| engine.loss_batch(&items, Reduction::Mean).unwrap())
+        });
+        group.bench_function(BenchmarkId::new("separate", name), |b| {
+            b.iter(|| {
+                for (loss, input) in &items {
+                    engine.loss(loss, input, Reduction::Mean).unwrap();
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().without_plots();
-    targets = bench
+    targets = bench, batch
 }
 criterion_main!(benches);

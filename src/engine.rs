@@ -302,6 +302,28 @@ impl Engine {
         )
     }
 
+    /// Many losses at once: on the GPU one submission and one readback for
+    /// all of them, so per-layer or per-task losses do not each pay a round
+    /// trip. Values as [`Engine::loss`] gives them, in order.
+    pub fn loss_batch(
+        &self,
+        items: &[(Loss, LossInput)],
+        reduction: Reduction,
+    ) -> Result<Vec<LossValue>> {
+        for (loss, _) in items {
+            loss.validate()?;
+        }
+        self.dispatch(
+            |g| g.loss_batch(items, reduction),
+            || {
+                items
+                    .iter()
+                    .map(|(loss, input)| Engine::cpu().loss(loss, input, reduction))
+                    .collect()
+            },
+        )
+    }
+
     /// The gradient of the reduced loss with respect to every prediction
     /// (same length as `pred`): wᵢ·(d lᵢ/d pᵢ)/Σw for `mean`, wᵢ·d lᵢ/d pᵢ
     /// for `sum` and `none`; rmse uses its own chain rule.

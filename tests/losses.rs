@@ -763,3 +763,59 @@ fn the_parallel_cpu_backend_gives_the_references_numbers() {
         .unwrap();
     assert_eq!(got.to_bits(), again.to_bits());
 }
+
+#[test]
+fn a_batch_gives_each_losss_own_value() {
+    let mut rng = rng("batch");
+    let cpu_engine = Engine::cpu();
+    let preds: Vec<Vec<f32>> = (0..64).map(|k| data(&mut rng, 1024 + k)).collect();
+    let targets: Vec<Vec<f32>> = (0..64).map(|k| data(&mut rng, 1024 + k)).collect();
+    let logits = data(&mut rng, 300);
+    let classes: Vec<u32> = (0..30).map(|_| rng.random_range(0..10)).collect();
+    // Regression losses (real targets); rmse takes mean only.
+    let kinds: Vec<Loss> = POINTWISE[7..]
+        .iter()
+        .copied()
+        .filter(|l| *l != Loss::Rmse)
+        .collect();
+    let mut items: Vec<(Loss, LossInput)> = (0..64)
+        .map(|k| {
+            (
+                kinds[k % kinds.len()],
+                LossInput::new(&preds[k], &targets[k]),
+            )
+        })
+        .collect();
+    items.push((
+        Loss::CrossEntropy,
+        LossInput::classes(&logits, 10, &classes),
+    ));
+    for engine in [gpu(), Some(&cpu_engine)].into_iter().flatten() {
+        for reduction in [Reduction::Mean, Reduction::Sum] {
+            let got = engine.loss_batch(&items, reduction).unwrap();
+            assert_eq!(got.len(), items.len());
+            for ((loss, input), v) in items.iter().zip(&got) {
+                let alone = engine
+                    .loss(loss, input, reduction)
+                    .unwrap()
+                    .scalar()
+                    .unwrap();
+                assert_eq!(
+                    v.scalar().unwrap().to_bits(),
+                    alone.to_bits(),
+                    "{}",
+                    loss.name()
+                );
+            }
+        }
+        // One bad input fails the batch with its own message.
+        let bad_t = [0.5f32, 1.0];
+        let mut bad = vec![(Loss::Mse, LossInput::new(&preds[0], &targets[0]))];
+        bad.push((Loss::Hinge, LossInput::new(&preds[1][..2], &bad_t)));
+        let e = engine
+            .loss_batch(&bad, Reduction::Mean)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("target[0]"), "{e}");
+    }
+}

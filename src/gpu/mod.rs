@@ -92,6 +92,32 @@ impl Coef {
     }
 }
 
+/// What one recorded loss evaluation leaves to read back.
+struct Pending {
+    errors: wgpu::Buffer,
+    sums: Option<wgpu::Buffer>,
+    main: Option<wgpu::Buffer>,
+    main_len: usize,
+    rows: usize,
+    cols: usize,
+    weighted: bool,
+    with_grad: bool,
+}
+
+impl Pending {
+    /// (buffer, bytes) to read: the error slots, the sums, the main output.
+    fn parts(&self) -> Vec<(&wgpu::Buffer, u64)> {
+        let mut parts = vec![(&self.errors, 16)];
+        if let Some(s) = &self.sums {
+            parts.push((s, 16));
+        }
+        if let Some(m) = &self.main {
+            parts.push((m, self.main_len as u64 * 4));
+        }
+        parts
+    }
+}
+
 /// A pointwise kernel's specialisation.
 #[derive(Clone, Copy)]
 struct PointOp {
@@ -684,6 +710,8 @@ impl Gpu {
 
     /// Evaluates the loss value, or with `with_grad` its gradient; returns
     /// (value or per-sample values, gradient).
+    /// Evaluates the loss value, or with `with_grad` its gradient; returns
+    /// (value or per-sample values, gradient).
     pub fn loss(
         &self,
         loss: &Loss,
@@ -691,157 +719,200 @@ impl Gpu {
         reduction: Reduction,
         with_grad: bool,
     ) -> Result<(LossValue, Option<Vec<f32>>)> {
+        self.ctx.scoped(|| {
+            let mut encoder = self.encoder();
+            let pending = self.encode_loss(&mut encoder, loss, input, reduction, with_grad)?;
+            let bytes = submit_and_read(&self.ctx, encoder, &pending.parts())?;
+            self.finish_loss(loss, input, reduction, &pending, &bytes)
+        })
+    }
+
+    /// Many losses in one submission and one readback (values only).
+    pub fn loss_batch(
+        &self,
+        items: &[(Loss, LossInput)],
+        reduction: Reduction,
+    ) -> Result<Vec<LossValue>> {
+        self.ctx.scoped(|| {
+            let mut encoder = self.encoder();
+            let pending = items
+                .iter()
+                .map(|(loss, input)| self.encode_loss(&mut encoder, loss, input, reduction, false))
+                .collect::<Result<Vec<_>>>()?;
+            let parts: Vec<(&wgpu::Buffer, u64)> = pending.iter().flat_map(|p| p.parts()).collect();
+            let mut bytes = submit_and_read(&self.ctx, encoder, &parts)?.into_iter();
+            let mut values = Vec::with_capacity(items.len());
+            for ((loss, input), p) in items.iter().zip(&pending) {
+                let mine: Vec<Vec<u8>> = bytes.by_ref().take(p.parts().len()).collect();
+                values.push(self.finish_loss(loss, input, reduction, p, &mine)?.0);
+            }
+            Ok(values)
+        })
+    }
+
+    /// Records every pass of one loss evaluation into `encoder`.
+    fn encode_loss(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        loss: &Loss,
+        input: &LossInput,
+        reduction: Reduction,
+        with_grad: bool,
+    ) -> Result<Pending> {
         reject_rmse_none(loss, reduction)?;
         let shape = loss.shape(input)?;
         let ctx = &self.ctx;
         let (rows, cols) = (shape.rows, shape.cols);
-        self.ctx.scoped(|| {
-            let pred = upload(ctx, input.pred, "pred")?;
-            let target = match input.target {
-                Target::Values(t) => Some(upload(ctx, t, "target")?),
-                Target::Classes(c) => Some(upload(ctx, c, "target")?),
-                Target::None => None,
-            };
-            let weights = input
-                .weights
-                .map(|w| upload(ctx, w, "weights"))
-                .transpose()?;
-            let errors = error_slots(ctx);
-            let inputs = Inputs {
-                pred: &pred,
-                target: target.as_ref(),
-                weights: weights.as_ref(),
-                errors: &errors,
-            };
-            let mut encoder = self.encoder();
-            let weighted = input.weights.is_some();
-            // The per-sample values and how to reduce them.
-            let (point_op, point_inputs, row_state);
-            match shape.form {
-                Form::Pointwise(op) => {
-                    point_op = PointOp {
-                        op,
-                        param: loss.param(),
-                        pred_domain: loss.pred_domain(),
-                        target_domain: loss.target_domain(),
-                    };
-                    point_inputs = None;
-                    row_state = None;
-                }
-                Form::Rows(op) => {
-                    let constants = [
-                        ("OP", op),
-                        ("HAS_WEIGHTS", weighted as u32),
-                        ("PRED_UNIT", (loss.pred_domain() == Domain::Unit) as u32),
-                        (
-                            "TARGET_UNIT",
-                            (matches!(input.target, Target::Values(_))
-                                && loss.target_domain() == Domain::Unit)
-                                as u32,
-                        ),
-                    ];
-                    let (row_out, lse) =
-                        self.row_losses(&mut encoder, &constants, &inputs, rows, cols)?;
-                    point_op = PointOp {
-                        op: OP_IDENTITY,
-                        param: 0.0,
-                        pred_domain: Domain::Any,
-                        target_domain: Domain::Any,
-                    };
-                    point_inputs = Some(row_out);
-                    row_state = Some((constants, lse));
-                }
+        let pred = upload(ctx, input.pred, "pred")?;
+        let target = match input.target {
+            Target::Values(t) => Some(upload(ctx, t, "target")?),
+            Target::Classes(c) => Some(upload(ctx, c, "target")?),
+            Target::None => None,
+        };
+        let weights = input
+            .weights
+            .map(|w| upload(ctx, w, "weights"))
+            .transpose()?;
+        let errors = error_slots(ctx);
+        let inputs = Inputs {
+            pred: &pred,
+            target: target.as_ref(),
+            weights: weights.as_ref(),
+            errors: &errors,
+        };
+        let weighted = input.weights.is_some();
+        // The per-sample values and how to reduce them.
+        let (point_op, point_inputs, row_state);
+        match shape.form {
+            Form::Pointwise(op) => {
+                point_op = PointOp {
+                    op,
+                    param: loss.param(),
+                    pred_domain: loss.pred_domain(),
+                    target_domain: loss.target_domain(),
+                };
+                point_inputs = None;
+                row_state = None;
             }
-            let reduce_inputs = Inputs {
-                pred: point_inputs.as_ref().unwrap_or(&pred),
-                target: if point_inputs.is_some() {
-                    None
-                } else {
-                    inputs.target
-                },
-                weights: inputs.weights,
-                errors: &errors,
-            };
-            let rmse = *loss == Loss::Rmse;
-            let needs_sums = !with_grad || (reduction == Reduction::Mean && (weighted || rmse));
-            let sums = if reduction != Reduction::None && needs_sums {
-                Some(self.reduce(&mut encoder, point_op, &reduce_inputs, rows)?)
-            } else {
+            Form::Rows(op) => {
+                let constants = [
+                    ("OP", op),
+                    ("HAS_WEIGHTS", weighted as u32),
+                    ("PRED_UNIT", (loss.pred_domain() == Domain::Unit) as u32),
+                    (
+                        "TARGET_UNIT",
+                        (matches!(input.target, Target::Values(_))
+                            && loss.target_domain() == Domain::Unit) as u32,
+                    ),
+                ];
+                let (row_out, lse) = self.row_losses(encoder, &constants, &inputs, rows, cols)?;
+                point_op = PointOp {
+                    op: OP_IDENTITY,
+                    param: 0.0,
+                    pred_domain: Domain::Any,
+                    target_domain: Domain::Any,
+                };
+                point_inputs = Some(row_out);
+                row_state = Some((constants, lse));
+            }
+        }
+        let reduce_inputs = Inputs {
+            pred: point_inputs.as_ref().unwrap_or(&pred),
+            target: if point_inputs.is_some() {
                 None
-            };
-            let coef = match reduction {
-                Reduction::Mean if rmse => Coef::Rmse,
-                Reduction::Mean if weighted => Coef::InverseWeightSum,
-                Reduction::Mean => Coef::Scale((1.0 / rows as f64) as f32),
-                _ => Coef::Scale(1.0),
-            };
-            let main = if with_grad {
-                match &row_state {
-                    None => Some(self.elementwise(
-                        &mut encoder,
-                        "grad",
-                        point_op,
-                        &inputs,
-                        rows,
-                        coef,
-                        sums.as_ref(),
-                    )?),
-                    Some((constants, lse)) => {
-                        let g = output(ctx, rows * cols, "grad")?;
-                        self.row_pass(
-                            &mut encoder,
-                            "row_grad",
-                            constants,
-                            &inputs,
-                            rows,
-                            cols,
-                            &g,
-                            lse,
-                            sums.as_ref(),
-                            coef,
-                        )?;
-                        Some(g)
-                    }
-                }
-            } else if reduction == Reduction::None {
-                Some(self.elementwise(
-                    &mut encoder,
-                    "terms",
+            } else {
+                inputs.target
+            },
+            weights: inputs.weights,
+            errors: &errors,
+        };
+        let rmse = *loss == Loss::Rmse;
+        let needs_sums = !with_grad || (reduction == Reduction::Mean && (weighted || rmse));
+        let sums = if reduction != Reduction::None && needs_sums {
+            Some(self.reduce(encoder, point_op, &reduce_inputs, rows)?)
+        } else {
+            None
+        };
+        let coef = match reduction {
+            Reduction::Mean if rmse => Coef::Rmse,
+            Reduction::Mean if weighted => Coef::InverseWeightSum,
+            Reduction::Mean => Coef::Scale((1.0 / rows as f64) as f32),
+            _ => Coef::Scale(1.0),
+        };
+        let main = if with_grad {
+            match &row_state {
+                None => Some(self.elementwise(
+                    encoder,
+                    "grad",
                     point_op,
-                    &reduce_inputs,
+                    &inputs,
                     rows,
                     coef,
-                    None,
-                )?)
-            } else {
-                None
-            };
-            let main_len = if with_grad { rows * cols } else { rows };
-            let mut parts: Vec<(&wgpu::Buffer, u64)> = vec![(&errors, 16)];
-            if let Some(s) = &sums {
-                parts.push((s, 16));
-            }
-            if let Some(m) = &main {
-                parts.push((m, main_len as u64 * 4));
-            }
-            let bytes = submit_and_read(ctx, encoder, &parts)?;
-            self.raise_value_errors(loss, input, cols, &to_u32(&bytes[0]))?;
-            let value = match (&sums, reduction) {
-                (Some(_), Reduction::Mean | Reduction::Sum) => {
-                    let s = to_f32(&bytes[1], 3);
-                    let wsum = if weighted { s[1] as f64 } else { rows as f64 };
-                    LossValue::Scalar(finish(reduction, scaled_sum(&s), wsum, rmse)?)
+                    sums.as_ref(),
+                )?),
+                Some((constants, lse)) => {
+                    let g = output(ctx, rows * cols, "grad")?;
+                    self.row_pass(
+                        encoder,
+                        "row_grad",
+                        constants,
+                        &inputs,
+                        rows,
+                        cols,
+                        &g,
+                        lse,
+                        sums.as_ref(),
+                        coef,
+                    )?;
+                    Some(g)
                 }
-                (_, Reduction::None) if !with_grad => LossValue::PerSample(to_f32(&bytes[1], rows)),
-                _ => LossValue::Scalar(f64::NAN),
-            };
-            let grad = if with_grad {
-                Some(to_f32(&bytes[bytes.len() - 1], main_len))
-            } else {
-                None
-            };
-            Ok((value, grad))
+            }
+        } else if reduction == Reduction::None {
+            Some(self.elementwise(encoder, "terms", point_op, &reduce_inputs, rows, coef, None)?)
+        } else {
+            None
+        };
+        Ok(Pending {
+            errors,
+            sums,
+            main,
+            main_len: if with_grad { rows * cols } else { rows },
+            rows,
+            cols,
+            weighted,
+            with_grad,
         })
+    }
+
+    /// Turns the read-back bytes of one evaluation into its value and
+    /// gradient, after naming any offending input value.
+    fn finish_loss(
+        &self,
+        loss: &Loss,
+        input: &LossInput,
+        reduction: Reduction,
+        p: &Pending,
+        bytes: &[Vec<u8>],
+    ) -> Result<(LossValue, Option<Vec<f32>>)> {
+        self.raise_value_errors(loss, input, p.cols, &to_u32(&bytes[0]))?;
+        let rmse = *loss == Loss::Rmse;
+        let value = match (&p.sums, reduction) {
+            (Some(_), Reduction::Mean | Reduction::Sum) => {
+                let s = to_f32(&bytes[1], 3);
+                let wsum = if p.weighted {
+                    s[1] as f64
+                } else {
+                    p.rows as f64
+                };
+                LossValue::Scalar(finish(reduction, scaled_sum(&s), wsum, rmse)?)
+            }
+            (_, Reduction::None) if !p.with_grad => LossValue::PerSample(to_f32(&bytes[1], p.rows)),
+            _ => LossValue::Scalar(f64::NAN),
+        };
+        let grad = p
+            .with_grad
+            .then(|| to_f32(&bytes[bytes.len() - 1], p.main_len));
+        Ok((value, grad))
     }
 
     /// Turns the first offending index found by the kernels into the same
