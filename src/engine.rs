@@ -389,7 +389,7 @@ impl Engine {
             |g| g.metric_sums(input, delta, gamma),
             || {
                 cpu::validate(&Loss::Mse, input)?;
-                cpu::metric_sums(input, delta, gamma)
+                cpu::metric_sums_with(input, delta, gamma, cpu::parallel::loss_sums)
             },
         )?;
         RegressionMetrics::from_sums(sums, wsum, rows)
@@ -497,29 +497,24 @@ impl Engine {
                 g.grad_stats(&resident, 0.0, Some(clip))
             }
             _ => {
-                let mut host: Vec<Vec<f32>> = Vec::with_capacity(tensors.len());
+                // One norm over all tensors, then each scaled in place.
+                let mut all = Vec::new();
                 for t in tensors.iter() {
                     match &t.data {
-                        TensorData::Cpu(v) => host.push(v.clone()),
+                        TensorData::Cpu(v) => all.extend_from_slice(v),
                         TensorData::Gpu(_) => {
                             return Err(invalid!("clip: a GPU tensor was given to the CPU engine"))
                         }
                     }
                 }
-                let all: Vec<f32> = host.iter().flatten().copied().collect();
                 let stats = cpu::stats::grad_stats(&all, 0.0);
-                match clip {
-                    Clip::Norm(c) => {
-                        cpu::stats::clip_norm(&mut host, c);
-                    }
-                    Clip::Value(c) => {
-                        for h in host.iter_mut() {
-                            *h = cpu::stats::clip_value(h, c);
+                for t in tensors.iter_mut() {
+                    if let TensorData::Cpu(v) = &mut t.data {
+                        match clip {
+                            Clip::Norm(c) => cpu::stats::scale_by_norm(v, stats.l2_norm, c),
+                            Clip::Value(c) => *v = cpu::stats::clip_value(v, c),
                         }
                     }
-                }
-                for (t, h) in tensors.iter_mut().zip(host) {
-                    t.data = TensorData::Cpu(h);
                 }
                 Ok(stats)
             }

@@ -34,11 +34,16 @@ pub fn clip_value(g: &[f32], c: f32) -> Vec<f32> {
 pub fn clip_norm(tensors: &mut [Vec<f32>], max_norm: f32) -> f64 {
     let all: Vec<f32> = tensors.iter().flatten().copied().collect();
     let norm = grad_stats(&all, 0.0).l2_norm;
-    let coef = clip_coefficient(norm, max_norm);
     for t in tensors.iter_mut() {
-        for v in t.iter_mut() {
-            *v = (*v as f64 * coef) as f32;
-        }
+        scale_by_norm(t, norm, max_norm);
     }
     norm
+}
+
+/// Scales `g` in place by min(1, c/(norm + 1e-6)), for a norm already known.
+pub fn scale_by_norm(g: &mut [f32], norm: f64, max_norm: f32) {
+    let coef = clip_coefficient(norm, max_norm);
+    for v in g.iter_mut() {
+        *v = (*v as f64 * coef) as f32;
+    }
 }
