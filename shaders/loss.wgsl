@@ -3,6 +3,9 @@
 // of a reduction (per-workgroup partials of Σ w·l and Σ w), the per-sample
 // values (reduction none) and the gradient. Value checks ride along in the same
 // pass: the first offending index of pred, target and weights goes to errors[].
+// reduce_segments is the first pass of many losses packed into one buffer
+// (Engine::loss_batch): a workgroup finds its loss in the segment table and
+// sums exactly what reduce_terms would for that loss alone.
 
 override OP: u32 = 0u;
 override HAS_TARGET: bool = true;
@@ -26,8 +29,11 @@ struct LossParams {
 @group(0) @binding(2) var<storage, read> tgt: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> weights: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read_write> errors: array<atomic<u32>, 4>;
+@group(0) @binding(5) var<storage, read_write> errors: array<atomic<u32>>;
 @group(0) @binding(6) var<storage, read> stats: array<vec4<f32>>;
+// Per packed loss, 8 words: first vec4, n, first workgroup, workgroups,
+// param (f32 bits), then padding.
+@group(0) @binding(7) var<storage, read> segments: array<u32>;
 
 fn in_domain(v: f32, domain: u32) -> bool {
     if (domain == 1u) {
@@ -37,10 +43,6 @@ fn in_domain(v: f32, domain: u32) -> bool {
         return (v >= 0.0 && v <= 1.0) || is_nan(v);
     }
     return true;
-}
-
-fn term(p: f32, t: f32) -> f32 {
-    return loss_term(OP, p, t, params.param);
 }
 
 fn term_grad(p: f32, t: f32) -> f32 {
@@ -54,8 +56,10 @@ struct Quad {
     valid: vec4<bool>,
 }
 
-// Loads vec4 i4 of the chunk, checks its values and masks the padding.
-fn load(i4: u32) -> Quad {
+// Loads vec4 i4 of the bound inputs, checks its values and masks the padding:
+// `first` is the index of its first element among the loss's n values, `base`
+// turns that into the index an error names, `slot` picks the error slots.
+fn load_from(i4: u32, first: u32, n: u32, base: u32, slot: u32) -> Quad {
     let p = pred[i4];
     var t = vec4<f32>(0.0);
     if (HAS_TARGET) {
@@ -65,23 +69,45 @@ fn load(i4: u32) -> Quad {
     if (HAS_WEIGHTS) {
         w = weights[i4];
     }
-    let first = 4u * i4;
-    let valid = vec4<bool>(first < params.n, first + 1u < params.n, first + 2u < params.n, first + 3u < params.n);
+    let valid = vec4<bool>(first < n, first + 1u < n, first + 2u < n, first + 3u < n);
     for (var k = 0u; k < 4u; k = k + 1u) {
         if (valid[k]) {
-            let gi = params.base + first + k;
+            let gi = base + first + k;
             if (!in_domain(p[k], PRED_DOMAIN)) {
-                atomicMin(&errors[0], gi);
+                atomicMin(&errors[4u * slot], gi);
             }
             if (!in_domain(t[k], TARGET_DOMAIN)) {
-                atomicMin(&errors[1], gi);
+                atomicMin(&errors[4u * slot + 1u], gi);
             }
             if (HAS_WEIGHTS && w[k] < 0.0) {
-                atomicMin(&errors[2], gi);
+                atomicMin(&errors[4u * slot + 2u], gi);
             }
         }
     }
     return Quad(p, t, w, valid);
+}
+
+// Vec4 i4 of this dispatch's chunk.
+fn load(i4: u32) -> Quad {
+    return load_from(i4, 4u * i4, params.n, params.base, 0u);
+}
+
+// This invocation's share of (Σ w·l, Σ w) over n values starting at vec4
+// off4, as workgroup `group` of `groups` in a grid-stride loop.
+fn sum_terms(off4: u32, n: u32, base: u32, slot: u32, param: f32, group: u32, groups: u32, lid: u32) -> vec2<f32> {
+    let n4 = (n + 3u) / 4u;
+    var acc = Kahan(vec2<f32>(0.0), vec2<f32>(0.0));
+    for (var i4 = group * WG + lid; i4 < n4; i4 = i4 + groups * WG) {
+        let q = load_from(off4 + i4, 4u * i4, n, base, slot);
+        var s = vec2<f32>(0.0);
+        for (var k = 0u; k < 4u; k = k + 1u) {
+            if (q.valid[k]) {
+                s = s + vec2<f32>(weighted(q.w[k], loss_term(OP, q.p[k], q.t[k], param)), q.w[k]);
+            }
+        }
+        acc = kahan_add(acc, s);
+    }
+    return acc.sum;
 }
 
 // scale·exp(−t·p) with the scale folded into the exponent, so a product
@@ -134,21 +160,42 @@ fn reduce_terms(
         reduce_scaled(wid, nwg, lane);
         return;
     }
-    let n4 = (params.n + 3u) / 4u;
-    var acc = Kahan(vec2<f32>(0.0), vec2<f32>(0.0));
-    for (var i4 = wid.x * WG + lane.lid; i4 < n4; i4 = i4 + nwg.x * WG) {
-        let q = load(i4);
-        var s = vec2<f32>(0.0);
-        for (var k = 0u; k < 4u; k = k + 1u) {
-            if (q.valid[k]) {
-                s = s + vec2<f32>(weighted(q.w[k], term(q.p[k], q.t[k])), q.w[k]);
-            }
-        }
-        acc = kahan_add(acc, s);
-    }
-    let total = wg_sum(acc.sum, lane);
+    let mine = sum_terms(0u, params.n, params.base, 0u, params.param, wid.x, nwg.x, lane.lid);
+    let total = wg_sum(mine, lane);
     if (lane.lid == 0u) {
         out[params.partial_base + wid.x] = vec4<f32>(total, 0.0, 0.0);
+    }
+}
+
+// The first pass of a packed batch: params.n workgroups over params.base
+// segments; each writes the partial its loss alone would have written, at
+// its global workgroup index.
+@compute @workgroup_size(256)
+fn reduce_segments(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    lane: Lane,
+) {
+    let g = wid.y * nwg.x + wid.x;
+    if (g >= params.n) {
+        return;
+    }
+    var lo = 0u;
+    var hi = params.base - 1u;
+    while (lo < hi) {
+        let mid = (lo + hi + 1u) / 2u;
+        if (segments[8u * mid + 2u] <= g) {
+            lo = mid;
+        } else {
+            hi = mid - 1u;
+        }
+    }
+    let s = 8u * lo;
+    let first = segments[s + 2u];
+    let mine = sum_terms(segments[s], segments[s + 1u], 0u, lo, bitcast<f32>(segments[s + 4u]), g - first, segments[s + 3u], lane.lid);
+    let total = wg_sum(mine, lane);
+    if (lane.lid == 0u) {
+        out[g] = vec4<f32>(total, 0.0, 0.0);
     }
 }
 
@@ -168,7 +215,7 @@ fn terms(
         if (OP == 3u) {
             v[k] = keep_nan(q.p[k] + q.t[k], scaled_exp(q.p[k], q.t[k], q.w[k]));
         } else {
-            v[k] = weighted(q.w[k], term(q.p[k], q.t[k]));
+            v[k] = weighted(q.w[k], loss_term(OP, q.p[k], q.t[k], params.param));
         }
     }
     out[i4] = v;

@@ -15,21 +15,47 @@ struct ReduceParams {
 @group(0) @binding(0) var<uniform> params: ReduceParams;
 @group(0) @binding(1) var<storage, read> partials: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> out: array<vec4<f32>>;
+// The segment table of loss.wgsl's reduce_segments (8 words per loss).
+@group(0) @binding(3) var<storage, read> segments: array<u32>;
 
-@compute @workgroup_size(256)
-fn reduce_partials(lane: Lane) {
+// (S, Σ w, M) of `count` partials from index `first`.
+fn fold(first: u32, count: u32, lane: Lane) -> vec4<f32> {
     var m = -3.4028235e38;
-    for (var i = lane.lid; i < params.count; i = i + WG) {
-        m = max(m, partials[i].z);
+    for (var i = lane.lid; i < count; i = i + WG) {
+        m = max(m, partials[first + i].z);
     }
     let big_m = wg_max(m, lane);
     var acc = Kahan(vec2<f32>(0.0), vec2<f32>(0.0));
-    for (var i = lane.lid; i < params.count; i = i + WG) {
-        let q = partials[i];
+    for (var i = lane.lid; i < count; i = i + WG) {
+        let q = partials[first + i];
         acc = kahan_add(acc, vec2<f32>(rescale(q.x, q.z, big_m), q.y));
     }
     let total = wg_sum(acc.sum, lane);
+    return vec4<f32>(total, big_m, 0.0);
+}
+
+@compute @workgroup_size(256)
+fn reduce_partials(lane: Lane) {
+    let r = fold(0u, params.count, lane);
     if (lane.lid == 0u) {
-        out[0] = vec4<f32>(total, big_m, 0.0);
+        out[0] = r;
+    }
+}
+
+// One workgroup per packed loss (params.count of them): its own partials
+// into out[segment], as reduce_partials folds a loss evaluated alone.
+@compute @workgroup_size(256)
+fn reduce_segments(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    lane: Lane,
+) {
+    let seg = wid.y * nwg.x + wid.x;
+    if (seg >= params.count) {
+        return;
+    }
+    let r = fold(segments[8u * seg + 2u], segments[8u * seg + 3u], lane);
+    if (lane.lid == 0u) {
+        out[seg] = r;
     }
 }

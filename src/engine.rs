@@ -1,5 +1,6 @@
 //! `Engine`: the one public entry point, the same methods on every backend.
 
+use crate::auto::{AutoChoice, Calibration, Work};
 use crate::cpu;
 use crate::error::{invalid, Error, Result};
 use crate::gpu::context::{DeviceInfo, GpuOptions};
@@ -12,6 +13,7 @@ use crate::ops::reduction::{LossValue, Reduction};
 use crate::ops::regularizer::Regularizer;
 use crate::tensor::{Tensor, TensorData};
 use std::sync::Mutex;
+use std::time::Instant;
 
 /// Which side computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +47,8 @@ pub struct Engine {
     auto: bool,
     /// Why the CPU is computing although a GPU was asked for (or lost).
     fallback: Mutex<Option<String>>,
+    /// Built by `auto()`: which side is faster, per op family and size.
+    calibration: Option<Calibration>,
 }
 
 /// The side an operation runs on right now.
@@ -71,6 +75,14 @@ fn nonempty(what: &str, x: &[f32]) -> Result<()> {
     Ok(())
 }
 
+/// [`Engine::loss`] on the CPU backend.
+fn cpu_loss(loss: &Loss, input: &LossInput, reduction: Reduction) -> Result<LossValue> {
+    Ok(match reduction {
+        Reduction::None => LossValue::PerSample(cpu::parallel::loss_per_sample(loss, input)?),
+        _ => LossValue::Scalar(cpu::parallel::loss_scalar(loss, input, reduction)?),
+    })
+}
+
 impl Default for Engine {
     /// [`Engine::new`].
     fn default() -> Self {
@@ -94,13 +106,42 @@ impl Engine {
                 inner: Inner::Gpu(Box::new(gpu)),
                 auto: true,
                 fallback: Mutex::new(None),
+                calibration: None,
             },
             Err(e) => Engine {
                 inner: Inner::Cpu,
                 auto: true,
                 fallback: Mutex::new(Some(e.to_string())),
+                calibration: None,
             },
         }
+    }
+
+    /// Like [`Engine::new`], but each operation on host slices runs on the
+    /// side that is faster for its op family ([`Work`]) and size class
+    /// (n ≤ 2^k): the first call of a kind runs on both sides (the GPU twice,
+    /// the first run warming its pipelines up), is timed, and the faster
+    /// side runs that kind from then on. [`Engine::auto_choices`] lists what
+    /// was chosen and the timings behind it. Resident tensors stay on the
+    /// device either way.
+    pub fn auto() -> Engine {
+        pollster::block_on(Self::auto_async())
+    }
+
+    /// [`Engine::auto`] for async callers.
+    pub async fn auto_async() -> Engine {
+        let mut engine = Self::new_async().await;
+        engine.calibration = Some(Calibration::default());
+        engine
+    }
+
+    /// What a calibrating engine ([`Engine::auto`]) has chosen so far, by
+    /// op family and size class; empty for other engines.
+    pub fn auto_choices(&self) -> Vec<AutoChoice> {
+        self.calibration
+            .as_ref()
+            .map(|c| c.all())
+            .unwrap_or_default()
     }
 
     /// The GPU, or [`Error::NoAdapter`] when there is none.
@@ -119,6 +160,7 @@ impl Engine {
             inner: Inner::Gpu(Box::new(Gpu::new(&options).await?)),
             auto: false,
             fallback: Mutex::new(None),
+            calibration: None,
         })
     }
 
@@ -135,6 +177,7 @@ impl Engine {
             )?)),
             auto: false,
             fallback: Mutex::new(None),
+            calibration: None,
         })
     }
 
@@ -144,6 +187,7 @@ impl Engine {
             inner: Inner::Cpu,
             auto: false,
             fallback: Mutex::new(None),
+            calibration: None,
         }
     }
 
@@ -183,6 +227,40 @@ impl Engine {
             },
             Side::Cpu => cpu(),
         }
+    }
+
+    /// [`Engine::dispatch`] for an operation of op family `work` on `n`
+    /// values: a calibrating engine runs it where it was faster before, or,
+    /// the first time, on both sides to find out.
+    fn dispatch_sized<T>(
+        &self,
+        work: Work,
+        n: usize,
+        gpu: impl Fn(&Gpu) -> Result<T>,
+        cpu: impl Fn() -> Result<T>,
+    ) -> Result<T> {
+        let (Some(calibration), Side::Gpu(g)) = (&self.calibration, self.side()) else {
+            return self.dispatch(gpu, cpu);
+        };
+        match calibration.get(work, n) {
+            Some(Backend::Gpu) => return self.dispatch(gpu, cpu),
+            Some(Backend::Cpu) => return cpu(),
+            None => {}
+        }
+        let warm = self.dispatch(&gpu, &cpu)?;
+        if matches!(self.side(), Side::Cpu) {
+            return Ok(warm); // the device was lost during the warm-up
+        }
+        let start = Instant::now();
+        let on_cpu = cpu()?;
+        let cpu_time = start.elapsed();
+        let start = Instant::now();
+        let on_gpu = gpu(g)?;
+        let gpu_time = start.elapsed();
+        Ok(match calibration.record(work, n, gpu_time, cpu_time) {
+            Backend::Gpu => on_gpu,
+            Backend::Cpu => on_cpu,
+        })
     }
 
     /// The adapter, for a GPU engine.
@@ -241,7 +319,9 @@ impl Engine {
                 ));
             }
         }
-        self.dispatch(
+        self.dispatch_sized(
+            Work::Activation,
+            x.len(),
             |g| g.activation(act, pass, x, upstream),
             || Ok(cpu::parallel::activation(act, pass, x, upstream)),
         )
@@ -277,7 +357,9 @@ impl Engine {
                 x.len()
             ));
         }
-        self.dispatch(
+        self.dispatch_sized(
+            Work::Loss,
+            x.len(),
             |g| g.sum_of_terms(OP_PRELU_DALPHA, x, Some(upstream)),
             || Ok(cpu::prelu_alpha_grad(x, upstream)),
         )
@@ -289,16 +371,15 @@ impl Engine {
     /// offender.
     pub fn loss(&self, loss: &Loss, input: &LossInput, reduction: Reduction) -> Result<LossValue> {
         loss.validate()?;
-        self.dispatch(
+        let work = match loss.pointwise_id() {
+            Some(_) if input.cols == 1 => Work::Loss,
+            _ => Work::RowLoss,
+        };
+        self.dispatch_sized(
+            work,
+            input.pred.len(),
             |g| Ok(g.loss(loss, input, reduction, false)?.0),
-            || {
-                Ok(match reduction {
-                    Reduction::None => {
-                        LossValue::PerSample(cpu::parallel::loss_per_sample(loss, input)?)
-                    }
-                    _ => LossValue::Scalar(cpu::parallel::loss_scalar(loss, input, reduction)?),
-                })
-            },
+            || cpu_loss(loss, input, reduction),
         )
     }
 
@@ -313,13 +394,20 @@ impl Engine {
         for (loss, _) in items {
             loss.validate()?;
         }
-        self.dispatch(
+        let total = items.iter().map(|(_, input)| input.pred.len()).sum();
+        self.dispatch_sized(
+            Work::Batch,
+            total,
             |g| g.loss_batch(items, reduction),
             || {
+                // Small losses are many: one per core beats cores per loss.
+                use rayon::prelude::*;
                 items
-                    .iter()
-                    .map(|(loss, input)| Engine::cpu().loss(loss, input, reduction))
-                    .collect()
+                    .par_iter()
+                    .map(|(loss, input)| cpu_loss(loss, input, reduction))
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .collect() // the first error in item order
             },
         )
     }
@@ -334,7 +422,9 @@ impl Engine {
         reduction: Reduction,
     ) -> Result<Vec<f32>> {
         loss.validate()?;
-        self.dispatch(
+        self.dispatch_sized(
+            Work::LossGrad,
+            input.pred.len(),
             |g| {
                 g.loss(loss, input, reduction, true)?
                     .1
@@ -366,7 +456,9 @@ impl Engine {
         let penalty = if theta.is_empty() {
             0.0
         } else {
-            self.dispatch(
+            self.dispatch_sized(
+                Work::Loss,
+                theta.len(),
                 |g| g.sum_of_terms(reg.shader_op(), theta, None),
                 || Ok(reg.penalty_f64(theta)),
             )?
@@ -385,7 +477,9 @@ impl Engine {
     ) -> Result<RegressionMetrics> {
         crate::ops::metrics::metric_losses(delta, gamma)?;
         let rows = Loss::Mse.shape(input)?.rows;
-        let (sums, wsum) = self.dispatch(
+        let (sums, wsum) = self.dispatch_sized(
+            Work::Metrics,
+            rows,
             |g| g.metric_sums(input, delta, gamma),
             || {
                 cpu::validate(&Loss::Mse, input)?;
@@ -452,7 +546,9 @@ impl Engine {
     pub fn grad_stats(&self, g: &[f32], vanish_eps: f32) -> Result<GradStats> {
         nonempty("the gradient", g)?;
         check_eps(vanish_eps)?;
-        self.dispatch(
+        self.dispatch_sized(
+            Work::GradStats,
+            g.len(),
             |gpu| {
                 let t = gpu.upload_resident(g)?;
                 gpu.grad_stats(&[(&t, g.len())], vanish_eps, None)

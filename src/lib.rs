@@ -69,6 +69,7 @@
 
 #![warn(missing_docs)]
 
+mod auto;
 pub mod cpu;
 mod engine;
 mod error;
@@ -81,6 +82,7 @@ mod tensor;
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+pub use auto::{AutoChoice, Work};
 pub use engine::{Backend, Engine};
 pub use error::{Error, Result};
 pub use gpu::context::{DeviceInfo, GpuOptions};

@@ -125,3 +125,51 @@ fn an_auto_engine_moves_to_the_cpu_when_its_device_is_lost() {
     assert!(v.scalar().unwrap().is_finite());
     assert!(engine.device_name().contains("cpu"));
 }
+
+#[test]
+fn a_calibrating_engine_times_each_kind_once_and_says_what_it_chose() {
+    let Some(_) = gpu() else { return };
+    let engine = Engine::auto();
+    assert!(engine.auto_choices().is_empty());
+    let mut rng = rng("auto");
+    let x = data(&mut rng, 1000);
+    let t = data(&mut rng, 1000);
+    let want =
+        lossgpu::cpu::loss_scalar(&Loss::Mse, &LossInput::new(&x, &t), Reduction::Mean).unwrap();
+    for _ in 0..3 {
+        let got = engine
+            .loss(&Loss::Mse, &LossInput::new(&x, &t), Reduction::Mean)
+            .unwrap()
+            .scalar()
+            .unwrap();
+        assert!((got - want).abs() <= 1e-5 * want.abs(), "{got} vs {want}");
+    }
+    let choices = engine.auto_choices();
+    assert_eq!(choices.len(), 1, "{choices:?}");
+    let c = &choices[0];
+    assert_eq!((c.work, c.size_class), (lossgpu::Work::Loss, 10));
+    assert!(c.gpu_seconds > 0.0 && c.cpu_seconds > 0.0, "{c:?}");
+    let faster = if c.gpu_seconds < c.cpu_seconds {
+        lossgpu::Backend::Gpu
+    } else {
+        lossgpu::Backend::Cpu
+    };
+    assert_eq!(c.backend, faster);
+    // Another size class and another family are timed on their own.
+    engine
+        .loss(
+            &Loss::Mse,
+            &LossInput::new(&x[..300], &t[..300]),
+            Reduction::Mean,
+        )
+        .unwrap();
+    let y = engine.activation(&Activation::Tanh, &x).unwrap();
+    assert!((y[0] - x[0].tanh()).abs() <= 1e-6);
+    let kinds: Vec<_> = engine
+        .auto_choices()
+        .iter()
+        .map(|c| (c.work.name(), c.size_class))
+        .collect();
+    assert_eq!(kinds, [("activation", 10), ("loss", 9), ("loss", 10)]);
+    assert!(Engine::gpu().unwrap().auto_choices().is_empty());
+}

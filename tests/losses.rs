@@ -768,43 +768,62 @@ fn the_parallel_cpu_backend_gives_the_references_numbers() {
 fn a_batch_gives_each_losss_own_value() {
     let mut rng = rng("batch");
     let cpu_engine = Engine::cpu();
-    let preds: Vec<Vec<f32>> = (0..64).map(|k| data(&mut rng, 1024 + k)).collect();
-    let targets: Vec<Vec<f32>> = (0..64).map(|k| data(&mut rng, 1024 + k)).collect();
+    let lens = |k: usize| [1, 7, 255, 257, 1024, 1100, 5000][k % 7] + k % 3;
+    // Regression losses, and the exponential loss (its own reduction form).
+    let mut kinds: Vec<Loss> = POINTWISE[7..].to_vec();
+    kinds.push(Loss::Exponential);
+    let kind = |k: usize| kinds[k % kinds.len()];
+    let preds: Vec<Vec<f32>> = (0..64).map(|k| data(&mut rng, lens(k))).collect();
+    let targets: Vec<Vec<f32>> = (0..64)
+        .map(|k| match kind(k) {
+            Loss::Exponential => (0..lens(k)).map(|i| [1.0, -1.0][i % 2]).collect(),
+            _ => data(&mut rng, lens(k)),
+        })
+        .collect();
+    let weights: Vec<Vec<f32>> = (0..64)
+        .map(|k| (0..lens(k)).map(|_| rng.random_range(0.0..2.0)).collect())
+        .collect();
     let logits = data(&mut rng, 300);
     let classes: Vec<u32> = (0..30).map(|_| rng.random_range(0..10)).collect();
-    // Regression losses (real targets); rmse takes mean only.
-    let kinds: Vec<Loss> = POINTWISE[7..]
-        .iter()
-        .copied()
-        .filter(|l| *l != Loss::Rmse)
-        .collect();
     let mut items: Vec<(Loss, LossInput)> = (0..64)
         .map(|k| {
-            (
-                kinds[k % kinds.len()],
-                LossInput::new(&preds[k], &targets[k]),
-            )
+            let input = LossInput::new(&preds[k], &targets[k]);
+            let input = match k % 5 {
+                0 => input.with_weights(&weights[k]),
+                _ => input,
+            };
+            (kind(k), input)
         })
         .collect();
     items.push((
         Loss::CrossEntropy,
         LossInput::classes(&logits, 10, &classes),
     ));
-    for engine in [gpu(), Some(&cpu_engine)].into_iter().flatten() {
-        for reduction in [Reduction::Mean, Reduction::Sum] {
-            let got = engine.loss_batch(&items, reduction).unwrap();
-            assert_eq!(got.len(), items.len());
-            for ((loss, input), v) in items.iter().zip(&got) {
-                let alone = engine
-                    .loss(loss, input, reduction)
-                    .unwrap()
-                    .scalar()
-                    .unwrap();
+    let engines = [gpu(), gpu_small(), Some(&cpu_engine)];
+    for engine in engines.into_iter().flatten() {
+        for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
+            // rmse is defined for the mean only.
+            let these: Vec<(Loss, LossInput)> = items
+                .iter()
+                .filter(|(l, _)| reduction == Reduction::Mean || *l != Loss::Rmse)
+                .cloned()
+                .collect();
+            let got = engine.loss_batch(&these, reduction).unwrap();
+            assert_eq!(got.len(), these.len());
+            for ((loss, input), v) in these.iter().zip(&got) {
+                let alone = engine.loss(loss, input, reduction).unwrap();
+                let bits = |v: &LossValue| -> Vec<u64> {
+                    match v {
+                        LossValue::Scalar(x) => vec![x.to_bits()],
+                        LossValue::PerSample(x) => x.iter().map(|x| x.to_bits() as u64).collect(),
+                    }
+                };
                 assert_eq!(
-                    v.scalar().unwrap().to_bits(),
-                    alone.to_bits(),
-                    "{}",
-                    loss.name()
+                    bits(v),
+                    bits(&alone),
+                    "{} n={} {reduction:?}",
+                    loss.name(),
+                    input.pred.len()
                 );
             }
         }

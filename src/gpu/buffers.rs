@@ -65,12 +65,48 @@ pub(crate) fn output(ctx: &Context, elements: usize, what: &str) -> Result<wgpu:
 /// The four error slots (first bad index of pred, target, weights), all
 /// u32::MAX until a kernel finds an offender.
 pub(crate) fn error_slots(ctx: &Context) -> wgpu::Buffer {
+    error_slots_for(ctx, 1)
+}
+
+/// Four error slots for each of `losses` packed losses.
+pub(crate) fn error_slots_for(ctx: &Context, losses: usize) -> wgpu::Buffer {
     ctx.device
         .create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("errors"),
-            contents: bytemuck::cast_slice(&[u32::MAX; 4]),
+            contents: bytemuck::cast_slice(&vec![u32::MAX; 4 * losses.max(1)]),
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
         })
+}
+
+/// Several slices in one zero-padded storage buffer of `vec4s` vec4s, each
+/// starting at its given vec4 offset.
+pub(crate) fn packed(
+    ctx: &Context,
+    parts: &[(&[f32], usize)],
+    vec4s: usize,
+    what: &str,
+) -> Result<wgpu::Buffer> {
+    let bytes = (vec4s.max(1) * 16) as u64;
+    check_size(ctx, bytes, what)?;
+    let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(what),
+        size: bytes,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: true,
+    });
+    {
+        let mut view = buffer
+            .slice(..)
+            .get_mapped_range_mut()
+            .map_err(|e| Error::Gpu(format!("mapping {what}: {e}")))?;
+        for (data, off4) in parts {
+            let src: &[u8] = bytemuck::cast_slice(data);
+            view.slice(off4 * 16..off4 * 16 + src.len())
+                .copy_from_slice(src);
+        }
+    }
+    buffer.unmap();
+    Ok(buffer)
 }
 
 pub(crate) fn uniform<T: bytemuck::Pod>(ctx: &Context, value: &T) -> wgpu::Buffer {

@@ -41,6 +41,17 @@ pub(crate) fn max_chunk_elements(ctx: &Context) -> usize {
     (bytes / 4 / CHUNK_ALIGN * CHUNK_ALIGN).clamp(CHUNK_ALIGN, 1 << 30)
 }
 
+/// Elements per chunk of a reduction: at most one binding, and at most
+/// 2^22 (16 MiB of f32) so that the partition of n, and with it the result,
+/// is the same whether the input is resident or streamed from the host in
+/// chunks of this size.
+pub(crate) fn reduce_chunk_elements(ctx: &Context) -> usize {
+    max_chunk_elements(ctx).min(REDUCE_CHUNK)
+}
+
+/// Elements of a reduction chunk on adapters with large bindings.
+pub(crate) const REDUCE_CHUNK: usize = 1 << 22;
+
 /// Rows of `cols` values that fit one binding, leaving room for the
 /// alignment skip at its start.
 pub(crate) fn max_chunk_rows(ctx: &Context, cols: usize) -> Result<usize> {

@@ -1,8 +1,9 @@
 //! The fused regression-metrics pass.
 
 use super::buffers::{error_slots, output, submit_and_read, to_f32, to_u32, uniform, upload};
-use super::dispatch::{binding, chunks, max_chunk_elements, partials_for};
+use super::dispatch::{binding, chunks, partials_for, reduce_chunk_elements, Chunk};
 use super::pipelines::Family;
+use super::stream::{ChunkInputs, HostInputs};
 use super::Gpu;
 use crate::error::Result;
 use crate::ops::loss::{weight_error, Loss, LossInput, Target};
@@ -33,21 +34,18 @@ impl Gpu {
         };
         let n = input.pred.len();
         self.ctx.scoped(|| {
-            let pred = upload(ctx, input.pred, "pred")?;
-            let tgt = upload(ctx, target, "target")?;
-            let weights = input
-                .weights
-                .map(|w| upload(ctx, w, "weights"))
-                .transpose()?;
             let errors = error_slots(ctx);
-            let parts = chunks(n, max_chunk_elements(ctx));
+            let chunk = reduce_chunk_elements(ctx);
+            let parts = chunks(n, chunk);
             let total: usize = parts.iter().map(|c| partials_for(c.len)).sum();
             // Two vec4 per partial, and two more for the totals.
             let partials = output(ctx, (total + 1) * 8, "metric partials")?;
             let constants = [("HAS_WEIGHTS", input.weights.is_some() as u32)];
-            let mut encoder = self.encoder();
             let mut base = 0;
-            for c in &parts {
+            let mut record = |encoder: &mut wgpu::CommandEncoder,
+                              inputs: &ChunkInputs,
+                              c: Chunk|
+             -> Result<()> {
                 let groups = partials_for(c.len);
                 let params = uniform(
                     ctx,
@@ -61,16 +59,17 @@ impl Gpu {
                         pad1: [0; 2],
                     },
                 );
+                let pred = inputs.pred;
                 let resources = vec![
                     params.as_entire_binding(),
-                    binding(ctx, &pred, c.start, c.len).0,
-                    binding(ctx, &tgt, c.start, c.len).0,
-                    binding(ctx, weights.as_ref().unwrap_or(&pred), c.start, c.len).0,
+                    binding(ctx, pred, inputs.at, c.len).0,
+                    binding(ctx, inputs.target.unwrap_or(pred), inputs.at, c.len).0,
+                    binding(ctx, inputs.weights.unwrap_or(pred), inputs.at, c.len).0,
                     partials.as_entire_binding(),
                     errors.as_entire_binding(),
                 ];
                 self.run(
-                    &mut encoder,
+                    encoder,
                     Family::Metrics,
                     "metrics_partials",
                     &constants,
@@ -78,7 +77,34 @@ impl Gpu {
                     (groups as u32, 1),
                 )?;
                 base += groups;
+                Ok(())
+            };
+            // Longer than a chunk: streamed from the host (stream.rs).
+            let host = HostInputs {
+                pred: input.pred,
+                target: Some(target),
+                weights: input.weights,
+            };
+            let mut encoder;
+            let uploaded;
+            if n > chunk {
+                encoder = self.stream(host, chunk, &mut record)?;
+            } else {
+                uploaded = [
+                    upload(ctx, input.pred, "pred")?,
+                    upload(ctx, target, "target")?,
+                    upload(ctx, input.weights.unwrap_or(&[]), "weights")?,
+                ];
+                let inputs = ChunkInputs {
+                    pred: &uploaded[0],
+                    target: Some(&uploaded[1]),
+                    weights: input.weights.map(|_| &uploaded[2]),
+                    at: 0,
+                };
+                encoder = self.encoder();
+                record(&mut encoder, &inputs, parts[0])?;
             }
+            let pred = output(ctx, 4, "unused input")?;
             let params = uniform(
                 ctx,
                 &MetricParams {
@@ -91,6 +117,7 @@ impl Gpu {
                     pad1: [0; 2],
                 },
             );
+            // The final pass reads only the partials; the inputs are unused.
             let resources = vec![
                 params.as_entire_binding(),
                 pred.as_entire_binding(),

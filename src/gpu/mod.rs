@@ -1,12 +1,14 @@
 //! The GPU backend: each public operation records its dispatches into one
 //! command encoder, submits once and reads back once.
 
+mod batch;
 mod buffers;
 pub(crate) mod context;
 mod dispatch;
 mod gradient;
 mod metrics;
 pub(crate) mod pipelines;
+mod stream;
 
 use crate::cpu::reject_rmse_none;
 use crate::error::{Error, Result};
@@ -19,8 +21,10 @@ use buffers::{error_slots, output, submit_and_read, to_f32, to_u32, uniform, upl
 use context::{Context, GpuOptions};
 use dispatch::{
     binding, chunks, grid, groups_for, max_chunk_elements, max_chunk_rows, partials_for,
+    reduce_chunk_elements, Chunk,
 };
 use pipelines::{Family, Pipelines};
+use stream::{ChunkInputs, HostInputs};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -426,7 +430,24 @@ impl Gpu {
 
     /// Σ term(x, t) of an internal pointwise op (prelu's dα, the penalties).
     pub fn sum_of_terms(&self, op: u32, x: &[f32], t: Option<&[f32]>) -> Result<f64> {
+        let op = PointOp {
+            op,
+            param: 0.0,
+            pred_domain: Domain::Any,
+            target_domain: Domain::Any,
+        };
         self.ctx.scoped(|| {
+            if x.len() > reduce_chunk_elements(&self.ctx) {
+                let host = HostInputs {
+                    pred: x,
+                    target: t,
+                    weights: None,
+                };
+                let errors = error_slots(&self.ctx);
+                let (encoder, result) = self.reduce_streamed(op, host, &errors)?;
+                let bytes = submit_and_read(&self.ctx, encoder, &[(&result, 16)])?;
+                return Ok(scaled_sum(&to_f32(&bytes[0], 3)));
+            }
             let xb = upload(&self.ctx, x, "input")?;
             let tb = t
                 .map(|t| upload(&self.ctx, t, "second input"))
@@ -437,12 +458,6 @@ impl Gpu {
                 target: tb.as_ref(),
                 weights: None,
                 errors: &errors,
-            };
-            let op = PointOp {
-                op,
-                param: 0.0,
-                pred_domain: Domain::Any,
-                target_domain: Domain::Any,
             };
             let mut encoder = self.encoder();
             let result = self.reduce(&mut encoder, op, &inputs, x.len())?;
@@ -482,6 +497,7 @@ impl Gpu {
             out,
             inputs.errors.as_entire_binding(),
             stats.unwrap_or(inputs.pred).as_entire_binding(),
+            inputs.pred.as_entire_binding(), // segments: reduce_segments only
         ]
     }
 
@@ -494,46 +510,99 @@ impl Gpu {
         inputs: &Inputs,
         n: usize,
     ) -> Result<wgpu::Buffer> {
-        let parts = chunks(n, max_chunk_elements(&self.ctx));
-        let total: usize = parts.iter().map(|c| partials_for(c.len)).sum();
-        let partials = output(&self.ctx, total * 4, "partials")?;
-        let constants = Self::point_constants(op, inputs);
+        let parts = chunks(n, reduce_chunk_elements(&self.ctx));
+        let partials = self.partials_for_chunks(&parts)?;
         let mut base = 0;
         for c in &parts {
-            let groups = partials_for(c.len);
-            let params = uniform(
-                &self.ctx,
-                &LossParams {
-                    n: c.len as u32,
-                    base: c.start as u32,
-                    partial_base: base as u32,
-                    coef_mode: 0,
-                    param: op.param,
-                    scale: 1.0,
-                    pad: [0; 2],
-                },
-            );
-            let resources = self.point_resources(
-                &params,
-                inputs,
-                partials.as_entire_binding(),
-                None,
-                c.start,
-                c.len,
-            );
-            self.run(
-                encoder,
-                Family::Loss,
-                "reduce_terms",
-                &constants,
-                resources,
-                (groups as u32, 1),
-            )?;
-            base += groups;
+            let chunk = ChunkInputs {
+                pred: inputs.pred,
+                target: inputs.target,
+                weights: inputs.weights,
+                at: c.start,
+            };
+            base += self.reduce_chunk(encoder, op, &chunk, inputs.errors, *c, &partials, base)?;
         }
         let result = output(&self.ctx, 4, "result")?;
-        self.fold_partials(encoder, &partials, total, &result)?;
+        self.fold_partials(encoder, &partials, base, &result)?;
         Ok(result)
+    }
+
+    /// [`Gpu::reduce`] over host slices longer than one chunk, streamed
+    /// (stream.rs); returns the unsubmitted last encoder and the result.
+    fn reduce_streamed(
+        &self,
+        op: PointOp,
+        host: HostInputs,
+        errors: &wgpu::Buffer,
+    ) -> Result<(wgpu::CommandEncoder, wgpu::Buffer)> {
+        let chunk = reduce_chunk_elements(&self.ctx);
+        let parts = chunks(host.pred.len(), chunk);
+        let partials = self.partials_for_chunks(&parts)?;
+        let mut base = 0;
+        let mut encoder = self.stream(host, chunk, |encoder, inputs, c| {
+            base += self.reduce_chunk(encoder, op, inputs, errors, c, &partials, base)?;
+            Ok(())
+        })?;
+        let result = output(&self.ctx, 4, "result")?;
+        self.fold_partials(&mut encoder, &partials, base, &result)?;
+        Ok((encoder, result))
+    }
+
+    fn partials_for_chunks(&self, parts: &[Chunk]) -> Result<wgpu::Buffer> {
+        let total: usize = parts.iter().map(|c| partials_for(c.len)).sum();
+        output(&self.ctx, total * 4, "partials")
+    }
+
+    /// The first pass over one chunk into partials from `base`; returns the
+    /// number of partials written.
+    #[allow(clippy::too_many_arguments)]
+    fn reduce_chunk(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        op: PointOp,
+        chunk: &ChunkInputs,
+        errors: &wgpu::Buffer,
+        c: Chunk,
+        partials: &wgpu::Buffer,
+        base: usize,
+    ) -> Result<usize> {
+        let inputs = Inputs {
+            pred: chunk.pred,
+            target: chunk.target,
+            weights: chunk.weights,
+            errors,
+        };
+        let groups = partials_for(c.len);
+        let params = uniform(
+            &self.ctx,
+            &LossParams {
+                n: c.len as u32,
+                base: c.start as u32,
+                partial_base: base as u32,
+                coef_mode: 0,
+                param: op.param,
+                scale: 1.0,
+                pad: [0; 2],
+            },
+        );
+        let resources = self.point_resources(
+            &params,
+            &inputs,
+            partials.as_entire_binding(),
+            None,
+            chunk.at,
+            c.len,
+        );
+        let constants = Self::point_constants(op, &inputs);
+        self.run(
+            encoder,
+            Family::Loss,
+            "reduce_terms",
+            &constants,
+            resources,
+            (groups as u32, 1),
+        )?;
+        Ok(groups)
     }
 
     /// The second pass of every reduction: `count` partials into `result`.
@@ -555,6 +624,7 @@ impl Gpu {
             params.as_entire_binding(),
             partials.as_entire_binding(),
             result.as_entire_binding(),
+            partials.as_entire_binding(), // segments: the batch fold only
         ];
         self.run(
             encoder,
@@ -720,6 +790,9 @@ impl Gpu {
         with_grad: bool,
     ) -> Result<(LossValue, Option<Vec<f32>>)> {
         self.ctx.scoped(|| {
+            if let Some(value) = self.loss_streamed(loss, input, reduction, with_grad)? {
+                return Ok((value, None));
+            }
             let mut encoder = self.encoder();
             let pending = self.encode_loss(&mut encoder, loss, input, reduction, with_grad)?;
             let bytes = submit_and_read(&self.ctx, encoder, &pending.parts())?;
@@ -727,27 +800,55 @@ impl Gpu {
         })
     }
 
-    /// Many losses in one submission and one readback (values only).
-    pub fn loss_batch(
+    /// The value of a pointwise loss over host slices longer than one
+    /// reduction chunk, streamed with bounded device memory (stream.rs);
+    /// None when the evaluation is not such a reduction.
+    fn loss_streamed(
         &self,
-        items: &[(Loss, LossInput)],
+        loss: &Loss,
+        input: &LossInput,
         reduction: Reduction,
-    ) -> Result<Vec<LossValue>> {
-        self.ctx.scoped(|| {
-            let mut encoder = self.encoder();
-            let pending = items
-                .iter()
-                .map(|(loss, input)| self.encode_loss(&mut encoder, loss, input, reduction, false))
-                .collect::<Result<Vec<_>>>()?;
-            let parts: Vec<(&wgpu::Buffer, u64)> = pending.iter().flat_map(|p| p.parts()).collect();
-            let mut bytes = submit_and_read(&self.ctx, encoder, &parts)?.into_iter();
-            let mut values = Vec::with_capacity(items.len());
-            for ((loss, input), p) in items.iter().zip(&pending) {
-                let mine: Vec<Vec<u8>> = bytes.by_ref().take(p.parts().len()).collect();
-                values.push(self.finish_loss(loss, input, reduction, p, &mine)?.0);
-            }
-            Ok(values)
-        })
+        with_grad: bool,
+    ) -> Result<Option<LossValue>> {
+        reject_rmse_none(loss, reduction)?;
+        let shape = loss.shape(input)?;
+        let (Form::Pointwise(op), Target::Values(target)) = (shape.form, input.target) else {
+            return Ok(None);
+        };
+        if with_grad
+            || reduction == Reduction::None
+            || shape.rows <= reduce_chunk_elements(&self.ctx)
+        {
+            return Ok(None);
+        }
+        let point_op = PointOp {
+            op,
+            param: loss.param(),
+            pred_domain: loss.pred_domain(),
+            target_domain: loss.target_domain(),
+        };
+        let host = HostInputs {
+            pred: input.pred,
+            target: Some(target),
+            weights: input.weights,
+        };
+        let errors = error_slots(&self.ctx);
+        let (encoder, result) = self.reduce_streamed(point_op, host, &errors)?;
+        let pending = Pending {
+            errors,
+            sums: Some(result),
+            main: None,
+            main_len: 0,
+            rows: shape.rows,
+            cols: 1,
+            weighted: input.weights.is_some(),
+            with_grad: false,
+        };
+        let bytes = submit_and_read(&self.ctx, encoder, &pending.parts())?;
+        Ok(Some(
+            self.finish_loss(loss, input, reduction, &pending, &bytes)?
+                .0,
+        ))
     }
 
     /// Records every pass of one loss evaluation into `encoder`.

@@ -73,12 +73,12 @@ impl Family {
         match self {
             // x, upstream, out
             Family::Activation => &[true, true, false],
-            // pred, target, weights, out, errors, stats
-            Family::Loss => &[true, true, true, false, false, true],
+            // pred, target, weights, out, errors, stats, segments
+            Family::Loss => &[true, true, true, false, false, true, true],
             // pred, target, weights, out, lse, errors, stats
             Family::Rows => &[true, true, true, false, false, false, true],
-            // partials, out
-            Family::Reduce => &[true, false],
+            // partials, out, segments
+            Family::Reduce => &[true, false, true],
             // data (in place), partials, counts, stats
             Family::Stats => &[false, false, false, true],
             // pred, target, weights, partials, errors

@@ -228,6 +228,8 @@ pub(crate) const ROW_ENTROPY: u32 = 4;
 
 /// Internal pointwise ops of `shaders/loss.wgsl` beyond the named losses.
 pub(crate) const OP_IDENTITY: u32 = 16;
+/// The exponential loss's pointwise id: its reduction keeps a scaled sum.
+pub(crate) const OP_EXPONENTIAL: u32 = 3;
 pub(crate) const OP_PRELU_DALPHA: u32 = 17;
 
 /// The validated shape of a [`LossInput`].
