@@ -69,7 +69,10 @@ fn load_from(i4: u32, first: u32, n: u32, base: u32, slot: u32) -> Quad {
     if (HAS_WEIGHTS) {
         w = weights[i4];
     }
-    let valid = vec4<bool>(first < n, first + 1u < n, first + 2u < n, first + 3u < n);
+    let valid = vec4<u32>(first) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(n);
+    if (PRED_DOMAIN == 0u && TARGET_DOMAIN == 0u && !HAS_WEIGHTS) {
+        return Quad(p, t, w, valid); // nothing to check
+    }
     for (var k = 0u; k < 4u; k = k + 1u) {
         if (valid[k]) {
             let gi = base + first + k;
@@ -93,21 +96,26 @@ fn load(i4: u32) -> Quad {
 }
 
 // This invocation's share of (Σ w·l, Σ w) over n values starting at vec4
-// off4, as workgroup `group` of `groups` in a grid-stride loop.
+// off4, as workgroup `group` of `groups` in a grid-stride loop. A chunk is
+// at most 2^22 values over up to 1024 workgroups of 256, so an invocation
+// adds at most 4 vec4: a plain f32 sum, with the compensation in the fold.
 fn sum_terms(off4: u32, n: u32, base: u32, slot: u32, param: f32, group: u32, groups: u32, lid: u32) -> vec2<f32> {
     let n4 = (n + 3u) / 4u;
-    var acc = Kahan(vec2<f32>(0.0), vec2<f32>(0.0));
+    var acc = vec2<f32>(0.0);
     for (var i4 = group * WG + lid; i4 < n4; i4 = i4 + groups * WG) {
         let q = load_from(off4 + i4, 4u * i4, n, base, slot);
-        var s = vec2<f32>(0.0);
-        for (var k = 0u; k < 4u; k = k + 1u) {
-            if (q.valid[k]) {
-                s = s + vec2<f32>(weighted(q.w[k], loss_term(OP, q.p[k], q.t[k], param)), q.w[k]);
-            }
-        }
-        acc = kahan_add(acc, s);
+        let l = vec4<f32>(
+            loss_term(OP, q.p.x, q.t.x, param),
+            loss_term(OP, q.p.y, q.t.y, param),
+            loss_term(OP, q.p.z, q.t.z, param),
+            loss_term(OP, q.p.w, q.t.w, param),
+        );
+        let z = vec4<f32>(0.0);
+        let wl = select(q.w * l, z, q.w == z & !is_nan4(l)); // weighted(), per lane
+        let one = vec4<f32>(1.0);
+        acc = acc + vec2<f32>(dot(select(z, wl, q.valid), one), dot(select(z, q.w, q.valid), one));
     }
-    return acc.sum;
+    return acc;
 }
 
 // scale·exp(−t·p) with the scale folded into the exponent, so a product

@@ -481,10 +481,7 @@ impl Engine {
             Work::Metrics,
             rows,
             |g| g.metric_sums(input, delta, gamma),
-            || {
-                cpu::validate(&Loss::Mse, input)?;
-                cpu::metric_sums_with(input, delta, gamma, cpu::parallel::loss_sums)
-            },
+            || cpu::parallel::metric_sums(input, delta, gamma),
         )?;
         RegressionMetrics::from_sums(sums, wsum, rows)
     }

@@ -6,6 +6,7 @@ use crate::ops::loss::{Loss, MAPE_EPS};
 impl Loss {
     /// The per-sample loss l(p, t) of a pointwise loss, in f64 (for `rmse`
     /// the squared error e², rooted after the mean).
+    #[inline]
     pub fn term_f64(&self, p: f64, t: f64) -> f64 {
         let e = t - p;
         let m = t * p;

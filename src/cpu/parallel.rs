@@ -9,12 +9,59 @@ use super::{
 };
 use crate::error::Result;
 use crate::ops::activation::{Activation, Pass};
-use crate::ops::loss::{Loss, LossInput};
+use crate::ops::loss::{Form, Loss, LossInput, Target};
 use crate::ops::reduction::Reduction;
 use rayon::prelude::*;
 
 /// Samples per task.
 const BLOCK: usize = 1 << 14;
+
+/// Evaluates `$run` with `$term` bound to a closure computing the term of
+/// `$loss`, whose variant is a constant in each arm: once inlined, the match
+/// inside `Loss::term_f64` folds away and the loop over samples is
+/// specialised to one formula.
+macro_rules! with_term {
+    ($loss:expr, |$term:ident| $run:expr) => {
+        match *$loss {
+            Loss::Mse | Loss::Rmse => {
+                let $term = |p, t| Loss::Mse.term_f64(p, t);
+                $run
+            }
+            Loss::Huber { delta } => {
+                let $term = move |p, t| Loss::Huber { delta }.term_f64(p, t);
+                $run
+            }
+            Loss::Quantile { gamma } => {
+                let $term = move |p, t| Loss::Quantile { gamma }.term_f64(p, t);
+                $run
+            }
+            Loss::BceLogits => {
+                let $term = |p, t| Loss::BceLogits.term_f64(p, t);
+                $run
+            }
+            Loss::Mae => {
+                let $term = |p, t| Loss::Mae.term_f64(p, t);
+                $run
+            }
+            Loss::LogCosh => {
+                let $term = |p, t| Loss::LogCosh.term_f64(p, t);
+                $run
+            }
+            Loss::Hinge => {
+                let $term = |p, t| Loss::Hinge.term_f64(p, t);
+                $run
+            }
+            Loss::Logistic => {
+                let $term = |p, t| Loss::Logistic.term_f64(p, t);
+                $run
+            }
+            other => {
+                let $term = move |p, t| other.term_f64(p, t);
+                $run
+            }
+        }
+    };
+}
 
 /// f(x), f'(x) or upstream ⊙ f'(x), rounded to f32.
 pub fn activation(act: &Activation, pass: Pass, x: &[f32], upstream: Option<&[f32]>) -> Vec<f32> {
@@ -41,6 +88,11 @@ pub fn activation(act: &Activation, pass: Pass, x: &[f32], upstream: Option<&[f3
 pub fn loss_sums(loss: &Loss, input: &LossInput) -> Result<(f64, f64)> {
     validate(loss, input)?;
     let shape = loss.shape(input)?;
+    if let (Form::Pointwise(_), Target::Values(t)) = (shape.form, input.target) {
+        let (p, w) = (input.pred, input.weights);
+        let ([s], ws) = with_term!(loss, |term| pointwise_sums(p, t, w, |p, t| [term(p, t)]));
+        return Ok((s, ws));
+    }
     let blocks: Vec<(f64, f64)> = (0..shape.rows.div_ceil(BLOCK))
         .into_par_iter()
         .map(|b| {
@@ -56,6 +108,75 @@ pub fn loss_sums(loss: &Loss, input: &LossInput) -> Result<(f64, f64)> {
     Ok(blocks
         .iter()
         .fold((0.0, 0.0), |(s, w), (bs, bw)| (s + bs, w + bw)))
+}
+
+/// The seven metric sums of [`crate::cpu::metric_sums`] and Σw in one pass
+/// (the twin of metrics.wgsl), over validated input.
+pub fn metric_sums(input: &LossInput, delta: f32, gamma: f32) -> Result<([f64; 7], f64)> {
+    validate(&Loss::Mse, input)?;
+    crate::ops::metrics::metric_losses(delta, gamma)?;
+    let Target::Values(t) = input.target else {
+        return Err(crate::error::invalid!("metrics need real targets"));
+    };
+    let (huber, quantile) = (Loss::Huber { delta }, Loss::Quantile { gamma });
+    Ok(pointwise_sums(input.pred, t, input.weights, |p, t| {
+        [
+            Loss::Mse.term_f64(p, t),
+            Loss::Mae.term_f64(p, t),
+            Loss::Mape.term_f64(p, t),
+            Loss::Smape.term_f64(p, t),
+            huber.term_f64(p, t),
+            Loss::LogCosh.term_f64(p, t),
+            quantile.term_f64(p, t),
+        ]
+    }))
+}
+
+/// K weighted sums of pointwise terms and Σw, block by block on all cores
+/// and added in block order. `terms` is monomorphised per loss, so the loop
+/// holds no branch on which loss it computes.
+fn pointwise_sums<const K: usize>(
+    p: &[f32],
+    t: &[f32],
+    w: Option<&[f32]>,
+    terms: impl Fn(f64, f64) -> [f64; K] + Sync,
+) -> ([f64; K], f64) {
+    let blocks: Vec<([f64; K], f64)> = (0..p.len().div_ceil(BLOCK))
+        .into_par_iter()
+        .map(|b| {
+            let range = b * BLOCK..((b + 1) * BLOCK).min(p.len());
+            let (p, t) = (&p[range.clone()], &t[range.clone()]);
+            let mut s = [0.0; K];
+            let mut ws = 0.0;
+            match w {
+                None => {
+                    for (&p, &t) in p.iter().zip(t) {
+                        let l = terms(p as f64, t as f64);
+                        for k in 0..K {
+                            s[k] += l[k];
+                        }
+                    }
+                    ws = p.len() as f64;
+                }
+                Some(w) => {
+                    for ((&p, &t), &w) in p.iter().zip(t).zip(&w[range]) {
+                        let (l, w) = (terms(p as f64, t as f64), w as f64);
+                        for k in 0..K {
+                            s[k] += weighted(w, l[k]);
+                        }
+                        ws += w;
+                    }
+                }
+            }
+            (s, ws)
+        })
+        .collect();
+    blocks.iter().fold(([0.0; K], 0.0), |(mut s, w), (bs, bw)| {
+        for k in 0..K {
+            s[k] += bs[k];
+        }
+        (s, w + bw)
+    })
 }
 
 /// The reduced loss.
