@@ -7,11 +7,12 @@ use crate::gpu::context::{DeviceInfo, GpuOptions};
 use crate::gpu::Gpu;
 use crate::ops::activation::{Activation, Pass};
 use crate::ops::gradient::{Clip, GradStats, HealthReport, HealthThresholds};
+use crate::ops::loss::{Form, Shape, TargetKind};
 use crate::ops::loss::{Loss, LossInput, OP_PRELU_DALPHA};
 use crate::ops::metrics::RegressionMetrics;
 use crate::ops::reduction::{LossValue, Reduction};
 use crate::ops::regularizer::Regularizer;
-use crate::tensor::{Tensor, TensorData};
+use crate::tensor::{ClassData, ClassTensor, Tensor, TensorData, TensorTarget};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -500,6 +501,23 @@ impl Engine {
         Ok(Tensor { data, len })
     }
 
+    /// Copies class indices to the engine's device (or keeps them in host
+    /// memory on the CPU backend): the resident target of
+    /// [`Engine::row_loss_tensor`].
+    pub fn upload_classes(&self, classes: &[u32]) -> Result<ClassTensor> {
+        if classes.is_empty() {
+            return Err(invalid!("the class indices are empty"));
+        }
+        let data = self.dispatch(
+            |g| Ok(ClassData::Gpu(g.upload_resident(classes)?)),
+            || Ok(ClassData::Cpu(classes.to_vec())),
+        )?;
+        Ok(ClassTensor {
+            data,
+            len: classes.len(),
+        })
+    }
+
     /// A tensor over an existing buffer of this engine's device (one a model
     /// already computes into), without a copy. The buffer needs STORAGE
     /// usage (and COPY_SRC to be read back) and at least `len` values
@@ -698,6 +716,126 @@ impl Engine {
         self.resident_loss(loss, pred, target, reduction, true)?
             .1
             .ok_or_else(|| Error::Gpu("no gradient came back".into()))
+    }
+
+    /// A row loss (cross-entropy, kl-div, entropy, zero-one) of resident
+    /// logits in rows of `cols`, as [`Engine::loss`] gives it for the same
+    /// values on the host: class targets from [`Engine::upload_classes`],
+    /// distributions from [`Engine::upload`].
+    pub fn row_loss_tensor(
+        &self,
+        loss: &Loss,
+        logits: &Tensor,
+        cols: usize,
+        target: TensorTarget,
+        reduction: Reduction,
+    ) -> Result<LossValue> {
+        Ok(self
+            .resident_rows(loss, logits, cols, target, reduction, false)?
+            .0)
+    }
+
+    /// The gradient of [`Engine::row_loss_tensor`] with respect to the
+    /// logits, as a new resident tensor of the same length.
+    pub fn row_loss_grad_tensor(
+        &self,
+        loss: &Loss,
+        logits: &Tensor,
+        cols: usize,
+        target: TensorTarget,
+        reduction: Reduction,
+    ) -> Result<Tensor> {
+        self.resident_rows(loss, logits, cols, target, reduction, true)?
+            .1
+            .ok_or_else(|| Error::Gpu("no gradient came back".into()))
+    }
+
+    fn resident_rows(
+        &self,
+        loss: &Loss,
+        logits: &Tensor,
+        cols: usize,
+        target: TensorTarget,
+        reduction: Reduction,
+        with_grad: bool,
+    ) -> Result<(LossValue, Option<Tensor>)> {
+        loss.validate()?;
+        cpu::reject_rmse_none(loss, reduction)?;
+        let name = loss.name();
+        let len = logits.len;
+        if cols == 0 || !len.is_multiple_of(cols) {
+            return Err(invalid!(
+                "{name}: the logits have {len} values, not a multiple of {cols} columns"
+            ));
+        }
+        let rows = len / cols;
+        let (kind, target_len) = match target {
+            TensorTarget::None => (TargetKind::None, 0),
+            TensorTarget::Values(t) => (TargetKind::Values, t.len),
+            TensorTarget::Classes(c) => (TargetKind::Classes, c.len),
+        };
+        let form = loss.form(kind, cols)?;
+        if let Form::Pointwise(_) = form {
+            return Err(invalid!("{name} is pointwise: use loss_tensor"));
+        }
+        match kind {
+            TargetKind::Values if target_len != len => {
+                return Err(invalid!(
+                    "{name}: the target has {target_len} values but the logits have {len}"
+                ))
+            }
+            TargetKind::Classes if target_len != rows => {
+                return Err(invalid!(
+                    "{name}: {target_len} class indices for {rows} rows of logits"
+                ))
+            }
+            _ => {}
+        }
+        let shape = Shape { rows, cols, form };
+        let tensor = |data| Tensor { data, len };
+        match (&self.inner, &logits.data, target) {
+            (Inner::Gpu(g), TensorData::Gpu(p), t) => {
+                let (t, values) = match t {
+                    TensorTarget::None => (None, false),
+                    TensorTarget::Values(Tensor {
+                        data: TensorData::Gpu(b),
+                        ..
+                    }) => (Some(b), true),
+                    TensorTarget::Classes(ClassTensor {
+                        data: ClassData::Gpu(b),
+                        ..
+                    }) => (Some(b), false),
+                    _ => return Err(invalid!("tensors of different engines were mixed")),
+                };
+                let (v, grad) =
+                    g.row_loss_resident(loss, p, shape, t, values, reduction, with_grad)?;
+                Ok((v, grad.map(|b| tensor(TensorData::Gpu(b)))))
+            }
+            (_, TensorData::Cpu(p), t) => {
+                let input = match t {
+                    TensorTarget::None => LossInput::unlabelled(p, cols),
+                    TensorTarget::Values(Tensor {
+                        data: TensorData::Cpu(v),
+                        ..
+                    }) => LossInput::rows(p, cols, v),
+                    TensorTarget::Classes(ClassTensor {
+                        data: ClassData::Cpu(c),
+                        ..
+                    }) => LossInput::classes(p, cols, c),
+                    _ => return Err(invalid!("tensors of different engines were mixed")),
+                };
+                if with_grad {
+                    let g = cpu::parallel::loss_grad(loss, &input, reduction)?;
+                    Ok((
+                        LossValue::Scalar(f64::NAN),
+                        Some(tensor(TensorData::Cpu(g))),
+                    ))
+                } else {
+                    Ok((cpu_loss(loss, &input, reduction)?, None))
+                }
+            }
+            _ => Err(invalid!("tensors of different engines were mixed")),
+        }
     }
 
     fn resident_loss(

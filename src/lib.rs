@@ -97,4 +97,4 @@ pub use ops::loss::{Loss, LossInput, LossParams, Target, LOSS_NAMES};
 pub use ops::metrics::RegressionMetrics;
 pub use ops::reduction::{LossValue, Reduction};
 pub use ops::regularizer::Regularizer;
-pub use tensor::Tensor;
+pub use tensor::{ClassTensor, Tensor, TensorTarget};

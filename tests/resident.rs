@@ -4,7 +4,7 @@
 mod common;
 
 use common::{assert_all_close, data, gpu, rng};
-use lossgpu::{Activation, Engine, Loss, LossInput, Pass, Reduction};
+use lossgpu::{Activation, Engine, Loss, LossInput, Pass, Reduction, TensorTarget};
 use rand::Rng;
 
 #[test]
@@ -156,4 +156,128 @@ fn a_device_and_buffer_the_caller_made_are_used_without_a_copy() {
     assert!(Engine::cpu()
         .tensor_from_buffer(make(48, usage), 10)
         .is_err());
+}
+
+#[test]
+fn row_losses_on_resident_logits_match_the_host_path() {
+    let mut rng = rng("resident rows");
+    let cpu = Engine::cpu();
+    for engine in [gpu(), Some(&cpu)].into_iter().flatten() {
+        for (rows, cols) in [(1, 3), (257, 10), (33, 100)] {
+            let z = data(&mut rng, rows * cols);
+            let classes: Vec<u32> = (0..rows)
+                .map(|_| rng.random_range(0..cols as u32))
+                .collect();
+            let mut probs: Vec<f32> = (0..rows * cols).map(|_| rng.random::<f32>()).collect();
+            for row in probs.chunks_mut(cols) {
+                let s: f32 = row.iter().sum();
+                row.iter_mut().for_each(|v| *v /= s);
+            }
+            let (zt, ct, pt) = (
+                engine.upload(&z).unwrap(),
+                engine.upload_classes(&classes).unwrap(),
+                engine.upload(&probs).unwrap(),
+            );
+            let q: Vec<f32> = probs
+                .chunks(cols)
+                .flat_map(|r| r.iter().rev().copied())
+                .collect();
+            let qt = engine.upload(&q).unwrap();
+            // (loss, resident logits, resident target, the same on the host)
+            let cases = [
+                (
+                    Loss::CrossEntropy,
+                    &zt,
+                    TensorTarget::Classes(&ct),
+                    LossInput::classes(&z, cols, &classes),
+                ),
+                (
+                    Loss::ZeroOne,
+                    &zt,
+                    TensorTarget::Classes(&ct),
+                    LossInput::classes(&z, cols, &classes),
+                ),
+                (
+                    Loss::CrossEntropy,
+                    &zt,
+                    TensorTarget::Values(&pt),
+                    LossInput::rows(&z, cols, &probs),
+                ),
+                (
+                    Loss::KlDiv,
+                    &qt,
+                    TensorTarget::Values(&pt),
+                    LossInput::rows(&q, cols, &probs),
+                ),
+                (
+                    Loss::Entropy,
+                    &pt,
+                    TensorTarget::None,
+                    LossInput::unlabelled(&probs, cols),
+                ),
+            ];
+            for (loss, zt, target, input) in cases {
+                for reduction in [Reduction::Mean, Reduction::Sum] {
+                    let v = engine
+                        .row_loss_tensor(&loss, zt, cols, target, reduction)
+                        .unwrap();
+                    let host = engine.loss(&loss, &input, reduction).unwrap();
+                    assert_eq!(
+                        v.scalar().unwrap().to_bits(),
+                        host.scalar().unwrap().to_bits(),
+                        "{} {rows}×{cols}",
+                        loss.name()
+                    );
+                }
+                if loss == Loss::ZeroOne {
+                    continue; // no gradient
+                }
+                let g = engine
+                    .row_loss_grad_tensor(&loss, zt, cols, target, Reduction::Mean)
+                    .unwrap();
+                let host = engine.loss_grad(&loss, &input, Reduction::Mean).unwrap();
+                assert_eq!(engine.read(&g).unwrap(), host, "{} grad", loss.name());
+            }
+        }
+        // A class index out of range is named, from the device.
+        let z = data(&mut rng, 40);
+        let bad = engine.upload_classes(&[1, 2, 12, 3]).unwrap();
+        let zt = engine.upload(&z).unwrap();
+        let e = engine
+            .row_loss_tensor(
+                &Loss::CrossEntropy,
+                &zt,
+                10,
+                TensorTarget::Classes(&bad),
+                Reduction::Mean,
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[2]") || e.contains("row 2"), "{e}");
+        // A target outside [0, 1] fails as it does on the host.
+        for loss in [Loss::CrossEntropy, Loss::KlDiv] {
+            let resident =
+                engine.row_loss_tensor(&loss, &zt, 10, TensorTarget::Values(&zt), Reduction::Mean);
+            let host = engine.loss(&loss, &LossInput::rows(&z, 10, &z), Reduction::Mean);
+            match (resident, host) {
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+                (Ok(a), Ok(b)) => assert_eq!(a, b),
+                (a, b) => panic!("{}: resident {a:?}, host {b:?}", loss.name()),
+            }
+        }
+    }
+    // Tensors of two engines do not mix.
+    if let Some(g) = gpu() {
+        let zt = g.upload(&[0.0; 4]).unwrap();
+        let ct = cpu.upload_classes(&[1, 0]).unwrap();
+        assert!(g
+            .row_loss_tensor(
+                &Loss::CrossEntropy,
+                &zt,
+                2,
+                TensorTarget::Classes(&ct),
+                Reduction::Mean
+            )
+            .is_err());
+    }
 }

@@ -24,7 +24,7 @@ pub(crate) type Resident<'a> = (&'a wgpu::Buffer, usize);
 
 impl Gpu {
     /// A read-write storage buffer holding `data`, readable back.
-    pub fn upload_resident(&self, data: &[f32]) -> Result<wgpu::Buffer> {
+    pub fn upload_resident<T: bytemuck::Pod>(&self, data: &[T]) -> Result<wgpu::Buffer> {
         self.ctx.scoped(|| {
             let out = output(&self.ctx, data.len(), "tensor")?;
             self.ctx

@@ -14,7 +14,7 @@ use crate::cpu::reject_rmse_none;
 use crate::error::{Error, Result};
 use crate::ops::activation::{Activation, Pass};
 use crate::ops::loss::{
-    class_error, weight_error, Domain, Form, Loss, LossInput, Target, OP_IDENTITY,
+    class_error, weight_error, Domain, Form, Loss, LossInput, Shape, Target, OP_IDENTITY,
 };
 use crate::ops::reduction::{finish, LossValue, Reduction};
 use buffers::{error_slots, output, submit_and_read, to_f32, to_u32, uniform, upload};
@@ -863,7 +863,6 @@ impl Gpu {
         reject_rmse_none(loss, reduction)?;
         let shape = loss.shape(input)?;
         let ctx = &self.ctx;
-        let (rows, cols) = (shape.rows, shape.cols);
         let pred = upload(ctx, input.pred, "pred")?;
         let target = match input.target {
             Target::Values(t) => Some(upload(ctx, t, "target")?),
@@ -874,14 +873,43 @@ impl Gpu {
             .weights
             .map(|w| upload(ctx, w, "weights"))
             .transpose()?;
+        let target_values = matches!(input.target, Target::Values(_));
+        let buffers = (&pred, target.as_ref(), weights.as_ref());
+        self.encode_on(
+            encoder,
+            loss,
+            shape,
+            buffers,
+            target_values,
+            reduction,
+            with_grad,
+        )
+    }
+
+    /// Records every pass of one loss evaluation on device buffers (pred,
+    /// target, weights) of the given shape; `target_values` tells real
+    /// targets from class indices.
+    #[allow(clippy::too_many_arguments)]
+    fn encode_on(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        loss: &Loss,
+        shape: Shape,
+        (pred, target, weights): (&wgpu::Buffer, Option<&wgpu::Buffer>, Option<&wgpu::Buffer>),
+        target_values: bool,
+        reduction: Reduction,
+        with_grad: bool,
+    ) -> Result<Pending> {
+        let ctx = &self.ctx;
+        let (rows, cols) = (shape.rows, shape.cols);
         let errors = error_slots(ctx);
         let inputs = Inputs {
-            pred: &pred,
-            target: target.as_ref(),
-            weights: weights.as_ref(),
+            pred,
+            target,
+            weights,
             errors: &errors,
         };
-        let weighted = input.weights.is_some();
+        let weighted = weights.is_some();
         // The per-sample values and how to reduce them.
         let (point_op, point_inputs, row_state);
         match shape.form {
@@ -902,8 +930,7 @@ impl Gpu {
                     ("PRED_UNIT", (loss.pred_domain() == Domain::Unit) as u32),
                     (
                         "TARGET_UNIT",
-                        (matches!(input.target, Target::Values(_))
-                            && loss.target_domain() == Domain::Unit) as u32,
+                        (target_values && loss.target_domain() == Domain::Unit) as u32,
                     ),
                 ];
                 let (row_out, lse) = self.row_losses(encoder, &constants, &inputs, rows, cols)?;
@@ -918,7 +945,7 @@ impl Gpu {
             }
         }
         let reduce_inputs = Inputs {
-            pred: point_inputs.as_ref().unwrap_or(&pred),
+            pred: point_inputs.as_ref().unwrap_or(pred),
             target: if point_inputs.is_some() {
                 None
             } else {
@@ -996,8 +1023,23 @@ impl Gpu {
         bytes: &[Vec<u8>],
     ) -> Result<(LossValue, Option<Vec<f32>>)> {
         self.raise_value_errors(loss, input, p.cols, &to_u32(&bytes[0]))?;
+        let value = Self::value_of(loss, reduction, p, bytes)?;
+        let grad = p
+            .with_grad
+            .then(|| to_f32(&bytes[bytes.len() - 1], p.main_len));
+        Ok((value, grad))
+    }
+
+    /// The value from the read-back sums or per-sample values (NaN when
+    /// only a gradient was computed).
+    fn value_of(
+        loss: &Loss,
+        reduction: Reduction,
+        p: &Pending,
+        bytes: &[Vec<u8>],
+    ) -> Result<LossValue> {
         let rmse = *loss == Loss::Rmse;
-        let value = match (&p.sums, reduction) {
+        Ok(match (&p.sums, reduction) {
             (Some(_), Reduction::Mean | Reduction::Sum) => {
                 let s = to_f32(&bytes[1], 3);
                 let wsum = if p.weighted {
@@ -1009,11 +1051,61 @@ impl Gpu {
             }
             (_, Reduction::None) if !p.with_grad => LossValue::PerSample(to_f32(&bytes[1], p.rows)),
             _ => LossValue::Scalar(f64::NAN),
-        };
-        let grad = p
-            .with_grad
-            .then(|| to_f32(&bytes[bytes.len() - 1], p.main_len));
-        Ok((value, grad))
+        })
+    }
+
+    /// A row loss (cross-entropy, kl-div, entropy, zero-one) on resident
+    /// logits of `shape` and a resident target (class indices unless
+    /// `target_values`): the value read back, or with `with_grad` the
+    /// gradient as a new resident buffer.
+    #[allow(clippy::too_many_arguments)]
+    pub fn row_loss_resident(
+        &self,
+        loss: &Loss,
+        pred: &wgpu::Buffer,
+        shape: Shape,
+        target: Option<&wgpu::Buffer>,
+        target_values: bool,
+        reduction: Reduction,
+        with_grad: bool,
+    ) -> Result<(LossValue, Option<wgpu::Buffer>)> {
+        self.ctx.scoped(|| {
+            let mut encoder = self.encoder();
+            let buffers = (pred, target, None);
+            let mut p = self.encode_on(
+                &mut encoder,
+                loss,
+                shape,
+                buffers,
+                target_values,
+                reduction,
+                with_grad,
+            )?;
+            let grad = if with_grad { p.main.take() } else { None };
+            let bytes = submit_and_read(&self.ctx, encoder, &p.parts())?;
+            let slots = to_u32(&bytes[0]);
+            if slots[0] != u32::MAX {
+                let i = slots[0] as usize;
+                let v = self.read_resident_at(pred, i)?;
+                return Err(loss.domain_error("pred", loss.pred_domain(), i, v));
+            }
+            if let (Some(t), true) = (target, slots[1] != u32::MAX) {
+                let i = slots[1] as usize;
+                let v = self.read_resident_at(t, i)?;
+                return Err(if target_values {
+                    loss.domain_error("target", loss.target_domain(), i, v)
+                } else {
+                    class_error(loss, i, v.to_bits(), shape.cols)
+                });
+            }
+            p.with_grad = false; // the gradient stays on the device
+            let value = if with_grad {
+                LossValue::Scalar(f64::NAN)
+            } else {
+                Self::value_of(loss, reduction, &p, &bytes)?
+            };
+            Ok((value, grad))
+        })
     }
 
     /// Turns the first offending index found by the kernels into the same

@@ -232,6 +232,14 @@ pub(crate) const OP_IDENTITY: u32 = 16;
 pub(crate) const OP_EXPONENTIAL: u32 = 3;
 pub(crate) const OP_PRELU_DALPHA: u32 = 17;
 
+/// What a loss's target holds, without the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TargetKind {
+    None,
+    Values,
+    Classes,
+}
+
 /// The validated shape of a [`LossInput`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Shape {
@@ -384,33 +392,12 @@ impl Loss {
             ));
         }
         let rows = len / cols;
-        let form = match (self, input.target) {
-            (Loss::Entropy, Target::None) => Form::Rows(ROW_ENTROPY),
-            (Loss::Entropy, _) => {
-                return Err(invalid!("entropy takes no target (only --pred)"));
-            }
-            (_, Target::None) => return Err(invalid!("{name} needs a target")),
-            (Loss::ZeroOne, Target::Classes(_)) => Form::Rows(ROW_ARGMAX),
-            (Loss::CrossEntropy, Target::Classes(_)) => Form::Rows(ROW_CE_CLASS),
-            (Loss::CrossEntropy, Target::Values(_)) => Form::Rows(ROW_CE_PROB),
-            (Loss::KlDiv, Target::Values(_)) => Form::Rows(ROW_KL),
-            (Loss::KlDiv, Target::Classes(_)) => {
-                return Err(invalid!(
-                    "kl-div needs a target distribution, not class indices"
-                ))
-            }
-            (_, Target::Classes(_)) => {
-                return Err(invalid!("{name} needs real targets, not class indices"))
-            }
-            (_, Target::Values(_)) => {
-                if cols != 1 {
-                    return Err(invalid!(
-                        "{name} is pointwise: give 1-D predictions (cols = 1), got {cols} columns"
-                    ));
-                }
-                Form::Pointwise(self.pointwise_id().unwrap_or(u32::MAX))
-            }
+        let kind = match input.target {
+            Target::None => TargetKind::None,
+            Target::Values(_) => TargetKind::Values,
+            Target::Classes(_) => TargetKind::Classes,
         };
+        let form = self.form(kind, cols)?;
         match input.target {
             Target::Values(t) if t.len() != len => {
                 return Err(invalid!(
@@ -432,6 +419,39 @@ impl Loss {
             }
         }
         Ok(Shape { rows, cols, form })
+    }
+
+    /// How the kernels evaluate this loss with a target of `kind` and rows
+    /// of `cols` values.
+    pub(crate) fn form(&self, kind: TargetKind, cols: usize) -> Result<Form> {
+        let name = self.name();
+        Ok(match (self, kind) {
+            (Loss::Entropy, TargetKind::None) => Form::Rows(ROW_ENTROPY),
+            (Loss::Entropy, _) => {
+                return Err(invalid!("entropy takes no target (only --pred)"));
+            }
+            (_, TargetKind::None) => return Err(invalid!("{name} needs a target")),
+            (Loss::ZeroOne, TargetKind::Classes) => Form::Rows(ROW_ARGMAX),
+            (Loss::CrossEntropy, TargetKind::Classes) => Form::Rows(ROW_CE_CLASS),
+            (Loss::CrossEntropy, TargetKind::Values) => Form::Rows(ROW_CE_PROB),
+            (Loss::KlDiv, TargetKind::Values) => Form::Rows(ROW_KL),
+            (Loss::KlDiv, TargetKind::Classes) => {
+                return Err(invalid!(
+                    "kl-div needs a target distribution, not class indices"
+                ))
+            }
+            (_, TargetKind::Classes) => {
+                return Err(invalid!("{name} needs real targets, not class indices"))
+            }
+            (_, TargetKind::Values) => {
+                if cols != 1 {
+                    return Err(invalid!(
+                        "{name} is pointwise: give 1-D predictions (cols = 1), got {cols} columns"
+                    ));
+                }
+                Form::Pointwise(self.pointwise_id().unwrap_or(u32::MAX))
+            }
+        })
     }
 
     /// The message for a value outside its domain found at `index`.
