@@ -7,6 +7,7 @@ mod dispatch;
 mod gradient;
 mod metrics;
 pub(crate) mod pipelines;
+mod probe;
 
 use crate::cpu::reject_rmse_none;
 use crate::error::{Error, Result};
