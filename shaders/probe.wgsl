@@ -23,15 +23,11 @@ struct ProbeParams {
 // The last, partial vec4 of a chunk: only its first n % 4 lanes count (a
 // caller's buffer may hold anything past the tensor's end).
 fn tail(i4: u32) -> vec2<f32> {
-    let first_index = 4u * i4;
-    var s = vec2<f32>(0.0);
-    for (var k = 0u; k < 4u; k = k + 1u) {
-        if (first_index + k < params.n) {
-            s.x = s.x + xs[i4][k];
-            if (HAS_SECOND) {
-                s.y = s.y + ys[i4][k];
-            }
-        }
+    let k = vec4<u32>(0u, 1u, 2u, 3u) + 4u * i4;
+    let keep = select(vec4<f32>(0.0), vec4<f32>(1.0), k < vec4<u32>(params.n));
+    var s = vec2<f32>(dot(xs[i4], keep), 0.0);
+    if (HAS_SECOND) {
+        s.y = dot(ys[i4], keep);
     }
     return s;
 }
