@@ -18,8 +18,10 @@
 //! Repetitions: one warm-up run (pipelines compile, pages fault in), then as
 //! many timed runs as fit a 0.25 s budget, at least 3 and at most 15 (so
 //! 3 for every GPU figure from about 2^22 on lavapipe); the median is
-//! reported. `--quick` times exactly 3 runs at 2^10, 2^14 and 2^16. The
-//! machine may be shared: compare ratios within one run, not seconds.
+//! reported. The default run takes about ten minutes on lavapipe with two
+//! cores, most of it at 2^26. `--quick` times exactly 3 runs at 2^10, 2^14
+//! and 2^16 (seconds). The machine may be shared: compare ratios within one
+//! run, not seconds.
 
 use super::output::{Report, Value};
 use super::BackendChoice;
@@ -1096,12 +1098,12 @@ fn targets(res: &Results) -> Vec<Target> {
 
 fn target_table(ts: &[Target]) -> String {
     let mut s = format!(
-        "\n{:<44} {:>9} {:>9} {:>8} {:>6}  note\n",
+        "\n{:<48} {:>9} {:>9} {:>8} {:>6}  note\n",
         "target", "n", "measured", "goal", "result"
     );
     for t in ts {
         s.push_str(&format!(
-            "{:<44} {:>9} {:>9} {:>8} {:>6}  {}\n",
+            "{:<48} {:>9} {:>9} {:>8} {:>6}  {}\n",
             t.name,
             t.n.map_or("-".into(), |n| n.to_string()),
             num(t.measured, 2),
