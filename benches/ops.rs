@@ -1,9 +1,10 @@
 //! `cargo bench`: the same operations on the GPU (end to end from host
-//! slices, and resident) and on the CPU backend, at a few sizes. Compare the
-//! ratios within one run; the machines here are shared.
+//! slices, and resident) and on the CPU backend, at a few sizes, with the
+//! adapter's read and copy ceilings next to them. Compare the ratios within
+//! one run; the machines here are shared.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use lossgpu::{Activation, Engine, Loss, LossInput, Pass, Reduction};
+use lossgpu::{Activation, Backend, Engine, Loss, LossInput, Pass, Reduction};
 
 fn data(n: usize) -> (Vec<f32>, Vec<f32>) {
     let x: Vec<f32> = (0..n)
@@ -62,13 +63,26 @@ fn bench(c: &mut Criterion) {
                         .unwrap()
                 })
             });
+            // activation_tensor returns once submitted: wait for the kernel.
             group.bench_function(BenchmarkId::new("sigmoid resident", name), |b| {
                 b.iter(|| {
-                    engine
+                    let y = engine
                         .activation_tensor(&Activation::Sigmoid, Pass::Forward, &xt, None)
-                        .unwrap()
+                        .unwrap();
+                    engine.synchronize().unwrap();
+                    y
                 })
             });
+            // The adapter's ceilings on the same two tensors (GPU only):
+            // the minimal read kernel and a buffer-to-buffer copy.
+            if engine.backend() == Backend::Gpu {
+                group.bench_function(BenchmarkId::new("read ceiling", name), |b| {
+                    b.iter(|| engine.probe_read(&[&xt, &tt]).unwrap())
+                });
+                group.bench_function(BenchmarkId::new("copy ceiling", name), |b| {
+                    b.iter(|| engine.probe_copy(&[&xt, &tt]).unwrap())
+                });
+            }
         }
         group.finish();
     }

@@ -1039,3 +1039,183 @@ fn metrics_command_gives_every_metric() {
     write(d, "short.csv", "1\n");
     fails(d, &["metrics", "--pred", "p.csv", "--target", "short.csv"]);
 }
+
+// ---- bench -------------------------------------------------------------
+
+/// The op rows `lossgpu bench` times at every size.
+const BENCH_OPS: [&str; 13] = [
+    "sigmoid",
+    "tanh",
+    "swish",
+    "sigmoid'",
+    "mse",
+    "mse grad",
+    "huber",
+    "huber grad",
+    "bce-logits",
+    "bce-logits grad",
+    "cross-entropy m=10",
+    "cross-entropy m=10 grad",
+    "metrics (fused)",
+];
+
+/// A positive, finite number of seconds (or ratio).
+fn positive(v: &Value, what: &str) -> f64 {
+    let x = v
+        .as_f64()
+        .unwrap_or_else(|| panic!("{what} is not a number: {v}"));
+    assert!(x.is_finite() && x > 0.0, "{what} = {x}");
+    x
+}
+
+/// What every bench report holds, GPU or not; returns the result rows.
+fn check_bench_report(v: &Value, sizes: &[u64]) -> Vec<Value> {
+    let rows = v["results"].as_array().expect("results").clone();
+    assert_eq!(rows.len(), sizes.len() * BENCH_OPS.len(), "{v}");
+    for (i, row) in rows.iter().enumerate() {
+        let op = row["op"].as_str().unwrap();
+        assert_eq!(op, BENCH_OPS[i % BENCH_OPS.len()]);
+        let n = row["n"].as_u64().unwrap();
+        let size = sizes[i / BENCH_OPS.len()];
+        // Cross-entropy runs whole rows of 10.
+        assert_eq!(
+            n,
+            if op.starts_with("cross") {
+                size / 10 * 10
+            } else {
+                size
+            }
+        );
+        positive(&row["cpu_seconds"], "cpu_seconds");
+        positive(&row["cpu_gbps"], "cpu_gbps");
+        positive(&row["cpu_host_one_thread_fraction"], "cpu fraction");
+        positive(&row["cpu_host_all_cores_fraction"], "cpu fraction");
+        assert!(row["repetitions"]["cpu"].as_u64().unwrap() >= 3);
+    }
+    let ceilings = v["ceilings"].as_array().expect("ceilings");
+    assert_eq!(ceilings.len(), sizes.len());
+    for c in ceilings {
+        for key in [
+            "host_read1_one_thread_seconds",
+            "host_read2_one_thread_gbps",
+            "host_read2_all_cores_gbps",
+        ] {
+            positive(&c[key], key);
+        }
+    }
+    let targets = v["targets"].as_array().expect("targets");
+    assert_eq!(targets.len(), 9, "{targets:?}");
+    for t in targets {
+        assert!(t["target"].is_string() && t["goal"].is_string(), "{t}");
+        assert!(t["pass"].is_null() || t["pass"].is_boolean(), "{t}");
+    }
+    positive(&v["batch"]["cpu_separate_over_batched"], "cpu batch ratio");
+    rows
+}
+
+#[test]
+fn bench_quick_on_the_cpu_reports_every_row_and_writes_the_json_file() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let v = ok_json(
+        d,
+        &["bench", "--quick", "--backend", "cpu", "--json", "b.json"],
+    );
+    assert!(
+        v["gpu"]
+            .as_str()
+            .unwrap()
+            .starts_with("none: timing the CPU only"),
+        "{}",
+        v["gpu"]
+    );
+    assert!(v["auto"].is_null());
+    let rows = check_bench_report(&v, &[1 << 10, 1 << 14, 1 << 16]);
+    for row in &rows {
+        for key in [
+            "gpu_e2e_seconds",
+            "gpu_resident_seconds",
+            "auto_seconds",
+            "max_err",
+        ] {
+            assert!(row[key].is_null(), "{key} without a GPU: {row}");
+        }
+    }
+    // Not judged: the stated sizes are not in a quick run, and no GPU.
+    for t in v["targets"].as_array().unwrap() {
+        assert!(t["pass"].is_null(), "{t}");
+    }
+    // --json FILE holds the same report as stdout.
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(d.join("b.json")).unwrap())
+        .expect("the --json file is JSON");
+    assert_eq!(file["results"].as_array().unwrap().len(), rows.len());
+    assert_eq!(file["targets"], v["targets"]);
+    // Text mode ends with the targets section.
+    let text = ok(d, &["bench", "--sizes", "1000", "--backend", "cpu"]);
+    assert!(
+        text.contains("targets:") && text.contains("not judged"),
+        "{text}"
+    );
+    // A size too small for one row of cross-entropy is an input error.
+    let line = fails(d, &["bench", "--sizes", "5", "--backend", "cpu"]);
+    assert!(line.contains("at least 10"), "{line}");
+}
+
+#[test]
+fn gpu_bench_times_every_column_against_the_ceilings() {
+    if !gpu_available() {
+        return;
+    }
+    let dir = TempDir::new().unwrap();
+    let v = ok_json(
+        dir.path(),
+        &["bench", "--quick", "--sizes", "4096", "--backend", "gpu"],
+    );
+    assert!(!v["gpu"].as_str().unwrap().starts_with("none"));
+    assert!(v["auto"].as_str().unwrap().starts_with("Engine::new()"));
+    for row in check_bench_report(&v, &[4096]) {
+        let op = row["op"].as_str().unwrap().to_string();
+        for key in [
+            "gpu_e2e_seconds",
+            "auto_seconds",
+            "gpu_e2e_gbps",
+            "auto_over_best",
+            "e2e_read_fraction",
+            "e2e_copy_fraction",
+        ] {
+            positive(&row[key], &format!("{op} {key}"));
+        }
+        // Cross-entropy and the metrics have no resident path.
+        let resident = !(op.starts_with("cross") || op.starts_with("metrics"));
+        for key in [
+            "gpu_resident_seconds",
+            "resident_read_fraction",
+            "resident_copy_fraction",
+        ] {
+            if resident {
+                positive(&row[key], &format!("{op} {key}"));
+            } else {
+                assert!(row[key].is_null(), "{op} {key}: {row}");
+            }
+        }
+        let err = num(&row["max_err"]);
+        assert!(err <= 1e-5, "{op}: GPU and CPU differ by {err}");
+    }
+    let c = &v["ceilings"][0];
+    for key in [
+        "gpu_copy1_gbps",
+        "gpu_copy2_gbps",
+        "gpu_read1_gbps",
+        "gpu_read2_gbps",
+    ] {
+        positive(&c[key], key);
+    }
+    positive(&v["batch"]["gpu_separate_over_batched"], "gpu batch ratio");
+    // The auto and batch targets are judged at any size.
+    let targets = v["targets"].as_array().unwrap();
+    let judged: Vec<&Value> = targets.iter().filter(|t| !t["pass"].is_null()).collect();
+    assert_eq!(judged.len(), 2, "{targets:?}");
+    for t in judged {
+        positive(&t["measured"], t["target"].as_str().unwrap());
+    }
+}

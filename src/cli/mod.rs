@@ -45,7 +45,7 @@ enum Command {
     Loss(loss::Args),
     /// All regression metrics in one pass over the data.
     Metrics(metrics::Args),
-    /// Time every activation and a set of losses on the GPU and the CPU.
+    /// Time activations, losses and the fused metrics on the GPU (end to end, resident), the CPU and auto, against the adapter's and host's ceilings.
     Bench(bench::Args),
     /// Gradient statistics in one pass: L2 norm, max |g|, NaN and inf counts, vanishing share.
     GradStats(gradient::StatsArgs),

@@ -178,6 +178,11 @@ impl Report {
         }
     }
 
+    /// The report as one JSON object (what `--format json` prints).
+    pub fn to_json(&self) -> String {
+        self.render(Format::Json)
+    }
+
     /// Writes to stdout; a closed pipe is an error, not a panic.
     pub fn print(&self, format: Format) -> Result<()> {
         let mut stdout = std::io::stdout().lock();

@@ -8,6 +8,7 @@ mod dispatch;
 mod gradient;
 mod metrics;
 pub(crate) mod pipelines;
+mod probe;
 mod stream;
 
 use crate::cpu::reject_rmse_none;

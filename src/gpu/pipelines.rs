@@ -21,6 +21,8 @@ pub enum Family {
     Stats,
     /// `metrics.wgsl`
     Metrics,
+    /// `probe.wgsl`: the read kernel that measures the adapter's ceiling.
+    Probe,
 }
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
@@ -29,13 +31,14 @@ const TREE_SUBGROUP: &str = include_str!("../../shaders/tree_subgroup.wgsl");
 
 impl Family {
     /// Every family, for validation.
-    pub const ALL: [Family; 6] = [
+    pub const ALL: [Family; 7] = [
         Family::Activation,
         Family::Loss,
         Family::Rows,
         Family::Reduce,
         Family::Stats,
         Family::Metrics,
+        Family::Probe,
     ];
 
     /// The family's files after common.wgsl and the tree: terms.wgsl holds
@@ -51,6 +54,7 @@ impl Family {
             Family::Rows => include_str!("../../shaders/rows.wgsl"),
             Family::Reduce => include_str!("../../shaders/reduce.wgsl"),
             Family::Stats => include_str!("../../shaders/stats.wgsl"),
+            Family::Probe => include_str!("../../shaders/probe.wgsl"),
         };
         own.to_string()
     }
@@ -64,6 +68,7 @@ impl Family {
             Family::Reduce => "reduce.wgsl",
             Family::Stats => "stats.wgsl",
             Family::Metrics => "metrics.wgsl",
+            Family::Probe => "probe.wgsl",
         }
     }
 
@@ -83,6 +88,8 @@ impl Family {
             Family::Stats => &[false, false, false, true],
             // pred, target, weights, partials, errors
             Family::Metrics => &[true, true, true, false, false],
+            // xs, ys, partials
+            Family::Probe => &[true, true, false],
         }
     }
 }
