@@ -1172,7 +1172,28 @@ fn gpu_bench_times_every_column_against_the_ceilings() {
         &["bench", "--quick", "--sizes", "4096", "--backend", "gpu"],
     );
     assert!(!v["gpu"].as_str().unwrap().starts_with("none"));
-    assert!(v["auto"].as_str().unwrap().starts_with("Engine::new()"));
+    // The calibrating engine says what it chose, per op family and size.
+    let choices = v["auto"]["choices"].as_array().unwrap();
+    assert!(v["auto"]["device"].as_str().is_some());
+    for work in [
+        "activation",
+        "loss",
+        "row-loss",
+        "loss-grad",
+        "metrics",
+        "batch",
+    ] {
+        let c = choices
+            .iter()
+            .find(|c| c["work"] == work)
+            .unwrap_or_else(|| panic!("no {work} choice in {choices:?}"));
+        assert!(
+            ["gpu", "cpu"].contains(&c["backend"].as_str().unwrap()),
+            "{c}"
+        );
+        positive(&c["gpu_seconds"], work);
+        positive(&c["cpu_seconds"], work);
+    }
     for row in check_bench_report(&v, &[4096]) {
         let op = row["op"].as_str().unwrap().to_string();
         for key in [
@@ -1185,8 +1206,8 @@ fn gpu_bench_times_every_column_against_the_ceilings() {
         ] {
             positive(&row[key], &format!("{op} {key}"));
         }
-        // Cross-entropy and the metrics have no resident path.
-        let resident = !(op.starts_with("cross") || op.starts_with("metrics"));
+        // The metrics have no resident path.
+        let resident = !op.starts_with("metrics");
         for key in [
             "gpu_resident_seconds",
             "resident_read_fraction",

@@ -5,7 +5,7 @@
 //! - on the GPU with the inputs resident (uploaded once; `loss_tensor`,
 //!   `loss_grad_tensor`, `activation_tensor` + `synchronize`),
 //! - on the CPU backend (`Engine::cpu()`), and
-//! - on the auto engine (`Engine::new()`), from host slices,
+//! - on the calibrating auto engine (`Engine::auto()`), from host slices,
 //!
 //! with the achieved bandwidth, and in the same run the ceilings those
 //! figures are shown as fractions of: the adapter's buffer-to-buffer copy and
@@ -930,7 +930,7 @@ fn results_table(rows: &[Row]) -> String {
     }
     s.push_str(
         "e2e: GPU from host slices; res: GPU on resident tensors (- where the library has no \
-         resident path); auto: Engine::new() from host slices, auto/best = auto / min(e2e, cpu); \
+         resident path); auto: Engine::auto() from host slices, auto/best = auto / min(e2e, cpu); \
          max err = max |gpu − cpu| / max(1, |cpu|).",
     );
     s
