@@ -73,19 +73,23 @@ fn scan_max(p0: u32, m: u32, j0: u32, step: u32) -> ArgMax {
     return best;
 }
 
-// NaN count of the part; flags values outside [0, 1] where they must be in.
+// 1 for NaN, else 0; flags values outside [0, 1] where they must be in.
+fn check_at(row: u32, m: u32, j: u32, v: f32) -> f32 {
+    let global = (params.base_row + row) * m;
+    if (PRED_UNIT && !unit(v)) {
+        atomicMin(&errors[0], global + j);
+    }
+    if (TARGET_UNIT && !unit(target_f32(row * m + j))) {
+        atomicMin(&errors[1], global + j);
+    }
+    return select(0.0, 1.0, is_nan(v));
+}
+
+// NaN count of the part, with check_at's flags.
 fn scan_check(row: u32, p0: u32, m: u32, j0: u32, step: u32) -> f32 {
     var nans = 0.0;
-    let global = (params.base_row + row) * m;
     for (var j = j0; j < m; j = j + step) {
-        let v = pred[p0 + j];
-        nans = nans + select(0.0, 1.0, is_nan(v));
-        if (PRED_UNIT && !unit(v)) {
-            atomicMin(&errors[0], global + j);
-        }
-        if (TARGET_UNIT && !unit(target_f32(row * m + j))) {
-            atomicMin(&errors[1], global + j);
-        }
+        nans = nans + check_at(row, m, j, pred[p0 + j]);
     }
     return nans;
 }
@@ -198,6 +202,40 @@ fn row_loss(
     }
 }
 
+struct Online {
+    best: ArgMax,
+    rest: f32,   // log1p(Σ_{j≠argmax} e^(p_j − max))
+    nans: f32,
+}
+
+// A narrow row in one pass (a thread per row): check_at's flags and NaN
+// count, and for the ops that use it the first maximum with the rest of the
+// logsumexp kept online: a new maximum moves the old one into the sum,
+// rescaled by e^(old − new) ≤ 1, so no exponent is ever positive.
+fn scan_online(row: u32, p0: u32, m: u32) -> Online {
+    if (!uses_max()) {
+        return Online(ArgMax(0.0, NO_INDEX), 0.0, scan_check(row, p0, m, 0u, 1u));
+    }
+    var best = ArgMax(-3.4028235e38, NO_INDEX);
+    var rest = 0.0;
+    var nans = 0.0;
+    for (var j = 0u; j < m; j = j + 1u) {
+        let v = pred[p0 + j];
+        nans = nans + check_at(row, m, j, v);
+        if (best.idx == NO_INDEX) {
+            best = ArgMax(v, j);
+        } else if (v > best.val) {
+            if (OP != ROW_ARGMAX) {
+                rest = (rest + 1.0) * exp(min(best.val - v, 0.0));
+            }
+            best = ArgMax(v, j);
+        } else if (OP != ROW_ARGMAX) {
+            rest = rest + exp(min(v - best.val, 0.0));
+        }
+    }
+    return Online(best, log1p_any(rest), nans);
+}
+
 @compute @workgroup_size(256)
 fn row_loss_small(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -210,15 +248,10 @@ fn row_loss_small(
     }
     let m = params.cols;
     let p0 = params.pred_skip + row * m;
-    let has_nan = scan_check(row, p0, m, 0u, 1u) > 0.0;
-    var best = ArgMax(0.0, NO_INDEX);
-    var rest = 0.0;
-    if (uses_max()) {
-        best = scan_max(p0, m, 0u, 1u);
-        if (OP != ROW_ARGMAX) {
-            rest = log1p_any(scan_rest(p0, m, 0u, 1u, best.val, best.idx));
-        }
-    }
+    let o = scan_online(row, p0, m);
+    let best = o.best;
+    let rest = o.rest;
+    let has_nan = o.nans > 0.0;
     var terms = 0.0;
     if (OP == ROW_CE_PROB || OP == ROW_KL || OP == ROW_ENTROPY) {
         terms = scan_terms(row, p0, m, 0u, 1u, best.val, rest);
@@ -226,11 +259,34 @@ fn row_loss_small(
     finish_row(row, p0, m, best, rest, terms, has_nan);
 }
 
-// e^(p − lse) as e^((p − max) − log1p(rest)): p − lse in one step would
-// round lse to the precision of the max.
-fn softmax_at(p: f32, row: u32) -> f32 {
-    let l = lse[params.lse_skip / 2u + row];
+// e^(p − lse) as e^((p − max) − log1p(rest)) from l = (max, log1p(rest)):
+// p − lse in one step would round lse to the precision of the max.
+fn softmax_from(p: f32, l: vec2<f32>) -> f32 {
     return exp(min((p - l.x) - l.y, 0.0));
+}
+
+// The weighted, scaled derivative at column j of a row (element idx of the
+// chunk) whose (max, log1p(rest)) is l.
+fn grad_at(row: u32, idx: u32, j: u32, p: f32, l: vec2<f32>) -> f32 {
+    var d: f32;
+    switch OP {
+        case 0u: { d = select(0.0, nan_f32(), is_nan(p)); }
+        case 1u: {
+            let c = tgt[params.target_skip + row];
+            d = softmax_from(p, l) - select(0.0, 1.0, j == c);
+        }
+        case 2u: { d = softmax_from(p, l) - target_f32(idx); }
+        case 3u: {
+            let t = target_f32(idx);
+            d = select(select(-t / p, -inf_f32(), p == 0.0), keep_nan(p, 0.0), t == 0.0);
+        }
+        default: { d = -(log_safe(p) + 1.0); }
+    }
+    var w = 1.0;
+    if (HAS_WEIGHTS) {
+        w = weights[params.weight_skip + row];
+    }
+    return weighted(w * grad_factor(params.coef_mode, params.scale, stats[0]), keep_nan(p, d));
 }
 
 @compute @workgroup_size(256)
@@ -245,25 +301,31 @@ fn row_grad(
         return;
     }
     let row = idx / m;
-    let j = idx - row * m;
-    let p = pred[params.pred_skip + idx];
-    var d: f32;
-    switch OP {
-        case 0u: { d = select(0.0, nan_f32(), is_nan(p)); }
-        case 1u: {
-            let c = tgt[params.target_skip + row];
-            d = softmax_at(p, row) - select(0.0, 1.0, j == c);
-        }
-        case 2u: { d = softmax_at(p, row) - target_f32(idx); }
-        case 3u: {
-            let t = target_f32(idx);
-            d = select(select(-t / p, -inf_f32(), p == 0.0), keep_nan(p, 0.0), t == 0.0);
-        }
-        default: { d = -(log_safe(p) + 1.0); }
+    let l = lse[params.lse_skip / 2u + row];
+    out[params.out_skip + idx] = grad_at(row, idx, idx - row * m, pred[params.pred_skip + idx], l);
+}
+
+// The gradient of narrow rows without a row_loss pass first (used when the
+// scale needs no reduction): a thread per row scans it once for its
+// logsumexp and checks, then writes its m derivatives.
+@compute @workgroup_size(256)
+fn row_grad_small(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = flat_id(wid, nwg, lid);
+    if (row >= params.rows) {
+        return;
     }
-    var w = 1.0;
-    if (HAS_WEIGHTS) {
-        w = weights[params.weight_skip + row];
+    let m = params.cols;
+    let p0 = params.pred_skip + row * m;
+    let o = scan_online(row, p0, m);
+    if ((OP == ROW_ARGMAX || OP == ROW_CE_CLASS) && tgt[params.target_skip + row] >= m) {
+        atomicMin(&errors[1], params.base_row + row);
     }
-    out[params.out_skip + idx] = weighted(w * grad_factor(params.coef_mode, params.scale, stats[0]), keep_nan(p, d));
+    let l = vec2<f32>(o.best.val, o.rest);
+    for (var j = 0u; j < m; j = j + 1u) {
+        out[params.out_skip + row * m + j] = grad_at(row, row * m + j, j, pred[p0 + j], l);
+    }
 }

@@ -535,6 +535,27 @@ fn bad_values_name_the_first_offender_on_both_backends() {
             Reduction::Mean,
         );
         assert!(m.contains("target[1]") && m.contains('3'), "{m}");
+        // The gradient's own passes check too (narrow rows skip row_loss).
+        for reduction in [Reduction::Sum, Reduction::Mean] {
+            let m = engine
+                .loss_grad(
+                    &Loss::CrossEntropy,
+                    &LossInput::classes(&scores, 3, &[2, 3]),
+                    reduction,
+                )
+                .unwrap_err()
+                .to_string();
+            assert!(m.contains("target[1]") && m.contains('3'), "{m}");
+            let (q, bad_dist) = (
+                [0.2f32, 0.3, 0.5, 0.1, 0.1, 0.8],
+                [0.5f32, 0.5, 0.0, 0.2, 1.5, 0.0],
+            );
+            let m = engine
+                .loss_grad(&Loss::KlDiv, &LossInput::rows(&q, 3, &bad_dist), reduction)
+                .unwrap_err()
+                .to_string();
+            assert!(m.contains("target[4]") && m.contains("1.5"), "{m}");
+        }
         let m = err(Loss::Mse, LossInput::new(&p, &t01[..4]), Reduction::Mean);
         assert!(m.contains('4') && m.contains('5'), "{m}");
         assert!(engine

@@ -735,7 +735,7 @@ impl Gpu {
             };
             let (weights, weight_skip) =
                 binding(ctx, inputs.weights.unwrap_or(inputs.pred), c.start, c.len);
-            let (out_binding, out_skip) = if entry == "row_grad" {
+            let (out_binding, out_skip) = if entry.starts_with("row_grad") {
                 binding(ctx, out, c.start * cols, c.len * cols)
             } else {
                 binding(ctx, out, c.start, c.len)
@@ -769,7 +769,7 @@ impl Gpu {
             ];
             let groups = match entry {
                 "row_grad" => grid(ctx, groups_for(c.len * cols))?,
-                "row_loss_small" => grid(ctx, groups_for(c.len))?,
+                "row_loss_small" | "row_grad_small" => grid(ctx, groups_for(c.len))?,
                 _ => grid(ctx, c.len)?,
             };
             self.run(encoder, Family::Rows, entry, constants, resources, groups)?;
@@ -911,6 +911,11 @@ impl Gpu {
             errors: &errors,
         };
         let weighted = weights.is_some();
+        let rmse = *loss == Loss::Rmse;
+        let needs_sums = !with_grad || (reduction == Reduction::Mean && (weighted || rmse));
+        // Narrow rows whose gradient needs no sums skip the row_loss pass:
+        // row_grad_small finds each row's logsumexp itself.
+        let fused_grad = with_grad && !needs_sums && cols <= SMALL_ROW;
         // The per-sample values and how to reduce them.
         let (point_op, point_inputs, row_state);
         match shape.form {
@@ -934,15 +939,21 @@ impl Gpu {
                         (target_values && loss.target_domain() == Domain::Unit) as u32,
                     ),
                 ];
-                let (row_out, lse) = self.row_losses(encoder, &constants, &inputs, rows, cols)?;
                 point_op = PointOp {
                     op: OP_IDENTITY,
                     param: 0.0,
                     pred_domain: Domain::Any,
                     target_domain: Domain::Any,
                 };
-                point_inputs = Some(row_out);
-                row_state = Some((constants, lse));
+                if fused_grad {
+                    point_inputs = None;
+                    row_state = Some((constants, output(ctx, 2 * rows, "row logsumexp")?));
+                } else {
+                    let (row_out, lse) =
+                        self.row_losses(encoder, &constants, &inputs, rows, cols)?;
+                    point_inputs = Some(row_out);
+                    row_state = Some((constants, lse));
+                }
             }
         }
         let reduce_inputs = Inputs {
@@ -955,8 +966,6 @@ impl Gpu {
             weights: inputs.weights,
             errors: &errors,
         };
-        let rmse = *loss == Loss::Rmse;
-        let needs_sums = !with_grad || (reduction == Reduction::Mean && (weighted || rmse));
         let sums = if reduction != Reduction::None && needs_sums {
             Some(self.reduce(encoder, point_op, &reduce_inputs, rows)?)
         } else {
@@ -983,7 +992,11 @@ impl Gpu {
                     let g = output(ctx, rows * cols, "grad")?;
                     self.row_pass(
                         encoder,
-                        "row_grad",
+                        if fused_grad {
+                            "row_grad_small"
+                        } else {
+                            "row_grad"
+                        },
                         constants,
                         &inputs,
                         rows,
