@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_all_close, data, gpu, rng};
+use common::{assert_all_close, data, gpu, gpu_small, rng};
 use lossgpu::{Activation, Engine, Loss, LossInput, Pass, Reduction, TensorTarget};
 use rand::Rng;
 
@@ -11,7 +11,8 @@ use rand::Rng;
 fn a_chain_on_resident_tensors_matches_the_host_path() {
     let mut rng = rng("resident");
     let cpu = Engine::cpu();
-    for engine in [gpu(), Some(&cpu)].into_iter().flatten() {
+    // gpu_small: tensors far beyond its 4 KiB storage binding.
+    for engine in [gpu(), gpu_small(), Some(&cpu)].into_iter().flatten() {
         for n in [1, 257, 65_537] {
             let z = data(&mut rng, n);
             let y: Vec<f32> = (0..n).map(|_| rng.random::<f32>()).collect();
@@ -162,8 +163,8 @@ fn a_device_and_buffer_the_caller_made_are_used_without_a_copy() {
 fn row_losses_on_resident_logits_match_the_host_path() {
     let mut rng = rng("resident rows");
     let cpu = Engine::cpu();
-    for engine in [gpu(), Some(&cpu)].into_iter().flatten() {
-        for (rows, cols) in [(1, 3), (257, 10), (33, 100)] {
+    for engine in [gpu(), gpu_small(), Some(&cpu)].into_iter().flatten() {
+        for (rows, cols) in [(1, 3), (257, 10), (33, 100), (2000, 7)] {
             let z = data(&mut rng, rows * cols);
             let classes: Vec<u32> = (0..rows)
                 .map(|_| rng.random_range(0..cols as u32))
@@ -280,4 +281,62 @@ fn row_losses_on_resident_logits_match_the_host_path() {
             )
             .is_err());
     }
+}
+
+/// Resident tensors longer than the adapter's real storage binding (128 MiB
+/// on lavapipe): every binding of every pass stays within the limit.
+#[test]
+#[ignore = "beyond the storage binding: run in release with --ignored"]
+fn resident_tensors_beyond_the_storage_binding() {
+    let Some(engine) = gpu() else { return };
+    let binding = engine.device_info().unwrap().max_binding_bytes as usize;
+    let n = binding / 4 + 5;
+    let mut rng = rng("resident past the binding");
+    let p: Vec<f32> = (0..n).map(|_| rng.random_range(-4.0..4.0)).collect();
+    let t: Vec<f32> = (0..n).map(|_| rng.random_range(-4.0..4.0)).collect();
+    let (pt, tt) = (engine.upload(&p).unwrap(), engine.upload(&t).unwrap());
+    let input = LossInput::new(&p, &t);
+    for loss in [Loss::Mse, Loss::Huber { delta: 1.0 }] {
+        let got = engine
+            .loss_tensor(&loss, &pt, &tt, Reduction::Mean)
+            .unwrap();
+        let want = lossgpu::cpu::loss_scalar(&loss, &input, Reduction::Mean).unwrap();
+        let got = got.scalar().unwrap();
+        assert!(
+            (got - want).abs() <= 1e-5 * want.abs(),
+            "{}: {got} vs {want}",
+            loss.name()
+        );
+    }
+    let g = engine
+        .loss_grad_tensor(&Loss::Mse, &pt, &tt, Reduction::Sum)
+        .unwrap();
+    let g = engine.read(&g).unwrap();
+    assert_eq!(g.len(), n);
+    assert!((g[n - 1] - 2.0 * (p[n - 1] - t[n - 1])).abs() <= 1e-5 * g[n - 1].abs().max(1.0));
+    let rows = n / 10;
+    let classes: Vec<u32> = (0..rows).map(|i| (i % 10) as u32).collect();
+    let ct = engine.upload_classes(&classes).unwrap();
+    let logits = engine.upload(&p[..rows * 10]).unwrap();
+    let got = engine
+        .row_loss_tensor(
+            &Loss::CrossEntropy,
+            &logits,
+            10,
+            TensorTarget::Classes(&ct),
+            Reduction::Mean,
+        )
+        .unwrap()
+        .scalar()
+        .unwrap();
+    let want = lossgpu::cpu::loss_scalar(
+        &Loss::CrossEntropy,
+        &LossInput::classes(&p[..rows * 10], 10, &classes),
+        Reduction::Mean,
+    )
+    .unwrap();
+    assert!(
+        (got - want).abs() <= 1e-5 * want.abs(),
+        "cross-entropy: {got} vs {want}"
+    );
 }

@@ -7,7 +7,7 @@
 //! [`Gpu::loss`] into the same encoder.
 
 use super::buffers::{error_slots_for, output, packed, submit_and_read, to_f32, to_u32, upload};
-use super::dispatch::{grid, partials_for, reduce_chunk_elements};
+use super::dispatch::{grid, head, partials_for, reduce_chunk_elements};
 use super::pipelines::Family;
 use super::{scaled_sum, Gpu, LossParams, Pending, ReduceParams};
 use crate::error::Result;
@@ -233,7 +233,7 @@ impl Gpu {
             weights.as_ref().unwrap_or(&pred).as_entire_binding(),
             partials.as_entire_binding(),
             errors.as_entire_binding(),
-            pred.as_entire_binding(),
+            head(&pred), // stats: unused
             table.as_entire_binding(),
         ];
         let g = grid(ctx, workgroups)?;

@@ -28,24 +28,7 @@ pub(crate) fn upload<T: bytemuck::Pod>(
     data: &[T],
     what: &str,
 ) -> Result<wgpu::Buffer> {
-    let bytes = padded_bytes(data.len());
-    check_size(ctx, bytes, what)?;
-    let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some(what),
-        size: bytes,
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: true,
-    });
-    {
-        let mut view = buffer
-            .slice(..)
-            .get_mapped_range_mut()
-            .map_err(|e| Error::Gpu(format!("mapping {what}: {e}")))?;
-        let src: &[u8] = bytemuck::cast_slice(data);
-        view.slice(..src.len()).copy_from_slice(src);
-    }
-    buffer.unmap();
-    Ok(buffer)
+    packed(ctx, &[(data, 0)], data.len().div_ceil(4), what)
 }
 
 /// A read-write storage buffer for `elements` 32-bit values, readable back.
@@ -80,9 +63,9 @@ pub(crate) fn error_slots_for(ctx: &Context, losses: usize) -> wgpu::Buffer {
 
 /// Several slices in one zero-padded storage buffer of `vec4s` vec4s, each
 /// starting at its given vec4 offset.
-pub(crate) fn packed(
+pub(crate) fn packed<T: bytemuck::Pod>(
     ctx: &Context,
-    parts: &[(&[f32], usize)],
+    parts: &[(&[T], usize)],
     vec4s: usize,
     what: &str,
 ) -> Result<wgpu::Buffer> {

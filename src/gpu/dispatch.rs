@@ -114,3 +114,14 @@ pub(crate) fn binding<'a>(
     });
     (resource, ((begin - offset) / 4) as u32)
 }
+
+/// The first 16 bytes of `buffer`: a small buffer's whole contents, or what
+/// an unused binding gets, so that it stays within the binding limit
+/// whatever the buffer's size.
+pub(crate) fn head(buffer: &wgpu::Buffer) -> wgpu::BindingResource<'_> {
+    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+        buffer,
+        offset: 0,
+        size: wgpu::BufferSize::new(buffer.size().min(16)),
+    })
+}

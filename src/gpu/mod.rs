@@ -21,7 +21,7 @@ use crate::ops::reduction::{finish, LossValue, Reduction};
 use buffers::{error_slots, output, submit_and_read, to_f32, to_u32, uniform, upload};
 use context::{Context, GpuOptions};
 use dispatch::{
-    binding, chunks, grid, groups_for, max_chunk_elements, max_chunk_rows, partials_for,
+    binding, chunks, grid, groups_for, head, max_chunk_elements, max_chunk_rows, partials_for,
     reduce_chunk_elements, Chunk,
 };
 use pipelines::{Family, Pipelines};
@@ -497,8 +497,8 @@ impl Gpu {
             binding(ctx, inputs.weights.unwrap_or(inputs.pred), start, len).0,
             out,
             inputs.errors.as_entire_binding(),
-            stats.unwrap_or(inputs.pred).as_entire_binding(),
-            inputs.pred.as_entire_binding(), // segments: reduce_segments only
+            head(stats.unwrap_or(inputs.pred)),
+            head(inputs.pred), // segments: reduce_segments only
         ]
     }
 
@@ -765,7 +765,7 @@ impl Gpu {
                 out_binding,
                 lse_binding,
                 inputs.errors.as_entire_binding(),
-                stats.unwrap_or(inputs.pred).as_entire_binding(),
+                head(stats.unwrap_or(inputs.pred)),
             ];
             let groups = match entry {
                 "row_grad" => grid(ctx, groups_for(c.len * cols))?,
