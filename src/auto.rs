@@ -1,5 +1,5 @@
 //! The calibrating engine's memory ([`Engine::auto`](crate::Engine::auto)):
-//! for each op family and size class, which side was faster when both were
+//! for each operation and size class, which side was faster when both were
 //! timed on this machine, on the first call of that kind.
 
 use crate::engine::Backend;
@@ -44,11 +44,14 @@ impl Work {
     }
 }
 
-/// What a calibrating engine chose for one op family and size class.
+/// What a calibrating engine chose for one operation and size class.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AutoChoice {
     /// The op family.
     pub work: Work,
+    /// The operation within it: the loss or activation name (with `'` for a
+    /// derivative and " backward" for a backward pass), or the method.
+    pub op: String,
     /// Inputs of n values with 2^(k−1) < n ≤ 2^k share class k.
     pub size_class: u32,
     /// The faster side, which runs every later call of this kind.
@@ -64,20 +67,29 @@ pub(crate) fn size_class(n: usize) -> u32 {
     n.max(1).next_power_of_two().trailing_zeros()
 }
 
-/// The choices so far, one per (family, size class).
+/// The choices so far, one per (family, operation, size class).
 #[derive(Default)]
 pub(crate) struct Calibration {
-    choices: Mutex<BTreeMap<(Work, u32), AutoChoice>>,
+    choices: Mutex<BTreeMap<(Work, String, u32), AutoChoice>>,
 }
 
 impl Calibration {
-    pub fn get(&self, work: Work, n: usize) -> Option<Backend> {
+    pub fn get(&self, work: Work, op: &str, n: usize) -> Option<Backend> {
         let choices = self.choices.lock().ok()?;
-        choices.get(&(work, size_class(n))).map(|c| c.backend)
+        choices
+            .get(&(work, op.to_string(), size_class(n)))
+            .map(|c| c.backend)
     }
 
     /// Records both timings; the GPU wins only when strictly faster.
-    pub fn record(&self, work: Work, n: usize, gpu: Duration, cpu: Duration) -> Backend {
+    pub fn record(
+        &self,
+        work: Work,
+        op: String,
+        n: usize,
+        gpu: Duration,
+        cpu: Duration,
+    ) -> Backend {
         let backend = if gpu < cpu {
             Backend::Gpu
         } else {
@@ -85,13 +97,15 @@ impl Calibration {
         };
         let choice = AutoChoice {
             work,
+            op,
             size_class: size_class(n),
             backend,
             gpu_seconds: gpu.as_secs_f64(),
             cpu_seconds: cpu.as_secs_f64(),
         };
         if let Ok(mut choices) = self.choices.lock() {
-            choices.insert((work, choice.size_class), choice);
+            let key = (work, choice.op.clone(), choice.size_class);
+            choices.insert(key, choice);
         }
         backend
     }

@@ -119,11 +119,12 @@ impl Engine {
     }
 
     /// Like [`Engine::new`], but each operation on host slices runs on the
-    /// side that is faster for its op family ([`Work`]) and size class
-    /// (n ≤ 2^k): the first call of a kind runs on both sides (a warm-up
-    /// run that compiles the GPU's pipelines, then one or two timed runs per
-    /// side, alternating; the second only when the first pair is within 2×),
-    /// and the faster side runs that kind from then on. [`Engine::auto_choices`] lists what
+    /// side that is faster for it — its op family ([`Work`]), its loss or
+    /// activation (tanh and sigmoid, mse and bce-logits do not cost alike)
+    /// and its size class (n ≤ 2^k). The first call of a kind runs on both
+    /// sides: a warm-up run that compiles the GPU's pipelines, then two timed
+    /// runs per side, alternating, the faster of each counting. The faster
+    /// side runs that kind from then on. [`Engine::auto_choices`] lists what
     /// was chosen and the timings behind it. Resident tensors stay on the
     /// device either way.
     pub fn auto() -> Engine {
@@ -231,12 +232,12 @@ impl Engine {
         }
     }
 
-    /// [`Engine::dispatch`] for an operation of op family `work` on `n`
-    /// values: a calibrating engine runs it where it was faster before, or,
-    /// the first time, on both sides to find out.
+    /// [`Engine::dispatch`] for the operation `name` + `suffix` of op family
+    /// `work` on `n` values: a calibrating engine runs it where it was faster
+    /// before, or, the first time, on both sides to find out.
     fn dispatch_sized<T>(
         &self,
-        work: Work,
+        (work, name, suffix): (Work, &str, &str),
         n: usize,
         gpu: impl Fn(&Gpu) -> Result<T>,
         cpu: impl Fn() -> Result<T>,
@@ -244,7 +245,8 @@ impl Engine {
         let (Some(calibration), Side::Gpu(g)) = (&self.calibration, self.side()) else {
             return self.dispatch(gpu, cpu);
         };
-        match calibration.get(work, n) {
+        let op = format!("{name}{suffix}");
+        match calibration.get(work, &op, n) {
             Some(Backend::Gpu) => return self.dispatch(gpu, cpu),
             Some(Backend::Cpu) => return cpu(),
             None => {}
@@ -253,8 +255,8 @@ impl Engine {
         if matches!(self.side(), Side::Cpu) {
             return Ok(warm); // the device was lost during the warm-up
         }
-        // The faster of two timed runs per side, alternating, unless the
-        // first pair already differs by more than 2×.
+        // The faster of two timed runs per side, alternating, so that a
+        // moment of contention on a shared machine does not decide alone.
         let timed = |f: &dyn Fn() -> Result<T>| -> Result<(Duration, T)> {
             let start = Instant::now();
             let out = f()?;
@@ -262,18 +264,15 @@ impl Engine {
         };
         let (mut cpu_time, mut on_cpu) = timed(&cpu)?;
         let (mut gpu_time, mut on_gpu) = timed(&|| gpu(g))?;
-        let (fast, slow) = (cpu_time.min(gpu_time), cpu_time.max(gpu_time));
-        if slow < 2 * fast {
-            let (c, out) = timed(&cpu)?;
-            if c < cpu_time {
-                (cpu_time, on_cpu) = (c, out);
-            }
-            let (t, out) = timed(&|| gpu(g))?;
-            if t < gpu_time {
-                (gpu_time, on_gpu) = (t, out);
-            }
+        let (c, out) = timed(&cpu)?;
+        if c < cpu_time {
+            (cpu_time, on_cpu) = (c, out);
         }
-        Ok(match calibration.record(work, n, gpu_time, cpu_time) {
+        let (t, out) = timed(&|| gpu(g))?;
+        if t < gpu_time {
+            (gpu_time, on_gpu) = (t, out);
+        }
+        Ok(match calibration.record(work, op, n, gpu_time, cpu_time) {
             Backend::Gpu => on_gpu,
             Backend::Cpu => on_cpu,
         })
@@ -336,7 +335,7 @@ impl Engine {
             }
         }
         self.dispatch_sized(
-            Work::Activation,
+            (Work::Activation, act.name(), pass.suffix()),
             x.len(),
             |g| g.activation(act, pass, x, upstream),
             || Ok(cpu::parallel::activation(act, pass, x, upstream)),
@@ -374,7 +373,7 @@ impl Engine {
             ));
         }
         self.dispatch_sized(
-            Work::Loss,
+            (Work::Loss, "prelu dα", ""),
             x.len(),
             |g| g.sum_of_terms(OP_PRELU_DALPHA, x, Some(upstream)),
             || Ok(cpu::prelu_alpha_grad(x, upstream)),
@@ -392,7 +391,7 @@ impl Engine {
             _ => Work::RowLoss,
         };
         self.dispatch_sized(
-            work,
+            (work, loss.name(), ""),
             input.pred.len(),
             |g| Ok(g.loss(loss, input, reduction, false)?.0),
             || cpu_loss(loss, input, reduction),
@@ -412,7 +411,7 @@ impl Engine {
         }
         let total = items.iter().map(|(_, input)| input.pred.len()).sum();
         self.dispatch_sized(
-            Work::Batch,
+            (Work::Batch, "loss_batch", ""),
             total,
             |g| g.loss_batch(items, reduction),
             || {
@@ -439,7 +438,7 @@ impl Engine {
     ) -> Result<Vec<f32>> {
         loss.validate()?;
         self.dispatch_sized(
-            Work::LossGrad,
+            (Work::LossGrad, loss.name(), ""),
             input.pred.len(),
             |g| {
                 g.loss(loss, input, reduction, true)?
@@ -473,7 +472,7 @@ impl Engine {
             0.0
         } else {
             self.dispatch_sized(
-                Work::Loss,
+                (Work::Loss, "penalty", ""),
                 theta.len(),
                 |g| g.sum_of_terms(reg.shader_op(), theta, None),
                 || Ok(reg.penalty_f64(theta)),
@@ -494,7 +493,7 @@ impl Engine {
         crate::ops::metrics::metric_losses(delta, gamma)?;
         let rows = Loss::Mse.shape(input)?.rows;
         let (sums, wsum) = self.dispatch_sized(
-            Work::Metrics,
+            (Work::Metrics, "regression_metrics", ""),
             rows,
             |g| g.metric_sums(input, delta, gamma),
             || cpu::parallel::metric_sums(input, delta, gamma),
@@ -577,7 +576,7 @@ impl Engine {
         nonempty("the gradient", g)?;
         check_eps(vanish_eps)?;
         self.dispatch_sized(
-            Work::GradStats,
+            (Work::GradStats, "grad_stats", ""),
             g.len(),
             |gpu| {
                 let t = gpu.upload_resident(g)?;

@@ -168,8 +168,22 @@ fn a_calibrating_engine_times_each_kind_once_and_says_what_it_chose() {
     let kinds: Vec<_> = engine
         .auto_choices()
         .iter()
-        .map(|c| (c.work.name(), c.size_class))
+        .map(|c| (c.work.name(), c.op.clone(), c.size_class))
         .collect();
-    assert_eq!(kinds, [("activation", 10), ("loss", 9), ("loss", 10)]);
+    let want = [
+        ("activation", "tanh", 10),
+        ("loss", "mse", 9),
+        ("loss", "mse", 10),
+    ];
+    let want: Vec<_> = want
+        .iter()
+        .map(|&(w, o, k)| (w, o.to_string(), k))
+        .collect();
+    assert_eq!(kinds, want);
+    // Another activation of the same size is timed on its own too.
+    engine
+        .activation_derivative(&Activation::Sigmoid, &x)
+        .unwrap();
+    assert!(engine.auto_choices().iter().any(|c| c.op == "sigmoid'"));
     assert!(Engine::gpu().unwrap().auto_choices().is_empty());
 }

@@ -693,6 +693,7 @@ fn auto_json(a: &Engine) -> Value {
     let choices = a.auto_choices().into_iter().map(|c| {
         Value::Object(vec![
             ("work".into(), Value::Str(c.work.name().into())),
+            ("op".into(), Value::Str(c.op.clone())),
             ("size_class".into(), Value::Int(c.size_class as u64)),
             ("backend".into(), Value::Str(c.backend.name().into())),
             ("gpu_seconds".into(), Value::Num(c.gpu_seconds)),
@@ -711,11 +712,12 @@ fn auto_description(a: &Engine) -> String {
         Some(why) => format!("Engine::auto() on the {side} ({why})"),
         None => format!("Engine::auto() with {}; it chose", a.device_name()),
     };
-    let mut last = "";
+    let mut last = String::new();
     for c in a.auto_choices() {
-        if c.work.name() != last {
-            s.push_str(&format!("\n  {:<11}", c.work.name()));
-            last = c.work.name();
+        let what = format!("{} {}", c.work.name(), c.op);
+        if what != last {
+            s.push_str(&format!("\n  {what:<28}"));
+            last = what;
         }
         s.push_str(&format!(" 2^{}:{}", c.size_class, c.backend.name()));
     }

@@ -73,6 +73,15 @@ pub enum Pass {
 }
 
 impl Pass {
+    /// "" for the forward pass, "'" for the derivative, " backward".
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Pass::Forward => "",
+            Pass::Derivative => "'",
+            Pass::Backward => " backward",
+        }
+    }
+
     pub(crate) fn shader_id(self) -> u32 {
         match self {
             Pass::Forward => 0,
