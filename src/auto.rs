@@ -67,17 +67,21 @@ pub(crate) fn size_class(n: usize) -> u32 {
     n.max(1).next_power_of_two().trailing_zeros()
 }
 
-/// The choices so far, one per (family, operation, size class).
+/// (family, operation name, its suffix, size class): no allocation to look
+/// a choice up on every call.
+type Key = (Work, &'static str, &'static str, u32);
+
+/// The choices so far, one per key.
 #[derive(Default)]
 pub(crate) struct Calibration {
-    choices: Mutex<BTreeMap<(Work, String, u32), AutoChoice>>,
+    choices: Mutex<BTreeMap<Key, AutoChoice>>,
 }
 
 impl Calibration {
-    pub fn get(&self, work: Work, op: &str, n: usize) -> Option<Backend> {
+    pub fn get(&self, work: Work, op: (&'static str, &'static str), n: usize) -> Option<Backend> {
         let choices = self.choices.lock().ok()?;
         choices
-            .get(&(work, op.to_string(), size_class(n)))
+            .get(&(work, op.0, op.1, size_class(n)))
             .map(|c| c.backend)
     }
 
@@ -85,7 +89,7 @@ impl Calibration {
     pub fn record(
         &self,
         work: Work,
-        op: String,
+        op: (&'static str, &'static str),
         n: usize,
         gpu: Duration,
         cpu: Duration,
@@ -97,15 +101,14 @@ impl Calibration {
         };
         let choice = AutoChoice {
             work,
-            op,
+            op: format!("{}{}", op.0, op.1),
             size_class: size_class(n),
             backend,
             gpu_seconds: gpu.as_secs_f64(),
             cpu_seconds: cpu.as_secs_f64(),
         };
         if let Ok(mut choices) = self.choices.lock() {
-            let key = (work, choice.op.clone(), choice.size_class);
-            choices.insert(key, choice);
+            choices.insert((work, op.0, op.1, choice.size_class), choice);
         }
         backend
     }

@@ -237,7 +237,7 @@ impl Engine {
     /// before, or, the first time, on both sides to find out.
     fn dispatch_sized<T>(
         &self,
-        (work, name, suffix): (Work, &str, &str),
+        (work, name, suffix): (Work, &'static str, &'static str),
         n: usize,
         gpu: impl Fn(&Gpu) -> Result<T>,
         cpu: impl Fn() -> Result<T>,
@@ -245,8 +245,8 @@ impl Engine {
         let (Some(calibration), Side::Gpu(g)) = (&self.calibration, self.side()) else {
             return self.dispatch(gpu, cpu);
         };
-        let op = format!("{name}{suffix}");
-        match calibration.get(work, &op, n) {
+        let op = (name, suffix);
+        match calibration.get(work, op, n) {
             Some(Backend::Gpu) => return self.dispatch(gpu, cpu),
             Some(Backend::Cpu) => return cpu(),
             None => {}

@@ -85,16 +85,72 @@ fn time<T>(quick: bool, mut f: impl FnMut() -> Result<T>) -> Result<(Timing, T)>
             reps = ((BUDGET / times[0].max(1e-9)).ceil() as usize).clamp(MIN_REPS, MAX_REPS);
         }
         if times.len() >= reps {
-            times.sort_by(|a, b| a.total_cmp(b));
-            let mid = times.len() / 2;
-            let seconds = if times.len() % 2 == 1 {
-                times[mid]
-            } else {
-                (times[mid - 1] + times[mid]) / 2.0
-            };
-            return Ok((Timing { seconds, reps }, out));
+            return Ok((
+                Timing {
+                    seconds: median(times),
+                    reps,
+                },
+                out,
+            ));
         }
     }
+}
+
+/// Times `f` on each engine in turns (a warm-up each, then one run of each
+/// per round, as many rounds as [`time`] would give the slowest); returns
+/// each engine's median and last result, in order.
+fn time_in_turns<T>(
+    quick: bool,
+    engines: &[&Engine],
+    f: impl Fn(&Engine) -> Result<T>,
+) -> Result<Vec<(Timing, T)>> {
+    let mut outs = Vec::with_capacity(engines.len());
+    for e in engines {
+        outs.push(black_box(f(e)?));
+    }
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); engines.len()];
+    let mut reps = MIN_REPS;
+    for round in 0.. {
+        for (k, e) in engines.iter().enumerate() {
+            let start = Instant::now();
+            outs[k] = black_box(f(e)?);
+            times[k].push(start.elapsed().as_secs_f64());
+        }
+        if round == 0 && !quick {
+            let slowest = times.iter().map(|t| t[0]).fold(1e-9, f64::max);
+            reps = ((BUDGET / slowest).ceil() as usize).clamp(MIN_REPS, MAX_REPS);
+        }
+        if round + 1 >= reps {
+            break;
+        }
+    }
+    Ok(times
+        .into_iter()
+        .zip(outs)
+        .map(|(t, out)| {
+            (
+                Timing {
+                    seconds: median(t),
+                    reps,
+                },
+                out,
+            )
+        })
+        .collect())
+}
+
+fn median(mut times: Vec<f64>) -> f64 {
+    times.sort_by(|a, b| a.total_cmp(b));
+    let mid = times.len() / 2;
+    if times.len() % 2 == 1 {
+        times[mid]
+    } else {
+        (times[mid - 1] + times[mid]) / 2.0
+    }
+}
+
+fn no_timing() -> Error {
+    Error::InvalidInput("bench: a column was not timed".into())
 }
 
 /// The benchmark's inputs at one size; the same every run.
@@ -558,21 +614,25 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
         bar.inc(1);
         for op in &ops {
             bar.set_message(format!("{} n={n}", op.name()));
-            let (cpu_time, cpu_out) = time(quick, || op.host(&cpu, &d))?;
+            // The host-slice columns run in turns, so that a moment of
+            // contention falls on all of them alike and auto/best is fair.
+            let host_engines: Vec<&Engine> = [Some(&cpu), gpu.as_ref(), auto.as_ref()]
+                .into_iter()
+                .flatten()
+                .collect();
+            let mut timed = time_in_turns(quick, &host_engines, |e| op.host(e, &d))?.into_iter();
+            let (cpu_time, cpu_out) = timed.next().ok_or_else(no_timing)?;
             let (e2e, err) = match &gpu {
-                Some(g) => {
-                    let (t, out) = time(quick, || op.host(g, &d))?;
+                Some(_) => {
+                    let (t, out) = timed.next().ok_or_else(no_timing)?;
                     (Some(t), Some(max_err(&out.values(), &cpu_out.values())))
                 }
                 None => (None, None),
             };
+            let auto_time = timed.next().map(|(t, _)| t);
             let resident_time = match &resident {
                 Some((g, r)) if op.has_resident() => Some(time(quick, || op.resident(g, r))?.0),
                 _ => None,
-            };
-            let auto_time = match &auto {
-                Some(a) => Some(time(quick, || op.host(a, &d))?.0),
-                None => None,
             };
             rows.push(Row {
                 op: op.name(),
