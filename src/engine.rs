@@ -122,9 +122,11 @@ impl Engine {
     /// side that is faster for it — its op family ([`Work`]), its loss or
     /// activation (tanh and sigmoid, mse and bce-logits do not cost alike)
     /// and its size class (n ≤ 2^k). The first call of a kind runs on both
-    /// sides: a warm-up run that compiles the GPU's pipelines, then two timed
-    /// runs per side, alternating, the faster of each counting. The faster
-    /// side runs that kind from then on. [`Engine::auto_choices`] lists what
+    /// sides: a warm-up run that compiles the GPU's pipelines, then timed
+    /// runs in pairs per side (the GPU twice, the CPU twice, twice over; the
+    /// fastest of each side counts, since a run right after the other side's
+    /// may share the cores with its threads winding down). The faster side
+    /// runs that kind from then on. [`Engine::auto_choices`] lists what
     /// was chosen and the timings behind it. Resident tensors stay on the
     /// device either way.
     pub fn auto() -> Engine {
@@ -255,27 +257,33 @@ impl Engine {
         if matches!(self.side(), Side::Cpu) {
             return Ok(warm); // the device was lost during the warm-up
         }
-        // The faster of two timed runs per side, alternating, so that a
-        // moment of contention on a shared machine does not decide alone.
+        // The fastest of four timed runs per side, in pairs (GPU, GPU, CPU,
+        // CPU, twice): where the "GPU" shares the cores, a run right after
+        // the other side's competes with its threads winding down, and the
+        // second of a pair does not.
         let timed = |f: &dyn Fn() -> Result<T>| -> Result<(Duration, T)> {
             let start = Instant::now();
             let out = f()?;
             Ok((start.elapsed(), out))
         };
-        let (mut cpu_time, mut on_cpu) = timed(&cpu)?;
-        let (mut gpu_time, mut on_gpu) = timed(&|| gpu(g))?;
-        let (c, out) = timed(&cpu)?;
-        if c < cpu_time {
-            (cpu_time, on_cpu) = (c, out);
+        drop(warm);
+        let mut best: [(Duration, Option<T>); 2] = [(Duration::MAX, None), (Duration::MAX, None)];
+        for side in [0, 0, 1, 1, 0, 0, 1, 1] {
+            let (t, out) = if side == 0 {
+                timed(&|| gpu(g))?
+            } else {
+                timed(&cpu)?
+            };
+            if t < best[side].0 {
+                best[side] = (t, Some(out));
+            }
         }
-        let (t, out) = timed(&|| gpu(g))?;
-        if t < gpu_time {
-            (gpu_time, on_gpu) = (t, out);
-        }
-        Ok(match calibration.record(work, op, n, gpu_time, cpu_time) {
+        let [(gpu_time, on_gpu), (cpu_time, on_cpu)] = best;
+        match calibration.record(work, op, n, gpu_time, cpu_time) {
             Backend::Gpu => on_gpu,
             Backend::Cpu => on_cpu,
-        })
+        }
+        .ok_or_else(|| Error::Gpu("calibration produced no result".into()))
     }
 
     /// The adapter, for a GPU engine.

@@ -55,6 +55,9 @@ const MIN_REPS: usize = 3;
 const MAX_REPS: usize = 15;
 /// Columns of the cross-entropy rows.
 const CLASSES: usize = 10;
+/// The shortest timed sample of a host-slice column, in seconds: quicker
+/// calls are repeated within a sample.
+const SAMPLE: f64 = 2e-4;
 /// The batch row: this many losses...
 const BATCH: usize = 64;
 /// ...of this many values each.
@@ -96,8 +99,9 @@ fn time<T>(quick: bool, mut f: impl FnMut() -> Result<T>) -> Result<(Timing, T)>
     }
 }
 
-/// Times `f` on each engine in turns (a warm-up each, then one run of each
-/// per round, as many rounds as [`time`] would give the slowest); returns
+/// Times `f` on each engine in turns (a warm-up each, then one sample of
+/// each per round in a rotating order, a sample being as many calls as fill
+/// SAMPLE, as many rounds as [`time`] would give the slowest); returns
 /// each engine's median and last result, in order.
 fn time_in_turns<T>(
     quick: bool,
@@ -105,19 +109,34 @@ fn time_in_turns<T>(
     f: impl Fn(&Engine) -> Result<T>,
 ) -> Result<Vec<(Timing, T)>> {
     let mut outs = Vec::with_capacity(engines.len());
+    // Calls per sample: enough for SAMPLE seconds, so that a call of a few
+    // microseconds is not timed alone.
+    let mut inner = Vec::with_capacity(engines.len());
     for e in engines {
         outs.push(black_box(f(e)?));
+        let start = Instant::now();
+        black_box(f(e)?);
+        let once = start.elapsed().as_secs_f64().max(1e-9);
+        inner.push(((SAMPLE / once).ceil() as usize).clamp(1, 1000));
     }
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); engines.len()];
     let mut reps = MIN_REPS;
     for round in 0.. {
-        for (k, e) in engines.iter().enumerate() {
+        // Each round starts one column later: a run right after the GPU's
+        // shares the cores with the driver's threads winding down, so no
+        // column may always come second.
+        for i in 0..engines.len() {
+            let k = (round + i) % engines.len();
             let start = Instant::now();
-            outs[k] = black_box(f(e)?);
-            times[k].push(start.elapsed().as_secs_f64());
+            for _ in 0..inner[k] {
+                outs[k] = black_box(f(engines[k])?);
+            }
+            times[k].push(start.elapsed().as_secs_f64() / inner[k] as f64);
         }
         if round == 0 && !quick {
-            let slowest = times.iter().map(|t| t[0]).fold(1e-9, f64::max);
+            let slowest = (times.iter().zip(&inner))
+                .map(|(t, &k)| t[0] * k as f64)
+                .fold(1e-9, f64::max);
             reps = ((BUDGET / slowest).ceil() as usize).clamp(MIN_REPS, MAX_REPS);
         }
         if round + 1 >= reps {
