@@ -50,6 +50,14 @@
 //! [`Engine::activation_tensor`], [`Engine::loss_tensor`],
 //! [`Engine::loss_grad_tensor`] and [`Engine::clip_tensors`] work on it
 //! without copies through the host; [`Engine::read`] brings back what you ask.
+//! Logits stay too: [`Engine::upload_classes`] and [`Engine::row_loss_tensor`]
+//! / [`Engine::row_loss_grad_tensor`] take a [`TensorTarget`].
+//!
+//! **Scale.** [`Engine::loss_batch`] evaluates many losses in one submission
+//! and one readback; host slices of any length stream through a bounded ring
+//! of device buffers (under 200 MiB whatever n); [`Engine::auto`] times both
+//! sides on the first call of each operation and size class and then keeps
+//! to the faster one ([`Engine::auto_choices`] says what it chose).
 //!
 //! **5. Watch the gradients.** [`Engine::grad_stats`] (norm, max, NaN/inf
 //! counts, vanishing share, in one pass), [`Engine::clip`] and
