@@ -830,7 +830,7 @@ impl Engine {
                     _ => return Err(invalid!("tensors of different engines were mixed")),
                 };
                 let (v, grad) =
-                    g.row_loss_resident(loss, p, shape, t, values, reduction, with_grad)?;
+                    g.loss_on_device(loss, p, shape, t, values, reduction, with_grad)?;
                 Ok((v, grad.map(|b| tensor(TensorData::Gpu(b)))))
             }
             (_, TensorData::Cpu(p), t) => {

@@ -326,8 +326,7 @@ impl Gpu {
     }
 
     /// A pointwise loss on resident prediction and target buffers of `n`
-    /// values: the value (scalars and per-sample values come back to the
-    /// host), or with `with_grad` the gradient as a new resident buffer.
+    /// values, as [`Gpu::loss_on_device`] evaluates it.
     pub fn loss_resident(
         &self,
         loss: &Loss,
@@ -344,80 +343,12 @@ impl Gpu {
                 loss.name()
             )
         })?;
-        let ctx = &self.ctx;
-        self.ctx.scoped(|| {
-            let errors = error_slots(ctx);
-            let inputs = Inputs {
-                pred,
-                target: Some(target),
-                weights: None,
-                errors: &errors,
-            };
-            let point_op = PointOp {
-                op,
-                param: loss.param(),
-                pred_domain: loss.pred_domain(),
-                target_domain: loss.target_domain(),
-            };
-            let rmse = *loss == Loss::Rmse;
-            let mut encoder = self.encoder();
-            let sums = match reduction {
-                Reduction::None => None,
-                _ if with_grad && !rmse => None,
-                _ => Some(self.reduce(&mut encoder, point_op, &inputs, n)?),
-            };
-            let coef = match reduction {
-                Reduction::Mean if rmse => Coef::Rmse,
-                Reduction::Mean => Coef::Scale((1.0 / n as f64) as f32),
-                _ => Coef::Scale(1.0),
-            };
-            let main = if with_grad {
-                Some(self.elementwise(
-                    &mut encoder,
-                    "grad",
-                    point_op,
-                    &inputs,
-                    n,
-                    coef,
-                    sums.as_ref(),
-                )?)
-            } else if reduction == Reduction::None {
-                Some(self.elementwise(&mut encoder, "terms", point_op, &inputs, n, coef, None)?)
-            } else {
-                None
-            };
-            let mut parts: Vec<(&wgpu::Buffer, u64)> = vec![(&errors, 16)];
-            if let Some(s) = &sums {
-                parts.push((s, 16));
-            }
-            if let (Some(m), false) = (&main, with_grad) {
-                parts.push((m, n as u64 * 4));
-            }
-            let bytes = submit_and_read(ctx, encoder, &parts)?;
-            let slots = to_u32(&bytes[0]);
-            for (slot, (buffer, what, domain)) in [
-                (pred, "pred", loss.pred_domain()),
-                (target, "target", loss.target_domain()),
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                if slots[slot] != u32::MAX {
-                    let i = slots[slot] as usize;
-                    let v = self.read_resident_at(buffer, i)?;
-                    return Err(loss.domain_error(what, domain, i, v));
-                }
-            }
-            let value = match (&sums, &main) {
-                (Some(_), _) => {
-                    let s = to_f32(&bytes[1], 3);
-                    LossValue::Scalar(finish(reduction, scaled_sum(&s), n as f64, rmse)?)
-                }
-                (None, Some(_)) if !with_grad => LossValue::PerSample(to_f32(&bytes[1], n)),
-                _ => LossValue::Scalar(f64::NAN),
-            };
-            Ok((value, if with_grad { main } else { None }))
-        })
+        let shape = Shape {
+            rows: n,
+            cols: 1,
+            form: Form::Pointwise(op),
+        };
+        self.loss_on_device(loss, pred, shape, Some(target), true, reduction, with_grad)
     }
 
     /// One value of a resident buffer (to name an offender in an error).
@@ -1068,12 +999,13 @@ impl Gpu {
         })
     }
 
-    /// A row loss (cross-entropy, kl-div, entropy, zero-one) on resident
-    /// logits of `shape` and a resident target (class indices unless
-    /// `target_values`): the value read back, or with `with_grad` the
-    /// gradient as a new resident buffer.
+    /// A loss on resident predictions of `shape` and a resident target
+    /// (class indices unless `target_values`): the value read back (a
+    /// scalar, or the per-sample values for reduction none), or with
+    /// `with_grad` the gradient as a new resident buffer. An offending input
+    /// value is read from its buffer to be named.
     #[allow(clippy::too_many_arguments)]
-    pub fn row_loss_resident(
+    pub fn loss_on_device(
         &self,
         loss: &Loss,
         pred: &wgpu::Buffer,
