@@ -9,7 +9,7 @@
 use super::buffers::{error_slots_for, output, packed, submit_and_read, to_f32, to_u32, upload};
 use super::dispatch::{grid, head, partials_for, reduce_chunk_elements};
 use super::pipelines::Family;
-use super::{scaled_sum, Gpu, LossParams, Pending, ReduceParams};
+use super::{scaled_sum, Gpu, LossParams, Pending};
 use crate::error::Result;
 use crate::ops::loss::{Form, Loss, LossInput, Target, OP_EXPONENTIAL};
 use crate::ops::reduction::{finish, LossValue, Reduction};
@@ -255,28 +255,7 @@ impl Gpu {
                 segments,
             });
         }
-        let params = super::buffers::uniform(
-            ctx,
-            &ReduceParams {
-                count: segments as u32,
-                pad: [0; 3],
-            },
-        );
-        let resources = vec![
-            params.as_entire_binding(),
-            partials.as_entire_binding(),
-            results.as_entire_binding(),
-            table.as_entire_binding(),
-        ];
-        let g = grid(ctx, segments)?;
-        self.run(
-            encoder,
-            Family::Reduce,
-            "reduce_segments",
-            &[],
-            resources,
-            g,
-        )?;
+        self.fold_partials(encoder, &partials, segments, &results, Some(&table))?;
         Ok(Packed {
             errors,
             results,

@@ -105,7 +105,7 @@ impl Gpu {
                 Ok(())
             };
             pass(&mut encoder, "grad_stats", &mut 0)?;
-            self.fold_partials(&mut encoder, &partials, total, &result)?;
+            self.fold_partials(&mut encoder, &partials, total, &result, None)?;
             match clip {
                 Some(Clip::Norm(_)) => pass(&mut encoder, "clip_norm", &mut 0)?,
                 Some(Clip::Value(_)) => pass(&mut encoder, "clip_value", &mut 0)?,

@@ -455,7 +455,7 @@ impl Gpu {
             base += self.reduce_chunk(encoder, op, &chunk, inputs.errors, *c, &partials, base)?;
         }
         let result = output(&self.ctx, 4, "result")?;
-        self.fold_partials(encoder, &partials, base, &result)?;
+        self.fold_partials(encoder, &partials, base, &result, None)?;
         Ok(result)
     }
 
@@ -476,7 +476,7 @@ impl Gpu {
             Ok(())
         })?;
         let result = output(&self.ctx, 4, "result")?;
-        self.fold_partials(&mut encoder, &partials, base, &result)?;
+        self.fold_partials(&mut encoder, &partials, base, &result, None)?;
         Ok((encoder, result))
     }
 
@@ -537,13 +537,16 @@ impl Gpu {
         Ok(groups)
     }
 
-    /// The second pass of every reduction: `count` partials into `result`.
+    /// The second pass of every reduction: `count` partials into `result`;
+    /// with a batch's segment table, one fold per packed loss (`count` of
+    /// them), each into its own slot of `result`.
     fn fold_partials(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         partials: &wgpu::Buffer,
         count: usize,
         result: &wgpu::Buffer,
+        segments: Option<&wgpu::Buffer>,
     ) -> Result<()> {
         let params = uniform(
             &self.ctx,
@@ -556,16 +559,13 @@ impl Gpu {
             params.as_entire_binding(),
             partials.as_entire_binding(),
             result.as_entire_binding(),
-            partials.as_entire_binding(), // segments: the batch fold only
+            segments.unwrap_or(partials).as_entire_binding(),
         ];
-        self.run(
-            encoder,
-            Family::Reduce,
-            "reduce_partials",
-            &[],
-            resources,
-            (1, 1),
-        )
+        let (entry, groups) = match segments {
+            Some(_) => ("reduce_segments", grid(&self.ctx, count)?),
+            None => ("reduce_partials", (1, 1)),
+        };
+        self.run(encoder, Family::Reduce, entry, &[], resources, groups)
     }
 
     /// `terms` (w·l per element) or `grad` (w·c·dl/dp per element).

@@ -66,7 +66,7 @@ impl Gpu {
                 base += groups;
             }
             let result = output(ctx, 4, "probe result")?;
-            self.fold_partials(&mut encoder, &partials, total, &result)?;
+            self.fold_partials(&mut encoder, &partials, total, &result, None)?;
             let bytes = submit_and_read(ctx, encoder, &[(&result, 16)])?;
             let s = to_f32(&bytes[0], 2);
             Ok(s[0] as f64 + if ys.is_some() { s[1] as f64 } else { 0.0 })
