@@ -131,9 +131,11 @@ fn log_cosh(e: f32) -> f32 {
     let h = 0.5 * min(a, 1.0);
     let q = h * h;
     let sh = h * (1.0 + q * (1.0 / 6.0 + q * (1.0 / 120.0 + q * (1.0 / 5040.0 + q * (1.0 / 362880.0)))));
-    let small = log1p_unit(2.0 * sh * sh);
-    let large = a + log1p_unit(exp(-2.0 * a)) - LN2;
-    return keep_nan(e, select(large, small, a < 1.0));
+    // One log1p for both sides: log1p(2 sinh²(a/2)) below 1, and
+    // a − log 2 + log1p(e^(−2a)) above.
+    let small = a < 1.0;
+    let z = select(exp(-2.0 * a), 2.0 * sh * sh, small);
+    return keep_nan(e, select(a - LN2, 0.0, small) + log1p_unit(z));
 }
 
 fn sign0(x: f32) -> f32 {

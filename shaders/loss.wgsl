@@ -118,11 +118,25 @@ fn sum_terms(off4: u32, n: u32, base: u32, slot: u32, param: f32, group: u32, gr
     return acc;
 }
 
-// scale·exp(−t·p) with the scale folded into the exponent, so a product
-// that fits f32 never overflows on the way (exponential loss, OP 3).
+const LOG2E: f32 = 1.4426950;
+const LN2_HI: f32 = 0.693145751953125; // 16 bits: k·LN2_HI is exact for |k| < 2^8
+const LN2_LO: f32 = 1.42860677e-6;
+
+// scale·exp(x), x = −t·p, as mantissa × 2^E with E kept in integers:
+// x = k·ln2 + r (|r| ≤ ln2/2), so exp only sees r and the product never
+// overflows on the way. The result is ±inf exactly when E leaves the f32
+// range; adding log|scale| to x instead would round a product within a few
+// ULP of f32::MAX up to inf (exponential loss, OP 3). |x| is capped at 200,
+// past which any nonzero f32 scale gives 0 or inf anyway.
 fn scaled_exp(p: f32, t: f32, scale: f32) -> f32 {
-    let v = exp_sat(-(t * p) + log_safe(abs(scale)));
-    return select(select(v, -v, scale < 0.0), 0.0, scale == 0.0);
+    let x = clamp(-(t * p), -200.0, 200.0);
+    let k = round(x * LOG2E);
+    let r = (x - k * LN2_HI) - k * LN2_LO;
+    let s = frexp(abs(scale));
+    let v = frexp(exp(r) * s.fract);
+    let e = i32(k) + s.exp + v.exp;
+    let mag = select(ldexp(v.fract, max(e, -160)), inf_f32(), e > 128);
+    return select(select(mag, -mag, scale < 0.0), 0.0, scale == 0.0);
 }
 
 // The exponential loss's first pass: each thread keeps Σ w·e^(−t·p) as

@@ -53,30 +53,33 @@ fn metrics_partials(
     let z = vec2<f32>(0.0);
     var s = Sums(z, z, z, z);
     for (var i4 = wid.x * WG + lane.lid; i4 < n4; i4 = i4 + nwg.x * WG) {
-        let p = pred[i4];
-        let t = tgt[i4];
-        var w = vec4<f32>(1.0);
+        // Lanes past n read as p = t = w = 0, whose terms are all 0: the
+        // loop body has no per-lane branch.
+        let valid = vec4<u32>(4u * i4) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(params.n);
+        let z4 = vec4<f32>(0.0);
+        let p = select(z4, pred[i4], valid);
+        let t = select(z4, tgt[i4], valid);
+        var w = select(z4, vec4<f32>(1.0), valid);
         if (HAS_WEIGHTS) {
-            w = weights[i4];
-        }
-        for (var k = 0u; k < 4u; k = k + 1u) {
-            let i = 4u * i4 + k;
-            if (i < params.n) {
-                if (w[k] < 0.0) {
-                    atomicMin(&errors[2], params.base + i);
+            w = select(z4, weights[i4], valid);
+            if (any(w < z4)) {
+                for (var k = 0u; k < 4u; k = k + 1u) {
+                    if (w[k] < 0.0) {
+                        atomicMin(&errors[2], params.base + 4u * i4 + k);
+                    }
                 }
-                s = add_element(s, p[k], t[k], w[k]);
             }
         }
+        for (var k = 0u; k < 4u; k = k + 1u) {
+            s = add_element(s, p[k], t[k], w[k]);
+        }
     }
-    let a = wg_sum(s.a, lane);
-    let b = wg_sum(s.b, lane);
-    let c = wg_sum(s.c, lane);
-    let d = wg_sum(s.d, lane);
+    let ab = wg_sum4(vec4<f32>(s.a, s.b), lane);
+    let cd = wg_sum4(vec4<f32>(s.c, s.d), lane);
     if (lane.lid == 0u) {
         let slot = 2u * (params.partial_base + wid.x);
-        partials[slot] = vec4<f32>(a, b);
-        partials[slot + 1u] = vec4<f32>(c, d);
+        partials[slot] = ab;
+        partials[slot + 1u] = cd;
     }
 }
 
@@ -95,15 +98,12 @@ fn metrics_final(lane: Lane) {
         kc = kahan_add(kc, y.xy);
         kd = kahan_add(kd, y.zw);
     }
-    let a = wg_sum(ka.sum, lane);
-    let b = wg_sum(kb.sum, lane);
-    let c = wg_sum(kc.sum, lane);
-    let d = wg_sum(kd.sum, lane);
-    workgroupBarrier();
+    let ab = wg_sum4(vec4<f32>(ka.sum, kb.sum), lane);
+    let cd = wg_sum4(vec4<f32>(kc.sum, kd.sum), lane);
     if (lane.lid == 0u) {
         // The totals go after the partials, in slots the partials never use.
         let slot = 2u * params.partial_base;
-        partials[slot] = vec4<f32>(a, b);
-        partials[slot + 1u] = vec4<f32>(c, d);
+        partials[slot] = ab;
+        partials[slot + 1u] = cd;
     }
 }

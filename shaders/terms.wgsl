@@ -7,9 +7,15 @@
 const MAPE_EPS: f32 = 1.1920929e-7;
 const EXP_MAX: f32 = 88.72283;
 
+// Largest f32 whose product with 2.7182817 still rounds to a finite f32.
+const EXP_PRE_MAX: f32 = 1.2518288e38;
+
 // exp(a) that is +inf past the f32 range instead of an undefined overflow.
+// Every a <= EXP_MAX has a finite exact exp, so the result is capped at
+// f32::MAX there: exp's few-ULP error must not round a finite value to inf.
 fn exp_sat(a: f32) -> f32 {
-    return select(exp(min(a, EXP_MAX) - 1.0) * 2.7182817, inf_f32(), a > EXP_MAX);
+    let finite = min(exp(min(a, EXP_MAX) - 1.0), EXP_PRE_MAX) * 2.7182817;
+    return select(finite, inf_f32(), a > EXP_MAX);
 }
 
 fn loss_term(op: u32, p: f32, t: f32, param: f32) -> f32 {

@@ -22,6 +22,11 @@ fn wg_sum(v: vec2<f32>, lane: Lane) -> vec2<f32> {
     return r;
 }
 
+// Four sums: two trees, as tree_buf holds one vec2 per invocation.
+fn wg_sum4(v: vec4<f32>, lane: Lane) -> vec4<f32> {
+    return vec4<f32>(wg_sum(v.xy, lane), wg_sum(v.zw, lane));
+}
+
 fn wg_max(v: f32, lane: Lane) -> f32 {
     tree_buf[lane.lid] = vec2<f32>(v, 0.0);
     workgroupBarrier();
