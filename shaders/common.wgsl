@@ -79,6 +79,11 @@ fn weighted(w: f32, l: f32) -> f32 {
     return select(w * l, 0.0, w == 0.0 && !is_nan(l));
 }
 
+fn weighted4(w: vec4<f32>, l: vec4<f32>) -> vec4<f32> {
+    let z = vec4<f32>(0.0);
+    return select(w * l, z, w == z & !is_nan4(l));
+}
+
 // The factor that turns w·dl/dp into the gradient of the reduced loss:
 // mode 0 the given scale (sum, or mean with a known Σw), mode 1 1/Σw read from
 // the reduction's result s = (Σwl, Σw), mode 2 the rmse chain rule

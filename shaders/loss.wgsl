@@ -45,8 +45,13 @@ fn in_domain(v: f32, domain: u32) -> bool {
     return true;
 }
 
-fn term_grad(p: f32, t: f32) -> f32 {
-    return loss_term_grad(OP, p, t, params.param);
+fn term_grads4(p: vec4<f32>, t: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(
+        loss_term_grad(OP, p.x, t.x, params.param),
+        loss_term_grad(OP, p.y, t.y, params.param),
+        loss_term_grad(OP, p.z, t.z, params.param),
+        loss_term_grad(OP, p.w, t.w, params.param),
+    );
 }
 
 struct Quad {
@@ -104,16 +109,10 @@ fn sum_terms(off4: u32, n: u32, base: u32, slot: u32, param: f32, group: u32, gr
     var acc = vec2<f32>(0.0);
     for (var i4 = group * WG + lid; i4 < n4; i4 = i4 + groups * WG) {
         let q = load_from(off4 + i4, 4u * i4, n, base, slot);
-        let l = vec4<f32>(
-            loss_term(OP, q.p.x, q.t.x, param),
-            loss_term(OP, q.p.y, q.t.y, param),
-            loss_term(OP, q.p.z, q.t.z, param),
-            loss_term(OP, q.p.w, q.t.w, param),
-        );
+        let l = loss_terms4(OP, q.p, q.t, param);
         let z = vec4<f32>(0.0);
-        let wl = select(q.w * l, z, q.w == z & !is_nan4(l)); // weighted(), per lane
-        let one = vec4<f32>(1.0);
-        acc = acc + vec2<f32>(dot(select(z, wl, q.valid), one), dot(select(z, q.w, q.valid), one));
+        let w = select(z, q.w, q.valid);
+        acc = acc + vec2<f32>(weighted_sum4(w, select(z, l, q.valid)), dot(w, vec4<f32>(1.0)));
     }
     return acc;
 }
@@ -137,6 +136,17 @@ fn scaled_exp(p: f32, t: f32, scale: f32) -> f32 {
     let e = i32(k) + s.exp + v.exp;
     let mag = select(ldexp(v.fract, max(e, -160)), inf_f32(), e > 128);
     return select(select(mag, -mag, scale < 0.0), 0.0, scale == 0.0);
+}
+
+// scaled_exp on four lanes; a NaN in p or t stays NaN.
+fn scaled_exp4(p: vec4<f32>, t: vec4<f32>, scale: vec4<f32>) -> vec4<f32> {
+    let v = vec4<f32>(
+        scaled_exp(p.x, t.x, scale.x),
+        scaled_exp(p.y, t.y, scale.y),
+        scaled_exp(p.z, t.z, scale.z),
+        scaled_exp(p.w, t.w, scale.w),
+    );
+    return select(v, p + t, is_nan4(p + t));
 }
 
 // The exponential loss's first pass: each thread keeps Σ w·e^(−t·p) as
@@ -232,15 +242,11 @@ fn terms(
         return;
     }
     let q = load(i4);
-    var v = vec4<f32>(0.0);
-    for (var k = 0u; k < 4u; k = k + 1u) {
-        if (OP == 3u) {
-            v[k] = keep_nan(q.p[k] + q.t[k], scaled_exp(q.p[k], q.t[k], q.w[k]));
-        } else {
-            v[k] = weighted(q.w[k], loss_term(OP, q.p[k], q.t[k], params.param));
-        }
+    if (OP == 3u) {
+        out[i4] = scaled_exp4(q.p, q.t, q.w);
+    } else {
+        out[i4] = weighted4(q.w, loss_terms4(OP, q.p, q.t, params.param));
     }
-    out[i4] = v;
 }
 
 @compute @workgroup_size(256)
@@ -255,13 +261,9 @@ fn grad(
     }
     let q = load(i4);
     let c = grad_factor(params.coef_mode, params.scale, stats[0]);
-    var v = vec4<f32>(0.0);
-    for (var k = 0u; k < 4u; k = k + 1u) {
-        if (OP == 3u) {
-            v[k] = keep_nan(q.p[k] + q.t[k], scaled_exp(q.p[k], q.t[k], -q.t[k] * q.w[k] * c));
-        } else {
-            v[k] = weighted(q.w[k] * c, term_grad(q.p[k], q.t[k]));
-        }
+    if (OP == 3u) {
+        out[i4] = scaled_exp4(q.p, q.t, -q.t * q.w * c);
+    } else {
+        out[i4] = weighted4(q.w * c, term_grads4(q.p, q.t));
     }
-    out[i4] = v;
 }

@@ -35,11 +35,12 @@ struct Sums {
     d: vec2<f32>,   // (pinball, w)
 }
 
-fn add_element(s: Sums, p: f32, t: f32, w: f32) -> Sums {
-    let a = vec2<f32>(weighted(w, loss_term(8u, p, t, 0.0)), weighted(w, loss_term(10u, p, t, 0.0)));
-    let b = vec2<f32>(weighted(w, loss_term(11u, p, t, 0.0)), weighted(w, loss_term(12u, p, t, 0.0)));
-    let c = vec2<f32>(weighted(w, loss_term(13u, p, t, params.delta)), weighted(w, loss_term(14u, p, t, 0.0)));
-    let d = vec2<f32>(weighted(w, loss_term(15u, p, t, params.gamma)), w);
+// Four elements (lanes past n have p = t = w = 0, whose terms are all 0).
+fn add_quad(s: Sums, p: vec4<f32>, t: vec4<f32>, w: vec4<f32>) -> Sums {
+    let a = vec2<f32>(weighted_sum4(w, loss_terms4(8u, p, t, 0.0)), weighted_sum4(w, loss_terms4(10u, p, t, 0.0)));
+    let b = vec2<f32>(weighted_sum4(w, loss_terms4(11u, p, t, 0.0)), weighted_sum4(w, loss_terms4(12u, p, t, 0.0)));
+    let c = vec2<f32>(weighted_sum4(w, loss_terms4(13u, p, t, params.delta)), weighted_sum4(w, loss_terms4(14u, p, t, 0.0)));
+    let d = vec2<f32>(weighted_sum4(w, loss_terms4(15u, p, t, params.gamma)), dot(w, vec4<f32>(1.0)));
     return Sums(s.a + a, s.b + b, s.c + c, s.d + d);
 }
 
@@ -70,9 +71,7 @@ fn metrics_partials(
                 }
             }
         }
-        for (var k = 0u; k < 4u; k = k + 1u) {
-            s = add_element(s, p[k], t[k], w[k]);
-        }
+        s = add_quad(s, p, t, w);
     }
     let ab = wg_sum4(vec4<f32>(s.a, s.b), lane);
     let cd = wg_sum4(vec4<f32>(s.c, s.d), lane);

@@ -90,3 +90,18 @@ fn loss_term_grad(op: u32, p: f32, t: f32, param: f32) -> f32 {
     return select(g, nan_f32(), is_nan(p) || is_nan(t));
 }
 
+// loss_term on four lanes, written out lane by lane: a vec4 indexed by a
+// loop variable costs some compilers a trip through memory per access.
+fn loss_terms4(op: u32, p: vec4<f32>, t: vec4<f32>, param: f32) -> vec4<f32> {
+    return vec4<f32>(
+        loss_term(op, p.x, t.x, param),
+        loss_term(op, p.y, t.y, param),
+        loss_term(op, p.z, t.z, param),
+        loss_term(op, p.w, t.w, param),
+    );
+}
+
+// Σ weighted(w, l) over four lanes; lanes past n carry w = 0 and l finite.
+fn weighted_sum4(w: vec4<f32>, l: vec4<f32>) -> f32 {
+    return dot(weighted4(w, l), vec4<f32>(1.0));
+}
