@@ -118,7 +118,7 @@ fn sum_terms(off4: u32, n: u32, base: u32, slot: u32, param: f32, group: u32, gr
 }
 
 const LOG2E: f32 = 1.4426950;
-const LN2_HI: f32 = 0.693145751953125; // 16 bits: k·LN2_HI is exact for |k| < 2^8
+const LN2_HI: f32 = 0.693145751953125; // 15 bits: k·LN2_HI is exact for |k| < 2^9 (here |k| <= 289)
 const LN2_LO: f32 = 1.42860677e-6;
 
 // scale·exp(x), x = −t·p, as mantissa × 2^E with E kept in integers:

@@ -293,17 +293,26 @@ fn logits_of_1e4_and_large_errors_do_not_overflow() {
     for (g, w) in lc.per_sample().unwrap().iter().zip(&want) {
         assert!(agrees(*g, *w, 1e-5, 1e-9), "log-cosh {g} vs {w}");
     }
-    // exp(−t·p) is +inf exactly where it leaves the f32 range, finite below.
-    let pe = [-88.0f32, -89.0, -1e4, 80.0];
-    let one = [1.0f32; 4];
-    let ex = engine
-        .loss(
-            &Loss::Exponential,
-            &LossInput::new(&pe, &one),
-            Reduction::None,
-        )
+}
+
+/// Per-sample exponential loss w·e^(−t·p) with t = 1 on the GPU.
+fn exponential(engine: &Engine, p: &[f32], w: Option<&[f32]>) -> (Vec<f32>, Vec<f64>) {
+    let one = vec![1.0f32; p.len()];
+    let input = LossInput {
+        weights: w,
+        ..LossInput::new(p, &one)
+    };
+    let got = engine
+        .loss(&Loss::Exponential, &input, Reduction::None)
         .unwrap();
-    let ex = ex.per_sample().unwrap();
+    let want = cpu::loss_per_sample(&Loss::Exponential, &input).unwrap();
+    (got.per_sample().unwrap().to_vec(), want)
+}
+
+#[test]
+fn exponential_terms_are_inf_exactly_past_the_f32_range() {
+    let Some(engine) = gpu() else { return };
+    let (ex, _) = exponential(engine, &[-88.0, -89.0, -1e4, 80.0], None);
     assert!(ex[0].is_finite() && ex[1].is_infinite() && ex[2].is_infinite() && ex[3] > 0.0);
     // Just inside the range exp's few-ULP error must not round up to inf:
     // the last 64 f32 arguments whose exact exp is finite.
@@ -316,27 +325,11 @@ fn logits_of_1e4_and_large_errors_do_not_overflow() {
     let pe: Vec<f32> = (0..64)
         .map(|k| -f32::from_bits(edge.to_bits() - k))
         .collect();
-    let one = vec![1.0f32; pe.len()];
-    let ex = engine
-        .loss(
-            &Loss::Exponential,
-            &LossInput::new(&pe, &one),
-            Reduction::None,
-        )
-        .unwrap();
-    for (&g, &p) in ex.per_sample().unwrap().iter().zip(&pe) {
-        let want = (-p as f64).exp();
-        assert!(
-            g.is_finite() && agrees(g, want, exp_rtol(p), 0.0),
-            "exp({}) = {g}, want {want}",
-            -p
-        );
-    }
     // Weighted: w·exp(−p) between 1e-6 and 1e-5 below f32::MAX (exactly,
     // after p is rounded to f32), where folding log w into the exponent
     // crossed the edge for a quarter of them.
     let mut r = rng("exponential-edge");
-    let (mut w, mut pe) = (vec![], vec![]);
+    let (mut w, mut pw) = (vec![], vec![]);
     while w.len() < 4097 {
         let wi = r.random_range(1e-3f32..3.0);
         let below = 1.0 - r.random_range(1e-6f64..1e-5);
@@ -344,29 +337,21 @@ fn logits_of_1e4_and_large_errors_do_not_overflow() {
         let exact = wi as f64 * (-pi as f64).exp() / f32::MAX as f64;
         if (1.0 - 1e-5..=1.0 - 1e-6).contains(&exact) {
             w.push(wi);
-            pe.push(pi);
+            pw.push(pi);
         }
     }
-    let n = w.len();
-    let one = vec![1.0f32; n];
-    let input = LossInput {
-        weights: Some(&w),
-        ..LossInput::new(&pe, &one)
-    };
-    let ex = engine
-        .loss(&Loss::Exponential, &input, Reduction::None)
-        .unwrap();
-    let want = cpu::loss_per_sample(&Loss::Exponential, &input).unwrap();
-    let got = ex.per_sample().unwrap();
-    for i in 0..n {
-        assert!(
-            got[i].is_finite() && agrees(got[i], want[i], exp_rtol(pe[i]), 0.0),
-            "w={} p={}: got {} want {}",
-            w[i],
-            pe[i],
-            got[i],
-            want[i]
-        );
+    for (p, w) in [(&pe, None), (&pw, Some(&w[..]))] {
+        let (got, want) = exponential(engine, p, w);
+        for i in 0..p.len() {
+            assert!(
+                got[i].is_finite() && agrees(got[i], want[i], exp_rtol(p[i]), 0.0),
+                "w={:?} p={}: got {} want {}",
+                w.map(|w| w[i]),
+                p[i],
+                got[i],
+                want[i]
+            );
+        }
     }
 }
 
