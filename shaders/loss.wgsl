@@ -74,7 +74,7 @@ fn load_from(i4: u32, first: u32, n: u32, base: u32, slot: u32) -> Quad {
     if (HAS_WEIGHTS) {
         w = weights[i4];
     }
-    let valid = vec4<u32>(first) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(n);
+    let valid = lanes_below(first, n);
     if (PRED_DOMAIN == 0u && TARGET_DOMAIN == 0u && !HAS_WEIGHTS) {
         return Quad(p, t, w, valid); // nothing to check
     }

@@ -56,7 +56,7 @@ fn metrics_partials(
     for (var i4 = wid.x * WG + lane.lid; i4 < n4; i4 = i4 + nwg.x * WG) {
         // Lanes past n read as p = t = w = 0, whose terms are all 0: the
         // loop body has no per-lane branch.
-        let valid = vec4<u32>(4u * i4) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(params.n);
+        let valid = lanes_below(4u * i4, params.n);
         let z4 = vec4<f32>(0.0);
         let p = select(z4, pred[i4], valid);
         let t = select(z4, tgt[i4], valid);

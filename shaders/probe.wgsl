@@ -23,8 +23,7 @@ struct ProbeParams {
 // The last, partial vec4 of a chunk: only its first n % 4 lanes count (a
 // caller's buffer may hold anything past the tensor's end).
 fn tail(i4: u32) -> vec2<f32> {
-    let k = vec4<u32>(0u, 1u, 2u, 3u) + 4u * i4;
-    let keep = select(vec4<f32>(0.0), vec4<f32>(1.0), k < vec4<u32>(params.n));
+    let keep = select(vec4<f32>(0.0), vec4<f32>(1.0), lanes_below(4u * i4, params.n));
     var s = vec2<f32>(dot(xs[i4], keep), 0.0);
     if (HAS_SECOND) {
         s.y = dot(ys[i4], keep);
