@@ -267,23 +267,25 @@ impl Engine {
             Ok((start.elapsed(), out))
         };
         drop(warm);
-        let mut best: [(Duration, Option<T>); 2] = [(Duration::MAX, None), (Duration::MAX, None)];
-        for side in [0, 0, 1, 1, 0, 0, 1, 1] {
-            let (t, out) = if side == 0 {
-                timed(&|| gpu(g))?
-            } else {
-                timed(&cpu)?
-            };
-            if t < best[side].0 {
-                best[side] = (t, Some(out));
+        let keep_faster = |best: &mut (Duration, T), run: (Duration, T)| {
+            if run.0 < best.0 {
+                *best = run;
             }
+        };
+        let mut on_gpu = timed(&|| gpu(g))?;
+        keep_faster(&mut on_gpu, timed(&|| gpu(g))?);
+        let mut on_cpu = timed(&cpu)?;
+        keep_faster(&mut on_cpu, timed(&cpu)?);
+        for _ in 0..2 {
+            keep_faster(&mut on_gpu, timed(&|| gpu(g))?);
         }
-        let [(gpu_time, on_gpu), (cpu_time, on_cpu)] = best;
-        match calibration.record(work, op, n, gpu_time, cpu_time) {
-            Backend::Gpu => on_gpu,
-            Backend::Cpu => on_cpu,
+        for _ in 0..2 {
+            keep_faster(&mut on_cpu, timed(&cpu)?);
         }
-        .ok_or_else(|| Error::Gpu("calibration produced no result".into()))
+        Ok(match calibration.record(work, op, n, on_gpu.0, on_cpu.0) {
+            Backend::Gpu => on_gpu.1,
+            Backend::Cpu => on_cpu.1,
+        })
     }
 
     /// The adapter, for a GPU engine.
