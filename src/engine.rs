@@ -84,6 +84,28 @@ fn cpu_loss(loss: &Loss, input: &LossInput, reduction: Reduction) -> Result<Loss
     })
 }
 
+/// A loss on CPU-side tensors of `len` predictions: the value, or with
+/// `with_grad` the gradient as a new tensor (the value is then NaN, as the
+/// GPU path leaves it).
+fn cpu_tensor_loss(
+    loss: &Loss,
+    input: &LossInput,
+    reduction: Reduction,
+    with_grad: bool,
+    len: usize,
+) -> Result<(LossValue, Option<Tensor>)> {
+    if with_grad {
+        let g = cpu::parallel::loss_grad(loss, input, reduction)?;
+        let grad = Tensor {
+            data: TensorData::Cpu(g),
+            len,
+        };
+        Ok((LossValue::Scalar(f64::NAN), Some(grad)))
+    } else {
+        Ok((cpu_loss(loss, input, reduction)?, None))
+    }
+}
+
 impl Default for Engine {
     /// [`Engine::new`].
     fn default() -> Self {
@@ -848,15 +870,7 @@ impl Engine {
                     }) => LossInput::classes(p, cols, c),
                     _ => return Err(invalid!("tensors of different engines were mixed")),
                 };
-                if with_grad {
-                    let g = cpu::parallel::loss_grad(loss, &input, reduction)?;
-                    Ok((
-                        LossValue::Scalar(f64::NAN),
-                        Some(tensor(TensorData::Cpu(g))),
-                    ))
-                } else {
-                    Ok((cpu_loss(loss, &input, reduction)?, None))
-                }
+                cpu_tensor_loss(loss, &input, reduction, with_grad, len)
             }
             _ => Err(invalid!("tensors of different engines were mixed")),
         }
@@ -892,19 +906,7 @@ impl Engine {
                 ))
             }
             (_, TensorData::Cpu(p), TensorData::Cpu(t)) => {
-                let input = LossInput::new(p, t);
-                if with_grad {
-                    let g = cpu::parallel::loss_grad(loss, &input, reduction)?;
-                    Ok((
-                        LossValue::Scalar(f64::NAN),
-                        Some(Tensor {
-                            data: TensorData::Cpu(g),
-                            len,
-                        }),
-                    ))
-                } else {
-                    Ok((Engine::cpu().loss(loss, &input, reduction)?, None))
-                }
+                cpu_tensor_loss(loss, &LossInput::new(p, t), reduction, with_grad, len)
             }
             _ => Err(invalid!("tensors of different engines were mixed")),
         }
