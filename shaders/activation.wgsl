@@ -2,8 +2,8 @@
 // upstream * f'(x). OP picks the function (Activation::shader_id), PASS the
 // pass (Pass::shader_id); each thread handles one vec4.
 
-override OP: u32 = 0u;
-override PASS: u32 = 0u;
+override OP: u32;      // an ACT_* id
+override PASS: u32;    // a PASS_* id
 
 struct ActParams {
     n4: u32,        // vec4s in this chunk
@@ -23,7 +23,7 @@ struct ActParams {
 
 // Negative-side slope of the leaky family at global element i.
 fn slope(i: u32) -> f32 {
-    if (OP == 5u) {
+    if (OP == ACT_RRELU) {
         if (params.training != 0u) {
             return params.lower + (params.upper - params.lower) * rng_uniform(params.seed_lo, params.seed_hi, i);
         }
@@ -35,13 +35,14 @@ fn slope(i: u32) -> f32 {
 fn forward(v: f32, i: u32) -> f32 {
     var y: f32;
     switch OP {
-        case 0u: { y = sigmoid(v); }
-        case 1u: { y = tanh_stable(v); }
-        case 2u: { y = max(v, 0.0); }
-        case 3u, 4u, 5u: { y = select(slope(i) * v, v, v > 0.0); }
-        case 6u: { y = select(params.a * expm1(min(v, 0.0)), v, v > 0.0); }
-        case 7u: { y = v * sigmoid(params.a * v); }
-        default: { y = softplus(v); }
+        case ACT_SIGMOID: { y = sigmoid(v); }
+        case ACT_TANH: { y = tanh_stable(v); }
+        case ACT_RELU: { y = max(v, 0.0); }
+        case ACT_LEAKY_RELU, ACT_PRELU, ACT_RRELU: { y = select(slope(i) * v, v, v > 0.0); }
+        case ACT_ELU: { y = select(params.a * expm1(min(v, 0.0)), v, v > 0.0); }
+        case ACT_SWISH: { y = v * sigmoid(params.a * v); }
+        case ACT_SOFTPLUS: { y = softplus(v); }
+        default: { y = nan_f32(); }
     }
     return keep_nan(v, y);
 }
@@ -49,27 +50,28 @@ fn forward(v: f32, i: u32) -> f32 {
 fn derivative(v: f32, i: u32) -> f32 {
     var d: f32;
     switch OP {
-        case 0u: { d = sigmoid_grad(v); }
+        case ACT_SIGMOID: { d = sigmoid_grad(v); }
         // 1 - tanh^2 cancels in f32 where tanh is near ±1; sech^2 = 4σ'(2x) does not.
-        case 1u: { d = 4.0 * sigmoid_grad(2.0 * v); }
-        case 2u: { d = select(0.0, 1.0, v > 0.0); }
-        case 3u, 4u, 5u: { d = select(slope(i), 1.0, v > 0.0); }
-        case 6u: { d = select(params.a * exp(min(v, 0.0)), 1.0, v > 0.0); }
-        case 7u: {
+        case ACT_TANH: { d = 4.0 * sigmoid_grad(2.0 * v); }
+        case ACT_RELU: { d = select(0.0, 1.0, v > 0.0); }
+        case ACT_LEAKY_RELU, ACT_PRELU, ACT_RRELU: { d = select(slope(i), 1.0, v > 0.0); }
+        case ACT_ELU: { d = select(params.a * exp(min(v, 0.0)), 1.0, v > 0.0); }
+        case ACT_SWISH: {
             let s = sigmoid(params.a * v);
             let f = v * s;
             d = params.a * f + s * (1.0 - params.a * f);
         }
-        default: { d = sigmoid(v); }
+        case ACT_SOFTPLUS: { d = sigmoid(v); }
+        default: { d = nan_f32(); }
     }
     return keep_nan(v, d);
 }
 
 fn apply(v: f32, u: f32, i: u32) -> f32 {
-    if (PASS == 0u) {
+    if (PASS == PASS_FORWARD) {
         return forward(v, i);
     }
-    if (PASS == 1u) {
+    if (PASS == PASS_DERIVATIVE) {
         return derivative(v, i);
     }
     return u * derivative(v, i);
@@ -87,7 +89,7 @@ fn activation(
     }
     let v = x[i4];
     var u = vec4<f32>(1.0);
-    if (PASS == 2u) {
+    if (PASS == PASS_BACKWARD) {
         u = upstream[i4];
     }
     let i = params.base + 4u * i4;

@@ -90,14 +90,14 @@ fn weighted4(w: vec4<f32>, l: vec4<f32>) -> vec4<f32> {
 }
 
 // The factor that turns w·dl/dp into the gradient of the reduced loss:
-// mode 0 the given scale (sum, or mean with a known Σw), mode 1 1/Σw read from
-// the reduction's result s = (Σwl, Σw), mode 2 the rmse chain rule
-// 1/(2·Σw·rmse), 0 where rmse = 0.
+// COEF_SCALE the given scale (sum, or mean with a known Σw),
+// COEF_INVERSE_WEIGHT_SUM 1/Σw read from the reduction's result
+// s = (Σwl, Σw), COEF_RMSE the rmse chain rule 1/(2·Σw·rmse), 0 where rmse = 0.
 fn grad_factor(mode: u32, scale: f32, s: vec4<f32>) -> f32 {
-    if (mode == 1u) {
+    if (mode == COEF_INVERSE_WEIGHT_SUM) {
         return 1.0 / s.y;
     }
-    if (mode == 2u) {
+    if (mode == COEF_RMSE) {
         let rmse = sqrt(s.x / s.y);
         return select(1.0 / (2.0 * s.y * rmse), 0.0, rmse == 0.0);
     }

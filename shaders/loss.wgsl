@@ -7,17 +7,17 @@
 // (Engine::loss_batch): a workgroup finds its loss in the segment table and
 // sums exactly what reduce_terms would for that loss alone.
 
-override OP: u32 = 0u;
+override OP: u32;                 // a TERM_* id
 override HAS_TARGET: bool = true;
 override HAS_WEIGHTS: bool = false;
-override PRED_DOMAIN: u32 = 0u;   // 0 any, 1 exactly ±1, 2 [0, 1]
-override TARGET_DOMAIN: u32 = 0u;
+override PRED_DOMAIN: u32;        // a DOMAIN_* id
+override TARGET_DOMAIN: u32;
 
 struct LossParams {
     n: u32,            // elements in this chunk
     base: u32,         // global index of the chunk's first element
     partial_base: u32, // first partial slot of this chunk
-    coef_mode: u32,    // gradient factor: 0 scale, 1 1/Σw from stats, 2 rmse chain rule
+    coef_mode: u32,    // a COEF_* id: how grad_factor scales the gradient
     param: f32,        // delta (huber) or gamma (quantile)
     scale: f32,
     _pad0: u32,
@@ -36,10 +36,10 @@ struct LossParams {
 @group(0) @binding(7) var<storage, read> segments: array<u32>;
 
 fn in_domain(v: f32, domain: u32) -> bool {
-    if (domain == 1u) {
+    if (domain == DOMAIN_SIGN) {
         return v == 1.0 || v == -1.0 || is_nan(v);
     }
-    if (domain == 2u) {
+    if (domain == DOMAIN_UNIT) {
         return (v >= 0.0 && v <= 1.0) || is_nan(v);
     }
     return true;
@@ -75,7 +75,7 @@ fn load_from(i4: u32, first: u32, n: u32, base: u32, slot: u32) -> Quad {
         w = weights[i4];
     }
     let valid = lanes_below(first, n);
-    if (PRED_DOMAIN == 0u && TARGET_DOMAIN == 0u && !HAS_WEIGHTS) {
+    if (PRED_DOMAIN == DOMAIN_ANY && TARGET_DOMAIN == DOMAIN_ANY && !HAS_WEIGHTS) {
         return Quad(p, t, w, valid); // nothing to check
     }
     for (var k = 0u; k < 4u; k = k + 1u) {
@@ -188,7 +188,7 @@ fn reduce_terms(
     @builtin(num_workgroups) nwg: vec3<u32>,
     lane: Lane,
 ) {
-    if (OP == 3u) {
+    if (OP == TERM_EXPONENTIAL) {
         reduce_scaled(wid, nwg, lane);
         return;
     }
@@ -242,7 +242,7 @@ fn terms(
         return;
     }
     let q = load(i4);
-    if (OP == 3u) {
+    if (OP == TERM_EXPONENTIAL) {
         out[i4] = scaled_exp4(q.p, q.t, q.w);
     } else {
         out[i4] = weighted4(q.w, loss_terms4(OP, q.p, q.t, params.param));
@@ -261,7 +261,7 @@ fn grad(
     }
     let q = load(i4);
     let c = grad_factor(params.coef_mode, params.scale, stats[0]);
-    if (OP == 3u) {
+    if (OP == TERM_EXPONENTIAL) {
         out[i4] = scaled_exp4(q.p, q.t, -q.t * q.w * c);
     } else {
         out[i4] = weighted4(q.w * c, term_grads4(q.p, q.t));

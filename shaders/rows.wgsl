@@ -4,7 +4,7 @@
 // reduction over rows is then the identity op of loss.wgsl. Bindings may start
 // below the chunk (offset alignment), so each carries a skip in elements.
 
-override OP: u32 = 0u;
+override OP: u32;                  // a ROW_* id
 override HAS_WEIGHTS: bool = false;
 override PRED_UNIT: bool = false;     // pred must be in [0, 1] (kl-div, entropy)
 override TARGET_UNIT: bool = false;   // target distribution must be in [0, 1]
@@ -33,11 +33,6 @@ struct RowParams {
 @group(0) @binding(6) var<storage, read_write> errors: array<atomic<u32>, 4>;
 @group(0) @binding(7) var<storage, read> stats: array<vec4<f32>>;
 
-const ROW_ARGMAX: u32 = 0u;
-const ROW_CE_CLASS: u32 = 1u;
-const ROW_CE_PROB: u32 = 2u;
-const ROW_KL: u32 = 3u;
-const ROW_ENTROPY: u32 = 4u;
 const NO_INDEX: u32 = 0xffffffffu;
 
 var<workgroup> arg_val: array<f32, WG>;
@@ -270,17 +265,18 @@ fn softmax_from(p: f32, l: vec2<f32>) -> f32 {
 fn grad_at(row: u32, idx: u32, j: u32, p: f32, l: vec2<f32>) -> f32 {
     var d: f32;
     switch OP {
-        case 0u: { d = select(0.0, nan_f32(), is_nan(p)); }
-        case 1u: {
+        case ROW_ARGMAX: { d = select(0.0, nan_f32(), is_nan(p)); }
+        case ROW_CE_CLASS: {
             let c = tgt[params.target_skip + row];
             d = softmax_from(p, l) - select(0.0, 1.0, j == c);
         }
-        case 2u: { d = softmax_from(p, l) - target_f32(idx); }
-        case 3u: {
+        case ROW_CE_PROB: { d = softmax_from(p, l) - target_f32(idx); }
+        case ROW_KL: {
             let t = target_f32(idx);
             d = select(select(-t / p, -inf_f32(), p == 0.0), keep_nan(p, 0.0), t == 0.0);
         }
-        default: { d = -(log_safe(p) + 1.0); }
+        case ROW_ENTROPY: { d = -(log_safe(p) + 1.0); }
+        default: { d = nan_f32(); }
     }
     var w = 1.0;
     if (HAS_WEIGHTS) {

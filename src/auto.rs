@@ -2,10 +2,28 @@
 //! for each operation and size class, which side was faster when both were
 //! timed on this machine, on the first call of that kind.
 
-use crate::engine::Backend;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
+
+/// Which side computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// wgpu compute shaders on an adapter.
+    Gpu,
+    /// The f64 CPU reference.
+    Cpu,
+}
+
+impl Backend {
+    /// "gpu" or "cpu".
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Gpu => "gpu",
+            Backend::Cpu => "cpu",
+        }
+    }
+}
 
 /// An op family that [`Engine::auto`](crate::Engine::auto) calibrates on
 /// its own: the families differ in arithmetic per byte, so one crossover

@@ -1,6 +1,6 @@
 //! `Engine`: the one public entry point, the same methods on every backend.
 
-use crate::auto::{AutoChoice, Calibration, Work};
+use crate::auto::{AutoChoice, Backend, Calibration, Work};
 use crate::cpu;
 use crate::error::{invalid, Error, Result};
 use crate::gpu::context::{DeviceInfo, GpuOptions};
@@ -8,32 +8,13 @@ use crate::gpu::Gpu;
 use crate::ops::activation::{Activation, Pass};
 use crate::ops::gradient::{Clip, GradStats, HealthReport, HealthThresholds};
 use crate::ops::loss::{Form, Shape, TargetKind};
-use crate::ops::loss::{Loss, LossInput, OP_PRELU_DALPHA};
+use crate::ops::loss::{Loss, LossInput, Term};
 use crate::ops::metrics::RegressionMetrics;
 use crate::ops::reduction::{LossValue, Reduction};
 use crate::ops::regularizer::Regularizer;
 use crate::tensor::{ClassData, ClassTensor, Tensor, TensorData, TensorTarget};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-/// Which side computes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// wgpu compute shaders on an adapter.
-    Gpu,
-    /// The f64 CPU reference.
-    Cpu,
-}
-
-impl Backend {
-    /// "gpu" or "cpu".
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Gpu => "gpu",
-            Backend::Cpu => "cpu",
-        }
-    }
-}
 
 enum Inner {
     Cpu,
@@ -407,7 +388,7 @@ impl Engine {
         self.dispatch_sized(
             (Work::Loss, "prelu dα", ""),
             x.len(),
-            |g| g.sum_of_terms(OP_PRELU_DALPHA, x, Some(upstream)),
+            |g| g.sum_of_terms(Term::PreluDalpha, x, Some(upstream)),
             || Ok(cpu::prelu_alpha_grad(x, upstream)),
         )
     }
@@ -418,7 +399,7 @@ impl Engine {
     /// offender.
     pub fn loss(&self, loss: &Loss, input: &LossInput, reduction: Reduction) -> Result<LossValue> {
         loss.validate()?;
-        let work = match loss.pointwise_id() {
+        let work = match loss.term() {
             Some(_) if input.cols == 1 => Work::Loss,
             _ => Work::RowLoss,
         };
@@ -506,7 +487,7 @@ impl Engine {
             self.dispatch_sized(
                 (Work::Loss, "penalty", ""),
                 theta.len(),
-                |g| g.sum_of_terms(reg.shader_op(), theta, None),
+                |g| g.sum_of_terms(reg.term(), theta, None),
                 || Ok(reg.penalty_f64(theta)),
             )?
         };

@@ -90,8 +90,8 @@ mod tensor;
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
-pub use auto::{AutoChoice, Work};
-pub use engine::{Backend, Engine};
+pub use auto::{AutoChoice, Backend, Work};
+pub use engine::Engine;
 pub use error::{Error, Result};
 pub use gpu::context::{DeviceInfo, GpuOptions};
 pub use gpu::pipelines::{shader_source, Family};

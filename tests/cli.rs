@@ -354,6 +354,24 @@ fn regression_losses_match_hand_values() {
     assert!((huber(&[]) - 0.25).abs() < 1e-12);
     // δ=0.5: [0.125, 0.125, 0.5·(1 - 0.25)] -> mean 0.625/3.
     assert!((huber(&["--delta", "0.5"]) - 0.625 / 3.0).abs() < 1e-12);
+    // smooth-l1 β=1: |e| = [0.5, 0.5, 1] -> [0.125, 0.125, 0.5], mean 0.25;
+    // β=0.5: |e| − ¼ = [0.25, 0.25, 0.75] -> mean 1.25/3.
+    let smooth_l1 = |extra: &[&str]| {
+        let mut a = vec![
+            "loss",
+            "smooth-l1",
+            "--pred",
+            "p.csv",
+            "--target",
+            "t.csv",
+            "--backend",
+            "cpu",
+        ];
+        a.extend(extra);
+        value(&ok_json(d, &a))
+    };
+    assert!((smooth_l1(&[]) - 0.25).abs() < 1e-12);
+    assert!((smooth_l1(&["--beta", "0.5"]) - 1.25 / 3.0).abs() < 1e-12);
 
     // Weights [1, 0, 3]: (0.25·1 + 1·3) / 4.
     write(d, "w.csv", "1\n0\n3\n");
@@ -675,6 +693,25 @@ fn bad_inputs_fail_with_one_line() {
                 "loss", "mse", "--pred", "p.csv", "--target", "t.csv", "--delta", "2",
             ],
             &["--delta"],
+        ),
+        (
+            &[
+                "loss", "huber", "--pred", "p.csv", "--target", "t.csv", "--beta", "2",
+            ],
+            &["huber", "--beta"],
+        ),
+        (
+            &[
+                "loss",
+                "smooth-l1",
+                "--pred",
+                "p.csv",
+                "--target",
+                "t.csv",
+                "--beta",
+                "-1",
+            ],
+            &["--beta", "-1"],
         ),
         (
             &[

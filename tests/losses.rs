@@ -11,27 +11,23 @@ use lossgpu::{cpu, Engine, Loss, LossInput, LossValue, Reduction, Regularizer, T
 use rand::rngs::StdRng;
 use rand::Rng;
 
-const POINTWISE: [Loss; 19] = [
-    Loss::ZeroOne,
-    Loss::Hinge,
-    Loss::SquaredHinge,
-    Loss::Exponential,
-    Loss::Logistic,
-    Loss::BceLogits,
-    Loss::Bce,
-    Loss::Squared,
-    Loss::Mse,
-    Loss::Rmse,
-    Loss::Mae,
-    Loss::Mape,
-    Loss::Smape,
-    Loss::Huber { delta: 1.0 },
-    Loss::Huber { delta: 0.3 },
-    Loss::LogCosh,
-    Loss::Quantile { gamma: 0.1 },
-    Loss::Quantile { gamma: 0.5 },
-    Loss::Quantile { gamma: 0.9 },
-];
+/// Every pointwise loss of [`Loss::ALL`] (classification first, as listed),
+/// then more parameters of the parametrised ones.
+fn pointwise() -> Vec<Loss> {
+    let mut losses: Vec<Loss> = Loss::ALL
+        .iter()
+        .copied()
+        .filter(Loss::is_pointwise)
+        .collect();
+    losses.extend([
+        Loss::Huber { delta: 0.3 },
+        Loss::Quantile { gamma: 0.1 },
+        Loss::Quantile { gamma: 0.9 },
+        Loss::SmoothL1 { beta: 0.3 },
+        Loss::SmoothL1 { beta: 0.0 },
+    ]);
+    losses
+}
 
 /// Predictions and targets in the loss's domain, with its edge cases.
 fn pointwise_data(loss: &Loss, rng: &mut StdRng, n: usize) -> (Vec<f32>, Vec<f32>) {
@@ -150,7 +146,7 @@ fn compare(
 
 fn check_pointwise(engine: &Engine, label: &str, lengths: &[usize]) {
     let mut rng = rng(label);
-    for loss in POINTWISE {
+    for loss in pointwise() {
         for &n in lengths {
             let (p, t) = pointwise_data(&loss, &mut rng, n);
             let w = weights(&mut rng, n);
@@ -417,9 +413,67 @@ fn seed_identities_hold_on_every_backend() {
 }
 
 #[test]
+fn smooth_l1_is_pytorchs_smooth_l1_loss() {
+    // Values of torch.nn.functional.smooth_l1_loss(p, t, beta=β, reduction="none")
+    // and of its gradient, worked by hand: ½e²/β inside |e| < β, |e| − ½β outside.
+    let p = [0.0f32, 0.0, 0.0, 2.0, -1.0, 3.0];
+    let t = [0.5f32, 2.0, -1.0, 2.0, -0.25, 0.0];
+    let want_b1 = [0.125f32, 1.5, 0.5, 0.0, 0.28125, 2.5];
+    let grad_b1 = [-0.5f32, -1.0, 1.0, 0.0, -0.75, 1.0];
+    let mut rng = rng("smooth-l1");
+    let n = 4099;
+    let (pr, tr) = (data(&mut rng, n), data(&mut rng, n));
+    for engine in [Some(&Engine::cpu()), gpu(), gpu_small()]
+        .into_iter()
+        .flatten()
+    {
+        let what = format!("{:?}", engine.backend());
+        let input = LossInput::new(&p, &t);
+        let l1 = Loss::SmoothL1 { beta: 1.0 };
+        let got = engine.loss(&l1, &input, Reduction::None).unwrap();
+        assert_eq!(got.per_sample().unwrap(), want_b1, "{what}");
+        let g = engine.loss_grad(&l1, &input, Reduction::Sum).unwrap();
+        assert_eq!(g, grad_b1, "{what}");
+        // β = 0 is plain L1, value and gradient, as in PyTorch.
+        let random = LossInput::new(&pr, &tr);
+        let zero = Loss::SmoothL1 { beta: 0.0 };
+        for reduction in [Reduction::None, Reduction::Sum] {
+            assert_eq!(
+                engine.loss(&zero, &random, reduction).unwrap(),
+                engine.loss(&Loss::Mae, &random, reduction).unwrap(),
+                "{what}"
+            );
+        }
+        assert_eq!(
+            engine.loss_grad(&zero, &random, Reduction::Mean).unwrap(),
+            engine
+                .loss_grad(&Loss::Mae, &random, Reduction::Mean)
+                .unwrap(),
+            "{what}"
+        );
+        // huber with δ = β is β times smooth-l1.
+        let beta = 0.7;
+        let s = engine
+            .loss(&Loss::SmoothL1 { beta }, &random, Reduction::Mean)
+            .unwrap()
+            .scalar()
+            .unwrap();
+        let h = engine
+            .loss(&Loss::Huber { delta: beta }, &random, Reduction::Mean)
+            .unwrap()
+            .scalar()
+            .unwrap();
+        assert_scalar_close("huber = β·smooth-l1", h, beta as f64 * s, 1e-5);
+    }
+    for bad in [-1.0, f32::NAN, f32::INFINITY] {
+        assert!(Loss::SmoothL1 { beta: bad }.validate().is_err());
+    }
+}
+
+#[test]
 fn gradients_match_finite_differences() {
     let mut rng = rng("finite differences");
-    for loss in POINTWISE {
+    for loss in pointwise() {
         for _ in 0..200 {
             let (p, t) = pointwise_data(&loss, &mut rng, 1);
             let (p, t) = (p[0] as f64, t[0] as f64);
@@ -430,7 +484,9 @@ fn gradients_match_finite_differences() {
                     (t * p - 1.0).abs() < 1e-3 || (t * p).abs() < 1e-3
                 }
                 Loss::Bce => !(0.01..=0.99).contains(&p),
-                Loss::Huber { delta } => (e.abs() - delta as f64).abs() < 1e-3 || e.abs() < 1e-3,
+                Loss::Huber { delta: k } | Loss::SmoothL1 { beta: k } => {
+                    (e.abs() - k as f64).abs() < 1e-3 || e.abs() < 1e-3
+                }
                 Loss::Mae | Loss::Mape | Loss::Smape | Loss::Quantile { .. } => {
                     e.abs() < 1e-3 || p.abs() < 1e-3
                 }
@@ -782,7 +838,7 @@ fn the_parallel_cpu_backend_gives_the_references_numbers() {
     let mut rng = rng("cpu backend");
     let engine = Engine::cpu();
     let n = 100_003;
-    for loss in POINTWISE {
+    for loss in pointwise() {
         let (p, t) = pointwise_data(&loss, &mut rng, n);
         let w = weights(&mut rng, n);
         let input = LossInput::new(&p, &t).with_weights(&w);
@@ -839,7 +895,7 @@ fn a_batch_gives_each_losss_own_value() {
     let cpu_engine = Engine::cpu();
     let lens = |k: usize| [1, 7, 255, 257, 1024, 1100, 5000][k % 7] + k % 3;
     // Regression losses, and the exponential loss (its own reduction form).
-    let mut kinds: Vec<Loss> = POINTWISE[7..].to_vec();
+    let mut kinds: Vec<Loss> = pointwise()[7..].to_vec();
     kinds.push(Loss::Exponential);
     let kind = |k: usize| kinds[k % kinds.len()];
     let preds: Vec<Vec<f32>> = (0..64).map(|k| data(&mut rng, lens(k))).collect();

@@ -90,25 +90,18 @@ fn case(lengths: std::ops::Range<usize>, scales: &'static [f32]) -> impl Strateg
     )
 }
 
-fn pointwise_losses(c: &Case) -> [Loss; 16] {
-    [
-        Loss::ZeroOne,
-        Loss::Hinge,
-        Loss::SquaredHinge,
-        Loss::Exponential,
-        Loss::Logistic,
-        Loss::BceLogits,
-        Loss::Bce,
-        Loss::Squared,
-        Loss::Mse,
-        Loss::Rmse,
-        Loss::Mae,
-        Loss::Mape,
-        Loss::Smape,
-        Loss::Huber { delta: c.delta },
-        Loss::LogCosh,
-        Loss::Quantile { gamma: c.gamma },
-    ]
+/// Every pointwise loss of [`Loss::ALL`], parametrised by the case.
+fn pointwise_losses(c: &Case) -> Vec<Loss> {
+    Loss::ALL
+        .iter()
+        .filter(|l| l.is_pointwise())
+        .map(|&l| match l {
+            Loss::Huber { .. } => Loss::Huber { delta: c.delta },
+            Loss::Quantile { .. } => Loss::Quantile { gamma: c.gamma },
+            Loss::SmoothL1 { .. } => Loss::SmoothL1 { beta: c.delta },
+            other => other,
+        })
+        .collect()
 }
 
 /// (pred, target) in the loss's domain: ±1 labels for classification,
@@ -451,7 +444,7 @@ fn smooth_at(loss: &Loss, p: f64, t: f64) -> bool {
         Loss::Bce => (1e-3..=1.0 - 1e-3).contains(&p),
         Loss::Mae | Loss::Mape | Loss::Quantile { .. } => away(e),
         Loss::Smape => away(e) && away(p),
-        Loss::Huber { delta } => away(e.abs() - delta as f64),
+        Loss::Huber { delta: k } | Loss::SmoothL1 { beta: k } => away(e.abs() - k as f64),
         _ => true,
     }
 }

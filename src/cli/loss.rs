@@ -38,6 +38,9 @@ pub struct Args {
     /// γ of quantile (default 0.5, in (0, 1)).
     #[arg(long, value_name = "F", allow_negative_numbers = true)]
     quantile: Option<f32>,
+    /// β of smooth-l1 (default 1.0, >= 0; 0 is mae).
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    beta: Option<f32>,
     /// Where to write the n per-sample losses (with --reduction none).
     #[arg(long, value_name = "FILE.npy")]
     out: Option<String>,
@@ -57,9 +60,9 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
     let params = LossParams {
         delta: args.delta,
         quantile: args.quantile,
+        beta: args.beta,
     };
     let loss = Loss::from_name(&args.name, params)?;
-    reject_unused(&args, &loss)?;
     let reduction = Reduction::from_name(&args.reduction)?;
     match (reduction, &args.out) {
         (Reduction::None, None) => {
@@ -161,24 +164,6 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
         report.text_only("grad_out", grad_out.clone());
     }
     Ok(report)
-}
-
-/// A parameter the loss does not have would be silently ignored.
-fn reject_unused(args: &Args, loss: &Loss) -> Result<()> {
-    let misuse = if args.delta.is_some() && !matches!(loss, Loss::Huber { .. }) {
-        Some("--delta")
-    } else if args.quantile.is_some() && !matches!(loss, Loss::Quantile { .. }) {
-        Some("--quantile")
-    } else {
-        None
-    };
-    match misuse {
-        Some(flag) => Err(Error::InvalidInput(format!(
-            "{} takes no {flag}",
-            loss.name()
-        ))),
-        None => Ok(()),
-    }
 }
 
 /// Columns of pred and the target in the form the loss takes (see the

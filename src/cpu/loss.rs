@@ -53,6 +53,14 @@ impl Loss {
                     (g - 1.0) * e
                 }
             }
+            Loss::SmoothL1 { beta } => {
+                let b = beta as f64;
+                if e.abs() < b {
+                    0.5 * e * e / b
+                } else {
+                    e.abs() - 0.5 * b
+                }
+            }
             Loss::CrossEntropy | Loss::KlDiv | Loss::Entropy => f64::NAN,
         };
         propagate_nan(&[p, t], l)
@@ -104,6 +112,14 @@ impl Loss {
                     -g
                 } else {
                     1.0 - g
+                }
+            }
+            Loss::SmoothL1 { beta } => {
+                let b = beta as f64;
+                if e.abs() < b {
+                    -e / b
+                } else {
+                    -sign(e)
                 }
             }
             Loss::CrossEntropy | Loss::KlDiv | Loss::Entropy => f64::NAN,

@@ -1,7 +1,7 @@
 //! f64 twin of `shaders/rows.wgsl`: losses over the rows of n×m scores.
 
 use super::common::{propagate_nan, xlogy};
-use crate::ops::loss::{ROW_ARGMAX, ROW_CE_CLASS, ROW_CE_PROB, ROW_ENTROPY, ROW_KL};
+use crate::ops::loss::RowOp;
 
 /// logsumexp with the row maximum subtracted, so no logit overflows.
 pub fn logsumexp(row: &[f32]) -> f64 {
@@ -50,15 +50,15 @@ fn class(t: RowTarget) -> usize {
 }
 
 /// The loss of one row for row op `op`.
-pub fn row_loss(op: u32, p: &[f32], t: RowTarget) -> f64 {
+pub(crate) fn row_loss(op: RowOp, p: &[f32], t: RowTarget) -> f64 {
     match op {
-        ROW_ARGMAX => match argmax(p) {
+        RowOp::Argmax => match argmax(p) {
             Some(j) if j == class(t) => 0.0,
             Some(_) => 1.0,
             None => f64::NAN,
         },
-        ROW_CE_CLASS => logsumexp(p) - p[class(t)] as f64,
-        ROW_CE_PROB => {
+        RowOp::CeClass => logsumexp(p) - p[class(t)] as f64,
+        RowOp::CeProb => {
             let lse = logsumexp(p);
             p.iter()
                 .zip(dist(t))
@@ -72,7 +72,7 @@ pub fn row_loss(op: u32, p: &[f32], t: RowTarget) -> f64 {
                 })
                 .sum()
         }
-        ROW_KL => p
+        RowOp::Kl => p
             .iter()
             .zip(dist(t))
             .map(|(&q, &tj)| {
@@ -80,15 +80,14 @@ pub fn row_loss(op: u32, p: &[f32], t: RowTarget) -> f64 {
                 propagate_nan(&[q], xlogy(tj, tj) - xlogy(tj, q))
             })
             .sum(),
-        ROW_ENTROPY => p.iter().map(|&pj| -xlogy(pj as f64, pj as f64)).sum(),
-        _ => f64::NAN,
+        RowOp::Entropy => p.iter().map(|&pj| -xlogy(pj as f64, pj as f64)).sum(),
     }
 }
 
 /// d (row loss) / d p_j for every j of the row.
-pub fn row_grad(op: u32, p: &[f32], t: RowTarget) -> Vec<f64> {
+pub(crate) fn row_grad(op: RowOp, p: &[f32], t: RowTarget) -> Vec<f64> {
     let lse = match op {
-        ROW_CE_CLASS | ROW_CE_PROB => logsumexp(p),
+        RowOp::CeClass | RowOp::CeProb => logsumexp(p),
         _ => 0.0,
     };
     p.iter()
@@ -96,10 +95,10 @@ pub fn row_grad(op: u32, p: &[f32], t: RowTarget) -> Vec<f64> {
         .map(|(j, &pj)| {
             let pj = pj as f64;
             match op {
-                ROW_ARGMAX => propagate_nan(&[pj], 0.0),
-                ROW_CE_CLASS => (pj - lse).exp() - if j == class(t) { 1.0 } else { 0.0 },
-                ROW_CE_PROB => (pj - lse).exp() - dist(t)[j] as f64,
-                ROW_KL => {
+                RowOp::Argmax => propagate_nan(&[pj], 0.0),
+                RowOp::CeClass => (pj - lse).exp() - if j == class(t) { 1.0 } else { 0.0 },
+                RowOp::CeProb => (pj - lse).exp() - dist(t)[j] as f64,
+                RowOp::Kl => {
                     let tj = dist(t)[j] as f64;
                     if tj == 0.0 {
                         propagate_nan(&[pj], 0.0)
@@ -107,8 +106,7 @@ pub fn row_grad(op: u32, p: &[f32], t: RowTarget) -> Vec<f64> {
                         -tj / pj
                     }
                 }
-                ROW_ENTROPY => -(pj.ln() + 1.0),
-                _ => f64::NAN,
+                RowOp::Entropy => -(pj.ln() + 1.0),
             }
         })
         .collect()

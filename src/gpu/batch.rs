@@ -8,17 +8,19 @@
 
 use super::buffers::{error_slots_for, output, packed, submit_and_read, to_f32, to_u32, upload};
 use super::dispatch::{grid, head, partials_for, reduce_chunk_elements};
+use super::params::LossParams;
 use super::pipelines::Family;
-use super::{scaled_sum, Gpu, LossParams, Pending};
+use super::{scaled_sum, Gpu, Pending};
 use crate::error::Result;
-use crate::ops::loss::{Form, Loss, LossInput, Target, OP_EXPONENTIAL};
+use crate::ops::loss::{Form, Loss, LossInput, Target, Term};
+use crate::ops::reduction::CoefMode;
 use crate::ops::reduction::{finish, LossValue, Reduction};
 use std::collections::HashMap;
 
 /// The override constants a packed group shares.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 struct GroupKey {
-    op: u32,
+    op: Term,
     weighted: bool,
     pred_domain: u32,
     target_domain: u32,
@@ -124,7 +126,7 @@ impl Gpu {
             crate::cpu::reject_rmse_none(loss, reduction)?;
             let shape = loss.shape(input)?;
             let op = match shape.form {
-                Form::Pointwise(op) if op != OP_EXPONENTIAL => op,
+                Form::Pointwise(op) if op != Term::Exponential => op,
                 _ => continue,
             };
             if reduction == Reduction::None || shape.rows > chunk {
@@ -133,8 +135,8 @@ impl Gpu {
             let key = GroupKey {
                 op,
                 weighted: input.weights.is_some(),
-                pred_domain: loss.pred_domain().shader_id(),
-                target_domain: loss.target_domain().shader_id(),
+                pred_domain: loss.pred_domain().id(),
+                target_domain: loss.target_domain().id(),
             };
             let len4 = shape.rows.div_ceil(4);
             let g = match open.get(&key) {
@@ -208,7 +210,7 @@ impl Gpu {
         let partials = output(ctx, 4 * workgroups, "partials")?;
         let results = output(ctx, 4 * segments, "results")?;
         let constants = [
-            ("OP", group.key.op),
+            ("OP", group.key.op.id()),
             ("HAS_TARGET", 1),
             ("HAS_WEIGHTS", group.key.weighted as u32),
             ("PRED_DOMAIN", group.key.pred_domain),
@@ -220,10 +222,10 @@ impl Gpu {
                 n: workgroups as u32,
                 base: segments as u32,
                 partial_base: 0,
-                coef_mode: 0,
+                coef_mode: CoefMode::Scale.id(),
                 param: 0.0,
                 scale: 1.0,
-                pad: [0; 2],
+                ..Default::default()
             },
         );
         let resources = vec![

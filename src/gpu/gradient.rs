@@ -4,20 +4,12 @@
 
 use super::buffers::{output, submit_and_read, to_f32, to_u32, uniform};
 use super::dispatch::{binding, chunks, grid, groups_for, max_chunk_elements, partials_for};
+use super::params::StatsParams;
 use super::pipelines::Family;
 use super::Gpu;
 use crate::error::Result;
 use crate::ops::gradient::{Clip, GradStats};
 use wgpu::util::DeviceExt;
-
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct StatsParams {
-    n: u32,
-    partial_base: u32,
-    eps: f32,
-    limit: f32,
-}
 
 /// A resident buffer and its length in values.
 pub(crate) type Resident<'a> = (&'a wgpu::Buffer, usize);

@@ -2,23 +2,12 @@
 
 use super::buffers::{error_slots, output, submit_and_read, to_f32, to_u32, uniform, upload};
 use super::dispatch::{binding, chunks, partials_for, reduce_chunk_elements, Chunk};
+use super::params::MetricParams;
 use super::pipelines::Family;
 use super::stream::{ChunkInputs, HostInputs};
 use super::Gpu;
 use crate::error::Result;
 use crate::ops::loss::{weight_error, Loss, LossInput, Target};
-
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct MetricParams {
-    n: u32,
-    base: u32,
-    partial_base: u32,
-    pad: u32,
-    delta: f32,
-    gamma: f32,
-    pad1: [u32; 2],
-}
 
 impl Gpu {
     /// The seven weighted sums of metrics.wgsl and Σw, one read of the data.
@@ -53,10 +42,9 @@ impl Gpu {
                         n: c.len as u32,
                         base: c.start as u32,
                         partial_base: base as u32,
-                        pad: 0,
                         delta,
                         gamma,
-                        pad1: [0; 2],
+                        ..Default::default()
                     },
                 );
                 let pred = inputs.pred;
@@ -111,10 +99,9 @@ impl Gpu {
                     n: total as u32,
                     base: 0,
                     partial_base: total as u32,
-                    pad: 0,
                     delta,
                     gamma,
-                    pad1: [0; 2],
+                    ..Default::default()
                 },
             );
             // The final pass reads only the partials; the inputs are unused.

@@ -7,6 +7,7 @@ pub(crate) mod context;
 mod dispatch;
 mod gradient;
 mod metrics;
+mod params;
 pub(crate) mod pipelines;
 mod probe;
 mod stream;
@@ -15,64 +16,76 @@ use crate::cpu::reject_rmse_none;
 use crate::error::{Error, Result};
 use crate::ops::activation::{Activation, Pass};
 use crate::ops::loss::{
-    class_error, weight_error, Domain, Form, Loss, LossInput, Shape, Target, OP_IDENTITY,
+    class_error, weight_error, Domain, Form, Loss, LossInput, RowOp, Shape, Target, Term,
 };
-use crate::ops::reduction::{finish, LossValue, Reduction};
+use crate::ops::reduction::{finish, CoefMode, LossValue, Reduction};
 use buffers::{error_slots, output, submit_and_read, to_f32, to_u32, uniform, upload};
 use context::{Context, GpuOptions};
 use dispatch::{
     binding, chunks, grid, groups_for, head, max_chunk_elements, max_chunk_rows, partials_for,
     reduce_chunk_elements, Chunk,
 };
+use params::{ActParams, LossParams, ReduceParams, RowParams};
 use pipelines::{Family, Pipelines};
 use stream::{ChunkInputs, HostInputs};
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct ActParams {
-    n4: u32,
-    base: u32,
-    seed_lo: u32,
-    seed_hi: u32,
-    a: f32,
-    training: u32,
-    lower: f32,
-    upper: f32,
+/// A row kernel's specialisation.
+#[derive(Clone, Copy)]
+struct RowKernel {
+    op: RowOp,
+    weighted: bool,
+    pred_unit: bool,
+    target_unit: bool,
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct LossParams {
-    n: u32,
-    base: u32,
-    partial_base: u32,
-    coef_mode: u32,
-    param: f32,
-    scale: f32,
-    pad: [u32; 2],
+impl RowKernel {
+    fn constants(self) -> [(&'static str, u32); 4] {
+        [
+            ("OP", self.op.id()),
+            ("HAS_WEIGHTS", self.weighted as u32),
+            ("PRED_UNIT", self.pred_unit as u32),
+            ("TARGET_UNIT", self.target_unit as u32),
+        ]
+    }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct RowParams {
-    rows: u32,
-    cols: u32,
-    base_row: u32,
-    pred_skip: u32,
-    target_skip: u32,
-    weight_skip: u32,
-    out_skip: u32,
-    lse_skip: u32,
-    coef_mode: u32,
-    scale: f32,
-    pad: [u32; 2],
+/// The entry points of `shaders/rows.wgsl`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RowEntry {
+    /// A workgroup per row: the row's loss and logsumexp.
+    Loss,
+    /// A thread per narrow row: the row's loss and logsumexp.
+    LossSmall,
+    /// A thread per element: the gradient from the row's logsumexp.
+    Grad,
+    /// A thread per narrow row: its logsumexp, then its gradient.
+    GradSmall,
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct ReduceParams {
-    count: u32,
-    pad: [u32; 3],
+impl RowEntry {
+    fn name(self) -> &'static str {
+        match self {
+            RowEntry::Loss => "row_loss",
+            RowEntry::LossSmall => "row_loss_small",
+            RowEntry::Grad => "row_grad",
+            RowEntry::GradSmall => "row_grad_small",
+        }
+    }
+
+    /// Whether the output holds one value per element rather than per row.
+    fn per_element(self) -> bool {
+        matches!(self, RowEntry::Grad | RowEntry::GradSmall)
+    }
+
+    /// Threads needed for `rows` rows of `cols`, as (workgroups, or threads
+    /// to be grouped by 256).
+    fn groups(self, ctx: &Context, rows: usize, cols: usize) -> Result<(u32, u32)> {
+        match self {
+            RowEntry::Grad => grid(ctx, groups_for(rows * cols)),
+            RowEntry::LossSmall | RowEntry::GradSmall => grid(ctx, groups_for(rows)),
+            RowEntry::Loss => grid(ctx, rows),
+        }
+    }
 }
 
 /// Rows of at most this many columns get a thread each rather than a
@@ -90,9 +103,9 @@ enum Coef {
 impl Coef {
     fn mode(self) -> (u32, f32) {
         match self {
-            Coef::Scale(s) => (0, s),
-            Coef::InverseWeightSum => (1, 0.0),
-            Coef::Rmse => (2, 0.0),
+            Coef::Scale(s) => (CoefMode::Scale.id(), s),
+            Coef::InverseWeightSum => (CoefMode::InverseWeightSum.id(), 0.0),
+            Coef::Rmse => (CoefMode::Rmse.id(), 0.0),
         }
     }
 }
@@ -126,7 +139,7 @@ impl Pending {
 /// A pointwise kernel's specialisation.
 #[derive(Clone, Copy)]
 struct PointOp {
-    op: u32,
+    op: Term,
     param: f32,
     pred_domain: Domain,
     target_domain: Domain,
@@ -291,7 +304,7 @@ impl Gpu {
     ) -> Result<()> {
         let [a, _, lower, upper] = act.shader_params();
         let [training, seed_lo, seed_hi] = act.shader_rng();
-        let constants = [("OP", act.shader_id()), ("PASS", pass.shader_id())];
+        let constants = [("OP", act.kernel().id()), ("PASS", pass.id())];
         for c in chunks(n, max_chunk_elements(&self.ctx)) {
             let params = uniform(
                 &self.ctx,
@@ -337,7 +350,7 @@ impl Gpu {
         with_grad: bool,
     ) -> Result<(LossValue, Option<wgpu::Buffer>)> {
         reject_rmse_none(loss, reduction)?;
-        let op = loss.pointwise_id().ok_or_else(|| {
+        let op = loss.term().ok_or_else(|| {
             crate::error::invalid!(
                 "{} is not pointwise: resident tensors take pointwise losses",
                 loss.name()
@@ -361,7 +374,7 @@ impl Gpu {
     }
 
     /// Σ term(x, t) of an internal pointwise op (prelu's dα, the penalties).
-    pub fn sum_of_terms(&self, op: u32, x: &[f32], t: Option<&[f32]>) -> Result<f64> {
+    pub fn sum_of_terms(&self, op: Term, x: &[f32], t: Option<&[f32]>) -> Result<f64> {
         let op = PointOp {
             op,
             param: 0.0,
@@ -402,11 +415,11 @@ impl Gpu {
 
     fn point_constants(op: PointOp, inputs: &Inputs) -> [(&'static str, u32); 5] {
         [
-            ("OP", op.op),
+            ("OP", op.op.id()),
             ("HAS_TARGET", inputs.target.is_some() as u32),
             ("HAS_WEIGHTS", inputs.weights.is_some() as u32),
-            ("PRED_DOMAIN", op.pred_domain.shader_id()),
-            ("TARGET_DOMAIN", op.target_domain.shader_id()),
+            ("PRED_DOMAIN", op.pred_domain.id()),
+            ("TARGET_DOMAIN", op.target_domain.id()),
         ]
     }
 
@@ -511,10 +524,10 @@ impl Gpu {
                 n: c.len as u32,
                 base: c.start as u32,
                 partial_base: base as u32,
-                coef_mode: 0,
+                coef_mode: CoefMode::Scale.id(),
                 param: op.param,
                 scale: 1.0,
-                pad: [0; 2],
+                ..Default::default()
             },
         );
         let resources = self.point_resources(
@@ -552,7 +565,7 @@ impl Gpu {
             &self.ctx,
             &ReduceParams {
                 count: count as u32,
-                pad: [0; 3],
+                ..Default::default()
             },
         );
         let resources = vec![
@@ -593,7 +606,7 @@ impl Gpu {
                     coef_mode,
                     param: op.param,
                     scale,
-                    pad: [0; 2],
+                    ..Default::default()
                 },
             );
             let out_binding = binding(&self.ctx, &out, c.start, c.len).0;
@@ -611,7 +624,7 @@ impl Gpu {
     fn row_losses(
         &self,
         encoder: &mut wgpu::CommandEncoder,
-        constants: &[(&'static str, u32)],
+        kernel: RowKernel,
         inputs: &Inputs,
         rows: usize,
         cols: usize,
@@ -620,14 +633,14 @@ impl Gpu {
         let lse = output(&self.ctx, 2 * rows, "row logsumexp")?;
         // Narrow rows: a thread per row; wide rows: a workgroup per row.
         let entry = if cols <= SMALL_ROW {
-            "row_loss_small"
+            RowEntry::LossSmall
         } else {
-            "row_loss"
+            RowEntry::Loss
         };
         self.row_pass(
             encoder,
             entry,
-            constants,
+            kernel,
             inputs,
             rows,
             cols,
@@ -643,8 +656,8 @@ impl Gpu {
     fn row_pass(
         &self,
         encoder: &mut wgpu::CommandEncoder,
-        entry: &'static str,
-        constants: &[(&'static str, u32)],
+        entry: RowEntry,
+        kernel: RowKernel,
         inputs: &Inputs,
         rows: usize,
         cols: usize,
@@ -654,8 +667,7 @@ impl Gpu {
         coef: Coef,
     ) -> Result<()> {
         let ctx = &self.ctx;
-        let classes =
-            inputs.target.is_some() && constants.iter().any(|&(k, v)| k == "OP" && v <= 1);
+        let classes = kernel.op.class_target();
         let (coef_mode, scale) = coef.mode();
         for c in chunks(rows, max_chunk_rows(ctx, cols)?) {
             let (pred, pred_skip) = binding(ctx, inputs.pred, c.start * cols, c.len * cols);
@@ -666,7 +678,7 @@ impl Gpu {
             };
             let (weights, weight_skip) =
                 binding(ctx, inputs.weights.unwrap_or(inputs.pred), c.start, c.len);
-            let (out_binding, out_skip) = if entry.starts_with("row_grad") {
+            let (out_binding, out_skip) = if entry.per_element() {
                 binding(ctx, out, c.start * cols, c.len * cols)
             } else {
                 binding(ctx, out, c.start, c.len)
@@ -685,7 +697,7 @@ impl Gpu {
                     lse_skip,
                     coef_mode,
                     scale,
-                    pad: [0; 2],
+                    ..Default::default()
                 },
             );
             let resources = vec![
@@ -698,12 +710,16 @@ impl Gpu {
                 inputs.errors.as_entire_binding(),
                 head(stats.unwrap_or(inputs.pred)),
             ];
-            let groups = match entry {
-                "row_grad" => grid(ctx, groups_for(c.len * cols))?,
-                "row_loss_small" | "row_grad_small" => grid(ctx, groups_for(c.len))?,
-                _ => grid(ctx, c.len)?,
-            };
-            self.run(encoder, Family::Rows, entry, constants, resources, groups)?;
+            let groups = entry.groups(ctx, c.len, cols)?;
+            let constants = kernel.constants();
+            self.run(
+                encoder,
+                Family::Rows,
+                entry.name(),
+                &constants,
+                resources,
+                groups,
+            )?;
         }
         Ok(())
     }
@@ -861,29 +877,25 @@ impl Gpu {
                 row_state = None;
             }
             Form::Rows(op) => {
-                let constants = [
-                    ("OP", op),
-                    ("HAS_WEIGHTS", weighted as u32),
-                    ("PRED_UNIT", (loss.pred_domain() == Domain::Unit) as u32),
-                    (
-                        "TARGET_UNIT",
-                        (target_values && loss.target_domain() == Domain::Unit) as u32,
-                    ),
-                ];
+                let kernel = RowKernel {
+                    op,
+                    weighted,
+                    pred_unit: loss.pred_domain() == Domain::Unit,
+                    target_unit: target_values && loss.target_domain() == Domain::Unit,
+                };
                 point_op = PointOp {
-                    op: OP_IDENTITY,
+                    op: Term::Identity,
                     param: 0.0,
                     pred_domain: Domain::Any,
                     target_domain: Domain::Any,
                 };
                 if fused_grad {
                     point_inputs = None;
-                    row_state = Some((constants, output(ctx, 2 * rows, "row logsumexp")?));
+                    row_state = Some((kernel, output(ctx, 2 * rows, "row logsumexp")?));
                 } else {
-                    let (row_out, lse) =
-                        self.row_losses(encoder, &constants, &inputs, rows, cols)?;
+                    let (row_out, lse) = self.row_losses(encoder, kernel, &inputs, rows, cols)?;
                     point_inputs = Some(row_out);
-                    row_state = Some((constants, lse));
+                    row_state = Some((kernel, lse));
                 }
             }
         }
@@ -919,16 +931,16 @@ impl Gpu {
                     coef,
                     sums.as_ref(),
                 )?),
-                Some((constants, lse)) => {
+                Some((kernel, lse)) => {
                     let g = output(ctx, rows * cols, "grad")?;
                     self.row_pass(
                         encoder,
                         if fused_grad {
-                            "row_grad_small"
+                            RowEntry::GradSmall
                         } else {
-                            "row_grad"
+                            RowEntry::Grad
                         },
-                        constants,
+                        *kernel,
                         &inputs,
                         rows,
                         cols,

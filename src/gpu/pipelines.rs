@@ -105,7 +105,11 @@ pub fn shader_source(family: Family, subgroups: bool) -> String {
     } else {
         TREE_SHARED
     };
-    format!("{COMMON}\n{tree}\n{}", family.body())
+    format!(
+        "{}\n{COMMON}\n{tree}\n{}",
+        crate::ops::wgsl_constants(),
+        family.body()
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -4,17 +4,10 @@
 
 use super::buffers::{output, submit_and_read, to_f32, uniform};
 use super::dispatch::{binding, chunks, partials_for, reduce_chunk_elements};
+use super::params::ProbeParams;
 use super::pipelines::Family;
 use super::Gpu;
 use crate::error::{invalid, Error, Result};
-
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct ProbeParams {
-    n: u32,
-    partial_base: u32,
-    pad: [u32; 2],
-}
 
 impl Gpu {
     /// Σ of one or two buffers of `n` values each, read once by the minimal
@@ -46,7 +39,7 @@ impl Gpu {
                     &ProbeParams {
                         n: c.len as u32,
                         partial_base: base as u32,
-                        pad: [0; 2],
+                        ..Default::default()
                     },
                 );
                 let resources = vec![

@@ -2,74 +2,94 @@
 //! parameters, validation and shader specialisation. The CPU formulas live in
 //! `src/cpu/activation.rs`, the WGSL in `shaders/activation.wgsl`.
 
+use super::ids::{kernel_ids, op_enum};
 use crate::error::{invalid, Result};
 
-/// An activation function with its parameters (SPEC §2).
-///
-/// Every activation has a forward value f(x), a derivative f'(x) and a
-/// backward pass `upstream ⊙ f'(x)` ([`crate::Engine::activation`],
-/// [`crate::Engine::activation_derivative`], [`crate::Engine::activation_backward`]).
-#[derive(Debug, Clone, Copy, PartialEq)]
-#[non_exhaustive]
-pub enum Activation {
-    /// σ(x) = 1/(1+e^{−x}), evaluated from e^{−|x|} so no finite x overflows.
-    /// f'(x) = f(1−f), evaluated as e^{−|x|}/(1+e^{−|x|})² (exact in the tails).
-    Sigmoid,
-    /// tanh(x) = sign(x)·(−expm1(−2|x|))/(2+expm1(−2|x|)): finite for every x
-    /// (some drivers' built-in tanh returns NaN past |x| ≈ 43). f'(x) = 1 − f²,
-    /// evaluated as sech²(x) = 4σ'(2x) so it does not cancel in the tails.
-    Tanh,
-    /// max(0, x); f'(x) = 1 if x > 0 else 0.
-    Relu,
-    /// x if x > 0 else αx; f'(x) = 1 or α (α at x = 0). Default α = 0.01.
-    LeakyRelu {
-        /// Slope for x ≤ 0.
-        alpha: f32,
-    },
-    /// Parametric ReLU: as leaky-relu with a learnable α (default 0.25).
-    /// d f/d α = x for x ≤ 0 else 0; see [`crate::Engine::prelu_alpha_grad`].
-    Prelu {
-        /// Slope for x ≤ 0.
-        alpha: f32,
-    },
-    /// Randomised leaky ReLU. In training α ~ U(lower, upper) is drawn per
-    /// element from a counter-based generator keyed by (seed, index), so the
-    /// GPU and the CPU draw the same α ([`rrelu_alpha`]); in evaluation
-    /// α = (lower+upper)/2. f'(x) = 1 or the α used.
-    Rrelu {
-        /// Lower bound of α (default 1/8).
-        lower: f32,
-        /// Upper bound of α (default 1/3).
-        upper: f32,
-        /// Training mode: random α per element.
-        training: bool,
-        /// Key of the generator.
-        seed: u64,
-    },
-    /// x if x > 0 else α·expm1(x) (accurate near 0); f'(x) = 1 or f + α.
-    /// Default α = 1.
-    Elu {
-        /// Scale of the negative part.
-        alpha: f32,
-    },
-    /// Swish x·σ(βx) (SiLU at β = 1); f'(x) = βf + σ(βx)(1 − βf).
-    Swish {
-        /// Slope inside the sigmoid.
-        beta: f32,
-    },
-    /// softplus(x) = max(x,0) + log1p(e^{−|x|}) (stable); f'(x) = σ(x).
-    Softplus,
+op_enum! {
+    /// An activation function with its parameters (SPEC §2).
+    ///
+    /// Every activation has a forward value f(x), a derivative f'(x) and a
+    /// backward pass `upstream ⊙ f'(x)` ([`crate::Engine::activation`],
+    /// [`crate::Engine::activation_derivative`], [`crate::Engine::activation_backward`]).
+    /// [`Activation::ALL`] lists every activation with its default parameters.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    #[non_exhaustive]
+    pub enum Activation {
+        /// σ(x) = 1/(1+e^{−x}), evaluated from e^{−|x|} so no finite x overflows.
+        /// f'(x) = f(1−f), evaluated as e^{−|x|}/(1+e^{−|x|})² (exact in the tails).
+        Sigmoid => "sigmoid",
+        /// tanh(x) = sign(x)·(−expm1(−2|x|))/(2+expm1(−2|x|)): finite for every x
+        /// (some drivers' built-in tanh returns NaN past |x| ≈ 43). f'(x) = 1 − f²,
+        /// evaluated as sech²(x) = 4σ'(2x) so it does not cancel in the tails.
+        Tanh => "tanh",
+        /// max(0, x); f'(x) = 1 if x > 0 else 0.
+        Relu => "relu",
+        /// x if x > 0 else αx; f'(x) = 1 or α (α at x = 0). Default α = 0.01.
+        LeakyRelu {
+            /// Slope for x ≤ 0.
+            alpha: f32 = 0.01,
+        } => "leaky-relu",
+        /// Parametric ReLU: as leaky-relu with a learnable α (default 0.25).
+        /// d f/d α = x for x ≤ 0 else 0; see [`crate::Engine::prelu_alpha_grad`].
+        Prelu {
+            /// Slope for x ≤ 0.
+            alpha: f32 = 0.25,
+        } => "prelu",
+        /// Randomised leaky ReLU. In training α ~ U(lower, upper) is drawn per
+        /// element from a counter-based generator keyed by (seed, index), so the
+        /// GPU and the CPU draw the same α ([`rrelu_alpha`]); in evaluation
+        /// α = (lower+upper)/2. f'(x) = 1 or the α used.
+        Rrelu {
+            /// Lower bound of α (default 1/8).
+            lower: f32 = 1.0 / 8.0,
+            /// Upper bound of α (default 1/3).
+            upper: f32 = 1.0 / 3.0,
+            /// Training mode: random α per element.
+            training: bool = false,
+            /// Key of the generator.
+            seed: u64 = 0,
+        } => "rrelu",
+        /// x if x > 0 else α·expm1(x) (accurate near 0); f'(x) = 1 or f + α.
+        /// Default α = 1.
+        Elu {
+            /// Scale of the negative part.
+            alpha: f32 = 1.0,
+        } => "elu",
+        /// Swish x·σ(βx) (SiLU at β = 1); f'(x) = βf + σ(βx)(1 − βf).
+        Swish {
+            /// Slope inside the sigmoid.
+            beta: f32 = 1.0,
+        } => "swish",
+        /// softplus(x) = max(x,0) + log1p(e^{−|x|}) (stable); f'(x) = σ(x).
+        Softplus => "softplus",
+    }
 }
 
-/// The pass of an activation to compute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pass {
-    /// f(x)
-    Forward,
-    /// f'(x)
-    Derivative,
-    /// upstream ⊙ f'(x)
-    Backward,
+kernel_ids! {
+    /// The functions of `shaders/activation.wgsl` (override `OP`).
+    pub(crate) enum ActOp("ACT") {
+        Sigmoid,
+        Tanh,
+        Relu,
+        LeakyRelu,
+        Prelu,
+        Rrelu,
+        Elu,
+        Swish,
+        Softplus,
+    }
+}
+
+kernel_ids! {
+    /// The pass of an activation to compute (override `PASS`).
+    pub enum Pass("PASS") {
+        /// f(x)
+        Forward,
+        /// f'(x)
+        Derivative,
+        /// upstream ⊙ f'(x)
+        Backward,
+    }
 }
 
 impl Pass {
@@ -81,28 +101,10 @@ impl Pass {
             Pass::Backward => " backward",
         }
     }
-
-    pub(crate) fn shader_id(self) -> u32 {
-        match self {
-            Pass::Forward => 0,
-            Pass::Derivative => 1,
-            Pass::Backward => 2,
-        }
-    }
 }
 
-/// Every CLI name, in SPEC order.
-pub const ACTIVATION_NAMES: [&str; 9] = [
-    "sigmoid",
-    "tanh",
-    "relu",
-    "leaky-relu",
-    "prelu",
-    "rrelu",
-    "elu",
-    "swish",
-    "softplus",
-];
+/// Every CLI name, in SPEC order ([`Activation::NAMES`]).
+pub const ACTIVATION_NAMES: &[&str] = Activation::NAMES;
 
 /// Optional parameters as given on the command line; `None` means default.
 #[derive(Debug, Clone, Copy, Default)]
@@ -125,43 +127,32 @@ impl Activation {
     /// Builds an activation from its CLI name and parameters, with SPEC
     /// defaults for those not given, and validates it.
     pub fn from_name(name: &str, p: ActivationParams) -> Result<Self> {
-        let act = match name {
-            "sigmoid" => Activation::Sigmoid,
-            "tanh" => Activation::Tanh,
-            "relu" => Activation::Relu,
-            "leaky-relu" => Activation::LeakyRelu {
-                alpha: p.alpha.unwrap_or(0.01),
-            },
-            "prelu" => Activation::Prelu {
-                alpha: p.alpha.unwrap_or(0.25),
-            },
-            "rrelu" => Activation::Rrelu {
-                lower: p.lower.unwrap_or(1.0 / 8.0),
-                upper: p.upper.unwrap_or(1.0 / 3.0),
-                training: p.training,
-                seed: p.seed.unwrap_or(0),
-            },
-            "elu" => Activation::Elu {
-                alpha: p.alpha.unwrap_or(1.0),
-            },
-            "swish" => Activation::Swish {
-                beta: p.beta.unwrap_or(1.0),
-            },
-            "softplus" => Activation::Softplus,
-            _ => {
-                return Err(invalid!(
-                    "unknown activation '{name}' (expected one of: {})",
-                    ACTIVATION_NAMES.join(", ")
-                ))
+        let mut act = Activation::with_defaults(name).ok_or_else(|| {
+            invalid!(
+                "unknown activation '{name}' (expected one of: {})",
+                Activation::NAMES.join(", ")
+            )
+        })?;
+        match &mut act {
+            Activation::LeakyRelu { alpha }
+            | Activation::Prelu { alpha }
+            | Activation::Elu { alpha } => *alpha = p.alpha.unwrap_or(*alpha),
+            Activation::Swish { beta } => *beta = p.beta.unwrap_or(*beta),
+            Activation::Rrelu {
+                lower,
+                upper,
+                training,
+                seed,
+            } => {
+                *lower = p.lower.unwrap_or(*lower);
+                *upper = p.upper.unwrap_or(*upper);
+                *training = p.training;
+                *seed = p.seed.unwrap_or(*seed);
             }
-        };
+            _ => {}
+        }
         act.validate()?;
         Ok(act)
-    }
-
-    /// The CLI name.
-    pub fn name(&self) -> &'static str {
-        ACTIVATION_NAMES[self.shader_id() as usize]
     }
 
     /// Checks the parameters: finite α, β; 0 ≤ lower ≤ upper for rrelu.
@@ -192,18 +183,18 @@ impl Activation {
         }
     }
 
-    /// Index of the function in `shaders/activation.wgsl` (override `OP`).
-    pub(crate) fn shader_id(&self) -> u32 {
+    /// The function of `shaders/activation.wgsl`.
+    pub(crate) fn kernel(&self) -> ActOp {
         match self {
-            Activation::Sigmoid => 0,
-            Activation::Tanh => 1,
-            Activation::Relu => 2,
-            Activation::LeakyRelu { .. } => 3,
-            Activation::Prelu { .. } => 4,
-            Activation::Rrelu { .. } => 5,
-            Activation::Elu { .. } => 6,
-            Activation::Swish { .. } => 7,
-            Activation::Softplus => 8,
+            Activation::Sigmoid => ActOp::Sigmoid,
+            Activation::Tanh => ActOp::Tanh,
+            Activation::Relu => ActOp::Relu,
+            Activation::LeakyRelu { .. } => ActOp::LeakyRelu,
+            Activation::Prelu { .. } => ActOp::Prelu,
+            Activation::Rrelu { .. } => ActOp::Rrelu,
+            Activation::Elu { .. } => ActOp::Elu,
+            Activation::Swish { .. } => ActOp::Swish,
+            Activation::Softplus => ActOp::Softplus,
         }
     }
 

@@ -3,118 +3,154 @@
 //! `src/cpu/loss.rs` and `src/cpu/rows.rs`, the WGSL in `shaders/loss.wgsl`
 //! and `shaders/rows.wgsl`.
 
+use super::ids::{kernel_ids, op_enum};
 use crate::error::{invalid, Result};
 
-/// A loss or metric with its parameters (SPEC §1). `p` is the prediction,
-/// `t` the target, `e = t − p`.
-///
-/// Pointwise losses take 1-D `pred`/`target` of equal length; the multi-class
-/// ones ([`Loss::CrossEntropy`], [`Loss::KlDiv`], [`Loss::Entropy`] and
-/// [`Loss::ZeroOne`] with class targets) take n×m row-major scores and give
-/// one loss per row.
-#[derive(Debug, Clone, Copy, PartialEq)]
-#[non_exhaustive]
-pub enum Loss {
-    /// 1 if t·p ≤ 0 else 0 (t ∈ {−1, +1}). With n×m scores and class targets:
-    /// 1 if argmax_j p_j ≠ t (first max wins). Derivative 0.
-    ZeroOne,
-    /// max(0, 1 − t·p); d/dp = −t if t·p < 1 else 0.
-    Hinge,
-    /// max(0, 1 − t·p)²; d/dp = −2t·max(0, 1 − t·p).
-    SquaredHinge,
-    /// exp(−t·p); d/dp = −t·exp(−t·p). Saturates to +inf where −t·p > 88.72
-    /// (the f32 range).
-    Exponential,
-    /// log(1 + exp(−t·p)) = softplus(−t·p); d/dp = −t·σ(−t·p).
-    Logistic,
-    /// −[t·logσ(p) + (1−t)·logσ(−p)] = t·softplus(−p) + (1−t)·softplus(p),
-    /// t ∈ [0, 1]; d/dp = σ(p) − t.
-    BceLogits,
-    /// −[t·max(log p, −100) + (1−t)·max(log(1−p), −100)], p, t ∈ [0, 1]
-    /// (PyTorch's clamp); d/dp = (p − t)/max(p(1−p), 1e-12).
-    Bce,
-    /// Multi-class: class targets give logsumexp(p) − p_t; probability
-    /// targets give −Σ_j t_j·log softmax(p)_j. d/dp_j = softmax(p)_j − t_j.
-    CrossEntropy,
-    /// Σ_j t_j·(log t_j − log q_j) with q = pred, 0·log 0 = 0; d/dq_j = −t_j/q_j.
-    KlDiv,
-    /// −Σ_j p_j log p_j of each row of `pred` (no target); d/dp_j = −(log p_j + 1).
-    Entropy,
-    /// ½e²; d/dp = −e.
-    Squared,
-    /// e²; d/dp = −2e.
-    Mse,
-    /// sqrt(Σwᵢeᵢ²/Σwᵢ), a metric: reduction mean only; d/dpᵢ = −wᵢeᵢ/(Σw·rmse)
-    /// (0 where rmse = 0).
-    Rmse,
-    /// |e|; d/dp = −sign(e).
-    Mae,
-    /// 100·|e|/max(|t|, ε), ε = 1.1920929e-7; d/dp = −100·sign(e)/max(|t|, ε).
-    Mape,
-    /// 100·|e|/((|t|+|p|)/2), 0 where t = p = 0;
-    /// d/dp = 200·[−sign(e)(|t|+|p|) − |e|·sign(p)]/(|t|+|p|)², evaluated in
-    /// the equal, cancellation-free form −200·sign(e)·(|t| + t·sign(p))/(|t|+|p|)².
-    Smape,
-    /// ½e² if |e| ≤ δ else δ(|e| − ½δ); d/dp = −e or −δ·sign(e). δ > 0, default 1.
-    Huber {
-        /// The threshold δ.
-        delta: f32,
-    },
-    /// log(cosh(e)) = |e| + softplus(−2|e|) − log 2; d/dp = −tanh(e).
-    LogCosh,
-    /// Pinball: γe if e ≥ 0 else (γ − 1)e; d/dp = −γ or 1 − γ. γ ∈ (0, 1),
-    /// default 0.5.
-    Quantile {
-        /// The quantile γ.
-        gamma: f32,
-    },
+op_enum! {
+    /// A loss or metric with its parameters (SPEC §1). `p` is the prediction,
+    /// `t` the target, `e = t − p`.
+    ///
+    /// Pointwise losses take 1-D `pred`/`target` of equal length; the multi-class
+    /// ones ([`Loss::CrossEntropy`], [`Loss::KlDiv`], [`Loss::Entropy`] and
+    /// [`Loss::ZeroOne`] with class targets) take n×m row-major scores and give
+    /// one loss per row. [`Loss::ALL`] lists every loss with its default
+    /// parameters, [`Loss::NAMES`] their CLI names.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    #[non_exhaustive]
+    pub enum Loss {
+        /// 1 if t·p ≤ 0 else 0 (t ∈ {−1, +1}). With n×m scores and class targets:
+        /// 1 if argmax_j p_j ≠ t (first max wins). Derivative 0.
+        ZeroOne => "zero-one",
+        /// max(0, 1 − t·p); d/dp = −t if t·p < 1 else 0.
+        Hinge => "hinge",
+        /// max(0, 1 − t·p)²; d/dp = −2t·max(0, 1 − t·p).
+        SquaredHinge => "squared-hinge",
+        /// exp(−t·p); d/dp = −t·exp(−t·p). Saturates to +inf where −t·p > 88.72
+        /// (the f32 range).
+        Exponential => "exponential",
+        /// log(1 + exp(−t·p)) = softplus(−t·p); d/dp = −t·σ(−t·p).
+        Logistic => "logistic",
+        /// −[t·logσ(p) + (1−t)·logσ(−p)] = t·softplus(−p) + (1−t)·softplus(p),
+        /// t ∈ [0, 1]; d/dp = σ(p) − t.
+        BceLogits => "bce-logits",
+        /// −[t·max(log p, −100) + (1−t)·max(log(1−p), −100)], p, t ∈ [0, 1]
+        /// (PyTorch's clamp); d/dp = (p − t)/max(p(1−p), 1e-12).
+        Bce => "bce",
+        /// Multi-class: class targets give logsumexp(p) − p_t; probability
+        /// targets give −Σ_j t_j·log softmax(p)_j. d/dp_j = softmax(p)_j − t_j.
+        CrossEntropy => "cross-entropy",
+        /// Σ_j t_j·(log t_j − log q_j) with q = pred, 0·log 0 = 0; d/dq_j = −t_j/q_j.
+        KlDiv => "kl-div",
+        /// −Σ_j p_j log p_j of each row of `pred` (no target); d/dp_j = −(log p_j + 1).
+        Entropy => "entropy",
+        /// ½e²; d/dp = −e.
+        Squared => "squared",
+        /// e²; d/dp = −2e.
+        Mse => "mse",
+        /// sqrt(Σwᵢeᵢ²/Σwᵢ), a metric: reduction mean only; d/dpᵢ = −wᵢeᵢ/(Σw·rmse)
+        /// (0 where rmse = 0).
+        Rmse => "rmse",
+        /// |e|; d/dp = −sign(e).
+        Mae => "mae",
+        /// 100·|e|/max(|t|, ε), ε = 1.1920929e-7; d/dp = −100·sign(e)/max(|t|, ε).
+        Mape => "mape",
+        /// 100·|e|/((|t|+|p|)/2), 0 where t = p = 0;
+        /// d/dp = 200·[−sign(e)(|t|+|p|) − |e|·sign(p)]/(|t|+|p|)², evaluated in
+        /// the equal, cancellation-free form −200·sign(e)·(|t| + t·sign(p))/(|t|+|p|)².
+        Smape => "smape",
+        /// ½e² if |e| ≤ δ else δ(|e| − ½δ); d/dp = −e or −δ·sign(e). δ > 0, default 1.
+        Huber {
+            /// The threshold δ.
+            delta: f32 = 1.0,
+        } => "huber",
+        /// log(cosh(e)) = |e| + softplus(−2|e|) − log 2; d/dp = −tanh(e).
+        LogCosh => "log-cosh",
+        /// Pinball: γe if e ≥ 0 else (γ − 1)e; d/dp = −γ or 1 − γ. γ ∈ (0, 1),
+        /// default 0.5.
+        Quantile {
+            /// The quantile γ.
+            gamma: f32 = 0.5,
+        } => "quantile",
+        /// PyTorch's SmoothL1Loss: ½e²/β if |e| < β else |e| − ½β;
+        /// d/dp = −e/β or −sign(e). β ≥ 0, default 1; β = 0 is plain L1 (mae),
+        /// as in PyTorch. Huber with δ = β is β times smooth-l1.
+        SmoothL1 {
+            /// The threshold β.
+            beta: f32 = 1.0,
+        } => "smooth-l1",
+    }
 }
 
-/// Every CLI name, in SPEC order.
-pub const LOSS_NAMES: [&str; 19] = [
-    "zero-one",
-    "hinge",
-    "squared-hinge",
-    "exponential",
-    "logistic",
-    "bce-logits",
-    "bce",
-    "cross-entropy",
-    "kl-div",
-    "entropy",
-    "squared",
-    "mse",
-    "rmse",
-    "mae",
-    "mape",
-    "smape",
-    "huber",
-    "log-cosh",
-    "quantile",
-];
+/// Every CLI name, in SPEC order ([`Loss::NAMES`]).
+pub const LOSS_NAMES: &[&str] = Loss::NAMES;
+
+kernel_ids! {
+    /// The per-element terms of `shaders/terms.wgsl` (`loss_term`,
+    /// `loss_term_grad`) and of their f64 twins: the pointwise losses, then
+    /// two internal terms.
+    pub(crate) enum Term("TERM") {
+        ZeroOne,
+        Hinge,
+        SquaredHinge,
+        Exponential,
+        Logistic,
+        BceLogits,
+        Bce,
+        Squared,
+        Mse,
+        Mae,
+        Mape,
+        Smape,
+        Huber,
+        LogCosh,
+        Quantile,
+        SmoothL1,
+        /// l = p: sums row losses already evaluated.
+        Identity,
+        /// l = t·p where p ≤ 0: prelu's dα with t the upstream gradient.
+        PreluDalpha,
+    }
+}
+
+kernel_ids! {
+    /// The row ops of `shaders/rows.wgsl`.
+    pub(crate) enum RowOp("ROW") {
+        /// zero-one on class targets: argmax ≠ t.
+        Argmax,
+        /// cross-entropy on class targets.
+        CeClass,
+        /// cross-entropy on probability targets.
+        CeProb,
+        /// kl-div.
+        Kl,
+        /// entropy.
+        Entropy,
+    }
+}
+
+impl RowOp {
+    /// Whether the target holds one class index per row.
+    pub(crate) fn class_target(self) -> bool {
+        matches!(self, RowOp::Argmax | RowOp::CeClass)
+    }
+}
 
 /// ε of `mape`: the f32 machine epsilon.
 pub const MAPE_EPS: f32 = f32::EPSILON;
 
-/// The allowed values of an input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Domain {
-    Any,
-    /// exactly −1 or +1
-    Sign,
-    /// [0, 1]
-    Unit,
+kernel_ids! {
+    /// The allowed values of an input (override `PRED_DOMAIN`,
+    /// `TARGET_DOMAIN` of `shaders/loss.wgsl`).
+    pub(crate) enum Domain("DOMAIN") {
+        Any,
+        /// exactly −1 or +1
+        Sign,
+        /// [0, 1]
+        Unit,
+    }
 }
 
 impl Domain {
-    pub(crate) fn shader_id(self) -> u32 {
-        match self {
-            Domain::Any => 0,
-            Domain::Sign => 1,
-            Domain::Unit => 2,
-        }
-    }
-
     /// NaN is allowed everywhere: it propagates to the result.
     pub(crate) fn contains(self, v: f32) -> bool {
         v.is_nan()
@@ -213,24 +249,11 @@ impl<'a> LossInput<'a> {
 /// How a loss walks its data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Form {
-    /// One term per element: `shaders/loss.wgsl` op id.
-    Pointwise(u32),
-    /// One term per row of n×m: `shaders/rows.wgsl` op id.
-    Rows(u32),
+    /// One term per element (`shaders/loss.wgsl`).
+    Pointwise(Term),
+    /// One term per row of n×m (`shaders/rows.wgsl`).
+    Rows(RowOp),
 }
-
-/// Row ops of `shaders/rows.wgsl`.
-pub(crate) const ROW_ARGMAX: u32 = 0;
-pub(crate) const ROW_CE_CLASS: u32 = 1;
-pub(crate) const ROW_CE_PROB: u32 = 2;
-pub(crate) const ROW_KL: u32 = 3;
-pub(crate) const ROW_ENTROPY: u32 = 4;
-
-/// Internal pointwise ops of `shaders/loss.wgsl` beyond the named losses.
-pub(crate) const OP_IDENTITY: u32 = 16;
-/// The exponential loss's pointwise id: its reduction keeps a scaled sum.
-pub(crate) const OP_EXPONENTIAL: u32 = 3;
-pub(crate) const OP_PRELU_DALPHA: u32 = 17;
 
 /// What a loss's target holds, without the data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,83 +278,76 @@ pub struct LossParams {
     pub delta: Option<f32>,
     /// `--quantile` for quantile.
     pub quantile: Option<f32>,
+    /// `--beta` for smooth-l1.
+    pub beta: Option<f32>,
 }
 
 impl Loss {
-    /// Builds a loss from its CLI name and parameters (SPEC defaults for
-    /// those not given) and validates it.
+    /// Builds a loss from its CLI name and parameters (defaults for those
+    /// not given) and validates it. A parameter the loss does not have is an
+    /// error, not silently ignored.
     pub fn from_name(name: &str, p: LossParams) -> Result<Self> {
-        let loss = match name {
-            "zero-one" => Loss::ZeroOne,
-            "hinge" => Loss::Hinge,
-            "squared-hinge" => Loss::SquaredHinge,
-            "exponential" => Loss::Exponential,
-            "logistic" => Loss::Logistic,
-            "bce-logits" => Loss::BceLogits,
-            "bce" => Loss::Bce,
-            "cross-entropy" => Loss::CrossEntropy,
-            "kl-div" => Loss::KlDiv,
-            "entropy" => Loss::Entropy,
-            "squared" => Loss::Squared,
-            "mse" => Loss::Mse,
-            "rmse" => Loss::Rmse,
-            "mae" => Loss::Mae,
-            "mape" => Loss::Mape,
-            "smape" => Loss::Smape,
-            "huber" => Loss::Huber {
-                delta: p.delta.unwrap_or(1.0),
-            },
-            "log-cosh" => Loss::LogCosh,
-            "quantile" => Loss::Quantile {
-                gamma: p.quantile.unwrap_or(0.5),
-            },
-            _ => {
-                return Err(invalid!(
-                    "unknown loss '{name}' (expected one of: {})",
-                    LOSS_NAMES.join(", ")
-                ))
-            }
+        let mut loss = Loss::with_defaults(name).ok_or_else(|| {
+            invalid!(
+                "unknown loss '{name}' (expected one of: {})",
+                Loss::NAMES.join(", ")
+            )
+        })?;
+        let given = [
+            ("--delta", p.delta),
+            ("--quantile", p.quantile),
+            ("--beta", p.beta),
+        ];
+        let own = match &mut loss {
+            Loss::Huber { delta } => Some(("--delta", delta)),
+            Loss::Quantile { gamma } => Some(("--quantile", gamma)),
+            Loss::SmoothL1 { beta } => Some(("--beta", beta)),
+            _ => None,
         };
+        for (flag, value) in given {
+            match (&own, value) {
+                (_, None) => {}
+                (Some((own_flag, _)), Some(_)) if *own_flag == flag => {}
+                _ => return Err(invalid!("{name} takes no {flag}")),
+            }
+        }
+        if let Some((flag, field)) = own {
+            let value = given.iter().find(|(f, _)| *f == flag).and_then(|g| g.1);
+            *field = value.unwrap_or(*field);
+        }
         loss.validate()?;
         Ok(loss)
     }
 
-    /// The CLI name.
-    pub fn name(&self) -> &'static str {
-        LOSS_NAMES[self.index()]
+    /// Whether the loss has a per-element form on 1-D predictions and
+    /// targets: every loss but cross-entropy, kl-div and entropy.
+    pub fn is_pointwise(&self) -> bool {
+        self.term().is_some()
     }
 
-    fn index(&self) -> usize {
-        match self {
-            Loss::ZeroOne => 0,
-            Loss::Hinge => 1,
-            Loss::SquaredHinge => 2,
-            Loss::Exponential => 3,
-            Loss::Logistic => 4,
-            Loss::BceLogits => 5,
-            Loss::Bce => 6,
-            Loss::CrossEntropy => 7,
-            Loss::KlDiv => 8,
-            Loss::Entropy => 9,
-            Loss::Squared => 10,
-            Loss::Mse => 11,
-            Loss::Rmse => 12,
-            Loss::Mae => 13,
-            Loss::Mape => 14,
-            Loss::Smape => 15,
-            Loss::Huber { .. } => 16,
-            Loss::LogCosh => 17,
-            Loss::Quantile { .. } => 18,
-        }
-    }
-
-    /// The `shaders/loss.wgsl` op of a pointwise loss (None for the row
-    /// losses cross-entropy, kl-div and entropy).
-    pub(crate) fn pointwise_id(&self) -> Option<u32> {
-        match self {
-            Loss::CrossEntropy | Loss::KlDiv | Loss::Entropy => None,
-            _ => Some(self.index() as u32 - pointwise_offset(self.index())),
-        }
+    /// The term of `shaders/terms.wgsl` a pointwise loss sums (None for the
+    /// row losses cross-entropy, kl-div and entropy).
+    pub(crate) fn term(&self) -> Option<Term> {
+        Some(match self {
+            Loss::ZeroOne => Term::ZeroOne,
+            Loss::Hinge => Term::Hinge,
+            Loss::SquaredHinge => Term::SquaredHinge,
+            Loss::Exponential => Term::Exponential,
+            Loss::Logistic => Term::Logistic,
+            Loss::BceLogits => Term::BceLogits,
+            Loss::Bce => Term::Bce,
+            Loss::CrossEntropy | Loss::KlDiv | Loss::Entropy => return None,
+            Loss::Squared => Term::Squared,
+            // rmse sums e² and takes the root on the host.
+            Loss::Mse | Loss::Rmse => Term::Mse,
+            Loss::Mae => Term::Mae,
+            Loss::Mape => Term::Mape,
+            Loss::Smape => Term::Smape,
+            Loss::Huber { .. } => Term::Huber,
+            Loss::LogCosh => Term::LogCosh,
+            Loss::Quantile { .. } => Term::Quantile,
+            Loss::SmoothL1 { .. } => Term::SmoothL1,
+        })
     }
 
     /// Checks the parameters: δ > 0 (finite) for huber, γ ∈ (0, 1) for quantile.
@@ -343,15 +359,19 @@ impl Loss {
             Loss::Quantile { gamma } if !(gamma > 0.0 && gamma < 1.0) => Err(invalid!(
                 "quantile: --quantile must be in (0, 1), got {gamma}"
             )),
+            Loss::SmoothL1 { beta } if !(beta >= 0.0 && beta.is_finite()) => Err(invalid!(
+                "smooth-l1: --beta must be a finite number >= 0, got {beta}"
+            )),
             _ => Ok(()),
         }
     }
 
-    /// The one f32 parameter the shaders read (δ or γ).
+    /// The one f32 parameter the shaders read (δ, γ or β).
     pub(crate) fn param(&self) -> f32 {
         match *self {
             Loss::Huber { delta } => delta,
             Loss::Quantile { gamma } => gamma,
+            Loss::SmoothL1 { beta } => beta,
             _ => 0.0,
         }
     }
@@ -426,15 +446,15 @@ impl Loss {
     pub(crate) fn form(&self, kind: TargetKind, cols: usize) -> Result<Form> {
         let name = self.name();
         Ok(match (self, kind) {
-            (Loss::Entropy, TargetKind::None) => Form::Rows(ROW_ENTROPY),
+            (Loss::Entropy, TargetKind::None) => Form::Rows(RowOp::Entropy),
             (Loss::Entropy, _) => {
                 return Err(invalid!("entropy takes no target (only --pred)"));
             }
             (_, TargetKind::None) => return Err(invalid!("{name} needs a target")),
-            (Loss::ZeroOne, TargetKind::Classes) => Form::Rows(ROW_ARGMAX),
-            (Loss::CrossEntropy, TargetKind::Classes) => Form::Rows(ROW_CE_CLASS),
-            (Loss::CrossEntropy, TargetKind::Values) => Form::Rows(ROW_CE_PROB),
-            (Loss::KlDiv, TargetKind::Values) => Form::Rows(ROW_KL),
+            (Loss::ZeroOne, TargetKind::Classes) => Form::Rows(RowOp::Argmax),
+            (Loss::CrossEntropy, TargetKind::Classes) => Form::Rows(RowOp::CeClass),
+            (Loss::CrossEntropy, TargetKind::Values) => Form::Rows(RowOp::CeProb),
+            (Loss::KlDiv, TargetKind::Values) => Form::Rows(RowOp::Kl),
             (Loss::KlDiv, TargetKind::Classes) => {
                 return Err(invalid!(
                     "kl-div needs a target distribution, not class indices"
@@ -449,7 +469,10 @@ impl Loss {
                         "{name} is pointwise: give 1-D predictions (cols = 1), got {cols} columns"
                     ));
                 }
-                Form::Pointwise(self.pointwise_id().unwrap_or(u32::MAX))
+                match self.term() {
+                    Some(term) => Form::Pointwise(term),
+                    None => return Err(invalid!("{name} needs rows of scores")),
+                }
             }
         })
     }
@@ -467,16 +490,6 @@ impl Loss {
             self.name(),
             domain.describe()
         )
-    }
-}
-
-/// Pointwise shader ids are the loss indices with the three row losses
-/// (cross-entropy, kl-div, entropy) skipped.
-fn pointwise_offset(index: usize) -> u32 {
-    if index > 9 {
-        3
-    } else {
-        0
     }
 }
 

@@ -1,6 +1,20 @@
 //! Reductions over per-sample losses, and the optional sample weights.
 
+use super::ids::kernel_ids;
 use crate::error::{invalid, Result};
+
+kernel_ids! {
+    /// How the gradient kernels scale w·dl/dp (`grad_factor` in
+    /// `shaders/common.wgsl`).
+    pub(crate) enum CoefMode("COEF") {
+        /// By a constant (1/n for an unweighted mean, 1 for a sum).
+        Scale,
+        /// By 1/Σw, read from the reduction's sums.
+        InverseWeightSum,
+        /// rmse's chain rule: 1/(Σw·rmse).
+        Rmse,
+    }
+}
 
 /// How per-sample losses lᵢ with weights wᵢ (default 1) are combined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -1,6 +1,7 @@
 //! The penalty of the regularised objective (seed eq. 1).
 
 use crate::error::{invalid, Result};
+use crate::ops::loss::Term;
 
 /// Ω(θ) scaled by λ: the objective is empirical risk + λ·Ω(θ).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,12 +31,12 @@ impl Regularizer {
         Ok(())
     }
 
-    /// The pointwise op of `shaders/loss.wgsl` whose sum with a zero target
-    /// is Ω: mae gives Σ|θ|, mse gives Σθ².
-    pub(crate) fn shader_op(self) -> u32 {
+    /// The term whose sum with a zero target is Ω: mae gives Σ|θ|, mse
+    /// gives Σθ².
+    pub(crate) fn term(self) -> Term {
         match self {
-            Regularizer::L1(_) => 10,
-            Regularizer::L2(_) => 8,
+            Regularizer::L1(_) => Term::Mae,
+            Regularizer::L2(_) => Term::Mse,
         }
     }
 
