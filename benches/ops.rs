@@ -4,7 +4,8 @@
 //! one run; the machines here are shared.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use lossgpu::{Activation, Backend, Engine, Loss, LossInput, Pass, Reduction};
+use lossgpu::probe::Probe;
+use lossgpu::{Activation, Engine, Loss, LossInput, Pass, Reduction};
 
 fn data(n: usize) -> (Vec<f32>, Vec<f32>) {
     let x: Vec<f32> = (0..n)
@@ -75,12 +76,12 @@ fn bench(c: &mut Criterion) {
             });
             // The adapter's ceilings on the same two tensors (GPU only):
             // the minimal read kernel and a buffer-to-buffer copy.
-            if engine.backend() == Backend::Gpu {
+            if let Ok(probe) = Probe::new(engine) {
                 group.bench_function(BenchmarkId::new("read ceiling", name), |b| {
-                    b.iter(|| engine.probe_read(&[&xt, &tt]).unwrap())
+                    b.iter(|| probe.read(&[&xt, &tt]).unwrap())
                 });
                 group.bench_function(BenchmarkId::new("copy ceiling", name), |b| {
-                    b.iter(|| engine.probe_copy(&[&xt, &tt]).unwrap())
+                    b.iter(|| probe.copy(&[&xt, &tt]).unwrap())
                 });
             }
         }

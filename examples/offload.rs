@@ -60,11 +60,9 @@ fn main() -> lossgpu::Result<()> {
         let z_dev = engine.upload(&z)?;
         to_device += 4 * n as u64;
         let p = engine.activation_tensor(&Activation::Sigmoid, Pass::Forward, &z_dev, None)?;
-        loss = engine
-            .loss_tensor(&Loss::Bce, &p, &y_dev, Reduction::Mean)?
-            .scalar()
-            .expect("mean is a scalar");
-        let g = engine.loss_grad_tensor(&Loss::Bce, &p, &y_dev, Reduction::Mean)?;
+        // The loss and its gradient from one set of passes.
+        let (value, g) = engine.loss_and_grad_tensor(&Loss::Bce, &p, &y_dev, Reduction::Mean)?;
+        loss = value.scalar().expect("mean is a scalar");
         let dz_dev =
             engine.activation_tensor(&Activation::Sigmoid, Pass::Backward, &z_dev, Some(&g))?;
         dz = engine.read(&dz_dev)?;

@@ -31,6 +31,9 @@
 //! assert!((mse.scalar().unwrap() - 0.5).abs() < 1e-6);
 //! let grad = engine.loss_grad(&Loss::Mse, &input, Reduction::Mean)?; // d mse / d pred
 //! assert!((grad[2] - 2.0 / 3.0).abs() < 1e-6);
+//! // Both from one set of passes, for a training step:
+//! let (value, g) = engine.loss_and_grad(&Loss::Mse, &input, Reduction::Mean)?;
+//! assert_eq!((value, g), (mse, grad));
 //! let y = engine.activation(&Activation::Relu, &pred)?;
 //! assert_eq!(y, vec![0.5, 2.0, 0.0]);
 //! # Ok(())
@@ -48,10 +51,13 @@
 //!
 //! **4. Keep data on the device.** [`Engine::upload`] makes a [`Tensor`];
 //! [`Engine::activation_tensor`], [`Engine::loss_tensor`],
-//! [`Engine::loss_grad_tensor`] and [`Engine::clip_tensors`] work on it
-//! without copies through the host; [`Engine::read`] brings back what you ask.
-//! Logits stay too: [`Engine::upload_classes`] and [`Engine::row_loss_tensor`]
-//! / [`Engine::row_loss_grad_tensor`] take a [`TensorTarget`].
+//! [`Engine::loss_grad_tensor`], [`Engine::loss_and_grad_tensor`] and
+//! [`Engine::clip_tensors`] work on it without copies through the host;
+//! [`Engine::read`] brings back what you ask. A tensor knows its shape:
+//! [`Engine::upload_rows`] keeps n×m logits and [`Engine::upload_classes`]
+//! a `Tensor<u32>` of class indices, so row losses take the same calls (the
+//! target is a [`TensorTarget`], which `&Tensor` and `&Tensor<u32>` convert
+//! into). The adapter's ceilings for benchmarks are in [`probe`].
 //!
 //! **Scale.** [`Engine::loss_batch`] evaluates many losses in one submission
 //! and one readback; host slices of any length stream through a bounded ring
@@ -83,6 +89,7 @@ mod engine;
 mod error;
 mod gpu;
 pub mod ops;
+pub mod probe;
 mod tensor;
 
 /// The README's Rust examples, compiled and run as doc-tests.
@@ -101,8 +108,9 @@ pub use ops::activation::{
 pub use ops::gradient::{
     Clip, GradStats, HealthReport, HealthThresholds, LayerHealth, Verdict, VANISH_EPS,
 };
-pub use ops::loss::{Loss, LossInput, LossParams, Target, LOSS_NAMES};
+pub use ops::input::{LossInput, Target};
+pub use ops::loss::{Loss, LossParams, LOSS_NAMES};
 pub use ops::metrics::RegressionMetrics;
 pub use ops::reduction::{LossValue, Reduction};
 pub use ops::regularizer::Regularizer;
-pub use tensor::{ClassTensor, Tensor, TensorTarget};
+pub use tensor::{ClassTensor, Element, Tensor, TensorTarget};

@@ -1,68 +1,100 @@
 //! Tensors resident on the engine's device (or in host memory for the CPU
 //! backend), so several operations can run without copying through the host.
 
-/// A 1-D f32 tensor owned by one [`crate::Engine`]: a device buffer on the GPU,
-/// a `Vec` on the CPU. Made by [`crate::Engine::upload`], read back by
-/// [`crate::Engine::read`].
-#[derive(Debug)]
-pub struct Tensor {
-    pub(crate) data: TensorData,
-    pub(crate) len: usize,
+use crate::error::{invalid, Result};
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for u32 {}
 }
 
+/// What a tensor holds: f32 values or u32 class indices.
+pub trait Element: bytemuck::Pod + Send + Sync + std::fmt::Debug + sealed::Sealed {}
+impl Element for f32 {}
+impl Element for u32 {}
+
+/// An n×m row-major tensor owned by one [`crate::Engine`]: a device buffer on
+/// the GPU, a `Vec` on the CPU. `Tensor` holds f32 values (predictions,
+/// logits, targets, gradients); `Tensor<u32>` holds class indices, one per
+/// row of the logits it labels. A tensor knows its shape: a 1-D upload is
+/// n×1, [`crate::Engine::upload_rows`] gives n×m logits, and the row losses
+/// read m from it. Made by [`crate::Engine::upload`], read back by
+/// [`crate::Engine::read`].
 #[derive(Debug)]
-pub(crate) enum TensorData {
-    Cpu(Vec<f32>),
+pub struct Tensor<T: Element = f32> {
+    pub(crate) data: TensorData<T>,
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
+}
+
+/// Class indices resident on an engine's device: `Tensor<u32>`.
+pub type ClassTensor = Tensor<u32>;
+
+#[derive(Debug)]
+pub(crate) enum TensorData<T> {
+    Cpu(Vec<T>),
     Gpu(wgpu::Buffer),
 }
 
-impl Tensor {
-    /// Number of values.
+impl<T: Element> Tensor<T> {
+    pub(crate) fn new(data: TensorData<T>, rows: usize, cols: usize) -> Self {
+        Tensor { data, rows, cols }
+    }
+
+    /// Number of values, rows × cols.
     pub fn len(&self) -> usize {
-        self.len
+        self.rows * self.cols
     }
 
     /// Whether it holds no values.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
+    }
+
+    /// (rows, cols): (n, 1) for a 1-D tensor.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+
+    /// The same values seen as rows of `cols` (row-major), without a copy:
+    /// a buffer a model wrote its logits into becomes n×m.
+    pub fn into_rows(self, cols: usize) -> Result<Self> {
+        let len = self.len();
+        if cols == 0 || !len.is_multiple_of(cols) {
+            return Err(invalid!(
+                "a tensor of {len} values cannot be rows of {cols} columns"
+            ));
+        }
+        Ok(Tensor {
+            data: self.data,
+            rows: len / cols,
+            cols,
+        })
     }
 }
 
-/// Class indices (u32) owned by one [`crate::Engine`], the resident target
-/// of cross-entropy and zero-one on resident logits. Made by
-/// [`crate::Engine::upload_classes`].
-#[derive(Debug)]
-pub struct ClassTensor {
-    pub(crate) data: ClassData,
-    pub(crate) len: usize,
-}
-
-#[derive(Debug)]
-pub(crate) enum ClassData {
-    Cpu(Vec<u32>),
-    Gpu(wgpu::Buffer),
-}
-
-impl ClassTensor {
-    /// Number of class indices (rows).
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether it holds no indices.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-}
-
-/// The target of a row loss on resident logits
-/// ([`crate::Engine::row_loss_tensor`]).
+/// The target of a loss on resident tensors ([`crate::Engine::loss_tensor`]).
+/// `&Tensor` and `&Tensor<u32>` convert into it, so a call reads
+/// `engine.loss_tensor(&loss, &pred, &target, reduction)`.
 #[derive(Debug, Clone, Copy)]
 pub enum TensorTarget<'a> {
     /// None (entropy).
     None,
-    /// One distribution per row, as many values as the logits.
+    /// Real targets or distributions, as many values as the prediction.
     Values(&'a Tensor),
-    /// One class index per row.
-    Classes(&'a ClassTensor),
+    /// One class index per row of the prediction.
+    Classes(&'a Tensor<u32>),
+}
+
+impl<'a> From<&'a Tensor> for TensorTarget<'a> {
+    fn from(t: &'a Tensor) -> Self {
+        TensorTarget::Values(t)
+    }
+}
+
+impl<'a> From<&'a Tensor<u32>> for TensorTarget<'a> {
+    fn from(t: &'a Tensor<u32>) -> Self {
+        TensorTarget::Classes(t)
+    }
 }

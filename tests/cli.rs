@@ -336,11 +336,10 @@ fn regression_losses_match_hand_values() {
     sum.extend(["--reduction", "sum"]);
     assert!((value(&ok_json(d, &sum)) - 1.5).abs() < 1e-12);
 
-    // huber δ=1: all |e| <= 1 -> ½e² = [0.125, 0.125, 0.5], mean 0.25.
-    let huber = |extra: &[&str]| {
+    let loss = |name: &str, extra: &[&str]| {
         let mut a = vec![
             "loss",
-            "huber",
+            name,
             "--pred",
             "p.csv",
             "--target",
@@ -351,27 +350,14 @@ fn regression_losses_match_hand_values() {
         a.extend(extra);
         value(&ok_json(d, &a))
     };
-    assert!((huber(&[]) - 0.25).abs() < 1e-12);
+    // huber δ=1: all |e| <= 1 -> ½e² = [0.125, 0.125, 0.5], mean 0.25.
+    assert!((loss("huber", &[]) - 0.25).abs() < 1e-12);
     // δ=0.5: [0.125, 0.125, 0.5·(1 - 0.25)] -> mean 0.625/3.
-    assert!((huber(&["--delta", "0.5"]) - 0.625 / 3.0).abs() < 1e-12);
+    assert!((loss("huber", &["--delta", "0.5"]) - 0.625 / 3.0).abs() < 1e-12);
     // smooth-l1 β=1: |e| = [0.5, 0.5, 1] -> [0.125, 0.125, 0.5], mean 0.25;
     // β=0.5: |e| − ¼ = [0.25, 0.25, 0.75] -> mean 1.25/3.
-    let smooth_l1 = |extra: &[&str]| {
-        let mut a = vec![
-            "loss",
-            "smooth-l1",
-            "--pred",
-            "p.csv",
-            "--target",
-            "t.csv",
-            "--backend",
-            "cpu",
-        ];
-        a.extend(extra);
-        value(&ok_json(d, &a))
-    };
-    assert!((smooth_l1(&[]) - 0.25).abs() < 1e-12);
-    assert!((smooth_l1(&["--beta", "0.5"]) - 1.25 / 3.0).abs() < 1e-12);
+    assert!((loss("smooth-l1", &[]) - 0.25).abs() < 1e-12);
+    assert!((loss("smooth-l1", &["--beta", "0.5"]) - 1.25 / 3.0).abs() < 1e-12);
 
     // Weights [1, 0, 3]: (0.25·1 + 1·3) / 4.
     write(d, "w.csv", "1\n0\n3\n");

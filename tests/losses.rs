@@ -470,6 +470,83 @@ fn smooth_l1_is_pytorchs_smooth_l1_loss() {
     }
 }
 
+/// The same value bit for bit, NaN equal to NaN.
+fn same_value(a: &LossValue, b: &LossValue) -> bool {
+    match (a, b) {
+        (LossValue::Scalar(x), LossValue::Scalar(y)) => x.to_bits() == y.to_bits(),
+        (LossValue::PerSample(x), LossValue::PerSample(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits())
+        }
+        _ => false,
+    }
+}
+
+#[test]
+fn value_and_gradient_come_from_one_call() {
+    let mut rng = rng("loss and grad");
+    let cpu_engine = Engine::cpu();
+    for engine in [Some(&cpu_engine), gpu(), gpu_small()]
+        .into_iter()
+        .flatten()
+    {
+        let what = format!("{:?}", engine.backend());
+        for loss in pointwise() {
+            let n = [1, 7, 1031][rng.random_range(0..3)];
+            let (p, t) = pointwise_data(&loss, &mut rng, n);
+            let w = weights(&mut rng, n);
+            for input in [
+                LossInput::new(&p, &t),
+                LossInput::new(&p, &t).with_weights(&w),
+            ] {
+                for reduction in reductions(&loss) {
+                    let value = engine.loss(&loss, &input, reduction);
+                    let grad = engine.loss_grad(&loss, &input, reduction);
+                    match (engine.loss_and_grad(&loss, &input, reduction), value, grad) {
+                        (Ok((v, g)), Ok(value), Ok(grad)) => {
+                            assert!(same_value(&v, &value), "{what} {loss:?} {reduction:?}");
+                            let bits =
+                                |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                            assert_eq!(bits(&g), bits(&grad), "{what} {loss:?} {reduction:?}");
+                        }
+                        // Weights that sum to 0 fail the mean either way.
+                        (Err(a), Err(b), _) => assert_eq!(a.to_string(), b.to_string()),
+                        (both, value, grad) => {
+                            panic!("{what} {loss:?} {reduction:?}: {both:?} vs {value:?}, {grad:?}")
+                        }
+                    }
+                }
+            }
+        }
+        // Row losses: the value is the same; the gradient of narrow rows may
+        // come from another pass (row_grad_small) and agrees within 1 ulp-ish.
+        let (rows, cols) = (129, 5);
+        let z = data(&mut rng, rows * cols);
+        let classes: Vec<u32> = (0..rows).map(|i| (i % cols) as u32).collect();
+        let dist = distributions(&mut rng, rows, cols);
+        let inputs = [
+            (Loss::CrossEntropy, LossInput::classes(&z, cols, &classes)),
+            (Loss::CrossEntropy, LossInput::rows(&z, cols, &dist)),
+            (Loss::Entropy, LossInput::unlabelled(&dist, cols)),
+            (Loss::KlDiv, LossInput::rows(&dist, cols, &dist)),
+        ];
+        for (loss, input) in inputs {
+            for reduction in reductions(&loss) {
+                let (v, g) = engine.loss_and_grad(&loss, &input, reduction).unwrap();
+                let value = engine.loss(&loss, &input, reduction).unwrap();
+                assert!(same_value(&v, &value), "{what} {loss:?} {reduction:?}");
+                let grad = engine.loss_grad(&loss, &input, reduction).unwrap();
+                assert_all_close_with(&format!("{what} {loss:?}"), &g, &grad_as_f64(&grad), |_| {
+                    (1e-6, 1e-7)
+                });
+            }
+        }
+    }
+}
+
+fn grad_as_f64(g: &[f32]) -> Vec<f64> {
+    g.iter().map(|&v| v as f64).collect()
+}
+
 #[test]
 fn gradients_match_finite_differences() {
     let mut rng = rng("finite differences");

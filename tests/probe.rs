@@ -4,6 +4,7 @@
 mod common;
 
 use common::{gpu, gpu_small, rng};
+use lossgpu::probe::Probe;
 use lossgpu::{Engine, Error};
 use rand::Rng;
 
@@ -21,13 +22,13 @@ fn the_read_kernel_sums_every_value_once() {
             let x: Vec<f32> = (0..n).map(|_| rng.random::<f32>()).collect();
             let y: Vec<f32> = (0..n).map(|_| 1.0 + rng.random::<f32>()).collect();
             let (xt, yt) = (engine.upload(&x).unwrap(), engine.upload(&y).unwrap());
-            let one = engine.probe_read(&[&xt]).unwrap();
+            let one = Probe::new(engine).unwrap().read(&[&xt]).unwrap();
             let want = sum(&x);
             assert!(
                 (one - want).abs() <= 1e-5 * want,
                 "n={n}: one tensor {one} vs {want}"
             );
-            let two = engine.probe_read(&[&xt, &yt]).unwrap();
+            let two = Probe::new(engine).unwrap().read(&[&xt, &yt]).unwrap();
             let want = sum(&x) + sum(&y);
             assert!(
                 (two - want).abs() <= 1e-5 * want,
@@ -57,8 +58,8 @@ fn the_read_kernel_ignores_what_lies_past_the_tensor() {
         .copy_from_slice(bytemuck::cast_slice(&values));
     buffer.unmap();
     let t = engine.tensor_from_buffer(buffer, 5).unwrap();
-    assert_eq!(engine.probe_read(&[&t]).unwrap(), 15.0);
-    assert_eq!(engine.probe_read(&[&t, &t]).unwrap(), 30.0);
+    assert_eq!(Probe::new(engine).unwrap().read(&[&t]).unwrap(), 15.0);
+    assert_eq!(Probe::new(engine).unwrap().read(&[&t, &t]).unwrap(), 30.0);
 }
 
 #[test]
@@ -69,7 +70,7 @@ fn the_copy_probe_copies_each_tensor() {
             let x: Vec<f32> = (0..n).map(|_| rng.random::<f32>() - 0.5).collect();
             let y: Vec<f32> = (0..n + 3).map(|_| rng.random::<f32>()).collect();
             let (xt, yt) = (engine.upload(&x).unwrap(), engine.upload(&y).unwrap());
-            let copies = engine.probe_copy(&[&xt, &yt]).unwrap();
+            let copies = Probe::new(engine).unwrap().copy(&[&xt, &yt]).unwrap();
             assert_eq!(copies.len(), 2);
             assert_eq!(copies[0].len(), n);
             assert_eq!(engine.read(&copies[0]).unwrap(), x);
@@ -83,22 +84,27 @@ fn the_copy_probe_copies_each_tensor() {
 fn probes_need_a_gpu_engine_and_sane_arguments() {
     let cpu = Engine::cpu();
     let t = cpu.upload(&[1.0, 2.0]).unwrap();
-    for e in [
-        cpu.probe_read(&[&t]).unwrap_err(),
-        cpu.probe_copy(&[&t]).map(|_| ()).unwrap_err(),
-    ] {
-        assert!(
-            matches!(&e, Error::InvalidInput(m) if m.contains("measures a GPU adapter")),
-            "{e}"
-        );
-    }
+    let e = Probe::new(&cpu).map(|_| ()).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidInput(m) if m.contains("measures a GPU adapter")),
+        "{e}"
+    );
     // Waiting on the CPU is a no-op.
     cpu.synchronize().unwrap();
     let Some(engine) = gpu() else { return };
     let a = engine.upload(&[1.0, 2.0]).unwrap();
     let b = engine.upload(&[1.0, 2.0, 3.0]).unwrap();
-    assert!(engine.probe_read(&[&a, &b]).is_err(), "unequal lengths");
-    assert!(engine.probe_read(&[]).is_err(), "no tensor");
-    assert!(engine.probe_read(&[&a, &a, &a]).is_err(), "three tensors");
-    assert!(engine.probe_read(&[&t]).is_err(), "a CPU tensor");
+    assert!(
+        Probe::new(engine).unwrap().read(&[&a, &b]).is_err(),
+        "unequal lengths"
+    );
+    assert!(Probe::new(engine).unwrap().read(&[]).is_err(), "no tensor");
+    assert!(
+        Probe::new(engine).unwrap().read(&[&a, &a, &a]).is_err(),
+        "three tensors"
+    );
+    assert!(
+        Probe::new(engine).unwrap().read(&[&t]).is_err(),
+        "a CPU tensor"
+    );
 }

@@ -175,15 +175,16 @@ fn row_losses_on_resident_logits_match_the_host_path() {
                 row.iter_mut().for_each(|v| *v /= s);
             }
             let (zt, ct, pt) = (
-                engine.upload(&z).unwrap(),
+                engine.upload_rows(&z, cols).unwrap(),
                 engine.upload_classes(&classes).unwrap(),
-                engine.upload(&probs).unwrap(),
+                engine.upload_rows(&probs, cols).unwrap(),
             );
+            assert_eq!(zt.shape(), (rows, cols));
             let q: Vec<f32> = probs
                 .chunks(cols)
                 .flat_map(|r| r.iter().rev().copied())
                 .collect();
-            let qt = engine.upload(&q).unwrap();
+            let qt = engine.upload_rows(&q, cols).unwrap();
             // (loss, resident logits, resident target, the same on the host)
             let cases = [
                 (
@@ -219,9 +220,7 @@ fn row_losses_on_resident_logits_match_the_host_path() {
             ];
             for (loss, zt, target, input) in cases {
                 for reduction in [Reduction::Mean, Reduction::Sum] {
-                    let v = engine
-                        .row_loss_tensor(&loss, zt, cols, target, reduction)
-                        .unwrap();
+                    let v = engine.loss_tensor(&loss, zt, target, reduction).unwrap();
                     let host = engine.loss(&loss, &input, reduction).unwrap();
                     assert_eq!(
                         v.scalar().unwrap().to_bits(),
@@ -234,31 +233,39 @@ fn row_losses_on_resident_logits_match_the_host_path() {
                     continue; // no gradient
                 }
                 let g = engine
-                    .row_loss_grad_tensor(&loss, zt, cols, target, Reduction::Mean)
+                    .loss_grad_tensor(&loss, zt, target, Reduction::Mean)
                     .unwrap();
+                assert_eq!(g.shape(), (rows, cols));
                 let host = engine.loss_grad(&loss, &input, Reduction::Mean).unwrap();
                 assert_eq!(engine.read(&g).unwrap(), host, "{} grad", loss.name());
+                // Value and gradient from one set of passes: the same numbers.
+                let (v, g) = engine
+                    .loss_and_grad_tensor(&loss, zt, target, Reduction::Mean)
+                    .unwrap();
+                let value = engine.loss(&loss, &input, Reduction::Mean).unwrap();
+                assert_eq!(v, value, "{} value with grad", loss.name());
+                let g = engine.read(&g).unwrap();
+                for (i, (a, b)) in g.iter().zip(&host).enumerate() {
+                    assert!(
+                        (a - b).abs() <= 1e-6 + 1e-5 * b.abs(),
+                        "{} grad with value [{i}]: {a} vs {b}",
+                        loss.name()
+                    );
+                }
             }
         }
         // A class index out of range is named, from the device.
         let z = data(&mut rng, 40);
         let bad = engine.upload_classes(&[1, 2, 12, 3]).unwrap();
-        let zt = engine.upload(&z).unwrap();
+        let zt = engine.upload_rows(&z, 10).unwrap();
         let e = engine
-            .row_loss_tensor(
-                &Loss::CrossEntropy,
-                &zt,
-                10,
-                TensorTarget::Classes(&bad),
-                Reduction::Mean,
-            )
+            .loss_tensor(&Loss::CrossEntropy, &zt, &bad, Reduction::Mean)
             .unwrap_err()
             .to_string();
         assert!(e.contains("[2]") || e.contains("row 2"), "{e}");
         // A target outside [0, 1] fails as it does on the host.
         for loss in [Loss::CrossEntropy, Loss::KlDiv] {
-            let resident =
-                engine.row_loss_tensor(&loss, &zt, 10, TensorTarget::Values(&zt), Reduction::Mean);
+            let resident = engine.loss_tensor(&loss, &zt, &zt, Reduction::Mean);
             let host = engine.loss(&loss, &LossInput::rows(&z, 10, &z), Reduction::Mean);
             match (resident, host) {
                 (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
@@ -269,16 +276,10 @@ fn row_losses_on_resident_logits_match_the_host_path() {
     }
     // Tensors of two engines do not mix.
     if let Some(g) = gpu() {
-        let zt = g.upload(&[0.0; 4]).unwrap();
+        let zt = g.upload_rows(&[0.0; 4], 2).unwrap();
         let ct = cpu.upload_classes(&[1, 0]).unwrap();
         assert!(g
-            .row_loss_tensor(
-                &Loss::CrossEntropy,
-                &zt,
-                2,
-                TensorTarget::Classes(&ct),
-                Reduction::Mean
-            )
+            .loss_tensor(&Loss::CrossEntropy, &zt, &ct, Reduction::Mean)
             .is_err());
     }
 }
@@ -317,15 +318,9 @@ fn resident_tensors_beyond_the_storage_binding() {
     let rows = n / 10;
     let classes: Vec<u32> = (0..rows).map(|i| (i % 10) as u32).collect();
     let ct = engine.upload_classes(&classes).unwrap();
-    let logits = engine.upload(&p[..rows * 10]).unwrap();
+    let logits = engine.upload_rows(&p[..rows * 10], 10).unwrap();
     let got = engine
-        .row_loss_tensor(
-            &Loss::CrossEntropy,
-            &logits,
-            10,
-            TensorTarget::Classes(&ct),
-            Reduction::Mean,
-        )
+        .loss_tensor(&Loss::CrossEntropy, &logits, &ct, Reduction::Mean)
         .unwrap()
         .scalar()
         .unwrap();

@@ -25,9 +25,10 @@
 
 use super::output::{Report, Value};
 use super::BackendChoice;
+use lossgpu::probe::Probe;
 use lossgpu::{
     Activation, ActivationParams, ClassTensor, Engine, Error, Loss, LossInput, Pass, Reduction,
-    Result, Tensor, TensorTarget,
+    Result, Tensor,
 };
 use rayon::prelude::*;
 use std::hint::black_box;
@@ -302,23 +303,20 @@ impl Op {
     /// On resident tensors (see [`Op::has_resident`]); waits for the result.
     fn resident(&self, engine: &Engine, r: &Resident) -> Result<()> {
         let (x, t) = (&r.x, &r.t);
-        let classes = TensorTarget::Classes(&r.classes);
         match self {
             Op::Act(a, pass) => {
                 let y = engine.activation_tensor(a, *pass, x, None)?;
                 engine.synchronize()?;
                 drop(black_box(y));
             }
-            Op::Loss(l @ Loss::CrossEntropy, false) => drop(black_box(engine.row_loss_tensor(
+            Op::Loss(l @ Loss::CrossEntropy, false) => drop(black_box(engine.loss_tensor(
                 l,
                 &r.logits,
-                CLASSES,
-                classes,
+                &r.classes,
                 Reduction::Mean,
             )?)),
             Op::Loss(l @ Loss::CrossEntropy, true) => {
-                let g =
-                    engine.row_loss_grad_tensor(l, &r.logits, CLASSES, classes, Reduction::Sum)?;
+                let g = engine.loss_grad_tensor(l, &r.logits, &r.classes, Reduction::Sum)?;
                 engine.synchronize()?;
                 drop(black_box(g));
             }
@@ -352,7 +350,7 @@ impl Resident {
         Ok(Resident {
             x: g.upload(&d.x)?,
             t: g.upload(&d.t)?,
-            logits: g.upload(&d.x[..d.classes.len() * CLASSES])?,
+            logits: g.upload_rows(&d.x[..d.classes.len() * CLASSES], CLASSES)?,
             classes: g.upload_classes(&d.classes)?,
         })
     }
@@ -467,10 +465,11 @@ impl Ceilings {
     ) -> Result<Ceilings> {
         let (mut copy, mut read) = ([None; 2], [None; 2]);
         if let Some((g, x, t)) = gpu {
-            copy[0] = Some(time(quick, || g.probe_copy(&[x]))?.0);
-            copy[1] = Some(time(quick, || g.probe_copy(&[x, t]))?.0);
-            read[0] = Some(time(quick, || g.probe_read(&[x]))?.0);
-            read[1] = Some(time(quick, || g.probe_read(&[x, t]))?.0);
+            let probe = Probe::new(g)?;
+            copy[0] = Some(time(quick, || probe.copy(&[x]))?.0);
+            copy[1] = Some(time(quick, || probe.copy(&[x, t]))?.0);
+            read[0] = Some(time(quick, || probe.read(&[x]))?.0);
+            read[1] = Some(time(quick, || probe.read(&[x, t]))?.0);
         }
         let (x, t) = (&d.x[..], Some(&d.t[..]));
         Ok(Ceilings {

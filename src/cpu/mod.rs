@@ -12,15 +12,28 @@ pub mod stats;
 pub use activation::{activation, prelu_alpha_grad};
 
 use crate::error::Result;
-use crate::ops::loss::{class_error, weight_error, Domain, Form, Loss, LossInput, Shape, Target};
+use crate::ops::input::{class_error, weight_error, Call, Domain, Form, LossInput, Shape, Target};
+use crate::ops::loss::Loss;
 use crate::ops::reduction::{finish, Reduction};
 use common::weighted;
 use rows::RowTarget;
 
-/// Checks every value against its domain, in the order the GPU reports:
-/// prediction, then target, then weights, each at its first offender.
+/// Checks the call (lengths, parameters) and every value against its
+/// domain, in the order the GPU reports: prediction, then target, then
+/// weights, each at its first offender.
 pub fn validate(loss: &Loss, input: &LossInput) -> Result<()> {
-    let shape = loss.shape(input)?;
+    check_values(&check(loss, input, Reduction::Mean)?, input)
+}
+
+/// The call's one validation; the sums and per-sample terms do not depend
+/// on the reduction, so those entry points check as for `mean`.
+fn check(loss: &Loss, input: &LossInput, reduction: Reduction) -> Result<Call> {
+    loss.check(input.lengths(), reduction)
+}
+
+/// Every value against its domain (the lengths are checked in `call`).
+pub(crate) fn check_values(call: &Call, input: &LossInput) -> Result<()> {
+    let (loss, shape) = (&call.loss, call.shape);
     check_domain(loss, "pred", loss.pred_domain(), input.pred)?;
     match input.target {
         Target::Values(t) => check_domain(loss, "target", loss.target_domain(), t)?,
@@ -104,8 +117,9 @@ pub(crate) fn sample_grad(
 
 /// The unweighted per-sample losses lᵢ (validated input).
 pub fn loss_terms(loss: &Loss, input: &LossInput) -> Result<Vec<f64>> {
-    validate(loss, input)?;
-    let shape = loss.shape(input)?;
+    let call = check(loss, input, Reduction::Mean)?;
+    check_values(&call, input)?;
+    let shape = call.shape;
     Ok((0..shape.rows)
         .map(|i| sample_term(loss, input, &shape, i))
         .collect())
@@ -117,7 +131,7 @@ pub(crate) fn weight(input: &LossInput, i: usize) -> f64 {
 
 /// The weighted per-sample values wᵢ·lᵢ (reduction `none`).
 pub fn loss_per_sample(loss: &Loss, input: &LossInput) -> Result<Vec<f64>> {
-    reject_rmse_none(loss, Reduction::None)?;
+    check(loss, input, Reduction::None)?;
     let terms = loss_terms(loss, input)?;
     Ok(terms
         .iter()
@@ -141,28 +155,17 @@ pub fn loss_sums(loss: &Loss, input: &LossInput) -> Result<(f64, f64)> {
 
 /// The reduced loss (`mean` or `sum`).
 pub fn loss_scalar(loss: &Loss, input: &LossInput, reduction: Reduction) -> Result<f64> {
-    reject_rmse_none(loss, reduction)?;
+    check(loss, input, reduction)?;
     let (sum, wsum) = loss_sums(loss, input)?;
     finish(reduction, sum, wsum, *loss == Loss::Rmse)
-}
-
-pub(crate) fn reject_rmse_none(loss: &Loss, reduction: Reduction) -> Result<()> {
-    if *loss == Loss::Rmse && reduction != Reduction::Mean {
-        return Err(crate::error::invalid!(
-            "rmse is a metric: only --reduction mean is defined, not {}",
-            reduction.name()
-        ));
-    }
-    Ok(())
 }
 
 /// The gradient of the reduced loss with respect to every element of
 /// `pred`: wᵢ·(d lᵢ/d p)·c with c = 1/Σw for `mean`, 1 for `sum` and `none`,
 /// and for `rmse` the metric's own chain rule.
 pub fn loss_grad(loss: &Loss, input: &LossInput, reduction: Reduction) -> Result<Vec<f64>> {
-    reject_rmse_none(loss, reduction)?;
+    let shape = check(loss, input, reduction)?.shape;
     let (sum, wsum) = loss_sums(loss, input)?;
-    let shape = loss.shape(input)?;
     let coef = grad_coefficient(loss, reduction, sum, wsum)?;
     let mut g = Vec::with_capacity(input.pred.len());
     for i in 0..shape.rows {

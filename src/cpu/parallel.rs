@@ -3,14 +3,12 @@
 //! fixed size and block sums are added in block order, so a result does
 //! not depend on the number of threads.
 
-use super::{
-    finish, grad_coefficient, reject_rmse_none, sample_grad, sample_term, validate, weight,
-    weighted,
-};
+use super::{check_values, finish, grad_coefficient, sample_grad, sample_term, weight, weighted};
 use crate::error::Result;
 use crate::ops::activation::{Activation, Pass};
-use crate::ops::loss::{Form, Loss, LossInput, Target};
-use crate::ops::reduction::Reduction;
+use crate::ops::input::{Call, Form, LossInput, Target};
+use crate::ops::loss::Loss;
+use crate::ops::reduction::{LossValue, Reduction};
 use rayon::prelude::*;
 
 /// Samples per task.
@@ -84,10 +82,10 @@ pub fn activation(act: &Activation, pass: Pass, x: &[f32], upstream: Option<&[f3
     out
 }
 
-/// (Σ wᵢlᵢ, Σ wᵢ) over validated input.
-pub fn loss_sums(loss: &Loss, input: &LossInput) -> Result<(f64, f64)> {
-    validate(loss, input)?;
-    let shape = loss.shape(input)?;
+/// (Σ wᵢlᵢ, Σ wᵢ) of a checked call, after its values are checked.
+pub fn loss_sums(call: &Call, input: &LossInput) -> Result<(f64, f64)> {
+    check_values(call, input)?;
+    let (loss, shape) = (&call.loss, call.shape);
     if let (Form::Pointwise(_), Target::Values(t)) = (shape.form, input.target) {
         let (p, w) = (input.pred, input.weights);
         let ([s], ws) = with_term!(loss, |term| pointwise_sums(p, t, w, |p, t| [term(p, t)]));
@@ -111,10 +109,14 @@ pub fn loss_sums(loss: &Loss, input: &LossInput) -> Result<(f64, f64)> {
 }
 
 /// The seven metric sums of [`crate::cpu::metric_sums`] and Σw in one pass
-/// (the twin of metrics.wgsl), over validated input.
-pub fn metric_sums(input: &LossInput, delta: f32, gamma: f32) -> Result<([f64; 7], f64)> {
-    validate(&Loss::Mse, input)?;
-    crate::ops::metrics::metric_losses(delta, gamma)?;
+/// (the twin of metrics.wgsl) of a checked mse call.
+pub fn metric_sums(
+    call: &Call,
+    input: &LossInput,
+    delta: f32,
+    gamma: f32,
+) -> Result<([f64; 7], f64)> {
+    check_values(call, input)?;
     let Target::Values(t) = input.target else {
         return Err(crate::error::invalid!("metrics need real targets"));
     };
@@ -179,18 +181,22 @@ fn pointwise_sums<const K: usize>(
     })
 }
 
-/// The reduced loss.
-pub fn loss_scalar(loss: &Loss, input: &LossInput, reduction: Reduction) -> Result<f64> {
-    reject_rmse_none(loss, reduction)?;
-    let (sum, wsum) = loss_sums(loss, input)?;
-    finish(reduction, sum, wsum, *loss == Loss::Rmse)
+/// The value of a checked call: the reduced loss, or the per-sample wᵢ·lᵢ
+/// rounded to f32 for reduction none.
+pub fn loss_value(call: &Call, input: &LossInput) -> Result<LossValue> {
+    Ok(match call.reduction {
+        Reduction::None => LossValue::PerSample(loss_per_sample(call, input)?),
+        reduction => {
+            let (sum, wsum) = loss_sums(call, input)?;
+            LossValue::Scalar(finish(reduction, sum, wsum, call.rmse())?)
+        }
+    })
 }
 
 /// The per-sample wᵢ·lᵢ, rounded to f32.
-pub fn loss_per_sample(loss: &Loss, input: &LossInput) -> Result<Vec<f32>> {
-    reject_rmse_none(loss, Reduction::None)?;
-    validate(loss, input)?;
-    let shape = loss.shape(input)?;
+fn loss_per_sample(call: &Call, input: &LossInput) -> Result<Vec<f32>> {
+    check_values(call, input)?;
+    let (loss, shape) = (&call.loss, call.shape);
     let mut out = vec![0.0f32; shape.rows];
     out.par_chunks_mut(BLOCK)
         .enumerate()
@@ -204,10 +210,15 @@ pub fn loss_per_sample(loss: &Loss, input: &LossInput) -> Result<Vec<f32>> {
 }
 
 /// The gradient of the reduced loss, rounded to f32.
-pub fn loss_grad(loss: &Loss, input: &LossInput, reduction: Reduction) -> Result<Vec<f32>> {
-    reject_rmse_none(loss, reduction)?;
-    let (sum, wsum) = loss_sums(loss, input)?;
-    let shape = loss.shape(input)?;
+pub fn loss_grad(call: &Call, input: &LossInput) -> Result<Vec<f32>> {
+    Ok(loss_and_grad(call, input, false)?.1)
+}
+
+/// The gradient of the reduced loss, rounded to f32, and with `value` the
+/// loss's value from the same sums (NaN without).
+pub fn loss_and_grad(call: &Call, input: &LossInput, value: bool) -> Result<(LossValue, Vec<f32>)> {
+    let (loss, shape, reduction) = (&call.loss, call.shape, call.reduction);
+    let (sum, wsum) = loss_sums(call, input)?;
     let coef = grad_coefficient(loss, reduction, sum, wsum)?;
     let blocks: Vec<Vec<f32>> = (0..shape.rows.div_ceil(BLOCK))
         .into_par_iter()
@@ -219,5 +230,10 @@ pub fn loss_grad(loss: &Loss, input: &LossInput, reduction: Reduction) -> Result
             g.into_iter().map(|v| v as f32).collect()
         })
         .collect();
-    Ok(blocks.concat())
+    let value = match reduction {
+        _ if !value => LossValue::Scalar(f64::NAN),
+        Reduction::None => LossValue::PerSample(loss_per_sample(call, input)?),
+        _ => LossValue::Scalar(finish(reduction, sum, wsum, call.rmse())?),
+    };
+    Ok((value, blocks.concat()))
 }

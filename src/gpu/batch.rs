@@ -8,11 +8,14 @@
 
 use super::buffers::{error_slots_for, output, packed, submit_and_read, to_f32, to_u32, upload};
 use super::dispatch::{grid, head, partials_for, reduce_chunk_elements};
+use super::evaluate::{Pending, Want};
 use super::params::LossParams;
 use super::pipelines::Family;
-use super::{scaled_sum, Gpu, Pending};
+use super::reduce::scaled_sum;
+use super::Gpu;
 use crate::error::Result;
-use crate::ops::loss::{Form, Loss, LossInput, Target, Term};
+use crate::ops::input::{Call, Form, LossInput, Target};
+use crate::ops::loss::Term;
 use crate::ops::reduction::CoefMode;
 use crate::ops::reduction::{finish, LossValue, Reduction};
 use std::collections::HashMap;
@@ -51,13 +54,9 @@ struct Packed {
 
 impl Gpu {
     /// Many losses in one submission and one readback (values only).
-    pub fn loss_batch(
-        &self,
-        items: &[(Loss, LossInput)],
-        reduction: Reduction,
-    ) -> Result<Vec<LossValue>> {
+    pub(crate) fn loss_batch(&self, items: &[(Call, LossInput)]) -> Result<Vec<LossValue>> {
         self.ctx.scoped(|| {
-            let groups = self.plan_groups(items, reduction)?;
+            let groups = self.plan_groups(items)?;
             let mut encoder = self.encoder();
             let mut plans: Vec<Option<Plan>> = (0..items.len()).map(|_| None).collect();
             let mut packs = Vec::with_capacity(groups.len());
@@ -67,9 +66,9 @@ impl Gpu {
                     plans[i] = Some(Plan::Packed { group: g, segment });
                 }
             }
-            for (i, (loss, input)) in items.iter().enumerate() {
+            for (i, (call, input)) in items.iter().enumerate() {
                 if plans[i].is_none() {
-                    let p = self.encode_loss(&mut encoder, loss, input, reduction, false)?;
+                    let p = self.encode_loss(&mut encoder, call, input, Want::VALUE)?;
                     plans[i] = Some(Plan::Alone(p));
                 }
             }
@@ -87,13 +86,13 @@ impl Gpu {
             let bytes = submit_and_read(&self.ctx, encoder, &parts)?;
             let mut alone = bytes[alone_from..].iter();
             let mut values = Vec::with_capacity(items.len());
-            for ((loss, input), plan) in items.iter().zip(plans.iter().flatten()) {
+            for ((call, input), plan) in items.iter().zip(plans.iter().flatten()) {
                 let value = match plan {
                     Plan::Packed { group, segment } => {
                         let slots = to_u32(&bytes[2 * group]);
                         let s = to_f32(&bytes[2 * group + 1], 4 * packs[*group].segments);
                         let rows = input.pred.len();
-                        self.raise_value_errors(loss, input, 1, &slots[4 * segment..][..4])?;
+                        self.raise_value_errors(call, input, &slots[4 * segment..][..4])?;
                         let r = &s[4 * segment..][..3];
                         let wsum = if input.weights.is_some() {
                             r[1] as f64
@@ -102,12 +101,12 @@ impl Gpu {
                         };
                         // + 0.0: a fold turns a partial of −0 into +0.
                         let sum = scaled_sum(r) + 0.0;
-                        LossValue::Scalar(finish(reduction, sum, wsum, *loss == Loss::Rmse)?)
+                        LossValue::Scalar(finish(call.reduction, sum, wsum, call.rmse())?)
                     }
                     Plan::Alone(p) => {
                         let mine: Vec<Vec<u8>> =
                             alone.by_ref().take(p.parts().len()).cloned().collect();
-                        self.finish_loss(loss, input, reduction, p, &mine)?.0
+                        self.finish_loss(call, input, p, &mine)?.0
                     }
                 };
                 values.push(value);
@@ -118,18 +117,17 @@ impl Gpu {
 
     /// Sorts the packable items into groups that share a specialisation and
     /// fit one binding.
-    fn plan_groups(&self, items: &[(Loss, LossInput)], reduction: Reduction) -> Result<Vec<Group>> {
+    fn plan_groups(&self, items: &[(Call, LossInput)]) -> Result<Vec<Group>> {
         let chunk = reduce_chunk_elements(&self.ctx);
         let mut groups: Vec<Group> = Vec::new();
         let mut open: HashMap<GroupKey, usize> = HashMap::new();
-        for (i, (loss, input)) in items.iter().enumerate() {
-            crate::cpu::reject_rmse_none(loss, reduction)?;
-            let shape = loss.shape(input)?;
+        for (i, (call, input)) in items.iter().enumerate() {
+            let (loss, shape) = (&call.loss, call.shape);
             let op = match shape.form {
                 Form::Pointwise(op) if op != Term::Exponential => op,
                 _ => continue,
             };
-            if reduction == Reduction::None || shape.rows > chunk {
+            if call.reduction == Reduction::None || shape.rows > chunk {
                 continue;
             }
             let key = GroupKey {
@@ -164,7 +162,7 @@ impl Gpu {
     fn encode_group(
         &self,
         encoder: &mut wgpu::CommandEncoder,
-        items: &[(Loss, LossInput)],
+        items: &[(Call, LossInput)],
         group: &Group,
     ) -> Result<Packed> {
         let ctx = &self.ctx;
@@ -189,7 +187,8 @@ impl Gpu {
         let mut table = Vec::with_capacity(8 * group.items.len());
         let mut workgroups = 0usize;
         for (&i, &off) in group.items.iter().zip(&group.offsets) {
-            let (loss, input) = &items[i];
+            let (call, input) = &items[i];
+            let loss = &call.loss;
             let n = input.pred.len();
             let count = partials_for(n);
             table.extend_from_slice(&[

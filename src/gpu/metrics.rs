@@ -7,12 +7,14 @@ use super::pipelines::Family;
 use super::stream::{ChunkInputs, HostInputs};
 use super::Gpu;
 use crate::error::Result;
-use crate::ops::loss::{weight_error, Loss, LossInput, Target};
+use crate::ops::input::{weight_error, Call, LossInput, Target};
 
 impl Gpu {
-    /// The seven weighted sums of metrics.wgsl and Σw, one read of the data.
-    pub fn metric_sums(
+    /// The seven weighted sums of metrics.wgsl and Σw of a checked mse
+    /// call, one read of the data.
+    pub(crate) fn metric_sums(
         &self,
+        call: &Call,
         input: &LossInput,
         delta: f32,
         gamma: f32,
@@ -127,7 +129,7 @@ impl Gpu {
             let slots = to_u32(&bytes[0]);
             if let (Some(w), true) = (input.weights, slots[2] != u32::MAX) {
                 let i = slots[2] as usize;
-                return Err(weight_error(&Loss::Mse, i, w[i]));
+                return Err(weight_error(&call.loss, i, w[i]));
             }
             let v = to_f32(&bytes[1], 8);
             let sums = [v[0], v[1], v[2], v[3], v[4], v[5], v[6]].map(|x| x as f64);

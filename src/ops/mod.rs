@@ -4,6 +4,7 @@
 pub mod activation;
 pub mod gradient;
 pub(crate) mod ids;
+pub mod input;
 pub mod loss;
 pub mod metrics;
 pub mod reduction;
@@ -14,7 +15,8 @@ pub mod regularizer;
 pub(crate) fn kernel_constants() -> Vec<(String, u32)> {
     use activation::{ActOp, Pass};
     use ids::KernelIds;
-    use loss::{Domain, RowOp, Term};
+    use input::Domain;
+    use loss::{RowOp, Term};
     use reduction::CoefMode;
     [
         Term::constants(),

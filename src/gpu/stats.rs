@@ -14,6 +14,27 @@ use wgpu::util::DeviceExt;
 /// A resident buffer and its length in values.
 pub(crate) type Resident<'a> = (&'a wgpu::Buffer, usize);
 
+/// The entry points of `shaders/stats.wgsl`.
+#[derive(Clone, Copy)]
+enum StatsEntry {
+    /// Per-workgroup partials of Σg², max |g| and the counts.
+    Stats,
+    /// g·min(1, c/(‖g‖ + 1e-6)) in place, ‖g‖ from the folded partials.
+    ClipNorm,
+    /// clamp(g, −c, c) in place.
+    ClipValue,
+}
+
+impl StatsEntry {
+    fn name(self) -> &'static str {
+        match self {
+            StatsEntry::Stats => "grad_stats",
+            StatsEntry::ClipNorm => "clip_norm",
+            StatsEntry::ClipValue => "clip_value",
+        }
+    }
+}
+
 impl Gpu {
     /// A read-write storage buffer holding `data`, readable back.
     pub fn upload_resident<T: bytemuck::Pod>(&self, data: &[T]) -> Result<wgpu::Buffer> {
@@ -64,7 +85,7 @@ impl Gpu {
                 None => 0.0,
             };
             let pass = |encoder: &mut wgpu::CommandEncoder,
-                        entry: &'static str,
+                        entry: StatsEntry,
                         base: &mut usize|
              -> Result<()> {
                 for &(buffer, n) in tensors {
@@ -87,20 +108,23 @@ impl Gpu {
                             result.as_entire_binding(),
                         ];
                         let dispatch = match entry {
-                            "grad_stats" => (groups as u32, 1),
-                            _ => grid(ctx, groups_for(c.len.div_ceil(4)))?,
+                            StatsEntry::Stats => (groups as u32, 1),
+                            StatsEntry::ClipNorm | StatsEntry::ClipValue => {
+                                grid(ctx, groups_for(c.len.div_ceil(4)))?
+                            }
                         };
-                        self.run(encoder, Family::Stats, entry, &[], resources, dispatch)?;
+                        let name = entry.name();
+                        self.run(encoder, Family::Stats, name, &[], resources, dispatch)?;
                         *base += groups;
                     }
                 }
                 Ok(())
             };
-            pass(&mut encoder, "grad_stats", &mut 0)?;
+            pass(&mut encoder, StatsEntry::Stats, &mut 0)?;
             self.fold_partials(&mut encoder, &partials, total, &result, None)?;
             match clip {
-                Some(Clip::Norm(_)) => pass(&mut encoder, "clip_norm", &mut 0)?,
-                Some(Clip::Value(_)) => pass(&mut encoder, "clip_value", &mut 0)?,
+                Some(Clip::Norm(_)) => pass(&mut encoder, StatsEntry::ClipNorm, &mut 0)?,
+                Some(Clip::Value(_)) => pass(&mut encoder, StatsEntry::ClipValue, &mut 0)?,
                 None => {}
             }
             let bytes = submit_and_read(ctx, encoder, &[(&result, 16), (&counts, 16)])?;

@@ -1,0 +1,270 @@
+//! The engine's operations on host slices: each validates its input once,
+//! then runs on the GPU or the CPU as the engine decides.
+
+use super::{check_upstream, nonempty};
+use crate::auto::Work;
+use crate::cpu;
+use crate::error::{invalid, Error, Result};
+use crate::gpu::Want;
+use crate::ops::activation::{Activation, Pass};
+use crate::ops::gradient::{Clip, GradStats, HealthReport, HealthThresholds};
+use crate::ops::input::{Call, Form, LossInput};
+use crate::ops::loss::{Loss, Term};
+use crate::ops::metrics::RegressionMetrics;
+use crate::ops::reduction::{LossValue, Reduction};
+use crate::ops::regularizer::Regularizer;
+use crate::Engine;
+
+/// The op family a calibrating engine times a loss call under.
+fn work(call: &Call) -> Work {
+    match call.shape.form {
+        Form::Pointwise(_) => Work::Loss,
+        Form::Rows(_) => Work::RowLoss,
+    }
+}
+
+/// The gradient a GPU evaluation was asked for.
+pub(super) fn gradient<T>(grad: Option<T>) -> Result<T> {
+    grad.ok_or_else(|| Error::Gpu("no gradient came back".into()))
+}
+
+impl Engine {
+    fn run_activation(
+        &self,
+        act: &Activation,
+        pass: Pass,
+        x: &[f32],
+        upstream: Option<&[f32]>,
+    ) -> Result<Vec<f32>> {
+        act.validate()?;
+        nonempty("the input", x)?;
+        check_upstream(x.len(), upstream.map(<[f32]>::len))?;
+        self.dispatch_sized(
+            (Work::Activation, act.name(), pass.suffix()),
+            x.len(),
+            |g| g.activation(act, pass, x, upstream),
+            || Ok(cpu::parallel::activation(act, pass, x, upstream)),
+        )
+    }
+
+    /// f(x) elementwise.
+    pub fn activation(&self, act: &Activation, x: &[f32]) -> Result<Vec<f32>> {
+        self.run_activation(act, Pass::Forward, x, None)
+    }
+
+    /// f'(x) elementwise.
+    pub fn activation_derivative(&self, act: &Activation, x: &[f32]) -> Result<Vec<f32>> {
+        self.run_activation(act, Pass::Derivative, x, None)
+    }
+
+    /// upstream ⊙ f'(x): the backward pass through the activation.
+    pub fn activation_backward(
+        &self,
+        act: &Activation,
+        x: &[f32],
+        upstream: &[f32],
+    ) -> Result<Vec<f32>> {
+        self.run_activation(act, Pass::Backward, x, Some(upstream))
+    }
+
+    /// d L/d α of prelu: Σ upstream·x over the elements with x ≤ 0.
+    pub fn prelu_alpha_grad(&self, x: &[f32], upstream: &[f32]) -> Result<f64> {
+        nonempty("the input", x)?;
+        check_upstream(x.len(), Some(upstream.len()))?;
+        self.dispatch_sized(
+            (Work::Loss, "prelu dα", ""),
+            x.len(),
+            |g| g.sum_of_terms(Term::PreluDalpha, x, Some(upstream)),
+            || Ok(cpu::prelu_alpha_grad(x, upstream)),
+        )
+    }
+
+    /// The loss with the given reduction: a scalar for `mean`/`sum`, the
+    /// per-sample wᵢ·lᵢ for `none`. Input errors (lengths, labels outside
+    /// their domain, class indices ≥ m, negative weights) name the first
+    /// offender.
+    pub fn loss(&self, loss: &Loss, input: &LossInput, reduction: Reduction) -> Result<LossValue> {
+        let call = loss.check(input.lengths(), reduction)?;
+        self.dispatch_sized(
+            (work(&call), loss.name(), ""),
+            input.pred.len(),
+            |g| Ok(g.loss(&call, input, Want::VALUE)?.0),
+            || cpu::parallel::loss_value(&call, input),
+        )
+    }
+
+    /// The gradient of the reduced loss with respect to every prediction
+    /// (same length as `pred`): wᵢ·(d lᵢ/d pᵢ)/Σw for `mean`, wᵢ·d lᵢ/d pᵢ
+    /// for `sum` and `none`; rmse uses its own chain rule.
+    pub fn loss_grad(
+        &self,
+        loss: &Loss,
+        input: &LossInput,
+        reduction: Reduction,
+    ) -> Result<Vec<f32>> {
+        let call = loss.check(input.lengths(), reduction)?;
+        self.dispatch_sized(
+            (Work::LossGrad, loss.name(), ""),
+            input.pred.len(),
+            |g| gradient(g.loss(&call, input, Want::GRAD)?.1),
+            || cpu::parallel::loss_grad(&call, input),
+        )
+    }
+
+    /// The value of [`Engine::loss`] and the gradient of
+    /// [`Engine::loss_grad`] from one set of passes over the data: what a
+    /// training step needs, for the price of about one call.
+    pub fn loss_and_grad(
+        &self,
+        loss: &Loss,
+        input: &LossInput,
+        reduction: Reduction,
+    ) -> Result<(LossValue, Vec<f32>)> {
+        let call = loss.check(input.lengths(), reduction)?;
+        self.dispatch_sized(
+            (Work::LossGrad, loss.name(), " and value"),
+            input.pred.len(),
+            |g| {
+                let (value, grad) = g.loss(&call, input, Want::BOTH)?;
+                Ok((value, gradient(grad)?))
+            },
+            || cpu::parallel::loss_and_grad(&call, input, true),
+        )
+    }
+
+    /// Many losses at once: on the GPU one submission and one readback for
+    /// all of them, so per-layer or per-task losses do not each pay a round
+    /// trip. Values as [`Engine::loss`] gives them, in order.
+    pub fn loss_batch(
+        &self,
+        items: &[(Loss, LossInput)],
+        reduction: Reduction,
+    ) -> Result<Vec<LossValue>> {
+        let calls = items
+            .iter()
+            .map(|(loss, input)| Ok((loss.check(input.lengths(), reduction)?, *input)))
+            .collect::<Result<Vec<_>>>()?;
+        let total = items.iter().map(|(_, input)| input.pred.len()).sum();
+        self.dispatch_sized(
+            (Work::Batch, "loss_batch", ""),
+            total,
+            |g| g.loss_batch(&calls),
+            || {
+                // Small losses are many: one per core beats cores per loss.
+                use rayon::prelude::*;
+                calls
+                    .par_iter()
+                    .map(|(call, input)| cpu::parallel::loss_value(call, input))
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .collect() // the first error in item order
+            },
+        )
+    }
+
+    /// The regularised objective: loss (`mean` or `sum`) + λ·Ω(θ).
+    pub fn objective(
+        &self,
+        loss: &Loss,
+        input: &LossInput,
+        reduction: Reduction,
+        theta: &[f32],
+        reg: Regularizer,
+    ) -> Result<f64> {
+        reg.validate()?;
+        if reduction == Reduction::None {
+            return Err(invalid!(
+                "the objective needs reduction mean or sum, not none"
+            ));
+        }
+        let risk = self
+            .loss(loss, input, reduction)?
+            .scalar()
+            .ok_or_else(|| invalid!("the objective needs a scalar loss"))?;
+        let penalty = if theta.is_empty() {
+            0.0
+        } else {
+            self.dispatch_sized(
+                (Work::Loss, "penalty", ""),
+                theta.len(),
+                |g| g.sum_of_terms(reg.term(), theta, None),
+                || Ok(reg.penalty_f64(theta)),
+            )?
+        };
+        Ok(risk + reg.lambda() as f64 * penalty)
+    }
+
+    /// mse, rmse, mae, mape, smape, huber (δ), log-cosh and quantile (γ) of
+    /// 1-D predictions and targets, optionally weighted, in one pass that
+    /// reads each input once.
+    pub fn regression_metrics(
+        &self,
+        input: &LossInput,
+        delta: f32,
+        gamma: f32,
+    ) -> Result<RegressionMetrics> {
+        crate::ops::metrics::metric_losses(delta, gamma)?;
+        let call = Loss::Mse.check(input.lengths(), Reduction::Mean)?;
+        let rows = call.shape.rows;
+        let (sums, wsum) = self.dispatch_sized(
+            (Work::Metrics, "regression_metrics", ""),
+            rows,
+            |g| g.metric_sums(&call, input, delta, gamma),
+            || cpu::parallel::metric_sums(&call, input, delta, gamma),
+        )?;
+        RegressionMetrics::from_sums(sums, wsum, rows)
+    }
+
+    /// SPEC §3 `grad-stats`: ‖g‖₂, max |g|, NaN and ±inf counts, the share of
+    /// |g| < `vanish_eps`, n — one pass.
+    pub fn grad_stats(&self, g: &[f32], vanish_eps: f32) -> Result<GradStats> {
+        nonempty("the gradient", g)?;
+        check_eps(vanish_eps)?;
+        self.dispatch_sized(
+            (Work::GradStats, "grad_stats", ""),
+            g.len(),
+            |gpu| {
+                let t = gpu.upload_resident(g)?;
+                gpu.grad_stats(&[(&t, g.len())], vanish_eps, None)
+            },
+            || Ok(cpu::stats::grad_stats(g, vanish_eps)),
+        )
+    }
+
+    /// Clips a copy of `g` by value or by its L2 norm; returns the clipped
+    /// values and the statistics before clipping.
+    pub fn clip(&self, g: &[f32], clip: Clip) -> Result<(Vec<f32>, GradStats)> {
+        nonempty("the gradient", g)?;
+        clip.validate()?;
+        let mut t = [self.upload(g)?];
+        let stats = self.clip_tensors(&mut t, clip)?;
+        Ok((self.read(&t[0])?, stats))
+    }
+
+    /// Per-layer gradient health (layers in network order, input first):
+    /// each layer's statistics, the ratio of its norm to the next layer's,
+    /// and a verdict by the documented [`HealthThresholds`].
+    pub fn health_report(
+        &self,
+        layers: &[&[f32]],
+        thresholds: &HealthThresholds,
+    ) -> Result<HealthReport> {
+        if layers.is_empty() {
+            return Err(invalid!("health report: no layers given"));
+        }
+        let stats = layers
+            .iter()
+            .map(|g| self.grad_stats(g, thresholds.vanish_eps))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(HealthReport::judge(stats, thresholds))
+    }
+}
+
+fn check_eps(eps: f32) -> Result<()> {
+    if !(eps >= 0.0 && eps.is_finite()) {
+        return Err(invalid!(
+            "--vanish-eps must be a finite number >= 0, got {eps}"
+        ));
+    }
+    Ok(())
+}

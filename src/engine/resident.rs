@@ -1,0 +1,287 @@
+//! The engine's operations on resident tensors: data stays on the device
+//! between calls and only what is asked for comes back.
+
+use super::host::gradient;
+use super::{check_upstream, nonempty, Inner};
+use crate::cpu;
+use crate::error::{invalid, Result};
+use crate::gpu::Want;
+use crate::ops::activation::{Activation, Pass};
+use crate::ops::gradient::{Clip, GradStats};
+use crate::ops::input::{Lengths, LossInput, Target, TargetKind};
+use crate::ops::loss::Loss;
+use crate::ops::reduction::{LossValue, Reduction};
+use crate::tensor::{Element, Tensor, TensorData, TensorTarget};
+use crate::Engine;
+
+fn mixed() -> crate::Error {
+    invalid!("tensors of different engines were mixed")
+}
+
+impl Engine {
+    /// Copies `data` to the engine's device (or keeps it in host memory on
+    /// the CPU backend) as an n×1 tensor, for operations that run in place.
+    pub fn upload(&self, data: &[f32]) -> Result<Tensor> {
+        self.upload_as(data, 1)
+    }
+
+    /// Copies n×m row-major scores (logits, distributions) to the device
+    /// as an n×m tensor, the input of the row losses.
+    pub fn upload_rows(&self, data: &[f32], cols: usize) -> Result<Tensor> {
+        self.upload_as(data, cols)
+    }
+
+    /// Copies class indices to the device: one per row of the logits they
+    /// label, the class target of [`Engine::loss_tensor`].
+    pub fn upload_classes(&self, classes: &[u32]) -> Result<Tensor<u32>> {
+        nonempty("the class indices", classes)?;
+        self.upload_as(classes, 1)
+    }
+
+    fn upload_as<T: Element>(&self, data: &[T], cols: usize) -> Result<Tensor<T>> {
+        nonempty("the tensor", data)?;
+        if cols == 0 || !data.len().is_multiple_of(cols) {
+            return Err(invalid!(
+                "{} values are not rows of {cols} columns",
+                data.len()
+            ));
+        }
+        let rows = data.len() / cols;
+        let data = self.dispatch(
+            |g| Ok(TensorData::Gpu(g.upload_resident(data)?)),
+            || Ok(TensorData::Cpu(data.to_vec())),
+        )?;
+        Ok(Tensor::new(data, rows, cols))
+    }
+
+    /// A tensor over an existing buffer of this engine's device (one a model
+    /// already computes into), without a copy, as n×1 values
+    /// ([`Tensor::into_rows`] makes them n×m). The buffer needs STORAGE
+    /// usage (and COPY_SRC to be read back) and at least `len` values
+    /// rounded up to a whole vec4 (16 bytes).
+    pub fn tensor_from_buffer(&self, buffer: wgpu::Buffer, len: usize) -> Result<Tensor> {
+        if !matches!(self.inner, Inner::Gpu(_)) {
+            return Err(invalid!("a wgpu buffer needs a GPU engine"));
+        }
+        if len == 0 {
+            return Err(invalid!("the tensor is empty"));
+        }
+        if !buffer.usage().contains(wgpu::BufferUsages::STORAGE) {
+            return Err(invalid!("the buffer lacks STORAGE usage"));
+        }
+        let need = (len.div_ceil(4) * 16) as u64;
+        if buffer.size() < need {
+            return Err(invalid!(
+                "a buffer of {} bytes is too small for {len} values ({need} bytes: whole vec4s)",
+                buffer.size()
+            ));
+        }
+        Ok(Tensor::new(TensorData::Gpu(buffer), len, 1))
+    }
+
+    /// The values of a tensor, row-major.
+    pub fn read(&self, tensor: &Tensor) -> Result<Vec<f32>> {
+        match (&self.inner, &tensor.data) {
+            (Inner::Gpu(g), TensorData::Gpu(b)) => g.read_resident(b, tensor.len()),
+            (_, TensorData::Cpu(v)) => Ok(v.clone()),
+            (Inner::Cpu, TensorData::Gpu(_)) => Err(invalid!(
+                "this tensor lives on a GPU engine, not this CPU one"
+            )),
+        }
+    }
+
+    /// An activation pass on a resident tensor, leaving the result resident
+    /// in the same shape: f(x), f'(x), or upstream ⊙ f'(x) for
+    /// [`Pass::Backward`].
+    pub fn activation_tensor(
+        &self,
+        act: &Activation,
+        pass: Pass,
+        x: &Tensor,
+        upstream: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        act.validate()?;
+        if pass == Pass::Backward && upstream.is_none() {
+            return Err(invalid!("the backward pass needs an upstream gradient"));
+        }
+        check_upstream(x.len(), upstream.map(Tensor::len))?;
+        let len = x.len();
+        let data = match (&self.inner, &x.data, upstream.map(|u| &u.data)) {
+            (Inner::Gpu(g), TensorData::Gpu(xb), None | Some(TensorData::Gpu(_))) => {
+                let ub = match upstream.map(|u| &u.data) {
+                    Some(TensorData::Gpu(b)) => Some(b),
+                    _ => None,
+                };
+                TensorData::Gpu(g.activation_resident(act, pass, xb, ub, len)?)
+            }
+            (_, TensorData::Cpu(xv), None) => {
+                TensorData::Cpu(cpu::parallel::activation(act, pass, xv, None))
+            }
+            (_, TensorData::Cpu(xv), Some(TensorData::Cpu(uv))) => {
+                TensorData::Cpu(cpu::parallel::activation(act, pass, xv, Some(uv)))
+            }
+            _ => return Err(mixed()),
+        };
+        Ok(Tensor::new(data, x.rows, x.cols))
+    }
+
+    /// A loss on a resident prediction — n×1 values for a pointwise loss,
+    /// n×m logits or distributions for a row loss — and a resident target
+    /// (`&Tensor` of values, `&Tensor<u32>` of class indices, or
+    /// [`TensorTarget::None`]); the value comes back to the host, as
+    /// [`Engine::loss`] gives it for the same values.
+    pub fn loss_tensor<'t>(
+        &self,
+        loss: &Loss,
+        pred: &Tensor,
+        target: impl Into<TensorTarget<'t>>,
+        reduction: Reduction,
+    ) -> Result<LossValue> {
+        let (value, _) = self.resident_loss(loss, pred, target.into(), reduction, Want::VALUE)?;
+        Ok(value)
+    }
+
+    /// The gradient of [`Engine::loss_tensor`] with respect to the
+    /// prediction, as a new resident tensor of its shape.
+    pub fn loss_grad_tensor<'t>(
+        &self,
+        loss: &Loss,
+        pred: &Tensor,
+        target: impl Into<TensorTarget<'t>>,
+        reduction: Reduction,
+    ) -> Result<Tensor> {
+        let (_, grad) = self.resident_loss(loss, pred, target.into(), reduction, Want::GRAD)?;
+        gradient(grad)
+    }
+
+    /// The value of [`Engine::loss_tensor`] and the resident gradient of
+    /// [`Engine::loss_grad_tensor`] from one set of passes.
+    pub fn loss_and_grad_tensor<'t>(
+        &self,
+        loss: &Loss,
+        pred: &Tensor,
+        target: impl Into<TensorTarget<'t>>,
+        reduction: Reduction,
+    ) -> Result<(LossValue, Tensor)> {
+        let (value, grad) = self.resident_loss(loss, pred, target.into(), reduction, Want::BOTH)?;
+        Ok((value, gradient(grad)?))
+    }
+
+    fn resident_loss(
+        &self,
+        loss: &Loss,
+        pred: &Tensor,
+        target: TensorTarget,
+        reduction: Reduction,
+        want: Want,
+    ) -> Result<(LossValue, Option<Tensor>)> {
+        let (kind, target_len) = match target {
+            TensorTarget::None => (TargetKind::None, 0),
+            TensorTarget::Values(t) => (TargetKind::Values, t.len()),
+            TensorTarget::Classes(c) => (TargetKind::Classes, c.len()),
+        };
+        let lengths = Lengths {
+            pred: pred.len(),
+            cols: pred.cols,
+            target: kind,
+            target_len,
+            weights: None,
+        };
+        let call = loss.check(lengths, reduction)?;
+        let shaped = |data| Tensor::new(data, pred.rows, pred.cols);
+        match (&self.inner, &pred.data) {
+            (Inner::Gpu(g), TensorData::Gpu(p)) => {
+                let t = match target {
+                    TensorTarget::None => None,
+                    TensorTarget::Values(Tensor {
+                        data: TensorData::Gpu(b),
+                        ..
+                    })
+                    | TensorTarget::Classes(Tensor {
+                        data: TensorData::Gpu(b),
+                        ..
+                    }) => Some(b),
+                    _ => return Err(mixed()),
+                };
+                let (value, grad) = g.loss_on_device(&call, p, t, want)?;
+                Ok((value, grad.map(|b| shaped(TensorData::Gpu(b)))))
+            }
+            (_, TensorData::Cpu(p)) => {
+                let target = match target {
+                    TensorTarget::None => Target::None,
+                    TensorTarget::Values(Tensor {
+                        data: TensorData::Cpu(v),
+                        ..
+                    }) => Target::Values(v),
+                    TensorTarget::Classes(Tensor {
+                        data: TensorData::Cpu(c),
+                        ..
+                    }) => Target::Classes(c),
+                    _ => return Err(mixed()),
+                };
+                let input = LossInput {
+                    pred: p,
+                    cols: pred.cols,
+                    target,
+                    weights: None,
+                };
+                if !want.grad {
+                    return Ok((cpu::parallel::loss_value(&call, &input)?, None));
+                }
+                let (value, grad) = cpu::parallel::loss_and_grad(&call, &input, want.value)?;
+                Ok((value, Some(shaped(TensorData::Cpu(grad)))))
+            }
+            _ => Err(mixed()),
+        }
+    }
+
+    /// Clips several tensors (one per layer) in place with one global rule:
+    /// by value, or by the L2 norm over all of them (PyTorch's
+    /// clip_grad_norm_: scale by min(1, c/(‖g‖ + 1e-6))). On the GPU the norm
+    /// is computed and applied on the device in one submission, without a
+    /// host round trip in between. Returns the statistics before clipping.
+    pub fn clip_tensors(&self, tensors: &mut [Tensor], clip: Clip) -> Result<GradStats> {
+        clip.validate()?;
+        if tensors.is_empty() {
+            return Err(invalid!("clip: no tensors given"));
+        }
+        match (&self.inner, tensors.first().map(|t| &t.data)) {
+            (Inner::Gpu(g), Some(TensorData::Gpu(_))) => {
+                let mut resident = Vec::with_capacity(tensors.len());
+                for t in tensors.iter() {
+                    match &t.data {
+                        TensorData::Gpu(b) => resident.push((b, t.len())),
+                        TensorData::Cpu(_) => {
+                            return Err(invalid!(
+                                "clip: a tensor of a CPU engine was given to a GPU engine"
+                            ))
+                        }
+                    }
+                }
+                g.grad_stats(&resident, 0.0, Some(clip))
+            }
+            _ => {
+                // One norm over all tensors, then each scaled in place.
+                let mut all = Vec::new();
+                for t in tensors.iter() {
+                    match &t.data {
+                        TensorData::Cpu(v) => all.extend_from_slice(v),
+                        TensorData::Gpu(_) => {
+                            return Err(invalid!("clip: a GPU tensor was given to the CPU engine"))
+                        }
+                    }
+                }
+                let stats = cpu::stats::grad_stats(&all, 0.0);
+                for t in tensors.iter_mut() {
+                    if let TensorData::Cpu(v) = &mut t.data {
+                        match clip {
+                            Clip::Norm(c) => cpu::stats::scale_by_norm(v, stats.l2_norm, c),
+                            Clip::Value(c) => *v = cpu::stats::clip_value(v, c),
+                        }
+                    }
+                }
+                Ok(stats)
+            }
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! Host side of `shaders/activation.wgsl`: f(x), f'(x) or upstream ⊙ f'(x)
+//! elementwise, chunked to the storage binding.
+
+use super::buffers::{output, submit_and_read, to_f32, uniform, upload};
+use super::dispatch::{binding, chunks, grid, groups_for, max_chunk_elements};
+use super::params::ActParams;
+use super::pipelines::Family;
+use super::Gpu;
+use crate::error::Result;
+use crate::ops::activation::{Activation, Pass};
+
+impl Gpu {
+    pub(crate) fn activation(
+        &self,
+        act: &Activation,
+        pass: Pass,
+        x: &[f32],
+        upstream: Option<&[f32]>,
+    ) -> Result<Vec<f32>> {
+        let n = x.len();
+        self.ctx.scoped(|| {
+            let xb = upload(&self.ctx, x, "input")?;
+            let ub = match upstream {
+                Some(u) if pass == Pass::Backward => Some(upload(&self.ctx, u, "upstream")?),
+                _ => None,
+            };
+            let out = output(&self.ctx, n, "activation output")?;
+            let mut encoder = self.encoder();
+            self.encode_activation(&mut encoder, act, pass, &xb, ub.as_ref(), &out, n)?;
+            let bytes = submit_and_read(&self.ctx, encoder, &[(&out, n as u64 * 4)])?;
+            Ok(to_f32(&bytes[0], n))
+        })
+    }
+
+    /// The activation of a resident buffer into a new resident buffer.
+    pub(crate) fn activation_resident(
+        &self,
+        act: &Activation,
+        pass: Pass,
+        x: &wgpu::Buffer,
+        upstream: Option<&wgpu::Buffer>,
+        n: usize,
+    ) -> Result<wgpu::Buffer> {
+        self.ctx.scoped(|| {
+            let out = output(&self.ctx, n, "activation output")?;
+            let mut encoder = self.encoder();
+            self.encode_activation(&mut encoder, act, pass, x, upstream, &out, n)?;
+            self.ctx.queue.submit([encoder.finish()]);
+            Ok(out)
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn encode_activation(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        act: &Activation,
+        pass: Pass,
+        xb: &wgpu::Buffer,
+        ub: Option<&wgpu::Buffer>,
+        out: &wgpu::Buffer,
+        n: usize,
+    ) -> Result<()> {
+        let [a, _, lower, upper] = act.shader_params();
+        let [training, seed_lo, seed_hi] = act.shader_rng();
+        let constants = [("OP", act.kernel().id()), ("PASS", pass.id())];
+        for c in chunks(n, max_chunk_elements(&self.ctx)) {
+            let params = uniform(
+                &self.ctx,
+                &ActParams {
+                    n4: c.len.div_ceil(4) as u32,
+                    base: c.start as u32,
+                    seed_lo,
+                    seed_hi,
+                    a,
+                    training,
+                    lower,
+                    upper,
+                },
+            );
+            let resources = vec![
+                params.as_entire_binding(),
+                binding(&self.ctx, xb, c.start, c.len).0,
+                binding(&self.ctx, ub.unwrap_or(xb), c.start, c.len).0,
+                binding(&self.ctx, out, c.start, c.len).0,
+            ];
+            let groups = grid(&self.ctx, groups_for(c.len.div_ceil(4)))?;
+            self.run(
+                encoder,
+                Family::Activation,
+                "activation",
+                &constants,
+                resources,
+                groups,
+            )?;
+        }
+        Ok(())
+    }
+}

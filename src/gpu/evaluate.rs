@@ -1,0 +1,423 @@
+//! One loss evaluation on the GPU: the passes of a checked [`Call`]
+//! recorded into one encoder (pointwise terms or row losses, the reduction,
+//! the per-sample values, the gradient), one submission, one readback.
+
+use super::buffers::{error_slots, output, submit_and_read, to_f32, to_u32, upload};
+use super::dispatch::reduce_chunk_elements;
+use super::loss::{Inputs, PointEntry, PointOp};
+use super::reduce::scaled_sum;
+use super::rows::{RowEntry, RowKernel, SMALL_ROW};
+use super::stream::HostInputs;
+use super::Gpu;
+use crate::error::{Error, Result};
+use crate::ops::input::{
+    class_error, weight_error, Call, Domain, Form, LossInput, Target, TargetKind,
+};
+use crate::ops::loss::Term;
+use crate::ops::reduction::{finish, CoefMode, LossValue, Reduction};
+
+/// What an evaluation returns: the value, the gradient, or both from one
+/// set of passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Want {
+    pub value: bool,
+    pub grad: bool,
+}
+
+impl Want {
+    pub const VALUE: Want = Want {
+        value: true,
+        grad: false,
+    };
+    pub const GRAD: Want = Want {
+        value: false,
+        grad: true,
+    };
+    pub const BOTH: Want = Want {
+        value: true,
+        grad: true,
+    };
+}
+
+/// How the gradient kernels scale w·dl/dp (grad_factor in common.wgsl).
+#[derive(Clone, Copy)]
+pub(super) enum Coef {
+    Scale(f32),
+    InverseWeightSum,
+    Rmse,
+}
+
+impl Coef {
+    pub(super) fn mode(self) -> (u32, f32) {
+        match self {
+            Coef::Scale(s) => (CoefMode::Scale.id(), s),
+            Coef::InverseWeightSum => (CoefMode::InverseWeightSum.id(), 0.0),
+            Coef::Rmse => (CoefMode::Rmse.id(), 0.0),
+        }
+    }
+}
+
+/// What one recorded loss evaluation leaves to read back.
+pub(super) struct Pending {
+    errors: wgpu::Buffer,
+    /// (Σ w·l, Σ w, M) of the reduction.
+    sums: Option<wgpu::Buffer>,
+    /// The per-sample values w·l (reduction none).
+    terms: Option<wgpu::Buffer>,
+    /// The gradient, one value per prediction.
+    grad: Option<wgpu::Buffer>,
+    rows: usize,
+    cols: usize,
+    weighted: bool,
+}
+
+/// The read-back bytes of a [`Pending`], by part.
+struct Read<'b> {
+    errors: &'b [u8],
+    sums: Option<&'b [u8]>,
+    terms: Option<&'b [u8]>,
+    grad: Option<&'b [u8]>,
+}
+
+impl Pending {
+    /// (buffer, bytes) to read: the error slots, then the sums, the
+    /// per-sample values and the gradient where they were recorded.
+    pub(super) fn parts(&self) -> Vec<(&wgpu::Buffer, u64)> {
+        let mut parts = vec![(&self.errors, 16)];
+        if let Some(s) = &self.sums {
+            parts.push((s, 16));
+        }
+        if let Some(t) = &self.terms {
+            parts.push((t, self.rows as u64 * 4));
+        }
+        if let Some(g) = &self.grad {
+            parts.push((g, (self.rows * self.cols) as u64 * 4));
+        }
+        parts
+    }
+
+    fn read<'b>(&self, bytes: &'b [Vec<u8>]) -> Read<'b> {
+        let mut parts = bytes.iter().map(Vec::as_slice);
+        let mut next = |recorded: bool| if recorded { parts.next() } else { None };
+        Read {
+            errors: next(true).unwrap_or(&[]),
+            sums: next(self.sums.is_some()),
+            terms: next(self.terms.is_some()),
+            grad: next(self.grad.is_some()),
+        }
+    }
+
+    /// The value from the read-back sums or per-sample values (NaN when it
+    /// was not asked for).
+    fn value(&self, call: &Call, read: &Read) -> Result<LossValue> {
+        Ok(match (read.sums, read.terms) {
+            (Some(sums), _) => {
+                let s = to_f32(sums, 3);
+                let wsum = if self.weighted {
+                    s[1] as f64
+                } else {
+                    self.rows as f64
+                };
+                let value = finish(call.reduction, scaled_sum(&s), wsum, call.rmse())?;
+                LossValue::Scalar(value)
+            }
+            (None, Some(terms)) => LossValue::PerSample(to_f32(terms, self.rows)),
+            (None, None) => LossValue::Scalar(f64::NAN),
+        })
+    }
+}
+
+impl Gpu {
+    /// A checked call on host slices: its value and/or gradient as `want`
+    /// says (the value is NaN when not asked for).
+    pub(crate) fn loss(
+        &self,
+        call: &Call,
+        input: &LossInput,
+        want: Want,
+    ) -> Result<(LossValue, Option<Vec<f32>>)> {
+        self.ctx.scoped(|| {
+            if want == Want::VALUE {
+                if let Some(value) = self.loss_streamed(call, input)? {
+                    return Ok((value, None));
+                }
+            }
+            let mut encoder = self.encoder();
+            let pending = self.encode_loss(&mut encoder, call, input, want)?;
+            let bytes = submit_and_read(&self.ctx, encoder, &pending.parts())?;
+            self.finish_loss(call, input, &pending, &bytes)
+        })
+    }
+
+    /// The value of a pointwise loss over host slices longer than one
+    /// reduction chunk, streamed with bounded device memory (stream.rs);
+    /// None when the evaluation is not such a reduction.
+    fn loss_streamed(&self, call: &Call, input: &LossInput) -> Result<Option<LossValue>> {
+        let (Form::Pointwise(op), Target::Values(target)) = (call.shape.form, input.target) else {
+            return Ok(None);
+        };
+        if call.reduction == Reduction::None || call.shape.rows <= reduce_chunk_elements(&self.ctx)
+        {
+            return Ok(None);
+        }
+        let host = HostInputs {
+            pred: input.pred,
+            target: Some(target),
+            weights: input.weights,
+        };
+        let errors = error_slots(&self.ctx);
+        let (encoder, result) = self.reduce_streamed(Self::point_op(call, op), host, &errors)?;
+        let pending = Pending {
+            errors,
+            sums: Some(result),
+            terms: None,
+            grad: None,
+            rows: call.shape.rows,
+            cols: 1,
+            weighted: call.weighted,
+        };
+        let bytes = submit_and_read(&self.ctx, encoder, &pending.parts())?;
+        Ok(Some(self.finish_loss(call, input, &pending, &bytes)?.0))
+    }
+
+    fn point_op(call: &Call, op: Term) -> PointOp {
+        PointOp {
+            op,
+            param: call.loss.param(),
+            pred_domain: call.loss.pred_domain(),
+            target_domain: call.loss.target_domain(),
+        }
+    }
+
+    /// Uploads a call's host slices and records its passes into `encoder`.
+    pub(super) fn encode_loss(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        call: &Call,
+        input: &LossInput,
+        want: Want,
+    ) -> Result<Pending> {
+        let ctx = &self.ctx;
+        let pred = upload(ctx, input.pred, "pred")?;
+        let target = match input.target {
+            Target::Values(t) => Some(upload(ctx, t, "target")?),
+            Target::Classes(c) => Some(upload(ctx, c, "target")?),
+            Target::None => None,
+        };
+        let weights = input
+            .weights
+            .map(|w| upload(ctx, w, "weights"))
+            .transpose()?;
+        let buffers = (&pred, target.as_ref(), weights.as_ref());
+        self.encode_on(encoder, call, buffers, want)
+    }
+
+    /// Records every pass of one evaluation on device buffers (pred,
+    /// target, weights) of the call's shape.
+    fn encode_on(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        call: &Call,
+        (pred, target, weights): (&wgpu::Buffer, Option<&wgpu::Buffer>, Option<&wgpu::Buffer>),
+        want: Want,
+    ) -> Result<Pending> {
+        let ctx = &self.ctx;
+        let (loss, reduction) = (&call.loss, call.reduction);
+        let (rows, cols) = (call.shape.rows, call.shape.cols);
+        let errors = error_slots(ctx);
+        let inputs = Inputs {
+            pred,
+            target,
+            weights,
+            errors: &errors,
+        };
+        let weighted = weights.is_some();
+        let rmse = call.rmse();
+        let needs_sums = (want.value && reduction != Reduction::None)
+            || (want.grad && reduction == Reduction::Mean && (weighted || rmse));
+        // Narrow rows whose gradient needs nothing else skip the row_loss
+        // pass: row_grad_small finds each row's logsumexp itself.
+        let fused_grad = want.grad && !want.value && !needs_sums && cols <= SMALL_ROW;
+        // The per-sample values and how to reduce them.
+        let (point_op, point_inputs, row_state);
+        match call.shape.form {
+            Form::Pointwise(op) => {
+                point_op = Self::point_op(call, op);
+                point_inputs = None;
+                row_state = None;
+            }
+            Form::Rows(op) => {
+                let kernel = RowKernel {
+                    op,
+                    weighted,
+                    pred_unit: loss.pred_domain() == Domain::Unit,
+                    target_unit: call.target == TargetKind::Values
+                        && loss.target_domain() == Domain::Unit,
+                };
+                point_op = PointOp {
+                    op: Term::Identity,
+                    param: 0.0,
+                    pred_domain: Domain::Any,
+                    target_domain: Domain::Any,
+                };
+                if fused_grad {
+                    point_inputs = None;
+                    row_state = Some((kernel, output(ctx, 2 * rows, "row logsumexp")?));
+                } else {
+                    let (row_out, lse) = self.row_losses(encoder, kernel, &inputs, rows, cols)?;
+                    point_inputs = Some(row_out);
+                    row_state = Some((kernel, lse));
+                }
+            }
+        }
+        let reduce_inputs = Inputs {
+            pred: point_inputs.as_ref().unwrap_or(pred),
+            target: if point_inputs.is_some() {
+                None
+            } else {
+                inputs.target
+            },
+            weights: inputs.weights,
+            errors: &errors,
+        };
+        let sums = if reduction != Reduction::None && needs_sums {
+            Some(self.reduce(encoder, point_op, &reduce_inputs, rows)?)
+        } else {
+            None
+        };
+        let coef = match reduction {
+            Reduction::Mean if rmse => Coef::Rmse,
+            Reduction::Mean if weighted => Coef::InverseWeightSum,
+            Reduction::Mean => Coef::Scale((1.0 / rows as f64) as f32),
+            _ => Coef::Scale(1.0),
+        };
+        let grad = match (&row_state, want.grad) {
+            (_, false) => None,
+            (None, true) => Some(self.elementwise(
+                encoder,
+                PointEntry::Grad,
+                point_op,
+                &inputs,
+                rows,
+                coef,
+                sums.as_ref(),
+            )?),
+            (Some((kernel, lse)), true) => {
+                let g = output(ctx, rows * cols, "grad")?;
+                let entry = if fused_grad {
+                    RowEntry::GradSmall
+                } else {
+                    RowEntry::Grad
+                };
+                let stats = sums.as_ref();
+                self.row_pass(
+                    encoder, entry, *kernel, &inputs, rows, cols, &g, lse, stats, coef,
+                )?;
+                Some(g)
+            }
+        };
+        let terms = if want.value && reduction == Reduction::None {
+            let entry = PointEntry::Terms;
+            Some(self.elementwise(encoder, entry, point_op, &reduce_inputs, rows, coef, None)?)
+        } else {
+            None
+        };
+        Ok(Pending {
+            errors,
+            sums,
+            terms,
+            grad,
+            rows,
+            cols,
+            weighted,
+        })
+    }
+
+    /// Turns the read-back bytes of one evaluation into its value and
+    /// gradient, after naming any offending input value.
+    pub(super) fn finish_loss(
+        &self,
+        call: &Call,
+        input: &LossInput,
+        p: &Pending,
+        bytes: &[Vec<u8>],
+    ) -> Result<(LossValue, Option<Vec<f32>>)> {
+        let read = p.read(bytes);
+        self.raise_value_errors(call, input, &to_u32(read.errors))?;
+        let value = p.value(call, &read)?;
+        let grad = read.grad.map(|g| to_f32(g, p.rows * p.cols));
+        Ok((value, grad))
+    }
+
+    /// A checked call on resident buffers (a target of class indices or
+    /// values as the call says): the value read back and/or the gradient
+    /// as a new resident buffer. An offending input value is read from its
+    /// buffer to be named.
+    pub(crate) fn loss_on_device(
+        &self,
+        call: &Call,
+        pred: &wgpu::Buffer,
+        target: Option<&wgpu::Buffer>,
+        want: Want,
+    ) -> Result<(LossValue, Option<wgpu::Buffer>)> {
+        self.ctx.scoped(|| {
+            let mut encoder = self.encoder();
+            let mut p = self.encode_on(&mut encoder, call, (pred, target, None), want)?;
+            let grad = p.grad.take();
+            let bytes = submit_and_read(&self.ctx, encoder, &p.parts())?;
+            let read = p.read(&bytes);
+            let slots = to_u32(read.errors);
+            let loss = &call.loss;
+            if slots[0] != u32::MAX {
+                let i = slots[0] as usize;
+                let v = self.read_resident_at(pred, i)?;
+                return Err(loss.domain_error("pred", loss.pred_domain(), i, v));
+            }
+            if let (Some(t), true) = (target, slots[1] != u32::MAX) {
+                let i = slots[1] as usize;
+                let v = self.read_resident_at(t, i)?;
+                return Err(match call.target {
+                    TargetKind::Classes => class_error(loss, i, v.to_bits(), call.shape.cols),
+                    _ => loss.domain_error("target", loss.target_domain(), i, v),
+                });
+            }
+            Ok((p.value(call, &read)?, grad))
+        })
+    }
+
+    /// One value of a resident buffer (to name an offender in an error).
+    fn read_resident_at(&self, buffer: &wgpu::Buffer, i: usize) -> Result<f32> {
+        let one = output(&self.ctx, 1, "offender")?;
+        let mut encoder = self.encoder();
+        encoder.copy_buffer_to_buffer(buffer, i as u64 * 4, &one, 0, 4);
+        let bytes = submit_and_read(&self.ctx, encoder, &[(&one, 4)])?;
+        Ok(to_f32(&bytes[0], 1)[0])
+    }
+
+    /// Turns the first offending index found by the kernels into the same
+    /// error the CPU reference gives.
+    pub(super) fn raise_value_errors(
+        &self,
+        call: &Call,
+        input: &LossInput,
+        slots: &[u32],
+    ) -> Result<()> {
+        let loss = &call.loss;
+        if let Some(&i) = slots.first().filter(|&&i| i != u32::MAX) {
+            let i = i as usize;
+            return Err(loss.domain_error("pred", loss.pred_domain(), i, input.pred[i]));
+        }
+        if let Some(&i) = slots.get(1).filter(|&&i| i != u32::MAX) {
+            let i = i as usize;
+            return Err(match input.target {
+                Target::Classes(c) => class_error(loss, i, c[i], call.shape.cols),
+                Target::Values(t) => loss.domain_error("target", loss.target_domain(), i, t[i]),
+                Target::None => Error::Gpu("a kernel flagged a target that does not exist".into()),
+            });
+        }
+        if let (Some(&i), Some(w)) = (slots.get(2).filter(|&&i| i != u32::MAX), input.weights) {
+            return Err(weight_error(loss, i as usize, w[i as usize]));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,107 @@
+//! Host side of `shaders/reduce.wgsl`: every reduction's second pass, and
+//! the two-pass reductions built from `reduce_terms` (loss.rs) and it.
+
+use super::buffers::output;
+use super::buffers::uniform;
+use super::dispatch::{chunks, grid, partials_for, reduce_chunk_elements, Chunk};
+use super::loss::{Inputs, PointOp};
+use super::params::ReduceParams;
+use super::pipelines::Family;
+use super::stream::{ChunkInputs, HostInputs};
+use super::Gpu;
+use crate::error::Result;
+
+/// Σ w·l from a reduction's (S, Σ w, M): S·e^M in f64 (M = 0 except for the
+/// exponential loss).
+pub(super) fn scaled_sum(s: &[f32]) -> f64 {
+    if s[2] == 0.0 {
+        s[0] as f64
+    } else {
+        s[0] as f64 * (s[2] as f64).exp()
+    }
+}
+
+impl Gpu {
+    /// Both passes of a reduction over `n` elements; returns the buffer whose
+    /// first vec4 holds (Σ w·l, Σ w).
+    pub(super) fn reduce(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        op: PointOp,
+        inputs: &Inputs,
+        n: usize,
+    ) -> Result<wgpu::Buffer> {
+        let parts = chunks(n, reduce_chunk_elements(&self.ctx));
+        let partials = self.partials_for_chunks(&parts)?;
+        let mut base = 0;
+        for c in &parts {
+            let chunk = ChunkInputs {
+                pred: inputs.pred,
+                target: inputs.target,
+                weights: inputs.weights,
+                at: c.start,
+            };
+            base += self.reduce_chunk(encoder, op, &chunk, inputs.errors, *c, &partials, base)?;
+        }
+        let result = output(&self.ctx, 4, "result")?;
+        self.fold_partials(encoder, &partials, base, &result, None)?;
+        Ok(result)
+    }
+
+    /// [`Gpu::reduce`] over host slices longer than one chunk, streamed
+    /// (stream.rs); returns the unsubmitted last encoder and the result.
+    pub(super) fn reduce_streamed(
+        &self,
+        op: PointOp,
+        host: HostInputs,
+        errors: &wgpu::Buffer,
+    ) -> Result<(wgpu::CommandEncoder, wgpu::Buffer)> {
+        let chunk = reduce_chunk_elements(&self.ctx);
+        let parts = chunks(host.pred.len(), chunk);
+        let partials = self.partials_for_chunks(&parts)?;
+        let mut base = 0;
+        let mut encoder = self.stream(host, chunk, |encoder, inputs, c| {
+            base += self.reduce_chunk(encoder, op, inputs, errors, c, &partials, base)?;
+            Ok(())
+        })?;
+        let result = output(&self.ctx, 4, "result")?;
+        self.fold_partials(&mut encoder, &partials, base, &result, None)?;
+        Ok((encoder, result))
+    }
+
+    pub(super) fn partials_for_chunks(&self, parts: &[Chunk]) -> Result<wgpu::Buffer> {
+        let total: usize = parts.iter().map(|c| partials_for(c.len)).sum();
+        output(&self.ctx, total * 4, "partials")
+    }
+
+    /// The second pass of every reduction: `count` partials into `result`;
+    /// with a batch's segment table, one fold per packed loss (`count` of
+    /// them), each into its own slot of `result`.
+    pub(super) fn fold_partials(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        partials: &wgpu::Buffer,
+        count: usize,
+        result: &wgpu::Buffer,
+        segments: Option<&wgpu::Buffer>,
+    ) -> Result<()> {
+        let params = uniform(
+            &self.ctx,
+            &ReduceParams {
+                count: count as u32,
+                ..Default::default()
+            },
+        );
+        let resources = vec![
+            params.as_entire_binding(),
+            partials.as_entire_binding(),
+            result.as_entire_binding(),
+            segments.unwrap_or(partials).as_entire_binding(),
+        ];
+        let (entry, groups) = match segments {
+            Some(_) => ("reduce_segments", grid(&self.ctx, count)?),
+            None => ("reduce_partials", (1, 1)),
+        };
+        self.run(encoder, Family::Reduce, entry, &[], resources, groups)
+    }
+}

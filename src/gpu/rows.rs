@@ -1,0 +1,182 @@
+//! Host side of `shaders/rows.wgsl`: losses over the rows of n×m scores
+//! (a workgroup per wide row, a thread per narrow one) and their gradients.
+
+use super::buffers::{output, uniform};
+use super::context::Context;
+use super::dispatch::{binding, chunks, grid, groups_for, head, max_chunk_rows};
+use super::evaluate::Coef;
+use super::loss::Inputs;
+use super::params::RowParams;
+use super::pipelines::Family;
+use super::Gpu;
+use crate::error::Result;
+use crate::ops::loss::RowOp;
+
+/// A row kernel's specialisation.
+#[derive(Clone, Copy)]
+pub(super) struct RowKernel {
+    pub op: RowOp,
+    pub weighted: bool,
+    pub pred_unit: bool,
+    pub target_unit: bool,
+}
+
+impl RowKernel {
+    fn constants(self) -> [(&'static str, u32); 4] {
+        [
+            ("OP", self.op.id()),
+            ("HAS_WEIGHTS", self.weighted as u32),
+            ("PRED_UNIT", self.pred_unit as u32),
+            ("TARGET_UNIT", self.target_unit as u32),
+        ]
+    }
+}
+
+/// The entry points of `shaders/rows.wgsl`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum RowEntry {
+    /// A workgroup per row: the row's loss and logsumexp.
+    Loss,
+    /// A thread per narrow row: the row's loss and logsumexp.
+    LossSmall,
+    /// A thread per element: the gradient from the row's logsumexp.
+    Grad,
+    /// A thread per narrow row: its logsumexp, then its gradient.
+    GradSmall,
+}
+
+impl RowEntry {
+    fn name(self) -> &'static str {
+        match self {
+            RowEntry::Loss => "row_loss",
+            RowEntry::LossSmall => "row_loss_small",
+            RowEntry::Grad => "row_grad",
+            RowEntry::GradSmall => "row_grad_small",
+        }
+    }
+
+    /// Whether the output holds one value per element rather than per row.
+    fn per_element(self) -> bool {
+        matches!(self, RowEntry::Grad | RowEntry::GradSmall)
+    }
+
+    /// Threads needed for `rows` rows of `cols`, as (workgroups, or threads
+    /// to be grouped by 256).
+    fn groups(self, ctx: &Context, rows: usize, cols: usize) -> Result<(u32, u32)> {
+        match self {
+            RowEntry::Grad => grid(ctx, groups_for(rows * cols)),
+            RowEntry::LossSmall | RowEntry::GradSmall => grid(ctx, groups_for(rows)),
+            RowEntry::Loss => grid(ctx, rows),
+        }
+    }
+}
+
+/// Rows of at most this many columns get a thread each rather than a
+/// workgroup: a workgroup would leave most of its 256 invocations idle.
+pub(super) const SMALL_ROW: usize = 64;
+
+impl Gpu {
+    /// row_loss over all rows: per-row losses and logsumexps.
+    pub(super) fn row_losses(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        kernel: RowKernel,
+        inputs: &Inputs,
+        rows: usize,
+        cols: usize,
+    ) -> Result<(wgpu::Buffer, wgpu::Buffer)> {
+        let out = output(&self.ctx, rows, "row losses")?;
+        let lse = output(&self.ctx, 2 * rows, "row logsumexp")?;
+        // Narrow rows: a thread per row; wide rows: a workgroup per row.
+        let entry = if cols <= SMALL_ROW {
+            RowEntry::LossSmall
+        } else {
+            RowEntry::Loss
+        };
+        self.row_pass(
+            encoder,
+            entry,
+            kernel,
+            inputs,
+            rows,
+            cols,
+            &out,
+            &lse,
+            None,
+            Coef::Scale(1.0),
+        )?;
+        Ok((out, lse))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn row_pass(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        entry: RowEntry,
+        kernel: RowKernel,
+        inputs: &Inputs,
+        rows: usize,
+        cols: usize,
+        out: &wgpu::Buffer,
+        lse: &wgpu::Buffer,
+        stats: Option<&wgpu::Buffer>,
+        coef: Coef,
+    ) -> Result<()> {
+        let ctx = &self.ctx;
+        let classes = kernel.op.class_target();
+        let (coef_mode, scale) = coef.mode();
+        for c in chunks(rows, max_chunk_rows(ctx, cols)?) {
+            let (pred, pred_skip) = binding(ctx, inputs.pred, c.start * cols, c.len * cols);
+            let (target, target_skip) = match inputs.target {
+                Some(t) if classes => binding(ctx, t, c.start, c.len),
+                Some(t) => binding(ctx, t, c.start * cols, c.len * cols),
+                None => binding(ctx, inputs.pred, c.start * cols, c.len * cols),
+            };
+            let (weights, weight_skip) =
+                binding(ctx, inputs.weights.unwrap_or(inputs.pred), c.start, c.len);
+            let (out_binding, out_skip) = if entry.per_element() {
+                binding(ctx, out, c.start * cols, c.len * cols)
+            } else {
+                binding(ctx, out, c.start, c.len)
+            };
+            let (lse_binding, lse_skip) = binding(ctx, lse, 2 * c.start, 2 * c.len);
+            let params = uniform(
+                ctx,
+                &RowParams {
+                    rows: c.len as u32,
+                    cols: cols as u32,
+                    base_row: c.start as u32,
+                    pred_skip,
+                    target_skip,
+                    weight_skip,
+                    out_skip,
+                    lse_skip,
+                    coef_mode,
+                    scale,
+                    ..Default::default()
+                },
+            );
+            let resources = vec![
+                params.as_entire_binding(),
+                pred,
+                target,
+                weights,
+                out_binding,
+                lse_binding,
+                inputs.errors.as_entire_binding(),
+                head(stats.unwrap_or(inputs.pred)),
+            ];
+            let groups = entry.groups(ctx, c.len, cols)?;
+            let constants = kernel.constants();
+            self.run(
+                encoder,
+                Family::Rows,
+                entry.name(),
+                &constants,
+                resources,
+                groups,
+            )?;
+        }
+        Ok(())
+    }
+}
