@@ -12,8 +12,8 @@ pub mod stats;
 pub use activation::{activation, prelu_alpha_grad};
 
 use crate::error::Result;
-use crate::ops::input::{class_error, weight_error, Call, Domain, Form, LossInput, Shape, Target};
-use crate::ops::loss::Loss;
+use crate::ops::input::{class_error, weight_error, Call, Form, LossInput, Shape, Target};
+use crate::ops::loss::{Domain, Loss};
 use crate::ops::reduction::{finish, Reduction};
 use common::weighted;
 use rows::RowTarget;

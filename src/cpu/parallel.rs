@@ -185,7 +185,10 @@ fn pointwise_sums<const K: usize>(
 /// rounded to f32 for reduction none.
 pub fn loss_value(call: &Call, input: &LossInput) -> Result<LossValue> {
     Ok(match call.reduction {
-        Reduction::None => LossValue::PerSample(loss_per_sample(call, input)?),
+        Reduction::None => {
+            check_values(call, input)?;
+            LossValue::PerSample(per_sample(call, input))
+        }
         reduction => {
             let (sum, wsum) = loss_sums(call, input)?;
             LossValue::Scalar(finish(reduction, sum, wsum, call.rmse())?)
@@ -193,9 +196,8 @@ pub fn loss_value(call: &Call, input: &LossInput) -> Result<LossValue> {
     })
 }
 
-/// The per-sample wᵢ·lᵢ, rounded to f32.
-fn loss_per_sample(call: &Call, input: &LossInput) -> Result<Vec<f32>> {
-    check_values(call, input)?;
+/// The per-sample wᵢ·lᵢ, rounded to f32, of values already checked.
+fn per_sample(call: &Call, input: &LossInput) -> Vec<f32> {
     let (loss, shape) = (&call.loss, call.shape);
     let mut out = vec![0.0f32; shape.rows];
     out.par_chunks_mut(BLOCK)
@@ -206,7 +208,7 @@ fn loss_per_sample(call: &Call, input: &LossInput) -> Result<Vec<f32>> {
                 *o = weighted(weight(input, i), sample_term(loss, input, &shape, i)) as f32;
             }
         });
-    Ok(out)
+    out
 }
 
 /// The gradient of the reduced loss, rounded to f32.
@@ -232,7 +234,7 @@ pub fn loss_and_grad(call: &Call, input: &LossInput, value: bool) -> Result<(Los
         .collect();
     let value = match reduction {
         _ if !value => LossValue::Scalar(f64::NAN),
-        Reduction::None => LossValue::PerSample(loss_per_sample(call, input)?),
+        Reduction::None => LossValue::PerSample(per_sample(call, input)),
         _ => LossValue::Scalar(finish(reduction, sum, wsum, call.rmse())?),
     };
     Ok((value, blocks.concat()))

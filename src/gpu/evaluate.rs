@@ -5,16 +5,15 @@
 use super::buffers::{error_slots, output, submit_and_read, to_f32, to_u32, upload};
 use super::dispatch::reduce_chunk_elements;
 use super::loss::{Inputs, PointEntry, PointOp};
+use super::params::Coef;
 use super::reduce::scaled_sum;
 use super::rows::{RowEntry, RowKernel, SMALL_ROW};
 use super::stream::HostInputs;
 use super::Gpu;
 use crate::error::{Error, Result};
-use crate::ops::input::{
-    class_error, weight_error, Call, Domain, Form, LossInput, Target, TargetKind,
-};
-use crate::ops::loss::Term;
-use crate::ops::reduction::{finish, CoefMode, LossValue, Reduction};
+use crate::ops::input::{class_error, weight_error, Call, Form, LossInput, Target, TargetKind};
+use crate::ops::loss::{Domain, Term};
+use crate::ops::reduction::{finish, LossValue, Reduction};
 
 /// What an evaluation returns: the value, the gradient, or both from one
 /// set of passes.
@@ -37,24 +36,6 @@ impl Want {
         value: true,
         grad: true,
     };
-}
-
-/// How the gradient kernels scale w·dl/dp (grad_factor in common.wgsl).
-#[derive(Clone, Copy)]
-pub(super) enum Coef {
-    Scale(f32),
-    InverseWeightSum,
-    Rmse,
-}
-
-impl Coef {
-    pub(super) fn mode(self) -> (u32, f32) {
-        match self {
-            Coef::Scale(s) => (CoefMode::Scale.id(), s),
-            Coef::InverseWeightSum => (CoefMode::InverseWeightSum.id(), 0.0),
-            Coef::Rmse => (CoefMode::Rmse.id(), 0.0),
-        }
-    }
 }
 
 /// What one recorded loss evaluation leaves to read back.
@@ -382,6 +363,44 @@ impl Gpu {
                 });
             }
             Ok((p.value(call, &read)?, grad))
+        })
+    }
+
+    /// Σ term(x, t) of an internal pointwise op (prelu's dα, the penalties).
+    pub(crate) fn sum_of_terms(&self, op: Term, x: &[f32], t: Option<&[f32]>) -> Result<f64> {
+        let op = PointOp {
+            op,
+            param: 0.0,
+            pred_domain: Domain::Any,
+            target_domain: Domain::Any,
+        };
+        self.ctx.scoped(|| {
+            if x.len() > reduce_chunk_elements(&self.ctx) {
+                let host = HostInputs {
+                    pred: x,
+                    target: t,
+                    weights: None,
+                };
+                let errors = error_slots(&self.ctx);
+                let (encoder, result) = self.reduce_streamed(op, host, &errors)?;
+                let bytes = submit_and_read(&self.ctx, encoder, &[(&result, 16)])?;
+                return Ok(scaled_sum(&to_f32(&bytes[0], 3)));
+            }
+            let xb = upload(&self.ctx, x, "input")?;
+            let tb = t
+                .map(|t| upload(&self.ctx, t, "second input"))
+                .transpose()?;
+            let errors = error_slots(&self.ctx);
+            let inputs = Inputs {
+                pred: &xb,
+                target: tb.as_ref(),
+                weights: None,
+                errors: &errors,
+            };
+            let mut encoder = self.encoder();
+            let result = self.reduce(&mut encoder, op, &inputs, x.len())?;
+            let bytes = submit_and_read(&self.ctx, encoder, &[(&result, 16)])?;
+            Ok(scaled_sum(&to_f32(&bytes[0], 3)))
         })
     }
 

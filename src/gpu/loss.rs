@@ -2,20 +2,17 @@
 //! is the first pass of a reduction (per-workgroup partials of Σ w·l and
 //! Σ w), `terms` the per-sample values, `grad` the gradient.
 
-use super::buffers::{error_slots, output, submit_and_read, to_f32, uniform, upload};
+use super::buffers::{output, uniform};
 use super::dispatch::{
-    binding, chunks, grid, groups_for, head, max_chunk_elements, partials_for,
-    reduce_chunk_elements, Chunk,
+    binding, chunks, grid, groups_for, head, max_chunk_elements, partials_for, Chunk,
 };
-use super::evaluate::Coef;
+use super::params::Coef;
 use super::params::LossParams;
 use super::pipelines::Family;
-use super::reduce::scaled_sum;
-use super::stream::{ChunkInputs, HostInputs};
+use super::stream::ChunkInputs;
 use super::Gpu;
 use crate::error::Result;
-use crate::ops::input::Domain;
-use crate::ops::loss::Term;
+use crate::ops::loss::{Domain, Term};
 use crate::ops::reduction::CoefMode;
 
 /// A pointwise kernel's specialisation.
@@ -54,44 +51,6 @@ pub(super) struct Inputs<'b> {
 }
 
 impl Gpu {
-    /// Σ term(x, t) of an internal pointwise op (prelu's dα, the penalties).
-    pub(crate) fn sum_of_terms(&self, op: Term, x: &[f32], t: Option<&[f32]>) -> Result<f64> {
-        let op = PointOp {
-            op,
-            param: 0.0,
-            pred_domain: Domain::Any,
-            target_domain: Domain::Any,
-        };
-        self.ctx.scoped(|| {
-            if x.len() > reduce_chunk_elements(&self.ctx) {
-                let host = HostInputs {
-                    pred: x,
-                    target: t,
-                    weights: None,
-                };
-                let errors = error_slots(&self.ctx);
-                let (encoder, result) = self.reduce_streamed(op, host, &errors)?;
-                let bytes = submit_and_read(&self.ctx, encoder, &[(&result, 16)])?;
-                return Ok(scaled_sum(&to_f32(&bytes[0], 3)));
-            }
-            let xb = upload(&self.ctx, x, "input")?;
-            let tb = t
-                .map(|t| upload(&self.ctx, t, "second input"))
-                .transpose()?;
-            let errors = error_slots(&self.ctx);
-            let inputs = Inputs {
-                pred: &xb,
-                target: tb.as_ref(),
-                weights: None,
-                errors: &errors,
-            };
-            let mut encoder = self.encoder();
-            let result = self.reduce(&mut encoder, op, &inputs, x.len())?;
-            let bytes = submit_and_read(&self.ctx, encoder, &[(&result, 16)])?;
-            Ok(scaled_sum(&to_f32(&bytes[0], 3)))
-        })
-    }
-
     pub(super) fn point_constants(op: PointOp, inputs: &Inputs) -> [(&'static str, u32); 5] {
         [
             ("OP", op.op.id()),

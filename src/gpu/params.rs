@@ -3,6 +3,8 @@
 //! layouter that every twin has the size, field names and offsets of its
 //! WGSL struct.
 
+use crate::ops::reduction::CoefMode;
+
 /// A `#[repr(C)]` uniform struct plus `FIELDS`: (name, byte offset) of
 /// each field, for the layout test.
 macro_rules! uniforms {
@@ -100,6 +102,24 @@ uniforms! {
         partial_base: u32,
         _pad0: u32,
         _pad1: u32,
+    }
+}
+
+/// How the gradient kernels scale w·dl/dp (grad_factor in common.wgsl).
+#[derive(Clone, Copy)]
+pub(crate) enum Coef {
+    Scale(f32),
+    InverseWeightSum,
+    Rmse,
+}
+
+impl Coef {
+    pub(crate) fn mode(self) -> (u32, f32) {
+        match self {
+            Coef::Scale(s) => (CoefMode::Scale.id(), s),
+            Coef::InverseWeightSum => (CoefMode::InverseWeightSum.id(), 0.0),
+            Coef::Rmse => (CoefMode::Rmse.id(), 0.0),
+        }
     }
 }
 

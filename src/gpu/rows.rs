@@ -4,8 +4,8 @@
 use super::buffers::{output, uniform};
 use super::context::Context;
 use super::dispatch::{binding, chunks, grid, groups_for, head, max_chunk_rows};
-use super::evaluate::Coef;
 use super::loss::Inputs;
+use super::params::Coef;
 use super::params::RowParams;
 use super::pipelines::Family;
 use super::Gpu;

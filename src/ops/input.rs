@@ -3,42 +3,9 @@
 //! [`Call`]: the shape, the kernel family and the reduction rule that the
 //! CPU and the GPU backends both evaluate, without checking again.
 
-use super::ids::kernel_ids;
-use super::loss::{Loss, RowOp, Term};
+use super::loss::{Domain, Loss, RowOp, Term};
 use super::reduction::Reduction;
 use crate::error::{invalid, Result};
-
-kernel_ids! {
-    /// The allowed values of an input (override `PRED_DOMAIN`,
-    /// `TARGET_DOMAIN` of `shaders/loss.wgsl`).
-    pub(crate) enum Domain("DOMAIN") {
-        Any,
-        /// exactly −1 or +1
-        Sign,
-        /// [0, 1]
-        Unit,
-    }
-}
-
-impl Domain {
-    /// NaN is allowed everywhere: it propagates to the result.
-    pub(crate) fn contains(self, v: f32) -> bool {
-        v.is_nan()
-            || match self {
-                Domain::Any => true,
-                Domain::Sign => v == 1.0 || v == -1.0,
-                Domain::Unit => (0.0..=1.0).contains(&v),
-            }
-    }
-
-    fn describe(self) -> &'static str {
-        match self {
-            Domain::Any => "any value",
-            Domain::Sign => "-1 or +1",
-            Domain::Unit => "in [0, 1]",
-        }
-    }
-}
 
 /// The target of a loss.
 #[derive(Debug, Clone, Copy)]

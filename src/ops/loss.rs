@@ -4,7 +4,6 @@
 //! and `shaders/rows.wgsl`.
 
 use super::ids::{kernel_ids, op_enum};
-use super::input::Domain;
 use crate::error::{invalid, Result};
 
 op_enum! {
@@ -262,6 +261,38 @@ impl Loss {
             | Loss::Logistic => Domain::Sign,
             Loss::BceLogits | Loss::Bce | Loss::CrossEntropy | Loss::KlDiv => Domain::Unit,
             _ => Domain::Any,
+        }
+    }
+}
+
+kernel_ids! {
+    /// The allowed values of an input (override `PRED_DOMAIN`,
+    /// `TARGET_DOMAIN` of `shaders/loss.wgsl`).
+    pub(crate) enum Domain("DOMAIN") {
+        Any,
+        /// exactly −1 or +1
+        Sign,
+        /// [0, 1]
+        Unit,
+    }
+}
+
+impl Domain {
+    /// NaN is allowed everywhere: it propagates to the result.
+    pub(crate) fn contains(self, v: f32) -> bool {
+        v.is_nan()
+            || match self {
+                Domain::Any => true,
+                Domain::Sign => v == 1.0 || v == -1.0,
+                Domain::Unit => (0.0..=1.0).contains(&v),
+            }
+    }
+
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Domain::Any => "any value",
+            Domain::Sign => "-1 or +1",
+            Domain::Unit => "in [0, 1]",
         }
     }
 }

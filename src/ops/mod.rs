@@ -15,8 +15,7 @@ pub mod regularizer;
 pub(crate) fn kernel_constants() -> Vec<(String, u32)> {
     use activation::{ActOp, Pass};
     use ids::KernelIds;
-    use input::Domain;
-    use loss::{RowOp, Term};
+    use loss::{Domain, RowOp, Term};
     use reduction::CoefMode;
     [
         Term::constants(),
