@@ -52,6 +52,25 @@ fn bench(c: &mut Criterion) {
                         .unwrap()
                 })
             });
+            // A training step's value and gradient: one call against two.
+            let huber = Loss::Huber { delta: 1.0 };
+            group.bench_function(BenchmarkId::new("huber value+grad, one call", name), |b| {
+                b.iter(|| {
+                    engine
+                        .loss_and_grad(&huber, &LossInput::new(&x, &t), Reduction::Mean)
+                        .unwrap()
+                })
+            });
+            group.bench_function(BenchmarkId::new("huber value+grad, two calls", name), |b| {
+                b.iter(|| {
+                    let input = LossInput::new(&x, &t);
+                    let v = engine.loss(&huber, &input, Reduction::Mean).unwrap();
+                    (
+                        v,
+                        engine.loss_grad(&huber, &input, Reduction::Mean).unwrap(),
+                    )
+                })
+            });
             group.bench_function(BenchmarkId::new("sigmoid", name), |b| {
                 b.iter(|| engine.activation(&Activation::Sigmoid, &x).unwrap())
             });
