@@ -131,16 +131,20 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
         args.target.as_ref(),
         args.weights.as_ref(),
     ];
-    let value = engine
-        .loss(&loss, &input, reduction)
-        .map_err(|e| name_file(e, files))?;
+    // With --grad-out, the value and the gradient come from one set of passes.
+    let (value, grad) = match &args.grad_out {
+        Some(_) => engine
+            .loss_and_grad(&loss, &input, reduction)
+            .map(|(value, grad)| (value, Some(grad))),
+        None => engine
+            .loss(&loss, &input, reduction)
+            .map(|value| (value, None)),
+    }
+    .map_err(|e| name_file(e, files))?;
     if let (Some(out), Some(per_sample)) = (&args.out, value.per_sample()) {
         io::write_npy(out, per_sample, &[per_sample.len()])?;
     }
-    if let Some(grad_out) = &args.grad_out {
-        let grad = engine
-            .loss_grad(&loss, &input, reduction)
-            .map_err(|e| name_file(e, files))?;
+    if let (Some(grad_out), Some(grad)) = (&args.grad_out, grad) {
         io::write_npy(grad_out, &grad, &pred.dims)?;
     }
 
