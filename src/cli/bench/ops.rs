@@ -1,0 +1,264 @@
+//! What the benchmark times: the inputs at one size, the operations on
+//! host slices and on resident tensors, and the batch row.
+
+use super::timing::{time, Timing};
+use super::{BATCH, BATCH_N, CLASSES};
+use lossgpu::{
+    Activation, ActivationParams, ClassTensor, Engine, Error, Loss, LossInput, Pass, Reduction,
+    Result, Tensor,
+};
+use std::hint::black_box;
+
+/// The benchmark's inputs at one size; the same every run.
+pub(super) struct Data {
+    pub(super) x: Vec<f32>,
+    pub(super) t: Vec<f32>,
+    pub(super) classes: Vec<u32>,
+}
+
+pub(super) fn data(n: usize) -> Data {
+    // A fixed xorshift generator.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 24) as f32
+    };
+    let x: Vec<f32> = (0..n).map(|_| (next() - 0.5) * 8.0).collect();
+    let t: Vec<f32> = (0..n).map(|_| next()).collect();
+    let classes: Vec<u32> = (0..n / CLASSES)
+        .map(|_| (next() * CLASSES as f32) as u32 % CLASSES as u32)
+        .collect();
+    Data { x, t, classes }
+}
+
+/// What an operation returns, compared GPU against CPU after the timing.
+pub(super) enum Out {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+impl Out {
+    pub(super) fn values(&self) -> Vec<f64> {
+        match self {
+            Out::F32(v) => v.iter().map(|&x| x as f64).collect(),
+            Out::F64(v) => v.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+pub(super) enum Op {
+    Act(Activation, Pass),
+    /// The mean loss, or with `true` the gradient of the sum (O(1) values,
+    /// so the max err means something).
+    Loss(Loss, bool),
+    /// `Engine::regression_metrics`: eight metrics in one pass.
+    Metrics,
+}
+
+impl Op {
+    pub(super) fn name(&self) -> String {
+        match self {
+            Op::Act(a, Pass::Forward) => a.name().to_string(),
+            Op::Act(a, _) => format!("{}'", a.name()),
+            Op::Loss(Loss::CrossEntropy, g) => {
+                format!("cross-entropy m={CLASSES}{}", if *g { " grad" } else { "" })
+            }
+            Op::Loss(l, g) => format!("{}{}", l.name(), if *g { " grad" } else { "" }),
+            Op::Metrics => "metrics (fused)".to_string(),
+        }
+    }
+
+    /// Elements processed at size n (whole rows for cross-entropy).
+    pub(super) fn elements(&self, n: usize) -> usize {
+        match self {
+            Op::Loss(Loss::CrossEntropy, _) => n / CLASSES * CLASSES,
+            _ => n,
+        }
+    }
+
+    /// Input tensors of n values read, for the ceilings: cross-entropy reads
+    /// its scores and n/10 class indices, counted as one tensor.
+    pub(super) fn inputs(&self) -> usize {
+        match self {
+            Op::Act(..) | Op::Loss(Loss::CrossEntropy, _) => 1,
+            _ => 2,
+        }
+    }
+
+    /// Bytes read and written once each.
+    pub(super) fn bytes(&self, n: usize) -> usize {
+        match self {
+            Op::Act(..) => 8 * n,
+            Op::Loss(Loss::CrossEntropy, g) => {
+                let n = self.elements(n);
+                4 * n + 4 * n / CLASSES + if *g { 4 * n } else { 0 }
+            }
+            Op::Loss(_, g) => 8 * n + if *g { 4 * n } else { 0 },
+            Op::Metrics => 8 * n,
+        }
+    }
+
+    /// End to end from host slices.
+    pub(super) fn host(&self, engine: &Engine, d: &Data) -> Result<Out> {
+        Ok(match self {
+            Op::Act(a, Pass::Forward) => Out::F32(engine.activation(a, &d.x)?),
+            Op::Act(a, _) => Out::F32(engine.activation_derivative(a, &d.x)?),
+            Op::Loss(l, grad) => {
+                let rows = d.classes.len();
+                let input = match l {
+                    Loss::CrossEntropy => {
+                        LossInput::classes(&d.x[..rows * CLASSES], CLASSES, &d.classes)
+                    }
+                    _ => LossInput::new(&d.x, &d.t),
+                };
+                if *grad {
+                    Out::F32(engine.loss_grad(l, &input, Reduction::Sum)?)
+                } else {
+                    let v = engine.loss(l, &input, Reduction::Mean)?;
+                    Out::F64(vec![v.scalar().unwrap_or(f64::NAN)])
+                }
+            }
+            Op::Metrics => {
+                let m = engine.regression_metrics(&LossInput::new(&d.x, &d.t), 1.0, 0.5)?;
+                Out::F64(vec![
+                    m.mse, m.rmse, m.mae, m.mape, m.smape, m.huber, m.log_cosh, m.quantile,
+                ])
+            }
+        })
+    }
+
+    /// Whether the library has a path on resident tensors: activations and
+    /// losses do; the metrics do not.
+    pub(super) fn has_resident(&self) -> bool {
+        !matches!(self, Op::Metrics)
+    }
+
+    /// On resident tensors (see [`Op::has_resident`]); waits for the result.
+    pub(super) fn resident(&self, engine: &Engine, r: &Resident) -> Result<()> {
+        let (x, t) = (&r.x, &r.t);
+        match self {
+            Op::Act(a, pass) => {
+                let y = engine.activation_tensor(a, *pass, x, None)?;
+                engine.synchronize()?;
+                drop(black_box(y));
+            }
+            Op::Loss(l @ Loss::CrossEntropy, false) => drop(black_box(engine.loss_tensor(
+                l,
+                &r.logits,
+                &r.classes,
+                Reduction::Mean,
+            )?)),
+            Op::Loss(l @ Loss::CrossEntropy, true) => {
+                let g = engine.loss_grad_tensor(l, &r.logits, &r.classes, Reduction::Sum)?;
+                engine.synchronize()?;
+                drop(black_box(g));
+            }
+            Op::Loss(l, false) => drop(black_box(engine.loss_tensor(l, x, t, Reduction::Mean)?)),
+            Op::Loss(l, true) => {
+                let g = engine.loss_grad_tensor(l, x, t, Reduction::Sum)?;
+                engine.synchronize()?;
+                drop(black_box(g));
+            }
+            Op::Metrics => {
+                return Err(Error::InvalidInput(
+                    "the metrics have no resident path".into(),
+                ))
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The inputs uploaded once per size: x and t, and cross-entropy's whole
+/// rows of logits with their class indices.
+pub(super) struct Resident {
+    pub(super) x: Tensor,
+    pub(super) t: Tensor,
+    pub(super) logits: Tensor,
+    pub(super) classes: ClassTensor,
+}
+
+impl Resident {
+    pub(super) fn upload(g: &Engine, d: &Data) -> Result<Resident> {
+        Ok(Resident {
+            x: g.upload(&d.x)?,
+            t: g.upload(&d.t)?,
+            logits: g.upload_rows(&d.x[..d.classes.len() * CLASSES], CLASSES)?,
+            classes: g.upload_classes(&d.classes)?,
+        })
+    }
+}
+
+/// The operations timed at every size.
+pub(super) fn ops() -> Result<Vec<Op>> {
+    let act = |name| Activation::from_name(name, ActivationParams::default());
+    let mut ops = vec![
+        Op::Act(act("sigmoid")?, Pass::Forward),
+        Op::Act(act("tanh")?, Pass::Forward),
+        Op::Act(act("swish")?, Pass::Forward),
+        Op::Act(act("sigmoid")?, Pass::Derivative),
+    ];
+    for loss in [
+        Loss::Mse,
+        Loss::Huber { delta: 1.0 },
+        Loss::BceLogits,
+        Loss::CrossEntropy,
+    ] {
+        ops.push(Op::Loss(loss, false));
+        ops.push(Op::Loss(loss, true));
+    }
+    ops.push(Op::Metrics);
+    Ok(ops)
+}
+
+/// max |gpu − cpu| / max(1, |cpu|): absolute error near zero, relative
+/// error for large values. NaN in either side counts only if not in both.
+pub(super) fn max_err(gpu: &[f64], cpu: &[f64]) -> f64 {
+    if gpu.len() != cpu.len() {
+        return f64::INFINITY;
+    }
+    gpu.iter()
+        .zip(cpu)
+        .map(|(&g, &c)| {
+            if g.is_nan() && c.is_nan() || g == c {
+                0.0
+            } else if g.is_nan() || c.is_nan() {
+                f64::INFINITY
+            } else {
+                (g - c).abs() / c.abs().max(1.0)
+            }
+        })
+        .fold(0.0, f64::max)
+}
+
+/// The batch row: BATCH losses of BATCH_N values.
+pub(super) struct Batch {
+    /// (engine label, batched, separate)
+    pub(super) times: Vec<(&'static str, Timing, Timing)>,
+}
+
+impl Batch {
+    pub(super) fn measure(quick: bool, engines: &[(&'static str, &Engine)]) -> Result<Batch> {
+        let sets: Vec<Data> = (0..BATCH).map(|k| data(BATCH_N + k % 2)).collect();
+        let items: Vec<(Loss, LossInput)> = sets
+            .iter()
+            .map(|d| (Loss::Mse, LossInput::new(&d.x[..BATCH_N], &d.t[..BATCH_N])))
+            .collect();
+        let mut times = Vec::new();
+        for &(label, engine) in engines {
+            let batched = time(quick, || engine.loss_batch(&items, Reduction::Mean))?.0;
+            let separate = time(quick, || {
+                items
+                    .iter()
+                    .map(|(l, i)| engine.loss(l, i, Reduction::Mean))
+                    .collect::<Result<Vec<_>>>()
+            })?
+            .0;
+            times.push((label, batched, separate));
+        }
+        Ok(Batch { times })
+    }
+}
