@@ -239,6 +239,83 @@ fn named_malformed_inputs_give_a_clear_error() {
             ),
             &["structured"],
         ),
+        // Headers that made the old parser backtrack exponentially: each is
+        // one line, at once.
+        bad_npy(
+            "descr nested a dozen levels",
+            npy(
+                &format!(
+                    "{{'descr': {}'<f4'{}, 'fortran_order': False, 'shape': (4,), }}",
+                    "[".repeat(12),
+                    "]".repeat(12)
+                ),
+                &four,
+                (1, 0),
+            ),
+            &["not a valid .npy file", "structured"],
+        ),
+        bad_npy(
+            "a dict nested a dozen levels",
+            npy(
+                &format!(
+                    "{{'descr': '<f4', 'fortran_order': False, 'shape': (4,), 'x': {}1{}}}",
+                    "{'a': ".repeat(12),
+                    "}".repeat(12)
+                ),
+                &four,
+                (1, 0),
+            ),
+            &["not a valid .npy file", "unknown header key 'x'"],
+        ),
+        bad_npy(
+            "ten thousand levels of nesting",
+            npy(
+                &format!(
+                    "{{'descr': {}'<f4'{}, 'fortran_order': False, 'shape': (4,), }}",
+                    "(".repeat(10_000),
+                    ")".repeat(10_000)
+                ),
+                &four,
+                (2, 0),
+            ),
+            &["not a valid .npy file", "10000-byte limit"],
+        ),
+        // 2.8 s with the old parser at 12 levels, three times more per level.
+        bad_npy(
+            "a set nested a dozen levels",
+            npy(
+                &format!(
+                    "{{'descr': '<f4', 'fortran_order': False, 'shape': (4,), 'x': {}1{}}}",
+                    "{".repeat(12),
+                    "}".repeat(12)
+                ),
+                &four,
+                (1, 0),
+            ),
+            &["not a valid .npy file"],
+        ),
+        bad_npy(
+            "a shape nested twenty levels",
+            npy(
+                &format!(
+                    "{{'descr': '<f4', 'fortran_order': False, 'shape': {}(4,){}, }}",
+                    "[".repeat(20),
+                    "]".repeat(20)
+                ),
+                &four,
+                (1, 0),
+            ),
+            &["not a valid .npy file", "nested deeper"],
+        ),
+        bad_npy(
+            "duplicate key",
+            npy(
+                "{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (4,), }",
+                &four,
+                (1, 0),
+            ),
+            &["not a valid .npy file", "twice"],
+        ),
         bad_npy(
             "fortran order 2-D",
             npy(&dict("<f4", true, "(2, 2)"), &four, (1, 0)),

@@ -1,10 +1,10 @@
 //! Reading `.npy` / `.csv` arrays and writing `.npy` results (SPEC §4).
 //! Every error names the file, and where it applies the line or index.
 
+use super::npy;
 use lossgpu::{Error, Result};
-use npyz::{DType, Endianness, NpyFile, NpyHeader, Order, TypeChar, WriterBuilder};
 use std::fmt::Display;
-use std::io::{BufWriter, Cursor};
+use std::io::Write;
 use std::path::Path;
 
 /// A 1-D or 2-D (row-major) array as read from a file. Values are kept as
@@ -122,64 +122,48 @@ enum Kind {
     I64,
 }
 
-/// The header of an npy file. npyz multiplies the shape's dimensions
-/// unchecked (for the element count and the strides): a shape whose product
-/// overflows u64, such as (9223372036854775809, 2), panics in a debug build
-/// and wraps in a release one (there that file was read as 2 values). So the
-/// parse runs under `catch_unwind` with a silent panic hook (the binary's
-/// hook would print an "internal error" line; the readers run before any
-/// other thread exists), and the count is checked here.
-fn read_npy_header(cursor: &mut Cursor<&[u8]>) -> std::result::Result<NpyHeader, String> {
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        NpyHeader::from_reader(&mut *cursor)
-    }));
-    std::panic::set_hook(hook);
-    let too_many = "not a valid .npy file (its shape has more elements than a 64-bit count holds)";
-    match parsed {
-        Ok(Ok(header)) => match header
-            .shape()
-            .iter()
-            .try_fold(1u64, |n, &d| n.checked_mul(d))
-        {
-            Some(_) => Ok(header),
-            None => Err(too_many.to_string()),
-        },
-        Ok(Err(e)) => Err(format!("not a valid .npy file ({e})")),
-        Err(_) => Err(too_many.to_string()),
+impl Kind {
+    /// The kind of a numpy dtype string, e.g. `<f4`.
+    fn of(descr: &str) -> std::result::Result<Kind, String> {
+        let expected = "expected little-endian float32, float64, int32 or int64";
+        let shown = npy_quote(descr);
+        let (order, code) = descr.split_at(descr.len().min(1));
+        match (order, code) {
+            (">", _) => Err(format!(
+                "big-endian dtype {shown} is not supported (save it little-endian)"
+            )),
+            ("<" | "=", "f4") => Ok(Kind::F32),
+            ("<" | "=", "f8") => Ok(Kind::F64),
+            ("<" | "=", "i4") => Ok(Kind::I32),
+            ("<" | "=", "i8") => Ok(Kind::I64),
+            _ => Err(format!("dtype {shown} is not supported ({expected})")),
+        }
+    }
+
+    fn size(self) -> usize {
+        match self {
+            Kind::F32 | Kind::I32 => 4,
+            Kind::F64 | Kind::I64 => 8,
+        }
+    }
+}
+
+fn npy_quote(s: &str) -> String {
+    let q: String = s.chars().take(24).collect();
+    if q.len() < s.len() {
+        format!("'{q}…'")
+    } else {
+        format!("'{q}'")
     }
 }
 
 fn read_npy(path: &str, bytes: &[u8]) -> Result<Array> {
     let bad = |m: String| file_error(path, m);
-    let mut cursor = Cursor::new(bytes);
-    let header = read_npy_header(&mut cursor).map_err(bad)?;
-    let body = &bytes[cursor.position() as usize..];
-
-    let DType::Plain(ts) = header.dtype() else {
-        return Err(bad(format!(
-            "structured dtype {} is not supported (expected float32, float64, int32 or int64)",
-            header.dtype().descr()
-        )));
-    };
-    if ts.endianness() == Endianness::Big {
-        return Err(bad(format!(
-            "big-endian dtype {ts} is not supported (save it little-endian)"
-        )));
-    }
-    let kind = match (ts.type_char(), ts.size_field(), ts.endianness()) {
-        (TypeChar::Float, 4, Endianness::Little) => Kind::F32,
-        (TypeChar::Float, 8, Endianness::Little) => Kind::F64,
-        (TypeChar::Int, 4, Endianness::Little) => Kind::I32,
-        (TypeChar::Int, 8, Endianness::Little) => Kind::I64,
-        _ => {
-            return Err(bad(format!(
-            "dtype {ts} is not supported (expected little-endian float32, float64, int32 or int64)"
-        )))
-        }
-    };
-    let dims: Vec<usize> = match *header.shape() {
+    let header =
+        npy::parse_header(bytes).map_err(|e| bad(format!("not a valid .npy file ({e})")))?;
+    let body = &bytes[header.data_offset..];
+    let kind = Kind::of(&header.descr).map_err(bad)?;
+    let dims: Vec<usize> = match header.shape[..] {
         [] => vec![1],
         [n] => vec![n as usize],
         [r, c] => vec![r as usize, c as usize],
@@ -190,15 +174,24 @@ fn read_npy(path: &str, bytes: &[u8]) -> Result<Array> {
             )))
         }
     };
-    if dims.len() == 2 && header.order() == Order::Fortran {
+    if dims.len() == 2 && header.fortran_order {
         return Err(bad(
             "is in Fortran order; save it in C order (numpy.ascontiguousarray)".to_string(),
         ));
     }
-    let count = header.len();
-    let size = ts.size_field();
+    let count = header
+        .shape
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| {
+            bad(
+                "not a valid .npy file (its shape has more elements than a 64-bit count holds)"
+                    .to_string(),
+            )
+        })?;
+    let size = kind.size();
     if count
-        .checked_mul(size)
+        .checked_mul(size as u64)
         .is_none_or(|need| need > body.len() as u64)
     {
         return Err(bad(format!(
@@ -206,24 +199,13 @@ fn read_npy(path: &str, bytes: &[u8]) -> Result<Array> {
             body.len()
         )));
     }
-    let npy = NpyFile::with_header(header, body);
-    let read_err = |e: std::io::Error| bad(format!("cannot read the data ({e})"));
+    let body = &body[..count as usize * size];
     let data: Vec<f64> = match kind {
-        Kind::F32 => npy
-            .into_vec::<f32>()
-            .map_err(read_err)?
-            .into_iter()
-            .map(f64::from)
-            .collect(),
-        Kind::F64 => npy.into_vec::<f64>().map_err(read_err)?,
-        Kind::I32 => npy
-            .into_vec::<i32>()
-            .map_err(read_err)?
-            .into_iter()
-            .map(f64::from)
-            .collect(),
+        Kind::F32 => le_values(body, |b| f32::from_le_bytes(b) as f64),
+        Kind::F64 => le_values(body, f64::from_le_bytes),
+        Kind::I32 => le_values(body, |b| i32::from_le_bytes(b) as f64),
         Kind::I64 => {
-            let ints = npy.into_vec::<i64>().map_err(read_err)?;
+            let ints: Vec<i64> = le_values(body, i64::from_le_bytes);
             // f64 holds every i64 only up to 2^53; past it 2^53 + 1 would
             // round to 2^53 before to_f32's exactness check could see it.
             if let Some(i) = ints.iter().position(|&v| v as f64 as i128 != v as i128) {
@@ -242,6 +224,13 @@ fn read_npy(path: &str, bytes: &[u8]) -> Result<Array> {
         integer: matches!(kind, Kind::I32 | Kind::I64),
         path: path.to_string(),
     })
+}
+
+/// Little-endian values of N bytes each.
+fn le_values<const N: usize, T>(body: &[u8], from: impl Fn([u8; N]) -> T) -> Vec<T> {
+    body.chunks_exact(N)
+        .map(|c| from(c.try_into().unwrap_or([0; N])))
+        .collect()
 }
 
 /// One value per line gives a 1-D array; rows of comma-separated values give
@@ -302,17 +291,36 @@ pub fn check_out_path(path: &str) -> Result<()> {
     }
 }
 
-/// Writes little-endian f32 values with the given shape.
+/// Writes little-endian f32 values with the given shape, durably: into a
+/// temporary file in the same directory, flushed to disk, then renamed over
+/// `path`. A failed or interrupted write leaves any old file intact.
 pub fn write_npy(path: &str, data: &[f32], dims: &[usize]) -> Result<()> {
     let bad = |e: std::io::Error| file_error(path, format!("cannot write: {e}"));
-    let file = std::fs::File::create(path).map_err(bad)?;
-    let shape: Vec<u64> = dims.iter().map(|&d| d as u64).collect();
-    let mut writer = npyz::WriteOptions::<f32>::new()
-        .default_dtype()
-        .shape(&shape)
-        .writer(BufWriter::new(file))
-        .begin_nd()
-        .map_err(bad)?;
-    writer.extend(data.iter().copied()).map_err(bad)?;
-    writer.finish().map_err(bad)
+    let target = Path::new(path);
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = dir.join(format!(".{name}.{}.partial", std::process::id()));
+    let written = (|| -> std::io::Result<()> {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&temp)?);
+        file.write_all(&npy::f32_header(dims))?;
+        let mut bytes = Vec::with_capacity(4 << 16);
+        for chunk in data.chunks(1 << 16) {
+            bytes.clear();
+            bytes.extend(chunk.iter().flat_map(|v| v.to_le_bytes()));
+            file.write_all(&bytes)?;
+        }
+        let file = file.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&temp, target)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written.map_err(bad)
 }

@@ -9,6 +9,7 @@ mod gradient;
 mod io;
 mod loss;
 mod metrics;
+mod npy;
 mod output;
 mod plot;
 
