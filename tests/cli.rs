@@ -1288,3 +1288,128 @@ fn gpu_bench_times_every_column_against_the_ceilings() {
         "summary metrics/mse gpu",
     );
 }
+
+// ---- outputs -----------------------------------------------------------
+
+#[test]
+fn outputs_that_collide_are_refused_before_any_work() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    write(d, "p.csv", "0.5\n1\n-2\n");
+    write(d, "t.csv", "1\n1.5\n-1\n");
+    // Two outputs naming one file: the gradient would replace the values.
+    for (out, grad) in [("same.npy", "same.npy"), ("same.npy", "./same.npy")] {
+        let line = fails(
+            d,
+            &[
+                "loss",
+                "mse",
+                "--pred",
+                "p.csv",
+                "--target",
+                "t.csv",
+                "--reduction",
+                "none",
+                "--out",
+                out,
+                "--grad-out",
+                grad,
+            ],
+        );
+        assert!(
+            line.contains("--out and --grad-out name the same file"),
+            "{line}"
+        );
+        assert!(!d.join("same.npy").exists(), "nothing was written");
+    }
+    // An output naming an input, directly, through a symlink or a hard link.
+    write_npy(d, "x.npy", &[-1.0f32, 0.5, 2.0], &[3]);
+    std::os::unix::fs::symlink(d.join("x.npy"), d.join("link.npy")).unwrap();
+    std::fs::hard_link(d.join("x.npy"), d.join("hard.npy")).unwrap();
+    for out in ["x.npy", "link.npy", "hard.npy"] {
+        let line = fails(d, &["activation", "relu", "--input", "x.npy", "--out", out]);
+        assert!(line.contains("--in-place"), "{line}");
+        let line = fails(
+            d,
+            &["clip", "--input", "x.npy", "--out", out, "--max-value", "1"],
+        );
+        assert!(line.contains("--input input"), "{line}");
+    }
+    assert_eq!(read_npy(&d.join("x.npy")).0, vec![-1.0, 0.5, 2.0]);
+    let line = fails(
+        d,
+        &[
+            "loss",
+            "mse",
+            "--pred",
+            "p.csv",
+            "--target",
+            "x.npy",
+            "--reduction",
+            "none",
+            "--out",
+            "x.npy",
+        ],
+    );
+    assert!(line.contains("--target"), "{line}");
+    // Asked for explicitly, the input is replaced, once the output is whole.
+    ok(
+        d,
+        &[
+            "activation",
+            "relu",
+            "--input",
+            "x.npy",
+            "--out",
+            "x.npy",
+            "--in-place",
+        ],
+    );
+    assert_eq!(read_npy(&d.join("x.npy")).0, vec![0.0, 0.5, 2.0]);
+}
+
+#[test]
+fn a_failed_write_leaves_the_old_file_and_no_temporary() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    write(d, "x.csv", "1\n2\n");
+    // The target is a directory: the rename fails after the data is written.
+    std::fs::create_dir(d.join("out.npy")).unwrap();
+    let line = fails(
+        d,
+        &["activation", "relu", "--input", "x.csv", "--out", "out.npy"],
+    );
+    assert!(line.contains("cannot write"), "{line}");
+    assert!(d.join("out.npy").is_dir());
+    let names: Vec<String> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.contains("partial")), "{names:?}");
+}
+
+#[test]
+fn a_killed_in_place_run_leaves_the_old_or_the_new_file_whole() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let n = 1 << 22;
+    let x: Vec<f32> = (0..n).map(|i| (i % 7) as f32 - 3.0).collect();
+    write_npy(d, "x.npy", &x, &[n as u64]);
+    let relu: Vec<f32> = x.iter().map(|v| v.max(0.0)).collect();
+    for delay_ms in [20, 80, 200] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lossgpu"))
+            .args(["activation", "relu", "--input", "x.npy", "--out", "x.npy"])
+            .args(["--in-place", "--backend", "cpu"])
+            .current_dir(d)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        let (got, shape) = read_npy(&d.join("x.npy"));
+        assert_eq!(shape, vec![n as u64]);
+        assert!(got == x || got == relu, "after {delay_ms} ms: a mixed file");
+        write_npy(d, "x.npy", &x, &[n as u64]);
+    }
+}

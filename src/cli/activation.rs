@@ -15,6 +15,10 @@ pub struct Args {
     /// Where to write f(x) (or f'(x)) as f32, with the input's shape.
     #[arg(long, value_name = "FILE.npy")]
     out: String,
+    /// Allow an output to replace an input file (written durably: the input
+    /// is read whole first, and replaced only once the output is complete).
+    #[arg(long)]
+    in_place: bool,
     /// Write the derivative f'(x) instead of f(x).
     #[arg(long)]
     derivative: bool,
@@ -49,7 +53,11 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
     };
     let act = Activation::from_name(&args.name, params)?;
     reject_unused(&args, &act)?;
-    io::check_out_path(&args.out)?;
+    io::check_outputs(
+        &[("--out", &args.out)],
+        &[("--input", &args.input)],
+        args.in_place,
+    )?;
     let input = io::read(&args.input)?;
     let x = input.to_f32()?;
 

@@ -37,6 +37,10 @@ pub struct ClipArgs {
     /// Where to write the clipped gradient (f32, the input's shape).
     #[arg(long, value_name = "FILE.npy")]
     out: String,
+    /// Allow an output to replace an input file (written durably: the input
+    /// is read whole first, and replaced only once the output is complete).
+    #[arg(long)]
+    in_place: bool,
     /// Scale by min(1, c/(‖g‖ + 1e-6)) (PyTorch's clip_grad_norm_).
     #[arg(
         long,
@@ -58,7 +62,11 @@ pub fn run_clip(args: ClipArgs, backend: BackendChoice) -> Result<Report> {
         (None, None) => unreachable!("clap requires one of --max-norm and --max-value"),
     };
     clip.validate()?;
-    io::check_out_path(&args.out)?;
+    io::check_outputs(
+        &[("--out", &args.out)],
+        &[("--input", &args.input)],
+        args.in_place,
+    )?;
     let input = io::read(&args.input)?;
     let g = input.to_f32()?;
     let engine = open_engine(backend)?;

@@ -5,7 +5,7 @@ use super::npy;
 use lossgpu::{Error, Result};
 use std::fmt::Display;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A 1-D or 2-D (row-major) array as read from a file. Values are kept as
 /// f64 so integer class indices and f64 inputs are checked before the
@@ -291,23 +291,10 @@ pub fn check_out_path(path: &str) -> Result<()> {
     }
 }
 
-/// Writes little-endian f32 values with the given shape, durably: into a
-/// temporary file in the same directory, flushed to disk, then renamed over
-/// `path`. A failed or interrupted write leaves any old file intact.
+/// Writes little-endian f32 values with the given shape, durably
+/// ([`write_durably`]).
 pub fn write_npy(path: &str, data: &[f32], dims: &[usize]) -> Result<()> {
-    let bad = |e: std::io::Error| file_error(path, format!("cannot write: {e}"));
-    let target = Path::new(path);
-    let dir = match target.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = dir.join(format!(".{name}.{}.partial", std::process::id()));
-    let written = (|| -> std::io::Result<()> {
-        let mut file = std::io::BufWriter::new(std::fs::File::create(&temp)?);
+    write_durably(path, |file| {
         file.write_all(&npy::f32_header(dims))?;
         let mut bytes = Vec::with_capacity(4 << 16);
         for chunk in data.chunks(1 << 16) {
@@ -315,6 +302,24 @@ pub fn write_npy(path: &str, data: &[f32], dims: &[usize]) -> Result<()> {
             bytes.extend(chunk.iter().flat_map(|v| v.to_le_bytes()));
             file.write_all(&bytes)?;
         }
+        Ok(())
+    })
+}
+
+/// Writes a file the way every output of the command line is written: into
+/// a temporary file in the same directory, flushed and synced to disk, then
+/// renamed over `path`. A full disk, an error or a kill leaves the old file
+/// (or none) in place, never a truncated one.
+pub fn write_durably(
+    path: impl AsRef<Path>,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<()> {
+    let target = path.as_ref();
+    let bad = |e: std::io::Error| file_error(target.display(), format!("cannot write: {e}"));
+    let temp = temp_beside(target);
+    let written = (|| -> std::io::Result<()> {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&temp)?);
+        write(&mut file)?;
         let file = file.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         std::fs::rename(&temp, target)
@@ -323,4 +328,96 @@ pub fn write_npy(path: &str, data: &[f32], dims: &[usize]) -> Result<()> {
         let _ = std::fs::remove_file(&temp);
     }
     written.map_err(bad)
+}
+
+/// [`write_durably`] for a writer that takes a path (the plotting
+/// backends): `write` fills a temporary file beside `path`, which is then
+/// synced and renamed over it.
+pub fn write_via_temp(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let temp = temp_beside(path);
+    let done = write(&temp).and_then(|()| {
+        let sync = std::fs::File::open(&temp).and_then(|f| f.sync_all());
+        sync.and_then(|()| std::fs::rename(&temp, path))
+            .map_err(|e| file_error(path.display(), format!("cannot write: {e}")))
+    });
+    if done.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    done
+}
+
+/// A temporary name in the directory of `path`, unique to this process.
+fn temp_beside(path: &Path) -> PathBuf {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // The name keeps its extension last: image encoders choose by it.
+    dir.join(format!(".partial.{}.{name}", std::process::id()))
+}
+
+/// What a path names, for clash checks: the file itself where it exists
+/// (links and `./` resolved), else its directory resolved plus its name.
+fn identity(path: &str) -> PathBuf {
+    let p = Path::new(path);
+    if let Ok(c) = p.canonicalize() {
+        return c;
+    }
+    let dir = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    dir.join(p.file_name().unwrap_or_default())
+}
+
+/// Whether two paths name one file: the same resolved path, or (on Unix)
+/// two hard links to the same inode.
+fn same_file(a: &str, b: &str) -> bool {
+    if identity(a) == identity(b) {
+        return true;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            return x.dev() == y.dev() && x.ino() == y.ino();
+        }
+    }
+    false
+}
+
+/// Refuses, before any work, two outputs that name one file (the second
+/// would silently replace the first) and an output that names an input
+/// (unless the user asked for `--in-place`). Each is (flag, path).
+pub fn check_outputs(
+    outputs: &[(&str, &str)],
+    inputs: &[(&str, &str)],
+    in_place: bool,
+) -> Result<()> {
+    for (k, &(flag, out)) in outputs.iter().enumerate() {
+        check_out_path(out)?;
+        if let Some((other, _)) = outputs[..k].iter().find(|(_, o)| same_file(o, out)) {
+            return Err(file_error(
+                out,
+                format!(
+                    "{other} and {flag} name the same file; one output would overwrite the other"
+                ),
+            ));
+        }
+        if in_place {
+            continue;
+        }
+        if let Some((input, _)) = inputs.iter().find(|(_, i)| same_file(i, out)) {
+            return Err(file_error(
+                out,
+                format!("{flag} names the {input} input; writing it would replace the input (pass --in-place to allow it)"),
+            ));
+        }
+    }
+    Ok(())
 }

@@ -41,6 +41,10 @@ pub struct Args {
     /// β of smooth-l1 (default 1.0, >= 0; 0 is mae).
     #[arg(long, value_name = "F", allow_negative_numbers = true)]
     beta: Option<f32>,
+    /// Allow an output to replace an input file (written durably: the input
+    /// is read whole first, and replaced only once the output is complete).
+    #[arg(long)]
+    in_place: bool,
     /// Where to write the n per-sample losses (with --reduction none).
     #[arg(long, value_name = "FILE.npy")]
     out: Option<String>,
@@ -78,9 +82,19 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
         }
         _ => {}
     }
-    for out in args.out.iter().chain(&args.grad_out) {
-        io::check_out_path(out)?;
-    }
+    let outputs: Vec<(&str, &str)> = [("--out", &args.out), ("--grad-out", &args.grad_out)]
+        .into_iter()
+        .filter_map(|(flag, path)| Some((flag, path.as_deref()?)))
+        .collect();
+    let inputs: Vec<(&str, &str)> = [
+        ("--pred", Some(&args.pred)),
+        ("--target", args.target.as_ref()),
+        ("--weights", args.weights.as_ref()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, path)| Some((flag, path?.as_str())))
+    .collect();
+    io::check_outputs(&outputs, &inputs, args.in_place)?;
 
     let pred = io::read(&args.pred)?;
     let target = match (&loss, &args.target) {

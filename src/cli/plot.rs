@@ -282,10 +282,14 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
     for chart in &charts {
         let svg = dir.join(format!("{}.svg", chart.stem));
         let png = dir.join(format!("{}.png", chart.stem));
-        draw(SVGBackend::new(&svg, SIZE).into_drawing_area(), chart)
-            .map_err(|e| io_err(&svg, e))?;
-        draw(BitMapBackend::new(&png, SIZE).into_drawing_area(), chart)
-            .map_err(|e| io_err(&png, e))?;
+        super::io::write_via_temp(&svg, |temp| {
+            draw(SVGBackend::new(temp, SIZE).into_drawing_area(), chart)
+                .map_err(|e| io_err(&svg, e))
+        })?;
+        super::io::write_via_temp(&png, |temp| {
+            draw(BitMapBackend::new(temp, SIZE).into_drawing_area(), chart)
+                .map_err(|e| io_err(&png, e))
+        })?;
         html.push_str(&format!(
             "<figure><img src=\"{0}.svg\" alt=\"{1}\" width=\"800\" height=\"500\"><figcaption><b>{1}</b>: {2}</figcaption></figure>\n",
             chart.stem, chart.title, chart.formula
@@ -294,11 +298,13 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
     }
     html.push_str("</body></html>\n");
     let index = dir.join("index.html");
-    std::fs::write(&index, html).map_err(|e| io_err(&index, e))?;
+    super::io::write_durably(&index, |f| std::io::Write::write_all(f, html.as_bytes()))?;
     let mut json = String::new();
     Value::Object(data).write_json(&mut json);
     let data_path = dir.join("data.json");
-    std::fs::write(&data_path, json).map_err(|e| io_err(&data_path, e))?;
+    super::io::write_durably(&data_path, |f| {
+        std::io::Write::write_all(f, json.as_bytes())
+    })?;
 
     let mut report = Report::new();
     report.str("out_dir", &args.out_dir);

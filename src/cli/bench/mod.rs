@@ -180,10 +180,8 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
         batch,
     });
     if let Some(path) = &args.json {
-        std::fs::write(path, report.to_json()).map_err(|e| Error::Io {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
+        let json = report.to_json();
+        crate::cli::io::write_durably(path, |f| std::io::Write::write_all(f, json.as_bytes()))?;
     }
     Ok(report)
 }
