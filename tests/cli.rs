@@ -1194,6 +1194,17 @@ fn bench_quick_on_the_cpu_reports_every_row_and_writes_the_json_file() {
         line.contains("--full") || line.contains("--sizes"),
         "{line}"
     );
+    // A size no memory holds is one line, not an aborted allocation.
+    for backend in ["cpu", "auto"] {
+        let line = fails(
+            d,
+            &["bench", "--sizes", "1000000000000", "--backend", backend],
+        );
+        assert!(
+            line.contains("memory") || line.contains("allocate"),
+            "{line}"
+        );
+    }
     // A size too small for one row of cross-entropy is an input error.
     let line = fails(d, &["bench", "--sizes", "5", "--backend", "cpu"]);
     assert!(line.contains("at least 10"), "{line}");

@@ -78,6 +78,50 @@ impl Array {
     }
 }
 
+/// An empty vector with room for `n` values, or an error saying how much
+/// could not be had: an allocation that fails is a message, not an abort.
+pub fn reserve<T>(n: usize) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        let bytes = (n as u64).saturating_mul(std::mem::size_of::<T>() as u64);
+        Error::InvalidInput(format!(
+            "cannot allocate {} for {n} values",
+            bytes_text(bytes)
+        ))
+    })?;
+    Ok(v)
+}
+
+/// Bytes as "3.2 GiB", "512 MiB", "17 KiB" or "12 bytes".
+pub fn bytes_text(b: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    if v < 1024.0 {
+        return format!("{b} bytes");
+    }
+    let mut unit = "bytes";
+    for u in UNITS {
+        if v < 1024.0 {
+            break;
+        }
+        v /= 1024.0;
+        unit = u;
+    }
+    format!("{v:.1} {unit}")
+}
+
+/// The memory a new allocation can still get (Linux: MemAvailable plus free
+/// swap); None where it cannot be read.
+pub fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = info.lines().find(|l| l.starts_with(name))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    };
+    Some(field("MemAvailable:")? + field("SwapFree:").unwrap_or(0))
+}
+
 pub fn file_error(path: impl Display, message: impl Display) -> Error {
     Error::Io {
         path: path.to_string(),
@@ -101,7 +145,7 @@ pub fn read(path: &str) -> Result<Array> {
             "unknown file type (expected .npy or .csv)",
         ));
     }
-    let bytes = std::fs::read(path).map_err(|e| file_error(path, format!("cannot read: {e}")))?;
+    let bytes = read_bytes(path)?;
     let array = if ext == "npy" {
         read_npy(path, &bytes)?
     } else {
@@ -111,6 +155,19 @@ pub fn read(path: &str) -> Result<Array> {
         return Err(file_error(path, "has no values"));
     }
     Ok(array)
+}
+
+/// The whole file, with its buffer reserved first: a file larger than the
+/// memory left is an error naming it, not an aborted allocation.
+fn read_bytes(path: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| file_error(path, format!("cannot read: {e}"));
+    let mut file = std::fs::File::open(path).map_err(cannot)?;
+    let len = file.metadata().map_err(cannot)?.len();
+    let mut bytes = reserve(usize::try_from(len).unwrap_or(usize::MAX))
+        .map_err(|e| file_error(path, format!("{} bytes: {e}", len)))?;
+    file.read_to_end(&mut bytes).map_err(cannot)?;
+    Ok(bytes)
 }
 
 /// The dtypes SPEC §4 accepts.
@@ -200,12 +257,13 @@ fn read_npy(path: &str, bytes: &[u8]) -> Result<Array> {
         )));
     }
     let body = &body[..count as usize * size];
+    let named = |e: Error| bad(e.to_string());
     let data: Vec<f64> = match kind {
-        Kind::F32 => le_values(body, |b| f32::from_le_bytes(b) as f64),
-        Kind::F64 => le_values(body, f64::from_le_bytes),
-        Kind::I32 => le_values(body, |b| i32::from_le_bytes(b) as f64),
+        Kind::F32 => le_values(body, |b| f32::from_le_bytes(b) as f64).map_err(named)?,
+        Kind::F64 => le_values(body, f64::from_le_bytes).map_err(named)?,
+        Kind::I32 => le_values(body, |b| i32::from_le_bytes(b) as f64).map_err(named)?,
         Kind::I64 => {
-            let ints: Vec<i64> = le_values(body, i64::from_le_bytes);
+            let ints: Vec<i64> = le_values(body, i64::from_le_bytes).map_err(named)?;
             // f64 holds every i64 only up to 2^53; past it 2^53 + 1 would
             // round to 2^53 before to_f32's exactness check could see it.
             if let Some(i) = ints.iter().position(|&v| v as f64 as i128 != v as i128) {
@@ -226,11 +284,14 @@ fn read_npy(path: &str, bytes: &[u8]) -> Result<Array> {
     })
 }
 
-/// Little-endian values of N bytes each.
-fn le_values<const N: usize, T>(body: &[u8], from: impl Fn([u8; N]) -> T) -> Vec<T> {
-    body.chunks_exact(N)
-        .map(|c| from(c.try_into().unwrap_or([0; N])))
-        .collect()
+/// Little-endian values of N bytes each, into memory reserved first.
+fn le_values<const N: usize, T>(body: &[u8], from: impl Fn([u8; N]) -> T) -> Result<Vec<T>> {
+    let mut out = reserve(body.len() / N)?;
+    out.extend(
+        body.chunks_exact(N)
+            .map(|c| from(c.try_into().unwrap_or([0; N]))),
+    );
+    Ok(out)
 }
 
 /// One value per line gives a 1-D array; rows of comma-separated values give

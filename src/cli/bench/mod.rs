@@ -85,6 +85,7 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
             "bench: every size must be at least {CLASSES}"
         )));
     }
+    check_memory(*sizes.iter().max().unwrap_or(&0))?;
     let quick = args.quick;
     // The GPU column is a plain GPU engine; the auto column is Engine::auto(),
     // which calibrates per op family and size on its first call of each.
@@ -109,7 +110,7 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
     let mut ceilings = Vec::new();
     for &n in &sizes {
         bar.set_message(format!("ceilings n={n}"));
-        let d = data(n);
+        let d = data(n)?;
         let resident = match &gpu {
             Some(g) => Some((g, Resident::upload(g, &d)?)),
             None => None,
@@ -204,4 +205,26 @@ impl Results<'_> {
             .find(|c| c.n == n)
             .or_else(|| self.ceilings.iter().find(|c| c.n / CLASSES * CLASSES == n))
     }
+}
+
+/// Host bytes per element at the peak of a size: the inputs (x, t and the
+/// class indices), the CPU's and the GPU's outputs, the f64 comparison
+/// copies, and lavapipe's device memory, which is host memory.
+const BYTES_PER_ELEMENT: u64 = 64;
+
+/// Refuses, before anything is allocated, a size this machine's memory
+/// cannot hold: one line instead of an aborted allocation.
+fn check_memory(n: usize) -> Result<()> {
+    let need = (n as u64).saturating_mul(BYTES_PER_ELEMENT);
+    let Some(available) = crate::cli::io::available_memory() else {
+        return Ok(()); // unknown here: the allocations themselves are checked
+    };
+    if need > available {
+        return Err(Error::InvalidInput(format!(
+            "bench: n={n} needs about {} of memory, more than the {} available",
+            crate::cli::io::bytes_text(need),
+            crate::cli::io::bytes_text(available)
+        )));
+    }
+    Ok(())
 }

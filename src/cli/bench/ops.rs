@@ -3,6 +3,7 @@
 
 use super::timing::{time, Timing};
 use super::{BATCH, BATCH_N, CLASSES};
+use crate::cli::io::reserve;
 use lossgpu::{
     Activation, ActivationParams, ClassTensor, Engine, Error, Loss, LossInput, Pass, Reduction,
     Result, Tensor,
@@ -16,7 +17,7 @@ pub(super) struct Data {
     pub(super) classes: Vec<u32>,
 }
 
-pub(super) fn data(n: usize) -> Data {
+pub(super) fn data(n: usize) -> Result<Data> {
     // A fixed xorshift generator.
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let mut next = move || {
@@ -25,12 +26,12 @@ pub(super) fn data(n: usize) -> Data {
         state ^= state << 17;
         (state >> 40) as f32 / (1u64 << 24) as f32
     };
-    let x: Vec<f32> = (0..n).map(|_| (next() - 0.5) * 8.0).collect();
-    let t: Vec<f32> = (0..n).map(|_| next()).collect();
-    let classes: Vec<u32> = (0..n / CLASSES)
-        .map(|_| (next() * CLASSES as f32) as u32 % CLASSES as u32)
-        .collect();
-    Data { x, t, classes }
+    let (mut x, mut t) = (reserve(n)?, reserve(n)?);
+    let mut classes = reserve(n / CLASSES)?;
+    x.extend((0..n).map(|_| (next() - 0.5) * 8.0));
+    t.extend((0..n).map(|_| next()));
+    classes.extend((0..n / CLASSES).map(|_| (next() * CLASSES as f32) as u32 % CLASSES as u32));
+    Ok(Data { x, t, classes })
 }
 
 /// What an operation returns, compared GPU against CPU after the timing.
@@ -242,7 +243,9 @@ pub(super) struct Batch {
 
 impl Batch {
     pub(super) fn measure(quick: bool, engines: &[(&'static str, &Engine)]) -> Result<Batch> {
-        let sets: Vec<Data> = (0..BATCH).map(|k| data(BATCH_N + k % 2)).collect();
+        let sets: Vec<Data> = (0..BATCH)
+            .map(|k| data(BATCH_N + k % 2))
+            .collect::<Result<_>>()?;
         let items: Vec<(Loss, LossInput)> = sets
             .iter()
             .map(|d| (Loss::Mse, LossInput::new(&d.x[..BATCH_N], &d.t[..BATCH_N])))
