@@ -7,9 +7,19 @@ mod cli;
 
 use clap::error::ErrorKind;
 use clap::Parser;
+use std::os::unix::fs::DirBuilderExt;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    let runtime_dir = quiet_drivers();
+    let code = run();
+    if let Some(dir) = runtime_dir {
+        let _ = std::fs::remove_dir(dir); // only if the drivers left it empty
+    }
+    code
+}
+
+fn run() -> ExitCode {
     let args = match cli::Cli::try_parse() {
         Ok(args) => args,
         Err(e) => return parse_error(e),
@@ -59,7 +69,35 @@ fn parse_error(e: clap::Error) -> ExitCode {
     }
 }
 
-/// Messages from drivers may contain newlines; stderr must stay one line.
+/// The longest error line printed; longer messages (a driver's, an echo
+/// of a file) are cut, so stderr stays one readable line.
+const MAX_LINE: usize = 300;
+
+/// Messages from drivers may contain newlines; stderr must stay one short
+/// line.
 fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    let line = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(MAX_LINE) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    }
+}
+
+/// Mesa's drivers print "XDG_RUNTIME_DIR is invalid or not set" (twice) on
+/// stderr when the variable is unset, as in containers, cron and ssh; the
+/// command's stderr is one line of its own. So, before any thread or
+/// instance exists, an unset variable gets a private directory of this
+/// process, removed at exit; returns it.
+fn quiet_drivers() -> Option<std::path::PathBuf> {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|v| !v.is_empty()) {
+        return None;
+    }
+    let dir = std::env::temp_dir().join(format!("lossgpu-runtime-{}", std::process::id()));
+    let made = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir);
+    made.ok()?;
+    std::env::set_var("XDG_RUNTIME_DIR", &dir);
+    Some(dir)
 }

@@ -1424,3 +1424,228 @@ fn a_killed_in_place_run_leaves_the_old_or_the_new_file_whole() {
         write_npy(d, "x.npy", &x, &[n as u64]);
     }
 }
+
+// ---- before any device -------------------------------------------------
+
+/// Runs the binary with `remove` taken out of the environment and `set` put in.
+fn run_with(dir: &Path, args: &[&str], remove: &[&str], set: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lossgpu"));
+    cmd.args(args).current_dir(dir);
+    for k in remove {
+        cmd.env_remove(k);
+    }
+    for (k, v) in set {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("the binary runs");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn bad_input_is_rejected_before_a_device_is_opened() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    write(d, "p.csv", "0.5\n1\n-2\n");
+    write(d, "labels.csv", "1\n0.5\n-1\n");
+    // A backend that cannot be opened: the input's error comes first, alone.
+    let bogus = [("WGPU_BACKEND", "bogus")];
+    let cases: [&[&str]; 4] = [
+        &[
+            "loss",
+            "hinge",
+            "--pred",
+            "p.csv",
+            "--target",
+            "labels.csv",
+            "--backend",
+            "gpu",
+        ],
+        &[
+            "loss",
+            "mse",
+            "--pred",
+            "p.csv",
+            "--target",
+            "p.csv",
+            "--reduction",
+            "none",
+            "--backend",
+            "gpu",
+        ],
+        &[
+            "metrics",
+            "--pred",
+            "p.csv",
+            "--target",
+            "p.csv",
+            "--delta",
+            "0",
+            "--backend",
+            "gpu",
+        ],
+        &[
+            "grad-stats",
+            "--input",
+            "p.csv",
+            "--vanish-eps",
+            "-1",
+            "--backend",
+            "gpu",
+        ],
+    ];
+    for args in cases {
+        let r = run_with(d, args, &[], &bogus);
+        assert_eq!(r.code, Some(2), "{args:?}");
+        assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.stderr);
+        assert!(!r.stderr.contains("WGPU_BACKEND"), "{args:?}: {}", r.stderr);
+    }
+    // With a valid input, the misspelt variable is named as such.
+    let r = run_with(
+        d,
+        &[
+            "loss",
+            "mse",
+            "--pred",
+            "p.csv",
+            "--target",
+            "p.csv",
+            "--backend",
+            "gpu",
+        ],
+        &[],
+        &bogus,
+    );
+    assert_eq!(r.code, Some(2));
+    assert!(
+        r.stderr.contains("WGPU_BACKEND='bogus' names no backend"),
+        "{}",
+        r.stderr
+    );
+    // auto falls back to the CPU and says why, in JSON too.
+    let r = run_with(
+        d,
+        &[
+            "loss", "mse", "--pred", "p.csv", "--target", "p.csv", "--format", "json",
+        ],
+        &[],
+        &bogus,
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["backend"], "cpu");
+    assert!(
+        v["fallback_reason"]
+            .as_str()
+            .unwrap()
+            .contains("WGPU_BACKEND"),
+        "{v}"
+    );
+}
+
+#[test]
+fn no_driver_chatter_without_xdg_runtime_dir() {
+    if !gpu_available() {
+        return;
+    }
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    write(d, "p.csv", "0.5\n1\n-2\n");
+    write(d, "labels.csv", "1\n0.5\n-1\n");
+    let ok_run = run_with(
+        d,
+        &[
+            "loss",
+            "mse",
+            "--pred",
+            "p.csv",
+            "--target",
+            "p.csv",
+            "--backend",
+            "gpu",
+        ],
+        &["XDG_RUNTIME_DIR"],
+        &[],
+    );
+    assert_eq!(ok_run.code, Some(0), "{}", ok_run.stderr);
+    assert_eq!(ok_run.stderr, "", "stderr should be empty");
+    // A value the GPU finds is still one line.
+    let bad = run_with(
+        d,
+        &[
+            "loss",
+            "hinge",
+            "--pred",
+            "p.csv",
+            "--target",
+            "labels.csv",
+            "--backend",
+            "gpu",
+        ],
+        &["XDG_RUNTIME_DIR"],
+        &[],
+    );
+    assert_eq!(bad.stderr.lines().count(), 1, "{}", bad.stderr);
+}
+
+#[test]
+fn small_things_users_notice() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    // f64 values below the f32 range are counted, not silently zeroed.
+    let tiny: Vec<f64> = vec![1e-50, 0.0, -1e-300, 0.5];
+    write_npy(d, "tiny.npy", &tiny, &[4]);
+    write(d, "t.csv", "0\n0\n0\n0\n");
+    let v = ok_json(
+        d,
+        &[
+            "loss",
+            "mse",
+            "--pred",
+            "tiny.npy",
+            "--target",
+            "t.csv",
+            "--backend",
+            "cpu",
+        ],
+    );
+    assert_eq!(v["underflowed"].as_u64(), Some(2), "{v}");
+    let v = ok_json(
+        d,
+        &["grad-stats", "--input", "tiny.npy", "--backend", "cpu"],
+    );
+    assert_eq!(v["underflowed"].as_u64(), Some(2), "{v}");
+    let v = ok_json(
+        d,
+        &[
+            "loss",
+            "mse",
+            "--pred",
+            "t.csv",
+            "--target",
+            "t.csv",
+            "--backend",
+            "cpu",
+        ],
+    );
+    assert!(v.get("underflowed").is_none(), "{v}");
+    // Numbers in messages are short: 1e300, not 301 digits.
+    write_npy(d, "huge.npy", &[1e300f64], &[1]);
+    let line = fails(d, &["grad-stats", "--input", "huge.npy"]);
+    assert!(line.contains("1e300") && line.len() < 120, "{line}");
+    // A header that echoes 5 000 characters is cut in the message.
+    let dict = format!(
+        "{{'descr': '<f4', 'fortran_order': False, 'shape': (1,), '{}': 1}}",
+        "k".repeat(5000)
+    );
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((dict.len() as u16).to_le_bytes());
+    bytes.extend(dict.as_bytes());
+    bytes.extend([0u8; 4]);
+    std::fs::write(d.join("echo.npy"), bytes).unwrap();
+    let line = fails(d, &["grad-stats", "--input", "echo.npy"]);
+    assert!(line.len() < 400, "{} characters", line.len());
+}

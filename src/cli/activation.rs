@@ -1,7 +1,7 @@
 //! `lossgpu activation NAME --input FILE --out FILE.npy [--derivative] ...`
 
 use super::output::Report;
-use super::{add_engine, io, open_engine, BackendChoice};
+use super::{add_engine, add_underflow, io, open_engine, BackendChoice};
 use lossgpu::{Activation, ActivationParams, Error, Result, ACTIVATION_NAMES};
 
 #[derive(Debug, clap::Args)]
@@ -74,6 +74,7 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
     report.bool("derivative", args.derivative);
     report.int("n", x.len());
     report.str("out", &args.out);
+    add_underflow(&mut report, &[Some(&input)]);
     add_engine(&mut report, &engine);
     Ok(report)
 }

@@ -1,7 +1,7 @@
 //! `lossgpu grad-stats` and `lossgpu clip` (SPEC §3).
 
 use super::output::Report;
-use super::{add_engine, io, open_engine, BackendChoice};
+use super::{add_engine, add_underflow, io, open_engine, BackendChoice};
 use lossgpu::{Clip, Result, VANISH_EPS};
 
 #[derive(Debug, clap::Args)]
@@ -15,7 +15,9 @@ pub struct StatsArgs {
 }
 
 pub fn run_stats(args: StatsArgs, backend: BackendChoice) -> Result<Report> {
-    let g = io::read(&args.input)?.to_f32()?;
+    lossgpu::ops::gradient::check_vanish_eps(args.vanish_eps)?;
+    let input = io::read(&args.input)?;
+    let g = input.to_f32()?;
     let engine = open_engine(backend)?;
     let s = engine.grad_stats(&g, args.vanish_eps)?;
     let mut report = Report::new();
@@ -25,6 +27,7 @@ pub fn run_stats(args: StatsArgs, backend: BackendChoice) -> Result<Report> {
     report.int("inf_count", s.inf_count as usize);
     report.num("vanishing_fraction", s.vanishing_fraction);
     report.int("n", s.n as usize);
+    add_underflow(&mut report, &[Some(&input)]);
     add_engine(&mut report, &engine);
     Ok(report)
 }
@@ -81,6 +84,7 @@ pub fn run_clip(args: ClipArgs, backend: BackendChoice) -> Result<Report> {
     report.num("scale", scale);
     report.int("n", g.len());
     report.str("out", &args.out);
+    add_underflow(&mut report, &[Some(&input)]);
     add_engine(&mut report, &engine);
     Ok(report)
 }

@@ -53,6 +53,15 @@ impl Array {
         }
     }
 
+    /// How many nonzero values become 0 in f32 (|v| below 1.4e-45): the
+    /// engine sees zeros there, which the report says.
+    pub fn underflowed(&self) -> usize {
+        self.data
+            .iter()
+            .filter(|&&v| v != 0.0 && v as f32 == 0.0)
+            .count()
+    }
+
     pub fn error(&self, message: impl Display) -> Error {
         file_error(&self.path, message)
     }
@@ -67,9 +76,12 @@ impl Array {
             .map(|(i, &v)| {
                 let x = v as f32;
                 if v.is_finite() && !x.is_finite() {
-                    Err(self.error(format!("{} = {v} is outside the f32 range", self.locate(i))))
+                    Err(self.error(format!(
+                        "{} = {v:?} is outside the f32 range",
+                        self.locate(i)
+                    )))
                 } else if self.integer && x as f64 != v {
-                    Err(self.error(format!("{} = {v} is not exact in f32", self.locate(i))))
+                    Err(self.error(format!("{} = {v:?} is not exact in f32", self.locate(i))))
                 } else {
                     Ok(x)
                 }

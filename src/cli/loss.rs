@@ -11,7 +11,7 @@
 
 use super::io::{self, Array};
 use super::output::{Report, Value};
-use super::{add_engine, open_engine, BackendChoice};
+use super::{add_engine, add_underflow, open_engine, BackendChoice};
 use lossgpu::{Error, Loss, LossInput, LossParams, Reduction, Result, Target, LOSS_NAMES};
 
 #[derive(Debug, clap::Args)]
@@ -139,12 +139,14 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
         weights: w.as_deref(),
     };
 
-    let engine = open_engine(backend)?;
     let files = [
         Some(&args.pred),
         args.target.as_ref(),
         args.weights.as_ref(),
     ];
+    // Every input is checked before a device is opened.
+    lossgpu::cpu::validate_call(&loss, &input, reduction).map_err(|e| name_file(e, files))?;
+    let engine = open_engine(backend)?;
     // With --grad-out, the value and the gradient come from one set of passes.
     let (value, grad) = match &args.grad_out {
         Some(_) => engine
@@ -174,6 +176,10 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
         ),
     }
     report.int("n", n);
+    add_underflow(
+        &mut report,
+        &[Some(&pred), target.as_ref(), weights.as_ref()],
+    );
     add_engine(&mut report, &engine);
     if let Some(out) = &args.out {
         report.text_only("out", out.clone());

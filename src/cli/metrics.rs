@@ -1,8 +1,8 @@
 //! `lossgpu metrics --pred FILE --target FILE [--weights FILE] [--delta F] [--quantile F]`
 
 use super::output::Report;
-use super::{add_engine, io, loss::name_file, open_engine, BackendChoice};
-use lossgpu::{LossInput, Result};
+use super::{add_engine, add_underflow, io, loss::name_file, open_engine, BackendChoice};
+use lossgpu::{Loss, LossInput, Reduction, Result};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -34,21 +34,21 @@ pub struct Args {
 }
 
 pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
-    let p = io::read(&args.pred)?.to_f32()?;
-    let t = io::read(&args.target)?.to_f32()?;
-    let w = args
-        .weights
-        .as_deref()
-        .map(io::read)
-        .transpose()?
-        .map(|w| w.to_f32())
-        .transpose()?;
+    lossgpu::ops::metrics::metric_losses(args.delta, args.quantile)?;
+    let pred = io::read(&args.pred)?;
+    let target = io::read(&args.target)?;
+    let weights = args.weights.as_deref().map(io::read).transpose()?;
+    let (p, t) = (pred.to_f32()?, target.to_f32()?);
+    let w = weights.as_ref().map(|w| w.to_f32()).transpose()?;
     let mut input = LossInput::new(&p, &t);
     if let Some(w) = &w {
         input = input.with_weights(w);
     }
-    let engine = open_engine(backend)?;
     let files = [Some(&args.pred), Some(&args.target), args.weights.as_ref()];
+    // Every input is checked before a device is opened.
+    lossgpu::cpu::validate_call(&Loss::Mse, &input, Reduction::Mean)
+        .map_err(|e| name_file(e, files))?;
+    let engine = open_engine(backend)?;
     let m = engine
         .regression_metrics(&input, args.delta, args.quantile)
         .map_err(|e| name_file(e, files))?;
@@ -62,6 +62,7 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
     report.num("log_cosh", m.log_cosh);
     report.num("quantile", m.quantile);
     report.int("n", m.n);
+    add_underflow(&mut report, &[Some(&pred), Some(&target), weights.as_ref()]);
     add_engine(&mut report, &engine);
     Ok(report)
 }

@@ -89,6 +89,18 @@ fn open_engine(choice: BackendChoice) -> Result<Engine> {
     }
 }
 
+/// Reports how many input values underflowed to 0 in f32, where any did.
+fn add_underflow(report: &mut Report, arrays: &[Option<&io::Array>]) {
+    let k: usize = arrays.iter().flatten().map(|a| a.underflowed()).sum();
+    if k > 0 {
+        report.field(
+            "underflowed",
+            output::Value::Int(k as u64),
+            format!("{k} input value(s) below the f32 range, read as 0"),
+        );
+    }
+}
+
 /// Appends the "backend" and "device" fields every command reports; in text
 /// a CPU fallback says why the GPU was not used.
 fn add_engine(report: &mut Report, engine: &Engine) {
@@ -98,5 +110,12 @@ fn add_engine(report: &mut Report, engine: &Engine) {
         None => backend.to_string(),
     };
     report.field("backend", output::Value::Str(backend.to_string()), text);
+    if let Some(reason) = engine.fallback_reason() {
+        report.field(
+            "fallback_reason",
+            output::Value::Str(reason.clone()),
+            reason,
+        );
+    }
     report.str("device", &engine.device_name());
 }

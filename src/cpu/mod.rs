@@ -25,6 +25,12 @@ pub fn validate(loss: &Loss, input: &LossInput) -> Result<()> {
     check_values(&check(loss, input, Reduction::Mean)?, input)
 }
 
+/// [`validate`] for a call with `reduction` (rmse is mean only): what a
+/// program can check before it opens any device.
+pub fn validate_call(loss: &Loss, input: &LossInput, reduction: Reduction) -> Result<()> {
+    check_values(&check(loss, input, reduction)?, input)
+}
+
 /// The call's one validation; the sums and per-sample terms do not depend
 /// on the reduction, so those entry points check as for `mean`.
 fn check(loss: &Loss, input: &LossInput, reduction: Reduction) -> Result<Call> {

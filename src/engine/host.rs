@@ -219,7 +219,7 @@ impl Engine {
     /// |g| < `vanish_eps`, n — one pass.
     pub fn grad_stats(&self, g: &[f32], vanish_eps: f32) -> Result<GradStats> {
         nonempty("the gradient", g)?;
-        check_eps(vanish_eps)?;
+        crate::ops::gradient::check_vanish_eps(vanish_eps)?;
         self.dispatch_sized(
             (Work::GradStats, "grad_stats", ""),
             g.len(),
@@ -258,13 +258,4 @@ impl Engine {
             .collect::<Result<Vec<_>>>()?;
         Ok(HealthReport::judge(stats, thresholds))
     }
-}
-
-fn check_eps(eps: f32) -> Result<()> {
-    if !(eps >= 0.0 && eps.is_finite()) {
-        return Err(invalid!(
-            "--vanish-eps must be a finite number >= 0, got {eps}"
-        ));
-    }
-    Ok(())
 }

@@ -70,8 +70,8 @@ fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
 /// Every adapter wgpu can see (honouring WGPU_BACKEND), best first. GL is
 /// opened only when no native API has an adapter: probing EGL is slow and
 /// prints to stderr on machines without a display.
-pub(crate) async fn adapters() -> Vec<wgpu::Adapter> {
-    let allowed = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+pub(crate) async fn adapters() -> Result<Vec<wgpu::Adapter>> {
+    let allowed = allowed_backends()?;
     for set in [
         allowed & wgpu::Backends::PRIMARY,
         allowed & wgpu::Backends::SECONDARY,
@@ -95,15 +95,36 @@ pub(crate) async fn adapters() -> Vec<wgpu::Adapter> {
             .collect();
         if !list.is_empty() {
             list.sort_by_key(|a| rank(&a.get_info()));
-            return list;
+            return Ok(list);
         }
     }
-    Vec::new()
+    Ok(Vec::new())
+}
+
+/// The backends `WGPU_BACKEND` allows (all when unset). wgpu itself skips
+/// a name it does not know with a log line nobody sees, and then reports no
+/// adapter, as if a driver were missing; a misspelt value is named here.
+fn allowed_backends() -> Result<wgpu::Backends> {
+    let Ok(value) = std::env::var("WGPU_BACKEND") else {
+        return Ok(wgpu::Backends::all());
+    };
+    let known = [
+        "vulkan", "vk", "dx12", "d3d12", "metal", "mtl", "opengl", "gles", "gl", "webgpu",
+    ];
+    for name in value.split(',').map(|s| s.trim().to_lowercase()) {
+        if !known.contains(&name.as_str()) {
+            let shown: String = value.chars().take(40).collect();
+            return Err(Error::NoAdapter(format!(
+                "WGPU_BACKEND='{shown}' names no backend ('{name}' is not one of vulkan, dx12, metal, gl, webgpu)"
+            )));
+        }
+    }
+    Ok(wgpu::Backends::from_comma_list(&value))
 }
 
 impl Context {
     pub async fn new(options: &GpuOptions) -> Result<Context> {
-        let list = adapters().await;
+        let list = adapters().await?;
         let wanted = std::env::var("WGPU_ADAPTER_NAME")
             .ok()
             .map(|s| s.to_lowercase());

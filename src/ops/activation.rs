@@ -161,7 +161,10 @@ impl Activation {
             if v.is_finite() {
                 Ok(())
             } else {
-                Err(invalid!("{}: {what} must be finite, got {v}", self.name()))
+                Err(invalid!(
+                    "{}: {what} must be finite, got {v:?}",
+                    self.name()
+                ))
             }
         };
         match *self {

@@ -73,7 +73,7 @@ impl Clip {
         };
         if !(c > 0.0 && c.is_finite()) {
             return Err(invalid!(
-                "clip: {name} must be a finite number > 0, got {c}"
+                "clip: {name} must be a finite number > 0, got {c:?}"
             ));
         }
         Ok(())
@@ -214,4 +214,15 @@ impl HealthReport {
             verdict: worst,
         }
     }
+}
+
+/// The vanishing threshold of [`crate::Engine::grad_stats`] must be a finite
+/// number ≥ 0.
+pub fn check_vanish_eps(eps: f32) -> Result<()> {
+    if !(eps >= 0.0 && eps.is_finite()) {
+        return Err(invalid!(
+            "--vanish-eps must be a finite number >= 0, got {eps:?}"
+        ));
+    }
+    Ok(())
 }

@@ -251,7 +251,7 @@ impl Loss {
         value: f32,
     ) -> crate::Error {
         invalid!(
-            "{}: {what}[{index}] = {value} is outside the allowed values ({})",
+            "{}: {what}[{index}] = {value:?} is outside the allowed values ({})",
             self.name(),
             domain.describe()
         )
@@ -269,7 +269,7 @@ pub(crate) fn class_error(loss: &Loss, index: usize, value: u32, cols: usize) ->
 /// The message for a negative weight at `index`.
 pub(crate) fn weight_error(loss: &Loss, index: usize, value: f32) -> crate::Error {
     invalid!(
-        "{}: weights[{index}] = {value} is negative (weights must be >= 0)",
+        "{}: weights[{index}] = {value:?} is negative (weights must be >= 0)",
         loss.name()
     )
 }

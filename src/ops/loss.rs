@@ -221,13 +221,13 @@ impl Loss {
     pub fn validate(&self) -> Result<()> {
         match *self {
             Loss::Huber { delta } if !(delta > 0.0 && delta.is_finite()) => Err(invalid!(
-                "huber: --delta must be a finite number > 0, got {delta}"
+                "huber: --delta must be a finite number > 0, got {delta:?}"
             )),
             Loss::Quantile { gamma } if !(gamma > 0.0 && gamma < 1.0) => Err(invalid!(
-                "quantile: --quantile must be in (0, 1), got {gamma}"
+                "quantile: --quantile must be in (0, 1), got {gamma:?}"
             )),
             Loss::SmoothL1 { beta } if !(beta >= 0.0 && beta.is_finite()) => Err(invalid!(
-                "smooth-l1: --beta must be a finite number >= 0, got {beta}"
+                "smooth-l1: --beta must be a finite number >= 0, got {beta:?}"
             )),
             _ => Ok(()),
         }

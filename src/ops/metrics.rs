@@ -29,7 +29,7 @@ pub struct RegressionMetrics {
 }
 
 /// The metric losses, in the order of `shaders/metrics.wgsl`'s sums.
-pub(crate) fn metric_losses(delta: f32, gamma: f32) -> Result<[Loss; 7]> {
+pub fn metric_losses(delta: f32, gamma: f32) -> Result<[Loss; 7]> {
     let huber = Loss::Huber { delta };
     let quantile = Loss::Quantile { gamma };
     huber.validate()?;

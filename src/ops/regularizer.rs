@@ -25,7 +25,7 @@ impl Regularizer {
         let l = self.lambda();
         if !(l >= 0.0 && l.is_finite()) {
             return Err(invalid!(
-                "regularisation strength λ must be finite and >= 0, got {l}"
+                "regularisation strength λ must be finite and >= 0, got {l:?}"
             ));
         }
         Ok(())
