@@ -1,6 +1,6 @@
-//! A loss call's input and its one validation. [`Loss::check`] turns the
+//! A loss call's input and its one validation. `Loss::check` turns the
 //! lengths of a call (host slices or resident tensors alike) into a
-//! [`Call`]: the shape, the kernel family and the reduction rule that the
+//! `Call`: the shape, the kernel family and the reduction rule that the
 //! CPU and the GPU backends both evaluate, without checking again.
 
 use super::loss::{Domain, Loss, RowOp, Term};
