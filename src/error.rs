@@ -9,6 +9,21 @@ pub enum Error {
     /// empty data). The message names the argument, the index and the value.
     #[error("{0}")]
     InvalidInput(String),
+    /// A value of an input is outside what the operation accepts: `input`
+    /// ("pred", "target" or "weights") at `index` holds `value`.
+    #[error("{op}: {input}[{index}] = {value} {rule}")]
+    Value {
+        /// The operation (a loss's name).
+        op: &'static str,
+        /// Which input.
+        input: &'static str,
+        /// The position of the first offending value.
+        index: usize,
+        /// The value, as written in the message.
+        value: String,
+        /// What it breaks, e.g. "is negative (weights must be >= 0)".
+        rule: String,
+    },
     /// No GPU adapter could be found or opened.
     #[error("no GPU adapter: {0}")]
     NoAdapter(String),
@@ -28,6 +43,30 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+}
+
+impl Error {
+    /// The same error with a [`Error::Value`]'s index moved by `by`: for a
+    /// slice that is one part of a larger input (a file read in chunks), the
+    /// position in the whole input.
+    pub fn offset(self, by: usize) -> Error {
+        match self {
+            Error::Value {
+                op,
+                input,
+                index,
+                value,
+                rule,
+            } => Error::Value {
+                op,
+                input,
+                index: index + by,
+                value,
+                rule,
+            },
+            other => other,
+        }
+    }
 }
 
 /// `Result` with [`Error`].

@@ -110,7 +110,7 @@ pub use ops::gradient::{
 };
 pub use ops::input::{LossInput, Target};
 pub use ops::loss::{Loss, LossParams, LOSS_NAMES};
-pub use ops::metrics::RegressionMetrics;
-pub use ops::reduction::{LossValue, Reduction};
+pub use ops::metrics::{MetricSums, RegressionMetrics};
+pub use ops::reduction::{LossSums, LossValue, Reduction};
 pub use ops::regularizer::Regularizer;
 pub use tensor::{ClassTensor, Element, Tensor, TensorTarget};

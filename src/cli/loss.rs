@@ -265,16 +265,16 @@ fn class_indices(t: &Array) -> Result<Vec<u32>> {
 /// The engine names the argument ("target[2] = 0.5 ..."); the user thinks in
 /// files, so prefix the file that argument came from.
 pub(super) fn name_file(e: Error, files: [Option<&String>; 3]) -> Error {
-    let Error::InvalidInput(message) = e else {
+    let Error::Value { input, .. } = &e else {
         return e;
     };
-    let tags = ["pred[", "target[", "weights["];
-    match tags
-        .iter()
-        .zip(files)
-        .find(|(tag, _)| message.contains(*tag))
-    {
-        Some((_, Some(path))) => io::file_error(path, message),
-        _ => Error::InvalidInput(message),
+    let file = match *input {
+        "pred" => files[0],
+        "target" => files[1],
+        _ => files[2],
+    };
+    match file {
+        Some(path) => io::file_error(path, e),
+        None => e,
     }
 }

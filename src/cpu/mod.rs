@@ -58,7 +58,7 @@ pub(crate) fn check_values(call: &Call, input: &LossInput) -> Result<()> {
     Ok(())
 }
 
-fn check_domain(loss: &Loss, what: &str, domain: Domain, v: &[f32]) -> Result<()> {
+fn check_domain(loss: &Loss, what: &'static str, domain: Domain, v: &[f32]) -> Result<()> {
     if domain == Domain::Any {
         return Ok(());
     }

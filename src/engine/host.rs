@@ -10,8 +10,8 @@ use crate::ops::activation::{Activation, Pass};
 use crate::ops::gradient::{Clip, GradStats, HealthReport, HealthThresholds};
 use crate::ops::input::{Call, Form, LossInput};
 use crate::ops::loss::{Loss, Term};
-use crate::ops::metrics::RegressionMetrics;
-use crate::ops::reduction::{LossValue, Reduction};
+use crate::ops::metrics::{MetricSums, RegressionMetrics};
+use crate::ops::reduction::{LossSums, LossValue, Reduction};
 use crate::ops::regularizer::Regularizer;
 use crate::Engine;
 
@@ -203,16 +203,46 @@ impl Engine {
         delta: f32,
         gamma: f32,
     ) -> Result<RegressionMetrics> {
+        self.metric_sums(input, delta, gamma)?.finish()
+    }
+
+    /// The sums behind [`Engine::regression_metrics`] for one part of the
+    /// data; parts [`merge`](MetricSums::merge), then
+    /// [`finish`](MetricSums::finish).
+    pub fn metric_sums(&self, input: &LossInput, delta: f32, gamma: f32) -> Result<MetricSums> {
         crate::ops::metrics::metric_losses(delta, gamma)?;
         let call = Loss::Mse.check(input.lengths(), Reduction::Mean)?;
         let rows = call.shape.rows;
-        let (sums, wsum) = self.dispatch_sized(
+        let (sums, weight_sum) = self.dispatch_sized(
             (Work::Metrics, "regression_metrics", ""),
             rows,
             |g| g.metric_sums(&call, input, delta, gamma),
             || cpu::parallel::metric_sums(&call, input, delta, gamma),
         )?;
-        RegressionMetrics::from_sums(sums, wsum, rows)
+        Ok(MetricSums {
+            sums,
+            weight_sum,
+            count: rows as u64,
+        })
+    }
+
+    /// Σwᵢlᵢ, Σwᵢ and the count of a loss over one part of its data, the
+    /// state of a reduction that sees its data in parts: parts
+    /// [`merge`](LossSums::merge), and [`LossSums::finish`] gives the mean
+    /// or sum that [`Engine::loss`] gives for all of them at once.
+    pub fn loss_sums(&self, loss: &Loss, input: &LossInput) -> Result<LossSums> {
+        let call = loss.check(input.lengths(), Reduction::Mean)?;
+        let (sum, weight_sum) = self.dispatch_sized(
+            (work(&call), loss.name(), ""),
+            input.pred.len(),
+            |g| g.loss_sums(&call, input),
+            || cpu::parallel::loss_sums(&call, input),
+        )?;
+        Ok(LossSums {
+            sum,
+            weight_sum,
+            count: call.shape.rows as u64,
+        })
     }
 
     /// SPEC §3 `grad-stats`: ‖g‖₂, max |g|, NaN and ±inf counts, the share of

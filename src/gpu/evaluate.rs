@@ -91,20 +91,25 @@ impl Pending {
     /// The value from the read-back sums or per-sample values (NaN when it
     /// was not asked for).
     fn value(&self, call: &Call, read: &Read) -> Result<LossValue> {
-        Ok(match (read.sums, read.terms) {
-            (Some(sums), _) => {
-                let s = to_f32(sums, 3);
-                let wsum = if self.weighted {
-                    s[1] as f64
-                } else {
-                    self.rows as f64
-                };
-                let value = finish(call.reduction, scaled_sum(&s), wsum, call.rmse())?;
-                LossValue::Scalar(value)
+        Ok(match (self.sums(read), read.terms) {
+            (Some((sum, wsum)), _) => {
+                LossValue::Scalar(finish(call.reduction, sum, wsum, call.rmse())?)
             }
             (None, Some(terms)) => LossValue::PerSample(to_f32(terms, self.rows)),
             (None, None) => LossValue::Scalar(f64::NAN),
         })
+    }
+
+    /// (Σ w·l, Σ w) from the read-back reduction (Σ w is the count when
+    /// unweighted).
+    fn sums(&self, read: &Read) -> Option<(f64, f64)> {
+        let s = to_f32(read.sums?, 3);
+        let wsum = if self.weighted {
+            s[1] as f64
+        } else {
+            self.rows as f64
+        };
+        Some((scaled_sum(&s), wsum))
     }
 }
 
@@ -134,6 +139,40 @@ impl Gpu {
     /// reduction chunk, streamed with bounded device memory (stream.rs);
     /// None when the evaluation is not such a reduction.
     fn loss_streamed(&self, call: &Call, input: &LossInput) -> Result<Option<LossValue>> {
+        let Some((pending, bytes)) = self.stream_reduction(call, input)? else {
+            return Ok(None);
+        };
+        Ok(Some(self.finish_loss(call, input, &pending, &bytes)?.0))
+    }
+
+    /// (Σ w·l, Σ w) of a checked call whose reduction is mean or sum: the
+    /// state of a reduction over data that arrives in parts.
+    pub(crate) fn loss_sums(&self, call: &Call, input: &LossInput) -> Result<(f64, f64)> {
+        self.ctx.scoped(|| {
+            let (pending, bytes) = match self.stream_reduction(call, input)? {
+                Some(streamed) => streamed,
+                None => {
+                    let mut encoder = self.encoder();
+                    let pending = self.encode_loss(&mut encoder, call, input, Want::VALUE)?;
+                    let bytes = submit_and_read(&self.ctx, encoder, &pending.parts())?;
+                    (pending, bytes)
+                }
+            };
+            let read = pending.read(&bytes);
+            self.raise_value_errors(call, input, &to_u32(read.errors))?;
+            pending
+                .sums(&read)
+                .ok_or_else(|| Error::Gpu("no sums came back".into()))
+        })
+    }
+
+    /// The reduction of a pointwise loss over host slices longer than one
+    /// chunk, streamed, submitted and read back; None for other calls.
+    fn stream_reduction(
+        &self,
+        call: &Call,
+        input: &LossInput,
+    ) -> Result<Option<(Pending, Vec<Vec<u8>>)>> {
         let (Form::Pointwise(op), Target::Values(target)) = (call.shape.form, input.target) else {
             return Ok(None);
         };
@@ -158,7 +197,7 @@ impl Gpu {
             weighted: call.weighted,
         };
         let bytes = submit_and_read(&self.ctx, encoder, &pending.parts())?;
-        Ok(Some(self.finish_loss(call, input, &pending, &bytes)?.0))
+        Ok(Some((pending, bytes)))
     }
 
     fn point_op(call: &Call, op: Term) -> PointOp {

@@ -25,6 +25,37 @@ pub struct GradStats {
 }
 
 impl GradStats {
+    /// The statistics of two parts of one gradient together: norms combine
+    /// as sqrt(a² + b²) (scaled so neither overflows), the maxima and counts
+    /// as they are, the vanishing shares weighted by their parts' sizes.
+    pub fn merge(&self, other: &GradStats) -> GradStats {
+        let (a, b) = (self.l2_norm, other.l2_norm);
+        let big = a.abs().max(b.abs());
+        let l2_norm = if big == 0.0 || !big.is_finite() || a.is_nan() || b.is_nan() {
+            a + b // 0, or NaN/inf propagated
+        } else {
+            big * ((a / big).powi(2) + (b / big).powi(2)).sqrt()
+        };
+        let n = self.n + other.n;
+        let vanishing = |g: &GradStats| g.vanishing_fraction * g.n as f64;
+        GradStats {
+            l2_norm,
+            max_abs: if self.max_abs.is_nan() || other.max_abs.is_nan() {
+                f64::NAN
+            } else {
+                self.max_abs.max(other.max_abs)
+            },
+            nan_count: self.nan_count + other.nan_count,
+            inf_count: self.inf_count + other.inf_count,
+            vanishing_fraction: if n == 0 {
+                0.0
+            } else {
+                (vanishing(self) + vanishing(other)) / n as f64
+            },
+            n,
+        }
+    }
+
     /// Whether every value was finite.
     pub fn is_finite(&self) -> bool {
         self.nan_count == 0 && self.inf_count == 0

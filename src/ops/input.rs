@@ -242,34 +242,43 @@ impl Loss {
         })
     }
 
-    /// The message for a value outside its domain found at `index`.
+    /// The error for a value outside its domain found at `index` of
+    /// `what` ("pred" or "target").
     pub(crate) fn domain_error(
         &self,
-        what: &str,
+        what: &'static str,
         domain: Domain,
         index: usize,
         value: f32,
     ) -> crate::Error {
-        invalid!(
-            "{}: {what}[{index}] = {value:?} is outside the allowed values ({})",
-            self.name(),
-            domain.describe()
-        )
+        crate::Error::Value {
+            op: self.name(),
+            input: what,
+            index,
+            value: format!("{value:?}"),
+            rule: format!("is outside the allowed values ({})", domain.describe()),
+        }
     }
 }
 
-/// The message for a class index ≥ m found at row `index`.
+/// The error for a class index ≥ m found at row `index`.
 pub(crate) fn class_error(loss: &Loss, index: usize, value: u32, cols: usize) -> crate::Error {
-    invalid!(
-        "{}: target[{index}] = {value} is not a class index in [0, {cols})",
-        loss.name()
-    )
+    crate::Error::Value {
+        op: loss.name(),
+        input: "target",
+        index,
+        value: value.to_string(),
+        rule: format!("is not a class index in [0, {cols})"),
+    }
 }
 
-/// The message for a negative weight at `index`.
+/// The error for a negative weight at `index`.
 pub(crate) fn weight_error(loss: &Loss, index: usize, value: f32) -> crate::Error {
-    invalid!(
-        "{}: weights[{index}] = {value:?} is negative (weights must be >= 0)",
-        loss.name()
-    )
+    crate::Error::Value {
+        op: loss.name(),
+        input: "weights",
+        index,
+        value: format!("{value:?}"),
+        rule: "is negative (weights must be >= 0)".to_string(),
+    }
 }

@@ -47,11 +47,7 @@ pub fn metric_losses(delta: f32, gamma: f32) -> Result<[Loss; 7]> {
 
 impl RegressionMetrics {
     /// From the seven weighted sums (metric_losses order), Σw and n.
-    pub(crate) fn from_sums(
-        sums: [f64; 7],
-        weight_sum: f64,
-        n: usize,
-    ) -> Result<RegressionMetrics> {
+    fn from_sums(sums: [f64; 7], weight_sum: f64, n: usize) -> Result<RegressionMetrics> {
         let mean = |s: f64| {
             super::reduction::finish(super::reduction::Reduction::Mean, s, weight_sum, false)
         };
@@ -67,5 +63,39 @@ impl RegressionMetrics {
             quantile: mean(sums[6])?,
             n,
         })
+    }
+}
+
+/// The seven weighted metric sums (mse, mae, mape, smape, huber, log-cosh,
+/// pinball), Σw and the count over one part of the data
+/// ([`crate::Engine::metric_sums`]); parts merge, and
+/// [`finish`](MetricSums::finish) gives [`RegressionMetrics`].
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct MetricSums {
+    /// Σ wᵢ·termᵢ per metric, in the order above.
+    pub sums: [f64; 7],
+    /// Σ wᵢ (the count unweighted).
+    pub weight_sum: f64,
+    /// Samples.
+    pub count: u64,
+}
+
+impl MetricSums {
+    /// The sums of both parts.
+    pub fn merge(self, other: MetricSums) -> MetricSums {
+        let mut sums = self.sums;
+        for (s, o) in sums.iter_mut().zip(other.sums) {
+            *s += o;
+        }
+        MetricSums {
+            sums,
+            weight_sum: self.weight_sum + other.weight_sum,
+            count: self.count + other.count,
+        }
+    }
+
+    /// The metrics: each sum over Σw, rmse the root of mse.
+    pub fn finish(&self) -> Result<RegressionMetrics> {
+        RegressionMetrics::from_sums(self.sums, self.weight_sum, self.count as usize)
     }
 }

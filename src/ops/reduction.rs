@@ -95,3 +95,51 @@ pub(crate) fn finish(reduction: Reduction, sum: f64, weight_sum: f64, rmse: bool
         Reduction::None => Err(invalid!("internal: finish() called for reduction none")),
     }
 }
+
+/// Σ wᵢlᵢ, Σ wᵢ and the number of samples of a loss over one part of its
+/// data ([`crate::Engine::loss_sums`]): the state of a reduction over data
+/// that arrives in parts (a file read in chunks, a SQL aggregate). Parts
+/// [`merge`](LossSums::merge) in any order; [`finish`](LossSums::finish)
+/// gives what [`crate::Engine::loss`] gives for all of them at once, up to
+/// the rounding of the partial sums.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LossSums {
+    /// Σ wᵢlᵢ (wᵢ = 1 unweighted).
+    pub sum: f64,
+    /// Σ wᵢ (the count unweighted).
+    pub weight_sum: f64,
+    /// Samples (rows for row losses).
+    pub count: u64,
+}
+
+impl LossSums {
+    /// The sums of both parts.
+    pub fn merge(self, other: LossSums) -> LossSums {
+        LossSums {
+            sum: self.sum + other.sum,
+            weight_sum: self.weight_sum + other.weight_sum,
+            count: self.count + other.count,
+        }
+    }
+
+    /// The reduced loss: Σwl for `sum`, Σwl/Σw for `mean` (rmse takes the
+    /// root); `none` has no reduced value and is an error, as is a mean
+    /// whose weights sum to 0.
+    pub fn finish(&self, loss: &crate::Loss, reduction: Reduction) -> Result<f64> {
+        if *loss == crate::Loss::Rmse && reduction != Reduction::Mean {
+            return Err(invalid!(
+                "rmse is a metric: only --reduction mean is defined, not {}",
+                reduction.name()
+            ));
+        }
+        if reduction == Reduction::None {
+            return Err(invalid!("reduction none has no reduced value"));
+        }
+        finish(
+            reduction,
+            self.sum,
+            self.weight_sum,
+            *loss == crate::Loss::Rmse,
+        )
+    }
+}
