@@ -74,7 +74,7 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
     report.bool("derivative", args.derivative);
     report.int("n", x.len());
     report.str("out", &args.out);
-    add_underflow(&mut report, &[Some(&input)]);
+    add_underflow(&mut report, input.underflowed());
     add_engine(&mut report, &engine);
     Ok(report)
 }

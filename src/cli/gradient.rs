@@ -1,7 +1,7 @@
 //! `lossgpu grad-stats` and `lossgpu clip` (SPEC §3).
 
 use super::output::Report;
-use super::{add_engine, add_underflow, io, open_engine, BackendChoice};
+use super::{add_engine, add_underflow, chunks, io, open_engine, streamed, BackendChoice};
 use lossgpu::{Clip, Result, VANISH_EPS};
 
 #[derive(Debug, clap::Args)]
@@ -16,10 +16,16 @@ pub struct StatsArgs {
 
 pub fn run_stats(args: StatsArgs, backend: BackendChoice) -> Result<Report> {
     lossgpu::ops::gradient::check_vanish_eps(args.vanish_eps)?;
-    let input = io::read(&args.input)?;
-    let g = input.to_f32()?;
-    let engine = open_engine(backend)?;
-    let s = engine.grad_stats(&g, args.vanish_eps)?;
+    let (s, underflowed, engine);
+    if chunks::is_large_npy(&args.input) {
+        (s, underflowed, engine) = streamed::grad_stats(&args.input, args.vanish_eps, backend)?;
+    } else {
+        let input = io::read(&args.input)?;
+        let g = input.to_f32()?;
+        engine = open_engine(backend)?;
+        s = engine.grad_stats(&g, args.vanish_eps)?;
+        underflowed = input.underflowed();
+    }
     let mut report = Report::new();
     report.num("l2_norm", s.l2_norm);
     report.num("max_abs", s.max_abs);
@@ -27,7 +33,7 @@ pub fn run_stats(args: StatsArgs, backend: BackendChoice) -> Result<Report> {
     report.int("inf_count", s.inf_count as usize);
     report.num("vanishing_fraction", s.vanishing_fraction);
     report.int("n", s.n as usize);
-    add_underflow(&mut report, &[Some(&input)]);
+    add_underflow(&mut report, underflowed);
     add_engine(&mut report, &engine);
     Ok(report)
 }
@@ -70,11 +76,18 @@ pub fn run_clip(args: ClipArgs, backend: BackendChoice) -> Result<Report> {
         &[("--input", &args.input)],
         args.in_place,
     )?;
-    let input = io::read(&args.input)?;
-    let g = input.to_f32()?;
-    let engine = open_engine(backend)?;
-    let (clipped, before) = engine.clip(&g, clip)?;
-    io::write_npy(&args.out, &clipped, &input.dims)?;
+    let (before, engine, underflowed);
+    if chunks::is_large_npy(&args.input) {
+        (before, engine, underflowed) = streamed::clip(&args.input, &args.out, clip, backend)?;
+    } else {
+        let input = io::read(&args.input)?;
+        let g = input.to_f32()?;
+        engine = open_engine(backend)?;
+        let clipped;
+        (clipped, before) = engine.clip(&g, clip)?;
+        io::write_npy(&args.out, &clipped, &input.dims)?;
+        underflowed = input.underflowed();
+    }
     let scale = match clip {
         Clip::Norm(c) => lossgpu::ops::gradient::clip_coefficient(before.l2_norm, c),
         Clip::Value(_) => 1.0,
@@ -82,9 +95,9 @@ pub fn run_clip(args: ClipArgs, backend: BackendChoice) -> Result<Report> {
     let mut report = Report::new();
     report.num("l2_norm_before", before.l2_norm);
     report.num("scale", scale);
-    report.int("n", g.len());
+    report.int("n", before.n as usize);
     report.str("out", &args.out);
-    add_underflow(&mut report, &[Some(&input)]);
+    add_underflow(&mut report, underflowed);
     add_engine(&mut report, &engine);
     Ok(report)
 }

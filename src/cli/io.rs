@@ -37,11 +37,7 @@ impl Array {
 
     /// "[i]" or "[row, col]" for element `i`, for messages.
     pub fn locate(&self, i: usize) -> String {
-        if self.is_2d() {
-            format!("[{}, {}]", i / self.cols(), i % self.cols())
-        } else {
-            format!("[{i}]")
-        }
+        locate(&self.dims, i)
     }
 
     /// "shape (3,)" / "shape (2, 4)", numpy style.
@@ -74,19 +70,31 @@ impl Array {
             .iter()
             .enumerate()
             .map(|(i, &v)| {
-                let x = v as f32;
-                if v.is_finite() && !x.is_finite() {
-                    Err(self.error(format!(
-                        "{} = {v:?} is outside the f32 range",
-                        self.locate(i)
-                    )))
-                } else if self.integer && x as f64 != v {
-                    Err(self.error(format!("{} = {v:?} is not exact in f32", self.locate(i))))
-                } else {
-                    Ok(x)
-                }
+                narrow(v, self.integer)
+                    .map_err(|why| self.error(format!("{} = {v:?} {why}", self.locate(i))))
             })
             .collect()
+    }
+}
+
+/// `v` as f32, or why it cannot be: a finite value that overflows f32, or an
+/// integer f32 cannot hold exactly, would silently change the result.
+pub fn narrow(v: f64, integer: bool) -> std::result::Result<f32, &'static str> {
+    let x = v as f32;
+    if v.is_finite() && !x.is_finite() {
+        Err("is outside the f32 range")
+    } else if integer && x as f64 != v {
+        Err("is not exact in f32")
+    } else {
+        Ok(x)
+    }
+}
+
+/// "[i]" or "[row, col]" for element `i` of an array of `dims`.
+pub fn locate(dims: &[usize], i: usize) -> String {
+    match dims {
+        [_, c] => format!("[{}, {}]", i / c, i % c),
+        _ => format!("[{i}]"),
     }
 }
 
@@ -183,8 +191,8 @@ fn read_bytes(path: &str) -> Result<Vec<u8>> {
 }
 
 /// The dtypes SPEC §4 accepts.
-#[derive(Clone, Copy)]
-enum Kind {
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
     F32,
     F64,
     I32,
@@ -209,7 +217,7 @@ impl Kind {
         }
     }
 
-    fn size(self) -> usize {
+    pub fn size(self) -> usize {
         match self {
             Kind::F32 | Kind::I32 => 4,
             Kind::F64 | Kind::I64 => 8,
@@ -226,11 +234,17 @@ fn npy_quote(s: &str) -> String {
     }
 }
 
-fn read_npy(path: &str, bytes: &[u8]) -> Result<Array> {
+/// What an npy header promises, checked against the `data_len` bytes that
+/// follow it.
+pub struct Layout {
+    pub kind: Kind,
+    /// `[n]` or `[rows, cols]`.
+    pub dims: Vec<usize>,
+    pub count: u64,
+}
+
+pub fn layout(path: &str, header: &npy::Header, data_len: u64) -> Result<Layout> {
     let bad = |m: String| file_error(path, m);
-    let header =
-        npy::parse_header(bytes).map_err(|e| bad(format!("not a valid .npy file ({e})")))?;
-    let body = &bytes[header.data_offset..];
     let kind = Kind::of(&header.descr).map_err(bad)?;
     let dims: Vec<usize> = match header.shape[..] {
         [] => vec![1],
@@ -261,13 +275,22 @@ fn read_npy(path: &str, bytes: &[u8]) -> Result<Array> {
     let size = kind.size();
     if count
         .checked_mul(size as u64)
-        .is_none_or(|need| need > body.len() as u64)
+        .is_none_or(|need| need > data_len)
     {
         return Err(bad(format!(
-            "is truncated: the header promises {count} values of {size} bytes but {} data bytes follow",
-            body.len()
+            "is truncated: the header promises {count} values of {size} bytes but {data_len} data bytes follow"
         )));
     }
+    Ok(Layout { kind, dims, count })
+}
+
+fn read_npy(path: &str, bytes: &[u8]) -> Result<Array> {
+    let bad = |m: String| file_error(path, m);
+    let header =
+        npy::parse_header(bytes).map_err(|e| bad(format!("not a valid .npy file ({e})")))?;
+    let body = &bytes[header.data_offset..];
+    let Layout { kind, dims, count } = layout(path, &header, body.len() as u64)?;
+    let size = kind.size();
     let body = &body[..count as usize * size];
     let named = |e: Error| bad(e.to_string());
     let data: Vec<f64> = match kind {
@@ -420,7 +443,7 @@ pub fn write_via_temp(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> R
 }
 
 /// A temporary name in the directory of `path`, unique to this process.
-fn temp_beside(path: &Path) -> PathBuf {
+pub fn temp_beside(path: &Path) -> PathBuf {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

@@ -11,7 +11,7 @@
 
 use super::io::{self, Array};
 use super::output::{Report, Value};
-use super::{add_engine, add_underflow, open_engine, BackendChoice};
+use super::{add_engine, add_underflow, chunks, open_engine, streamed, BackendChoice};
 use lossgpu::{Error, Loss, LossInput, LossParams, Reduction, Result, Target, LOSS_NAMES};
 
 #[derive(Debug, clap::Args)]
@@ -95,6 +95,10 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
     .filter_map(|(flag, path)| Some((flag, path?.as_str())))
     .collect();
     io::check_outputs(&outputs, &inputs, args.in_place)?;
+    if let Some(target) = streams(&loss, reduction, &args) {
+        let files = (&args.pred, target, args.weights.as_ref());
+        return streamed::loss(&loss, reduction, files, backend);
+    }
 
     let pred = io::read(&args.pred)?;
     let target = match (&loss, &args.target) {
@@ -176,10 +180,12 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
         ),
     }
     report.int("n", n);
-    add_underflow(
-        &mut report,
-        &[Some(&pred), target.as_ref(), weights.as_ref()],
-    );
+    let underflowed: usize = [Some(&pred), target.as_ref(), weights.as_ref()]
+        .iter()
+        .flatten()
+        .map(|a| a.underflowed())
+        .sum();
+    add_underflow(&mut report, underflowed);
     add_engine(&mut report, &engine);
     if let Some(out) = &args.out {
         report.text_only("out", out.clone());
@@ -188,6 +194,27 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
         report.text_only("grad_out", grad_out.clone());
     }
     Ok(report)
+}
+
+/// The target file when this call reads its inputs in chunks: a pointwise
+/// reduced value (no per-sample outputs) over `.npy` files of equal length
+/// longer than one chunk.
+fn streams<'a>(loss: &Loss, reduction: Reduction, args: &'a Args) -> Option<&'a String> {
+    let target = args.target.as_ref()?;
+    let npy = |p: &str| p.to_ascii_lowercase().ends_with(".npy");
+    let all_npy = npy(&args.pred) && npy(target) && args.weights.as_deref().is_none_or(npy);
+    if reduction == Reduction::None
+        || args.out.is_some()
+        || args.grad_out.is_some()
+        || !loss.is_pointwise()
+        || !all_npy
+        || !chunks::is_large_npy(&args.pred)
+    {
+        return None;
+    }
+    // zero-one on rows with one class per row is a row loss: not streamed.
+    let len = |p: &str| chunks::NpyChunks::open(p).map(|c| c.len()).ok();
+    (len(&args.pred) == len(target)).then_some(target)
 }
 
 /// Columns of pred and the target in the form the loss takes (see the

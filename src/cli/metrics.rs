@@ -1,7 +1,9 @@
 //! `lossgpu metrics --pred FILE --target FILE [--weights FILE] [--delta F] [--quantile F]`
 
 use super::output::Report;
-use super::{add_engine, add_underflow, io, loss::name_file, open_engine, BackendChoice};
+use super::{
+    add_engine, add_underflow, chunks, io, loss::name_file, open_engine, streamed, BackendChoice,
+};
 use lossgpu::{Loss, LossInput, Reduction, Result};
 
 #[derive(Debug, clap::Args)]
@@ -35,6 +37,14 @@ pub struct Args {
 
 pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
     lossgpu::ops::metrics::metric_losses(args.delta, args.quantile)?;
+    let npy = |p: &str| p.to_ascii_lowercase().ends_with(".npy");
+    if npy(&args.target)
+        && args.weights.as_deref().is_none_or(npy)
+        && chunks::is_large_npy(&args.pred)
+    {
+        let files = (&args.pred, &args.target, args.weights.as_ref());
+        return streamed::metrics(files, (args.delta, args.quantile), backend);
+    }
     let pred = io::read(&args.pred)?;
     let target = io::read(&args.target)?;
     let weights = args.weights.as_deref().map(io::read).transpose()?;
@@ -62,7 +72,12 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
     report.num("log_cosh", m.log_cosh);
     report.num("quantile", m.quantile);
     report.int("n", m.n);
-    add_underflow(&mut report, &[Some(&pred), Some(&target), weights.as_ref()]);
+    let underflowed: usize = [Some(&pred), Some(&target), weights.as_ref()]
+        .iter()
+        .flatten()
+        .map(|a| a.underflowed())
+        .sum();
+    add_underflow(&mut report, underflowed);
     add_engine(&mut report, &engine);
     Ok(report)
 }

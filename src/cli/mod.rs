@@ -4,6 +4,7 @@
 
 mod activation;
 mod bench;
+mod chunks;
 mod devices;
 mod gradient;
 mod io;
@@ -12,6 +13,7 @@ mod metrics;
 mod npy;
 mod output;
 mod plot;
+mod streamed;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use lossgpu::{Engine, Result};
@@ -90,8 +92,7 @@ fn open_engine(choice: BackendChoice) -> Result<Engine> {
 }
 
 /// Reports how many input values underflowed to 0 in f32, where any did.
-fn add_underflow(report: &mut Report, arrays: &[Option<&io::Array>]) {
-    let k: usize = arrays.iter().flatten().map(|a| a.underflowed()).sum();
+fn add_underflow(report: &mut Report, k: usize) {
     if k > 0 {
         report.field(
             "underflowed",
