@@ -1770,6 +1770,108 @@ fn files_read_in_chunks_give_the_whole_file_s_results() {
             }
         }
     }
+    // Per-sample values and gradients are written chunk by chunk.
+    for backend in ["cpu", "gpu"] {
+        if backend == "gpu" && !gpu_available() {
+            continue;
+        }
+        for (loss, reduction, weighted) in [
+            ("mse", "none", false),
+            ("huber", "none", true),
+            ("mse", "mean", false),
+            ("log-cosh", "mean", true),
+            ("mae", "sum", true),
+            ("rmse", "mean", true),
+        ] {
+            let mut args = vec!["loss", loss, "--pred", "p.npy", "--target", "t.npy"];
+            args.extend(["--reduction", reduction, "--backend", backend]);
+            if weighted {
+                args.extend(["--weights", "w.npy"]);
+            }
+            let mut results = Vec::new();
+            for (chunk, tag) in [("1000000", "whole"), ("1000", "parts")] {
+                let (out, grad) = (format!("{tag}-out.npy"), format!("{tag}-grad.npy"));
+                let mut a = args.clone();
+                if reduction == "none" {
+                    a.extend(["--out", &out]);
+                }
+                a.extend(["--grad-out", &grad]);
+                let v = json_chunked(d, &a, chunk);
+                let outs = (reduction == "none").then(|| read_npy(&d.join(&out)).0);
+                results.push((v, outs, read_npy(&d.join(&grad)).0));
+            }
+            let what = format!("{backend} {loss} {reduction} weighted={weighted}");
+            if reduction != "none" {
+                close(&results[1].0["value"], &results[0].0["value"], &what);
+            }
+            let pairs = [
+                (&results[1].1, &results[0].1),
+                (&Some(results[1].2.clone()), &Some(results[0].2.clone())),
+            ];
+            for (got, want) in pairs {
+                let (Some(got), Some(want)) = (got, want) else {
+                    continue;
+                };
+                assert_eq!(got.len(), want.len(), "{what}");
+                for (i, (a, b)) in got.iter().zip(want).enumerate() {
+                    assert!(
+                        (a - b).abs() <= 1e-6 * b.abs() + 1e-12,
+                        "{what} [{i}]: {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+    let line = {
+        let r = run_env(
+            d,
+            &[
+                "loss",
+                "rmse",
+                "--pred",
+                "p.npy",
+                "--target",
+                "t.npy",
+                "--reduction",
+                "sum",
+            ],
+            &[("LOSSGPU_CLI_CHUNK", "1000")],
+        );
+        r.stderr
+    };
+    assert!(line.contains("rmse is a metric"), "{line}");
+    // The chunked path is the one taken past one chunk, and says so.
+    for (chunk, chunked) in [("1000", true), ("1000000", false)] {
+        for args in [
+            &[
+                "loss",
+                "mse",
+                "--pred",
+                "p.npy",
+                "--target",
+                "t.npy",
+                "--backend",
+                "cpu",
+            ][..],
+            &[
+                "metrics",
+                "--pred",
+                "p.npy",
+                "--target",
+                "t.npy",
+                "--backend",
+                "cpu",
+            ],
+        ] {
+            let r = run_env(d, args, &[("LOSSGPU_CLI_CHUNK", chunk)]);
+            assert_eq!(
+                r.stdout.contains("input: read in chunks of"),
+                chunked,
+                "{args:?} {chunk}: {}",
+                r.stdout
+            );
+        }
+    }
     // An offender in a later chunk is named at its index in the file.
     let mut labels = vec![1.0f32; n];
     labels[7777] = 0.5;

@@ -17,7 +17,8 @@ pub struct StatsArgs {
 pub fn run_stats(args: StatsArgs, backend: BackendChoice) -> Result<Report> {
     lossgpu::ops::gradient::check_vanish_eps(args.vanish_eps)?;
     let (s, underflowed, engine);
-    if chunks::is_large_npy(&args.input) {
+    let chunked = chunks::is_large_npy(&args.input);
+    if chunked {
         (s, underflowed, engine) = streamed::grad_stats(&args.input, args.vanish_eps, backend)?;
     } else {
         let input = io::read(&args.input)?;
@@ -33,6 +34,12 @@ pub fn run_stats(args: StatsArgs, backend: BackendChoice) -> Result<Report> {
     report.int("inf_count", s.inf_count as usize);
     report.num("vanishing_fraction", s.vanishing_fraction);
     report.int("n", s.n as usize);
+    if chunked {
+        report.text_only(
+            "input",
+            format!("read in chunks of {} values", chunks::chunk_len()),
+        );
+    }
     add_underflow(&mut report, underflowed);
     add_engine(&mut report, &engine);
     Ok(report)
@@ -77,7 +84,8 @@ pub fn run_clip(args: ClipArgs, backend: BackendChoice) -> Result<Report> {
         args.in_place,
     )?;
     let (before, engine, underflowed);
-    if chunks::is_large_npy(&args.input) {
+    let chunked = chunks::is_large_npy(&args.input);
+    if chunked {
         (before, engine, underflowed) = streamed::clip(&args.input, &args.out, clip, backend)?;
     } else {
         let input = io::read(&args.input)?;
@@ -97,6 +105,12 @@ pub fn run_clip(args: ClipArgs, backend: BackendChoice) -> Result<Report> {
     report.num("scale", scale);
     report.int("n", before.n as usize);
     report.str("out", &args.out);
+    if chunked {
+        report.text_only(
+            "input",
+            format!("read in chunks of {} values", chunks::chunk_len()),
+        );
+    }
     add_underflow(&mut report, underflowed);
     add_engine(&mut report, &engine);
     Ok(report)

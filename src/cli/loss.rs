@@ -95,9 +95,13 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
     .filter_map(|(flag, path)| Some((flag, path?.as_str())))
     .collect();
     io::check_outputs(&outputs, &inputs, args.in_place)?;
-    if let Some(target) = streams(&loss, reduction, &args) {
+    if let Some(target) = streams(&loss, &args) {
         let files = (&args.pred, target, args.weights.as_ref());
-        return streamed::loss(&loss, reduction, files, backend);
+        let outputs = streamed::LossOutputs {
+            out: args.out.as_deref(),
+            grad_out: args.grad_out.as_deref(),
+        };
+        return streamed::loss(&loss, reduction, files, outputs, backend);
     }
 
     let pred = io::read(&args.pred)?;
@@ -197,19 +201,12 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
 }
 
 /// The target file when this call reads its inputs in chunks: a pointwise
-/// reduced value (no per-sample outputs) over `.npy` files of equal length
-/// longer than one chunk.
-fn streams<'a>(loss: &Loss, reduction: Reduction, args: &'a Args) -> Option<&'a String> {
+/// loss over `.npy` files of equal length longer than one chunk.
+fn streams<'a>(loss: &Loss, args: &'a Args) -> Option<&'a String> {
     let target = args.target.as_ref()?;
     let npy = |p: &str| p.to_ascii_lowercase().ends_with(".npy");
     let all_npy = npy(&args.pred) && npy(target) && args.weights.as_deref().is_none_or(npy);
-    if reduction == Reduction::None
-        || args.out.is_some()
-        || args.grad_out.is_some()
-        || !loss.is_pointwise()
-        || !all_npy
-        || !chunks::is_large_npy(&args.pred)
-    {
+    if !loss.is_pointwise() || !all_npy || !chunks::is_large_npy(&args.pred) {
         return None;
     }
     // zero-one on rows with one class per row is a row loss: not streamed.

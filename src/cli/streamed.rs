@@ -74,6 +74,11 @@ impl Inputs {
     }
 }
 
+/// A text line saying the inputs were read in chunks.
+fn add_chunked(report: &mut Report) {
+    report.text_only("input", format!("read in chunks of {} values", chunk_len()));
+}
+
 fn files<'a>(
     pred: &'a String,
     target: &'a String,
@@ -82,32 +87,115 @@ fn files<'a>(
     [Some(pred), Some(target), weights]
 }
 
-/// A pointwise loss's mean or sum over files read in chunks.
+/// Where a streamed loss writes: the per-sample values (reduction none)
+/// and the gradient.
+pub struct LossOutputs<'a> {
+    pub out: Option<&'a str>,
+    pub grad_out: Option<&'a str>,
+}
+
+/// A pointwise loss over files read in chunks: its mean or sum from merged
+/// partial sums, its per-sample values and its gradient written chunk by
+/// chunk. A gradient of a reduced loss takes a second pass: the first gives
+/// the sums its coefficient needs (1/Σw, or rmse's 1/(2·Σw·rmse)).
 pub fn loss(
     loss: &Loss,
     reduction: Reduction,
     (pred, target, weights): (&String, &String, Option<&String>),
+    outputs: LossOutputs,
     backend: BackendChoice,
 ) -> Result<Report> {
-    let mut inputs = Inputs::open(pred, target, weights.map(String::as_str))?;
+    if *loss == Loss::Rmse {
+        // Mean only: the library's own message for any other reduction.
+        let one = LossSums {
+            sum: 0.0,
+            weight_sum: 1.0,
+            count: 1,
+        };
+        one.finish(loss, reduction)?;
+    }
+    let open = || Inputs::open(pred, target, weights.map(String::as_str));
+    let mut inputs = open()?;
+    let dims = inputs.pred.dims.clone();
+    let n = inputs.pred.len();
     let engine = open_engine(backend)?;
     let names = files(pred, target, weights);
-    let mut sums = LossSums::default();
-    inputs.each(|at, input| {
-        let part = engine
-            .loss_sums(loss, input)
-            .map_err(|e| name_file(e.offset(at), names))?;
-        sums = sums.merge(part);
-        Ok(())
-    })?;
-    let value = sums.finish(loss, reduction)?;
+    let named = |at: usize| move |e: lossgpu::Error| name_file(e.offset(at), names);
+    let mut value = None;
+    let mut coefficient = 1.0f64;
+    if reduction != Reduction::None {
+        let mut sums = LossSums::default();
+        inputs.each(|at, input| {
+            sums = sums.merge(engine.loss_sums(loss, input).map_err(named(at))?);
+            Ok(())
+        })?;
+        let v = sums.finish(loss, reduction)?;
+        coefficient = match reduction {
+            Reduction::Mean if *loss == Loss::Rmse && v == 0.0 => 0.0,
+            Reduction::Mean if *loss == Loss::Rmse => 1.0 / (2.0 * sums.weight_sum * v),
+            Reduction::Mean => 1.0 / sums.weight_sum,
+            _ => 1.0,
+        };
+        value = Some(v);
+    }
+    let per_sample = outputs.out.filter(|_| reduction == Reduction::None);
+    if per_sample.is_some() || outputs.grad_out.is_some() {
+        if reduction != Reduction::None {
+            inputs = open()?; // the second pass
+        }
+        let mut out = per_sample.map(|o| NpyOut::create(o, &[n])).transpose()?;
+        let mut grad_out = outputs
+            .grad_out
+            .map(|g| NpyOut::create(g, &dims))
+            .transpose()?;
+        // The gradient of each chunk's sum (rmse: of its e² sum), scaled.
+        let (grad_loss, grad_reduction) = match (loss, reduction) {
+            (_, Reduction::None) => (*loss, Reduction::None),
+            (Loss::Rmse, _) => (Loss::Mse, Reduction::Sum),
+            _ => (*loss, Reduction::Sum),
+        };
+        inputs.each(|at, input| {
+            if let Some(out) = &mut out {
+                let v = engine
+                    .loss(loss, input, Reduction::None)
+                    .map_err(named(at))?;
+                out.write(v.per_sample().unwrap_or_default())?;
+            }
+            if let Some(grad_out) = &mut grad_out {
+                let mut g = engine
+                    .loss_grad(&grad_loss, input, grad_reduction)
+                    .map_err(named(at))?;
+                if coefficient != 1.0 {
+                    g.iter_mut()
+                        .for_each(|v| *v = (*v as f64 * coefficient) as f32);
+                }
+                grad_out.write(&g)?;
+            }
+            Ok(())
+        })?;
+        out.map(NpyOut::finish).transpose()?;
+        grad_out.map(NpyOut::finish).transpose()?;
+    }
     let mut report = Report::new();
     report.str("loss", loss.name());
     report.str("reduction", reduction.name());
-    report.num("value", value);
-    report.int("n", sums.count as usize);
+    match value {
+        Some(v) => report.num("value", v),
+        None => report.field(
+            "value",
+            output::Value::Null,
+            "none (per-sample values in --out)".into(),
+        ),
+    }
+    report.int("n", n);
+    add_chunked(&mut report);
     add_underflow(&mut report, inputs.underflowed());
     add_engine(&mut report, &engine);
+    for (key, path) in [("out", outputs.out), ("grad_out", outputs.grad_out)] {
+        if let Some(p) = path {
+            report.text_only(key, p.to_string());
+        }
+    }
     Ok(report)
 }
 
@@ -143,6 +231,7 @@ pub fn metrics(
         report.num(key, v);
     }
     report.int("n", m.n);
+    add_chunked(&mut report);
     add_underflow(&mut report, inputs.underflowed());
     add_engine(&mut report, &engine);
     Ok(report)
