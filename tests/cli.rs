@@ -2003,3 +2003,55 @@ fn a_loss_over_files_larger_than_the_memory_limit() {
         assert_eq!(v["n"].as_u64(), Some(n as u64));
     }
 }
+
+#[test]
+fn float16_inputs_are_read_exactly_whole_or_in_chunks() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    // 1, 0.5, -2, 65504 (the largest f16), 2^-24 (the smallest subnormal).
+    let bits: [u16; 5] = [0x3C00, 0x3800, 0xC000, 0x7BFF, 0x0001];
+    let want = [1.0f32, 0.5, -2.0, 65504.0, 5.960_464_5e-8];
+    let n = 2000;
+    let data: Vec<u8> = (0..n).flat_map(|i| bits[i % 5].to_le_bytes()).collect();
+    write_raw_npy(
+        d,
+        "h.npy",
+        &format!("{{'descr': '<f2', 'fortran_order': False, 'shape': ({n},), }}"),
+        &data,
+    );
+    let f32s: Vec<f32> = (0..n).map(|i| want[i % 5]).collect();
+    write_npy(d, "f.npy", &f32s, &[n as u64]);
+    for chunk in ["1000000", "300"] {
+        let v = json_chunked(
+            d,
+            &[
+                "loss",
+                "mse",
+                "--pred",
+                "h.npy",
+                "--target",
+                "f.npy",
+                "--backend",
+                "cpu",
+            ],
+            chunk,
+        );
+        assert_eq!(v["value"].as_f64(), Some(0.0), "chunk {chunk}: {v}");
+        assert!(v.get("underflowed").is_none(), "{v}");
+    }
+    ok(
+        d,
+        &[
+            "activation",
+            "relu",
+            "--input",
+            "h.npy",
+            "--out",
+            "r.npy",
+            "--backend",
+            "cpu",
+        ],
+    );
+    let (got, _) = read_npy(&d.join("r.npy"));
+    assert_eq!(&got[..5], &[1.0, 0.5, 0.0, 65504.0, 5.960_464_5e-8]);
+}

@@ -221,11 +221,6 @@ fn named_malformed_inputs_give_a_clear_error() {
             &["big-endian"],
         ),
         bad_npy(
-            "float16",
-            npy(&dict("<f2", false, "(4,)"), &[0; 8], (1, 0)),
-            &["not supported"],
-        ),
-        bad_npy(
             "unicode",
             npy(&dict("<U2", false, "(1,)"), &[0; 8], (1, 0)),
             &["not supported"],

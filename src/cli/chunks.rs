@@ -106,6 +106,7 @@ impl NpyChunks {
         let integer = matches!(self.kind, Kind::I32 | Kind::I64);
         for (i, b) in self.bytes.chunks_exact(size).enumerate() {
             let v = match self.kind {
+                Kind::F16 => half::f16::from_le_bytes([b[0], b[1]]).to_f64(),
                 Kind::F32 => f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64,
                 Kind::I32 => i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64,
                 Kind::F64 => f64::from_le_bytes(b.try_into().unwrap_or([0; 8])),

@@ -193,6 +193,7 @@ fn read_bytes(path: &str) -> Result<Vec<u8>> {
 /// The dtypes SPEC §4 accepts.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    F16,
     F32,
     F64,
     I32,
@@ -202,13 +203,14 @@ pub enum Kind {
 impl Kind {
     /// The kind of a numpy dtype string, e.g. `<f4`.
     fn of(descr: &str) -> std::result::Result<Kind, String> {
-        let expected = "expected little-endian float32, float64, int32 or int64";
+        let expected = "expected little-endian float16, float32, float64, int32 or int64";
         let shown = npy_quote(descr);
         let (order, code) = descr.split_at(descr.len().min(1));
         match (order, code) {
             (">", _) => Err(format!(
                 "big-endian dtype {shown} is not supported (save it little-endian)"
             )),
+            ("<" | "=", "f2") => Ok(Kind::F16),
             ("<" | "=", "f4") => Ok(Kind::F32),
             ("<" | "=", "f8") => Ok(Kind::F64),
             ("<" | "=", "i4") => Ok(Kind::I32),
@@ -219,6 +221,7 @@ impl Kind {
 
     pub fn size(self) -> usize {
         match self {
+            Kind::F16 => 2,
             Kind::F32 | Kind::I32 => 4,
             Kind::F64 | Kind::I64 => 8,
         }
@@ -294,6 +297,7 @@ fn read_npy(path: &str, bytes: &[u8]) -> Result<Array> {
     let body = &body[..count as usize * size];
     let named = |e: Error| bad(e.to_string());
     let data: Vec<f64> = match kind {
+        Kind::F16 => le_values(body, |b| half::f16::from_le_bytes(b).to_f64()).map_err(named)?,
         Kind::F32 => le_values(body, |b| f32::from_le_bytes(b) as f64).map_err(named)?,
         Kind::F64 => le_values(body, f64::from_le_bytes).map_err(named)?,
         Kind::I32 => le_values(body, |b| i32::from_le_bytes(b) as f64).map_err(named)?,
