@@ -16,17 +16,7 @@ struct Run {
 
 /// Runs the binary inside `dir`, so file names in messages are short.
 fn run_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lossgpu"));
-    cmd.args(args).current_dir(dir);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("the binary runs");
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    run_with(dir, args, &[], env)
 }
 
 fn run(dir: &Path, args: &[&str]) -> Run {
@@ -1872,6 +1862,151 @@ fn files_read_in_chunks_give_the_whole_file_s_results() {
             );
         }
     }
+    // Row losses read whole rows a chunk at a time.
+    let (rows, cols) = (1001, 7);
+    let z: Vec<f32> = (0..rows * cols)
+        .map(|i| ((i * 31) % 89) as f32 * 0.1 - 4.0)
+        .collect();
+    let classes: Vec<i64> = (0..rows).map(|r| ((r * 5) % cols) as i64).collect();
+    let mut dist: Vec<f32> = (0..rows * cols).map(|i| 1.0 + (i % 3) as f32).collect();
+    for row in dist.chunks_mut(cols) {
+        let s: f32 = row.iter().sum();
+        row.iter_mut().for_each(|v| *v /= s);
+    }
+    let shape = [rows as u64, cols as u64];
+    write_npy(d, "z.npy", &z, &shape);
+    write_npy(d, "c.npy", &classes, &[rows as u64]);
+    write_npy(d, "q.npy", &dist, &shape);
+    let rw: Vec<f32> = (0..rows).map(|r| (r % 4) as f32).collect();
+    write_npy(d, "rw.npy", &rw, &[rows as u64]);
+    for args in [
+        &[
+            "loss",
+            "cross-entropy",
+            "--pred",
+            "z.npy",
+            "--target",
+            "c.npy",
+        ][..],
+        &[
+            "loss",
+            "cross-entropy",
+            "--pred",
+            "z.npy",
+            "--target",
+            "c.npy",
+            "--weights",
+            "rw.npy",
+        ],
+        &[
+            "loss",
+            "cross-entropy",
+            "--pred",
+            "z.npy",
+            "--target",
+            "q.npy",
+            "--reduction",
+            "sum",
+        ],
+        &["loss", "zero-one", "--pred", "z.npy", "--target", "c.npy"],
+        &["loss", "kl-div", "--pred", "q.npy", "--target", "q.npy"],
+        &["loss", "entropy", "--pred", "q.npy"],
+    ] {
+        let mut results = Vec::new();
+        for (chunk, grad) in [("1000000", "gw.npy"), ("100", "gp.npy")] {
+            let mut a = [args, &["--backend", "cpu"]].concat();
+            if args[1] != "zero-one" {
+                a.extend(["--grad-out", grad]);
+            }
+            let r = run_env(
+                d,
+                &[&a[..], &["--format", "json"]].concat(),
+                &[("LOSSGPU_CLI_CHUNK", chunk)],
+            );
+            assert_eq!(r.code, Some(0), "{a:?}: {}", r.stderr);
+            let v: Value = serde_json::from_str(&r.stdout).unwrap();
+            let g = (args[1] != "zero-one").then(|| read_npy(&d.join(grad)).0);
+            results.push((v, g));
+        }
+        close(
+            &results[1].0["value"],
+            &results[0].0["value"],
+            &format!("{args:?}"),
+        );
+        assert_eq!(results[1].0["n"].as_u64(), Some(rows as u64));
+        if let (Some(parts), Some(whole)) = (&results[1].1, &results[0].1) {
+            for (i, (a, b)) in parts.iter().zip(whole).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-6 * b.abs() + 1e-9,
+                    "{args:?} grad [{i}]: {a} vs {b}"
+                );
+            }
+        }
+    }
+    let mut bad = classes.clone();
+    bad[950] = 7;
+    write_npy(d, "bad.npy", &bad, &[rows as u64]);
+    let r = run_env(
+        d,
+        &[
+            "loss",
+            "cross-entropy",
+            "--pred",
+            "z.npy",
+            "--target",
+            "bad.npy",
+            "--backend",
+            "cpu",
+        ],
+        &[("LOSSGPU_CLI_CHUNK", "100")],
+    );
+    assert!(
+        r.stderr.contains("bad.npy") && r.stderr.contains("target[950] = 7"),
+        "{}",
+        r.stderr
+    );
+    let r = run_env(
+        d,
+        &[
+            "loss",
+            "kl-div",
+            "--pred",
+            "z.npy",
+            "--target",
+            "q.npy",
+            "--backend",
+            "cpu",
+        ],
+        &[("LOSSGPU_CLI_CHUNK", "100")],
+    );
+    assert!(
+        r.stderr.contains("z.npy") && r.stderr.contains("pred[0] = -4.0"),
+        "{}",
+        r.stderr
+    );
+    let mut late = dist.clone();
+    late[900 * cols + 3] = 1.5;
+    write_npy(d, "late.npy", &late, &shape);
+    let r = run_env(
+        d,
+        &[
+            "loss",
+            "kl-div",
+            "--pred",
+            "late.npy",
+            "--target",
+            "q.npy",
+            "--backend",
+            "cpu",
+        ],
+        &[("LOSSGPU_CLI_CHUNK", "100")],
+    );
+    let at = format!("pred[{}] = 1.5", 900 * cols + 3);
+    assert!(
+        r.stderr.contains("late.npy") && r.stderr.contains(&at),
+        "{}",
+        r.stderr
+    );
     // An offender in a later chunk is named at its index in the file.
     let mut labels = vec![1.0f32; n];
     labels[7777] = 0.5;

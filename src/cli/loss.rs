@@ -11,6 +11,7 @@
 
 use super::io::{self, Array};
 use super::output::{Report, Value};
+use super::streamed::TargetFile;
 use super::{add_engine, add_underflow, chunks, open_engine, streamed, BackendChoice};
 use lossgpu::{Error, Loss, LossInput, LossParams, Reduction, Result, Target, LOSS_NAMES};
 
@@ -95,8 +96,8 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
     .filter_map(|(flag, path)| Some((flag, path?.as_str())))
     .collect();
     io::check_outputs(&outputs, &inputs, args.in_place)?;
-    if let Some(target) = streams(&loss, &args) {
-        let files = (&args.pred, target, args.weights.as_ref());
+    if let Some((cols, target)) = streams(&loss, &args) {
+        let files = (&args.pred, cols, target, args.weights.as_ref());
         let outputs = streamed::LossOutputs {
             out: args.out.as_deref(),
             grad_out: args.grad_out.as_deref(),
@@ -200,18 +201,44 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
     Ok(report)
 }
 
-/// The target file when this call reads its inputs in chunks: a pointwise
-/// loss over `.npy` files of equal length longer than one chunk.
-fn streams<'a>(loss: &Loss, args: &'a Args) -> Option<&'a String> {
-    let target = args.target.as_ref()?;
+/// How this call reads its inputs in chunks, where it does: `.npy` files
+/// longer than one chunk, for a pointwise loss on values of equal length,
+/// or a row loss on 2-D predictions with a distribution of the same shape,
+/// one class index per row, or (entropy) no target. Anything else is read
+/// whole, where the usual checks name what does not fit.
+fn streams<'a>(loss: &Loss, args: &'a Args) -> Option<(usize, TargetFile<'a>)> {
     let npy = |p: &str| p.to_ascii_lowercase().ends_with(".npy");
-    let all_npy = npy(&args.pred) && npy(target) && args.weights.as_deref().is_none_or(npy);
-    if !loss.is_pointwise() || !all_npy || !chunks::is_large_npy(&args.pred) {
+    if !npy(&args.pred)
+        || !args.weights.as_deref().is_none_or(npy)
+        || !chunks::is_large_npy(&args.pred)
+    {
         return None;
     }
-    // zero-one on rows with one class per row is a row loss: not streamed.
-    let len = |p: &str| chunks::NpyChunks::open(p).map(|c| c.len()).ok();
-    (len(&args.pred) == len(target)).then_some(target)
+    let pred = chunks::NpyChunks::open(&args.pred).ok()?;
+    let target = match &args.target {
+        Some(t) if npy(t) => Some((t.as_str(), chunks::NpyChunks::open(t).ok()?.dims)),
+        Some(_) => return None,
+        None => None,
+    };
+    let rows_of = |cols: usize| pred.len() / cols;
+    match (loss, &pred.dims[..], target) {
+        (Loss::Entropy, &[_, cols], None) => Some((cols, TargetFile::None)),
+        (_, _, None) => None,
+        (_, &[_, cols], Some((t, dims))) if !loss.is_pointwise() && dims == pred.dims => {
+            Some((cols, TargetFile::Values(t)))
+        }
+        (Loss::CrossEntropy | Loss::ZeroOne, &[_, cols], Some((t, dims)))
+            if dims == [rows_of(cols)] =>
+        {
+            Some((cols, TargetFile::Classes(t)))
+        }
+        (_, _, Some((t, dims)))
+            if loss.is_pointwise() && dims.iter().product::<usize>() == pred.len() =>
+        {
+            Some((1, TargetFile::Values(t)))
+        }
+        _ => None,
+    }
 }
 
 /// Columns of pred and the target in the form the loss takes (see the

@@ -14,59 +14,152 @@ use lossgpu::ops::gradient::{clip_coefficient, Clip, GradStats};
 use lossgpu::{Engine, Loss, LossInput, LossSums, MetricSums, Reduction, Result};
 use output::Report;
 
-/// The inputs of a loss or the metrics, opened and checked to be equally
-/// long (weights: one per value).
+/// How a streamed loss's target file is read.
+pub enum TargetFile<'a> {
+    /// entropy: no target.
+    None,
+    /// Values or distributions, one per prediction.
+    Values(&'a str),
+    /// One class index per row of the predictions.
+    Classes(&'a str),
+}
+
+enum Target {
+    None,
+    Values(NpyChunks),
+    Classes(NpyChunks),
+}
+
+/// The inputs of a loss or the metrics: predictions in rows of `cols`
+/// (1 for pointwise losses), opened and checked to be of matching lengths.
 struct Inputs {
     pred: NpyChunks,
-    target: NpyChunks,
+    cols: usize,
+    target: Target,
     weights: Option<NpyChunks>,
 }
 
+fn mismatch(other: &NpyChunks, what: String, pred: &NpyChunks) -> lossgpu::Error {
+    file_error(
+        &other.path,
+        format!("{} values, but {} has {what}", other.len(), pred.path),
+    )
+}
+
+/// Moves an engine error of a chunk to its index in the files: values of
+/// pred (and of a distribution target) count by value, class indices and
+/// weights by row.
+#[derive(Clone, Copy)]
+struct Shift {
+    cols: usize,
+    target_per_value: bool,
+}
+
+impl Shift {
+    fn apply(self, e: lossgpu::Error, row: usize) -> lossgpu::Error {
+        let per_value = match &e {
+            lossgpu::Error::Value { input, .. } => match *input {
+                "pred" => true,
+                "target" => self.target_per_value,
+                _ => false,
+            },
+            _ => false,
+        };
+        e.offset(if per_value { row * self.cols } else { row })
+    }
+}
+
 impl Inputs {
-    fn open(pred: &str, target: &str, weights: Option<&str>) -> Result<Inputs> {
+    fn open(pred: &str, cols: usize, target: &TargetFile, weights: Option<&str>) -> Result<Inputs> {
         let pred = NpyChunks::open(pred)?;
-        let target = NpyChunks::open(target)?;
-        let weights = weights.map(NpyChunks::open).transpose()?;
-        for other in std::iter::once(&target).chain(&weights) {
-            if other.len() != pred.len() {
-                return Err(file_error(
-                    &other.path,
-                    format!(
-                        "{} values, but {} has {}",
-                        other.len(),
-                        pred.path,
-                        pred.len()
-                    ),
-                ));
+        let rows = pred.len() / cols;
+        let target = match *target {
+            TargetFile::None => Target::None,
+            TargetFile::Values(t) => Target::Values(NpyChunks::open(t)?),
+            TargetFile::Classes(t) => Target::Classes(NpyChunks::open(t)?),
+        };
+        match &target {
+            Target::Values(t) if t.len() != pred.len() => {
+                return Err(mismatch(t, pred.len().to_string(), &pred))
             }
+            Target::Classes(t) if t.len() != rows => {
+                return Err(mismatch(t, format!("{rows} rows"), &pred))
+            }
+            _ => {}
+        }
+        let weights = weights.map(NpyChunks::open).transpose()?;
+        if let Some(w) = weights.as_ref().filter(|w| w.len() != rows) {
+            return Err(mismatch(w, format!("{rows} samples"), &pred));
         }
         Ok(Inputs {
             pred,
+            cols,
             target,
             weights,
         })
     }
 
-    fn underflowed(&self) -> usize {
-        self.pred.underflowed
-            + self.target.underflowed
-            + self.weights.as_ref().map_or(0, |w| w.underflowed)
+    fn rows(&self) -> usize {
+        self.pred.len() / self.cols
     }
 
-    /// Calls `f` on each chunk with its offset in the files.
+    fn shift(&self) -> Shift {
+        Shift {
+            cols: self.cols,
+            target_per_value: matches!(self.target, Target::Values(_)),
+        }
+    }
+
+    fn underflowed(&self) -> usize {
+        let target = match &self.target {
+            Target::Values(t) | Target::Classes(t) => t.underflowed,
+            Target::None => 0,
+        };
+        self.pred.underflowed + target + self.weights.as_ref().map_or(0, |w| w.underflowed)
+    }
+
+    /// Calls `f` on each chunk of whole rows with its first row's index.
     fn each(&mut self, mut f: impl FnMut(usize, &LossInput) -> Result<()>) -> Result<()> {
-        let (mut p, mut t, mut w) = (Vec::new(), Vec::new(), Vec::new());
-        let chunk = chunk_len();
+        let (mut p, mut t, mut w, mut c) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let cols = self.cols;
+        let rows = (chunk_len() / cols).max(1);
         loop {
-            let at = self.pred.position();
-            let k = self.pred.next_chunk(chunk, &mut p)?;
-            if k == 0 {
+            let at = self.pred.position() / cols;
+            if self.pred.next_chunk(rows * cols, &mut p)? == 0 {
                 return Ok(());
             }
-            self.target.next_chunk(chunk, &mut t)?;
-            let mut input = LossInput::new(&p, &t);
+            let target = match &mut self.target {
+                Target::None => lossgpu::Target::None,
+                Target::Values(file) => {
+                    file.next_chunk(rows * cols, &mut t)?;
+                    lossgpu::Target::Values(&t)
+                }
+                Target::Classes(file) => {
+                    file.next_chunk(rows, &mut t)?;
+                    c.clear();
+                    for (i, &v) in t.iter().enumerate() {
+                        if !(v >= 0.0 && v.fract() == 0.0 && v < u32::MAX as f32) {
+                            return Err(file_error(
+                                &file.path,
+                                format!(
+                                    "[{}] = {v:?} is not a class index (a non-negative integer)",
+                                    at + i
+                                ),
+                            ));
+                        }
+                        c.push(v as u32);
+                    }
+                    lossgpu::Target::Classes(&c)
+                }
+            };
+            let mut input = LossInput {
+                pred: &p,
+                cols,
+                target,
+                weights: None,
+            };
             if let Some(weights) = &mut self.weights {
-                weights.next_chunk(chunk, &mut w)?;
+                weights.next_chunk(rows, &mut w)?;
                 input = input.with_weights(&w);
             }
             f(at, &input)?;
@@ -101,7 +194,7 @@ pub struct LossOutputs<'a> {
 pub fn loss(
     loss: &Loss,
     reduction: Reduction,
-    (pred, target, weights): (&String, &String, Option<&String>),
+    (pred, cols, target, weights): (&String, usize, TargetFile, Option<&String>),
     outputs: LossOutputs,
     backend: BackendChoice,
 ) -> Result<Report> {
@@ -114,13 +207,18 @@ pub fn loss(
         };
         one.finish(loss, reduction)?;
     }
-    let open = || Inputs::open(pred, target, weights.map(String::as_str));
+    let target_name = match target {
+        TargetFile::Values(t) | TargetFile::Classes(t) => Some(t.to_string()),
+        TargetFile::None => None,
+    };
+    let open = || Inputs::open(pred, cols, &target, weights.map(String::as_str));
     let mut inputs = open()?;
     let dims = inputs.pred.dims.clone();
-    let n = inputs.pred.len();
+    let n = inputs.rows();
+    let shift = inputs.shift();
     let engine = open_engine(backend)?;
-    let names = files(pred, target, weights);
-    let named = |at: usize| move |e: lossgpu::Error| name_file(e.offset(at), names);
+    let names = [Some(pred), target_name.as_ref(), weights];
+    let named = |at: usize| move |e: lossgpu::Error| name_file(shift.apply(e, at), names);
     let mut value = None;
     let mut coefficient = 1.0f64;
     if reduction != Reduction::None {
@@ -205,7 +303,12 @@ pub fn metrics(
     (delta, gamma): (f32, f32),
     backend: BackendChoice,
 ) -> Result<Report> {
-    let mut inputs = Inputs::open(pred, target, weights.map(String::as_str))?;
+    let mut inputs = Inputs::open(
+        pred,
+        1,
+        &TargetFile::Values(target),
+        weights.map(String::as_str),
+    )?;
     let engine = open_engine(backend)?;
     let names = files(pred, target, weights);
     let mut sums = MetricSums::default();
