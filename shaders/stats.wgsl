@@ -91,7 +91,16 @@ fn clip_norm(
     }
     let norm = global_norm();
     let coef = min(1.0, params.limit / (norm + 1e-6));
-    data[i4] = data[i4] * keep_nan(norm, coef);
+    // A norm past f32::MAX of finite values (sqrt(s)·max overflowed): the
+    // same factor in scaled form, (g / max)·min(max, c / (sqrt(s) + 1e-6 / max)),
+    // where no step overflows.
+    // max is > 0 there; elsewhere 1, so the discarded branch divides by no 0.
+    let max = bitcast<f32>(atomicLoad(&counts[3]));
+    let overflowed = !is_finite(norm) && atomicLoad(&counts[0]) == 0u && atomicLoad(&counts[1]) == 0u;
+    let m = select(1.0, max, overflowed && max > 0.0);
+    let scaled = min(m, params.limit / (sqrt(stats[0].x) + 1e-6 / m));
+    let v = data[i4];
+    data[i4] = select(v * keep_nan(norm, coef), (v / m) * scaled, overflowed);
 }
 
 @compute @workgroup_size(256)

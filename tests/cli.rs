@@ -2190,3 +2190,55 @@ fn float16_inputs_are_read_exactly_whole_or_in_chunks() {
     let (got, _) = read_npy(&d.join("r.npy"));
     assert_eq!(&got[..5], &[1.0, 0.5, 0.0, 65504.0, 5.960_464_5e-8]);
 }
+
+#[test]
+fn clip_of_a_non_finite_norm_is_pytorch_s_or_an_error_on_request() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    write(d, "g.csv", "1\nnan\n-2\n");
+    for backend in ["cpu", "gpu"] {
+        if backend == "gpu" && !gpu_available() {
+            continue;
+        }
+        let v = ok_json(
+            d,
+            &[
+                "clip",
+                "--input",
+                "g.csv",
+                "--out",
+                "o.npy",
+                "--max-norm",
+                "1",
+                "--backend",
+                backend,
+            ],
+        );
+        assert_eq!(v["scale"], "NaN", "{backend}: {v}");
+        assert!(
+            read_npy(&d.join("o.npy")).0.iter().all(|x| x.is_nan()),
+            "{backend}"
+        );
+        std::fs::remove_file(d.join("o.npy")).unwrap();
+        let line = fails(
+            d,
+            &[
+                "clip",
+                "--input",
+                "g.csv",
+                "--out",
+                "o.npy",
+                "--max-norm",
+                "1",
+                "--error-if-nonfinite",
+                "--backend",
+                backend,
+            ],
+        );
+        assert!(
+            line.contains("norm is NaN") && line.contains("--error-if-nonfinite"),
+            "{line}"
+        );
+        assert!(!d.join("o.npy").exists(), "nothing was written");
+    }
+}

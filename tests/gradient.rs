@@ -5,7 +5,9 @@
 mod common;
 
 use common::{data, gpu, gpu_small, rng, LENGTHS};
-use lossgpu::{cpu, Clip, Engine, GradStats, HealthThresholds, Verdict};
+use lossgpu::{
+    cpu, Clip, Engine, GradStats, HealthThresholds, Loss, LossInput, Reduction, Verdict,
+};
 
 fn same_stats(label: &str, got: &GradStats, want: &GradStats) {
     let close =
@@ -185,5 +187,76 @@ fn health_report_names_the_symptoms() {
         let r = engine.health_report(&[&ok, &ok], &t).unwrap();
         assert_eq!(r.verdict, Verdict::Healthy);
         assert!(engine.health_report(&[], &t).is_err());
+    }
+}
+
+/// clip-by-norm at the extremes gives PyTorch's result on every backend: a
+/// NaN norm makes every value NaN, an infinite one makes finite values 0
+/// (and infinite ones NaN), and a norm past f32::MAX of finite values clips
+/// as the f64 reference does.
+#[test]
+fn clip_by_norm_agrees_at_the_extremes() {
+    let cpu = Engine::cpu();
+    for engine in [Some(&cpu), gpu(), gpu_small()].into_iter().flatten() {
+        let what = format!("{:?}", engine.backend());
+        let (out, before) = engine
+            .clip(&[1.0, f32::NAN, -2.0, 0.5], Clip::Norm(1.0))
+            .unwrap();
+        assert!(before.l2_norm.is_nan(), "{what}");
+        assert!(out.iter().all(|v| v.is_nan()), "{what}: {out:?}");
+        assert!(lossgpu::ops::gradient::clip_coefficient(before.l2_norm, 1.0).is_nan());
+        let (out, before) = engine
+            .clip(&[1.0, f32::INFINITY, -2.0], Clip::Norm(1.0))
+            .unwrap();
+        assert_eq!(before.l2_norm, f64::INFINITY, "{what}");
+        assert_eq!(out[0], 0.0, "{what}: {out:?}");
+        assert!(out[1].is_nan() && out[2] == 0.0, "{what}: {out:?}");
+        // Finite values whose norm is beyond f32::MAX (about 6.8e38 here).
+        let g: Vec<f32> = (0..1031)
+            .map(|i| {
+                if i % 257 == 0 {
+                    3e38
+                } else {
+                    (i % 7) as f32 - 3.0
+                }
+            })
+            .collect();
+        let (out, before) = engine.clip(&g, Clip::Norm(2.0)).unwrap();
+        let norm: f64 = g.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
+        assert!(
+            (before.l2_norm - norm).abs() <= 1e-6 * norm,
+            "{what}: {} vs {norm}",
+            before.l2_norm
+        );
+        for (i, (&o, &v)) in out.iter().zip(&g).enumerate() {
+            let want = v as f64 * 2.0 / (norm + 1e-6);
+            assert!(
+                (o as f64 - want).abs() <= 1e-5 * want.abs() + 1e-44,
+                "{what} [{i}]: {o} vs {want}"
+            );
+        }
+    }
+}
+
+/// NaN weights propagate, like NaN data: the weighted mean and sum are NaN
+/// and so is that sample's weighted value, on every backend.
+#[test]
+fn nan_weights_propagate() {
+    let cpu = Engine::cpu();
+    let (p, t) = ([0.5f32, 1.0, -2.0], [1.0f32, 1.5, -1.0]);
+    let w = [1.0f32, f32::NAN, 2.0];
+    for engine in [Some(&cpu), gpu()].into_iter().flatten() {
+        let input = LossInput::new(&p, &t).with_weights(&w);
+        for reduction in [Reduction::Mean, Reduction::Sum] {
+            let v = engine.loss(&Loss::Mse, &input, reduction).unwrap();
+            assert!(
+                v.scalar().unwrap().is_nan(),
+                "{:?} {reduction:?}",
+                engine.backend()
+            );
+        }
+        let v = engine.loss(&Loss::Mse, &input, Reduction::None).unwrap();
+        let v = v.per_sample().unwrap();
+        assert!(v[1].is_nan() && v[0] == 0.25 && v[2] == 2.0, "{v:?}");
     }
 }

@@ -2,7 +2,7 @@
 
 use super::output::Report;
 use super::{add_engine, add_underflow, chunks, io, open_engine, streamed, BackendChoice};
-use lossgpu::{Clip, Result, VANISH_EPS};
+use lossgpu::{Clip, GradStats, Result, VANISH_EPS};
 
 #[derive(Debug, clap::Args)]
 pub struct StatsArgs {
@@ -66,6 +66,12 @@ pub struct ClipArgs {
         allow_negative_numbers = true
     )]
     max_norm: Option<f32>,
+    /// With --max-norm, fail (exit 2, nothing written) when the gradient's
+    /// norm is NaN or infinite, as PyTorch's error_if_nonfinite; without it
+    /// such a norm makes the output NaN (finite values 0 for an infinite
+    /// norm), as in PyTorch.
+    #[arg(long, requires = "max_norm")]
+    error_if_nonfinite: bool,
     /// Clamp every value to [−c, c].
     #[arg(long, value_name = "F", allow_negative_numbers = true)]
     max_value: Option<f32>,
@@ -86,13 +92,22 @@ pub fn run_clip(args: ClipArgs, backend: BackendChoice) -> Result<Report> {
     let (before, engine, underflowed);
     let chunked = chunks::is_large_npy(&args.input);
     if chunked {
-        (before, engine, underflowed) = streamed::clip(&args.input, &args.out, clip, backend)?;
+        (before, engine, underflowed) = streamed::clip(
+            &args.input,
+            &args.out,
+            clip,
+            args.error_if_nonfinite,
+            backend,
+        )?;
     } else {
         let input = io::read(&args.input)?;
         let g = input.to_f32()?;
         engine = open_engine(backend)?;
         let clipped;
         (clipped, before) = engine.clip(&g, clip)?;
+        if args.error_if_nonfinite {
+            check_finite_norm(&before)?;
+        }
         io::write_npy(&args.out, &clipped, &input.dims)?;
         underflowed = input.underflowed();
     }
@@ -114,4 +129,15 @@ pub fn run_clip(args: ClipArgs, backend: BackendChoice) -> Result<Report> {
     add_underflow(&mut report, underflowed);
     add_engine(&mut report, &engine);
     Ok(report)
+}
+
+/// `--error-if-nonfinite`: a NaN or infinite norm is an error naming it.
+pub(super) fn check_finite_norm(before: &GradStats) -> Result<()> {
+    if before.l2_norm.is_finite() {
+        return Ok(());
+    }
+    Err(lossgpu::Error::InvalidInput(format!(
+        "clip: the gradient's L2 norm is {:?} ({} NaN, {} inf values) and --error-if-nonfinite is set; nothing was written",
+        before.l2_norm, before.nan_count, before.inf_count
+    )))
 }

@@ -374,12 +374,16 @@ pub fn clip(
     input: &str,
     out: &str,
     clip: Clip,
+    error_if_nonfinite: bool,
     backend: BackendChoice,
 ) -> Result<(GradStats, Engine, usize)> {
     let mut file = NpyChunks::open(input)?;
     let dims = file.dims.clone();
     let engine = open_engine(backend)?;
     let before = stats_of(&engine, &mut file, 0.0)?;
+    if error_if_nonfinite {
+        super::gradient::check_finite_norm(&before)?;
+    }
     let scale = match clip {
         Clip::Norm(c) => clip_coefficient(before.l2_norm, c) as f32,
         Clip::Value(_) => 1.0,

@@ -111,8 +111,14 @@ impl Clip {
     }
 }
 
-/// The factor clip-by-norm multiplies by: min(1, c/(‖g‖ + 1e-6)).
+/// The factor clip-by-norm multiplies by: min(1, c/(‖g‖ + 1e-6)), as
+/// PyTorch's `clip_grad_norm_` computes it: NaN for a NaN norm (every value
+/// becomes NaN), 0 for an infinite one (finite values become 0, infinite
+/// ones NaN).
 pub fn clip_coefficient(norm: f64, max_norm: f32) -> f64 {
+    if norm.is_nan() {
+        return f64::NAN;
+    }
     (max_norm as f64 / (norm + 1e-6)).min(1.0)
 }
 
