@@ -61,7 +61,7 @@
 //!
 //! **Scale.** [`Engine::loss_batch`] evaluates many losses in one submission
 //! and one readback; host slices of any length stream through a bounded ring
-//! of device buffers (under 200 MiB whatever n); [`Engine::auto`] times both
+//! of device buffers (about 270 MiB at most, whatever n); [`Engine::auto`] times both
 //! sides on the first call of each operation and size class and then keeps
 //! to the faster one ([`Engine::auto_choices`] says what it chose).
 //!
@@ -78,8 +78,8 @@
 //! [`Error::DeviceLost`], never a panic. NaN in the data propagates, as in
 //! PyTorch. GPU results agree with the f64 reference ([`cpu`]) to 1e-5
 //! relative for reductions and rtol 1e-5 / atol 1e-6 elementwise, and a GPU
-//! reduction is bitwise reproducible on an adapter. The contract is the
-//! project's SPEC.md; the README lists the choices made where it is silent.
+//! reduction is bitwise reproducible on an adapter. The README lists every
+//! formula and the conventions chosen where libraries disagree.
 
 #![warn(missing_docs)]
 

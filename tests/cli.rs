@@ -2242,3 +2242,16 @@ fn clip_of_a_non_finite_norm_is_pytorch_s_or_an_error_on_request() {
         assert!(!d.join("o.npy").exists(), "nothing was written");
     }
 }
+
+#[test]
+fn metrics_name_the_file_whose_length_does_not_match() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    write(d, "p.csv", "1\n2\n3\n");
+    write(d, "short.csv", "1\n2\n");
+    let line = fails(d, &["metrics", "--pred", "p.csv", "--target", "short.csv"]);
+    assert!(
+        line.contains("short.csv") && line.contains("2 values"),
+        "{line}"
+    );
+}

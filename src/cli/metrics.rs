@@ -48,6 +48,16 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
     let pred = io::read(&args.pred)?;
     let target = io::read(&args.target)?;
     let weights = args.weights.as_deref().map(io::read).transpose()?;
+    for other in std::iter::once(&target).chain(&weights) {
+        if other.len() != pred.len() {
+            return Err(other.error(format!(
+                "{} values, but {} has {}",
+                other.len(),
+                pred.path,
+                pred.len()
+            )));
+        }
+    }
     let (p, t) = (pred.to_f32()?, target.to_f32()?);
     let w = weights.as_ref().map(|w| w.to_f32()).transpose()?;
     let mut input = LossInput::new(&p, &t);
