@@ -3,12 +3,11 @@
 //! data converted and checked per chunk), outputs go out chunk by chunk into
 //! a temporary file that replaces the target only when complete.
 
-use super::io::{self, file_error, layout, narrow, Kind, Layout};
+use super::io::{self, file_error, layout, narrow, Durable, Kind, Layout};
 use super::npy;
 use lossgpu::Result;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
-use std::path::PathBuf;
+use std::io::{BufReader, Read};
 
 /// Values per chunk: 2^22 (16 MiB of f32 per input). `LOSSGPU_CLI_CHUNK`
 /// sets it (the tests use small chunks).
@@ -135,65 +134,31 @@ impl NpyChunks {
     }
 }
 
-/// An f32 `.npy` output written a chunk at a time into a temporary file
-/// beside the target; [`NpyOut::finish`] syncs it and renames it over the
-/// target. Dropped unfinished, it removes the temporary.
+/// An f32 `.npy` output written a chunk at a time, durably ([`Durable`]):
+/// the target is replaced only by [`NpyOut::finish`].
 pub struct NpyOut {
-    file: Option<BufWriter<File>>,
-    temp: PathBuf,
-    path: String,
+    file: Durable,
     bytes: Vec<u8>,
 }
 
 impl NpyOut {
     pub fn create(path: &str, dims: &[usize]) -> Result<NpyOut> {
-        let temp = io::temp_beside(std::path::Path::new(path));
-        let cannot = |e: std::io::Error| file_error(path, format!("cannot write: {e}"));
-        let mut file = BufWriter::with_capacity(1 << 20, File::create(&temp).map_err(cannot)?);
-        let mut out = NpyOut {
-            file: None,
-            temp,
-            path: path.to_string(),
+        let mut file = Durable::create(path)?;
+        file.write(&npy::f32_header(dims))?;
+        Ok(NpyOut {
+            file,
             bytes: Vec::new(),
-        };
-        file.write_all(&npy::f32_header(dims)).map_err(cannot)?;
-        out.file = Some(file);
-        Ok(out)
+        })
     }
 
     pub fn write(&mut self, values: &[f32]) -> Result<()> {
         self.bytes.clear();
         self.bytes
             .extend(values.iter().flat_map(|v| v.to_le_bytes()));
-        let path = &self.path;
-        match &mut self.file {
-            Some(f) => f
-                .write_all(&self.bytes)
-                .map_err(|e| file_error(path, format!("cannot write: {e}"))),
-            None => Err(file_error(path, "cannot write: already finished")),
-        }
+        self.file.write(&self.bytes)
     }
 
-    pub fn finish(mut self) -> Result<()> {
-        let Some(file) = self.file.take() else {
-            return Err(file_error(&self.path, "cannot write: already finished"));
-        };
-        let done = (|| -> std::io::Result<()> {
-            let file = file.into_inner().map_err(|e| e.into_error())?;
-            file.sync_all()?;
-            std::fs::rename(&self.temp, &self.path)
-        })();
-        if done.is_err() {
-            let _ = std::fs::remove_file(&self.temp);
-        }
-        done.map_err(|e| file_error(&self.path, format!("cannot write: {e}")))
-    }
-}
-
-impl Drop for NpyOut {
-    fn drop(&mut self) {
-        if self.file.is_some() {
-            let _ = std::fs::remove_file(&self.temp);
-        }
+    pub fn finish(self) -> Result<()> {
+        self.file.finish()
     }
 }

@@ -392,45 +392,84 @@ pub fn check_out_path(path: &str) -> Result<()> {
 }
 
 /// Writes little-endian f32 values with the given shape, durably
-/// ([`write_durably`]).
+/// ([`Durable`]).
 pub fn write_npy(path: &str, data: &[f32], dims: &[usize]) -> Result<()> {
-    write_durably(path, |file| {
-        file.write_all(&npy::f32_header(dims))?;
-        let mut bytes = Vec::with_capacity(4 << 16);
-        for chunk in data.chunks(1 << 16) {
-            bytes.clear();
-            bytes.extend(chunk.iter().flat_map(|v| v.to_le_bytes()));
-            file.write_all(&bytes)?;
-        }
-        Ok(())
-    })
-}
-
-/// Writes a file the way every output of the command line is written: into
-/// a temporary file in the same directory, flushed and synced to disk, then
-/// renamed over `path`. A full disk, an error or a kill leaves the old file
-/// (or none) in place, never a truncated one.
-pub fn write_durably(
-    path: impl AsRef<Path>,
-    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
-) -> Result<()> {
-    let target = path.as_ref();
-    let bad = |e: std::io::Error| file_error(target.display(), format!("cannot write: {e}"));
-    let temp = temp_beside(target);
-    let written = (|| -> std::io::Result<()> {
-        let mut file = std::io::BufWriter::new(std::fs::File::create(&temp)?);
-        write(&mut file)?;
-        let file = file.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&temp, target)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
+    let mut out = super::chunks::NpyOut::create(path, dims)?;
+    for chunk in data.chunks(1 << 16) {
+        out.write(chunk)?;
     }
-    written.map_err(bad)
+    out.finish()
 }
 
-/// [`write_durably`] for a writer that takes a path (the plotting
+/// A file written the way every output of the command line is written:
+/// into a temporary file in the same directory, then, by
+/// [`Durable::finish`], flushed, synced to disk and renamed over the target.
+/// A full disk, an error or a kill leaves the old file (or none) in place,
+/// never a truncated one; dropped unfinished, the temporary is removed.
+pub struct Durable {
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    temp: PathBuf,
+    target: PathBuf,
+}
+
+impl Durable {
+    pub fn create(target: impl AsRef<Path>) -> Result<Durable> {
+        let target = target.as_ref().to_path_buf();
+        let temp = temp_beside(&target);
+        let file = std::fs::File::create(&temp)
+            .map_err(|e| file_error(target.display(), format!("cannot write: {e}")))?;
+        Ok(Durable {
+            file: Some(std::io::BufWriter::with_capacity(1 << 20, file)),
+            temp,
+            target,
+        })
+    }
+
+    /// Writes `bytes` at the end of the file.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        let result = match &mut self.file {
+            Some(f) => f.write_all(bytes),
+            None => Err(std::io::ErrorKind::BrokenPipe.into()),
+        };
+        result.map_err(|e| self.error(e))
+    }
+
+    /// Flushes, syncs and renames the file over its target.
+    pub fn finish(mut self) -> Result<()> {
+        let file = self.file.take();
+        let done = (|| -> std::io::Result<()> {
+            let file = file.ok_or(std::io::ErrorKind::BrokenPipe)?;
+            let file = file.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            std::fs::rename(&self.temp, &self.target)
+        })();
+        if done.is_err() {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+        done.map_err(|e| self.error(e))
+    }
+
+    fn error(&self, e: std::io::Error) -> Error {
+        file_error(self.target.display(), format!("cannot write: {e}"))
+    }
+}
+
+impl Drop for Durable {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// Writes `bytes` to `path` as a [`Durable`] file.
+pub fn write_durably(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
+    let mut file = Durable::create(path)?;
+    file.write(bytes)?;
+    file.finish()
+}
+
+/// A [`Durable`] write for a writer that takes a path (the plotting
 /// backends): `write` fills a temporary file beside `path`, which is then
 /// synced and renamed over it.
 pub fn write_via_temp(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {

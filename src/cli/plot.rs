@@ -298,13 +298,11 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
     }
     html.push_str("</body></html>\n");
     let index = dir.join("index.html");
-    super::io::write_durably(&index, |f| std::io::Write::write_all(f, html.as_bytes()))?;
+    super::io::write_durably(&index, html.as_bytes())?;
     let mut json = String::new();
     Value::Object(data).write_json(&mut json);
     let data_path = dir.join("data.json");
-    super::io::write_durably(&data_path, |f| {
-        std::io::Write::write_all(f, json.as_bytes())
-    })?;
+    super::io::write_durably(&data_path, json.as_bytes())?;
 
     let mut report = Report::new();
     report.str("out_dir", &args.out_dir);

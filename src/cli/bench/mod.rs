@@ -182,7 +182,7 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
     });
     if let Some(path) = &args.json {
         let json = report.to_json();
-        crate::cli::io::write_durably(path, |f| std::io::Write::write_all(f, json.as_bytes()))?;
+        crate::cli::io::write_durably(path, json.as_bytes())?;
     }
     Ok(report)
 }
