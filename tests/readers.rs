@@ -636,12 +636,14 @@ fn random_npy(rng: &mut StdRng) -> Vec<u8> {
     for _ in 0..rng.random_range(0..4) {
         match rng.random_range(0..7) {
             // flip bits anywhere
-            0 => {
+            // (a file truncated to nothing has no bit to flip)
+            0 if !bytes.is_empty() => {
                 for _ in 0..rng.random_range(1..5) {
                     let i = rng.random_range(0..bytes.len());
                     bytes[i] ^= 1 << rng.random_range(0..8);
                 }
             }
+            0 => {}
             // overwrite a header byte with anything
             1 => {
                 let i = rng.random_range(0..header_end.min(bytes.len()).max(1));
