@@ -4,7 +4,8 @@
 mod common;
 
 use common::{
-    assert_all_close, assert_all_close_with, data, exp_rtol, gpu, gpu_small, rng, LENGTHS,
+    assert_all_close, assert_all_close_with, assert_err, data, exp_rtol, gpu, gpu_narrow,
+    gpu_small, rng, LENGTHS, NARROW_GRID,
 };
 use lossgpu::{cpu, Activation, Engine, Pass};
 
@@ -79,6 +80,16 @@ fn chunked_gpu_path_matches_reference() {
         "activations (4 KiB bindings)",
         &[1, 1023, 1024, 1025, 65_537],
     );
+}
+
+#[test]
+fn the_2d_dispatch_grid_matches_reference() {
+    // 1024 workgroups per dimension: 1 500 007 values need a 2-D grid, as
+    // 2^28 values do on an adapter's usual 65 535.
+    let Some(engine) = gpu_narrow() else { return };
+    let info = engine.device_info().unwrap();
+    assert_eq!(info.max_workgroups_per_dimension, NARROW_GRID);
+    check(engine, "activations (2-D grid)", &[1_500_007]);
 }
 
 #[test]
@@ -263,19 +274,21 @@ fn cpu_engine_agrees_with_reference() {
 #[test]
 fn bad_input_is_an_error_not_a_panic() {
     for engine in [Some(&Engine::cpu()), gpu()].into_iter().flatten() {
-        assert!(engine.activation(&Activation::Relu, &[]).is_err());
-        assert!(engine
-            .activation_backward(&Activation::Relu, &[1.0, 2.0], &[1.0])
-            .is_err());
+        assert_err(engine.activation(&Activation::Relu, &[]), "is empty");
+        assert_err(
+            engine.activation_backward(&Activation::Relu, &[1.0, 2.0], &[1.0]),
+            "upstream has 1 values",
+        );
         let bad = Activation::Rrelu {
             lower: 0.5,
             upper: 0.1,
             training: true,
             seed: 0,
         };
-        assert!(engine.activation(&bad, &[1.0]).is_err());
-        assert!(engine
-            .activation(&Activation::Elu { alpha: f32::NAN }, &[1.0])
-            .is_err());
+        assert_err(engine.activation(&bad, &[1.0]), "must not exceed --upper");
+        assert_err(
+            engine.activation(&Activation::Elu { alpha: f32::NAN }, &[1.0]),
+            "--alpha must be finite",
+        );
     }
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{data, gpu, gpu_small, rng, LENGTHS};
+use common::{assert_err, data, gpu, gpu_small, rng, LENGTHS};
 use lossgpu::{
     cpu, Clip, Engine, GradStats, HealthThresholds, Loss, LossInput, Reduction, Verdict,
 };
@@ -120,9 +120,12 @@ fn clipping_matches_reference() {
             let (same, _) = engine.clip(&g, Clip::Norm(1e9)).unwrap();
             assert_eq!(same, g);
         }
-        assert!(engine.clip(&[1.0], Clip::Norm(0.0)).is_err());
-        assert!(engine.clip(&[1.0], Clip::Value(f32::NAN)).is_err());
-        assert!(engine.clip(&[], Clip::Value(1.0)).is_err());
+        assert_err(engine.clip(&[1.0], Clip::Norm(0.0)), "--max-norm must be");
+        assert_err(
+            engine.clip(&[1.0], Clip::Value(f32::NAN)),
+            "--max-value must be",
+        );
+        assert_err(engine.clip(&[], Clip::Value(1.0)), "gradient is empty");
     }
 }
 
@@ -186,7 +189,7 @@ fn health_report_names_the_symptoms() {
         );
         let r = engine.health_report(&[&ok, &ok], &t).unwrap();
         assert_eq!(r.verdict, Verdict::Healthy);
-        assert!(engine.health_report(&[], &t).is_err());
+        assert_err(engine.health_report(&[], &t), "no layers given");
     }
 }
 

@@ -5,7 +5,8 @@
 mod common;
 
 use common::{
-    agrees, assert_all_close_with, assert_scalar_close, data, exp_rtol, gpu, gpu_small, rng,
+    agrees, assert_all_close_with, assert_err, assert_scalar_close, data, exp_rtol, gpu,
+    gpu_narrow, gpu_small, rng, NARROW_GRID,
 };
 use lossgpu::{cpu, Engine, Loss, LossInput, LossValue, Reduction, Regularizer, Target};
 use rand::rngs::StdRng;
@@ -267,6 +268,22 @@ fn chunked_paths_match_reference() {
 }
 
 #[test]
+fn the_2d_dispatch_grid_matches_reference() {
+    // 1024 workgroups per dimension: elementwise outputs past 2^20 values
+    // (vec4 per invocation) and row kernels past 1024 rows take the 2-D
+    // grid (`grid()`, `flat_id`) that real adapters use past 65 535.
+    let Some(engine) = gpu_narrow() else { return };
+    let info = engine.device_info().unwrap();
+    assert_eq!(info.max_workgroups_per_dimension, NARROW_GRID);
+    check_pointwise(engine, "pointwise (2-D grid)", &[1_500_007]);
+    check_rows(
+        engine,
+        "rows (2-D grid)",
+        &[(65_537, 10), (1000, 257), (3, 100_000)],
+    );
+}
+
+#[test]
 fn logits_of_1e4_and_large_errors_do_not_overflow() {
     let Some(engine) = gpu() else { return };
     let p = [1e4f32, -1e4, 1e4, -1e4];
@@ -466,7 +483,10 @@ fn smooth_l1_is_pytorchs_smooth_l1_loss() {
         assert_scalar_close("huber = β·smooth-l1", h, beta as f64 * s, 1e-5);
     }
     for bad in [-1.0, f32::NAN, f32::INFINITY] {
-        assert!(Loss::SmoothL1 { beta: bad }.validate().is_err());
+        assert_err(
+            Loss::SmoothL1 { beta: bad }.validate(),
+            "beta must be a finite number >= 0",
+        );
     }
 }
 
@@ -739,46 +759,54 @@ fn bad_values_name_the_first_offender_on_both_backends() {
         }
         let m = err(Loss::Mse, LossInput::new(&p, &t01[..4]), Reduction::Mean);
         assert!(m.contains('4') && m.contains('5'), "{m}");
-        assert!(engine
-            .loss(&Loss::Mse, &LossInput::new(&[], &[]), Reduction::Mean)
-            .is_err());
-        assert!(engine
-            .loss(&Loss::Rmse, &LossInput::new(&p, &t01), Reduction::None)
-            .is_err());
-        assert!(engine
-            .loss(&Loss::Rmse, &LossInput::new(&p, &t01), Reduction::Sum)
-            .is_err());
-        assert!(engine
-            .loss(
+        assert_err(
+            engine.loss(&Loss::Mse, &LossInput::new(&[], &[]), Reduction::Mean),
+            "prediction is empty",
+        );
+        assert_err(
+            engine.loss(&Loss::Rmse, &LossInput::new(&p, &t01), Reduction::None),
+            "not none",
+        );
+        assert_err(
+            engine.loss(&Loss::Rmse, &LossInput::new(&p, &t01), Reduction::Sum),
+            "not sum",
+        );
+        assert_err(
+            engine.loss(
                 &Loss::Huber { delta: 0.0 },
                 &LossInput::new(&p, &t01),
-                Reduction::Mean
-            )
-            .is_err());
-        assert!(engine
-            .loss(
+                Reduction::Mean,
+            ),
+            "--delta must be",
+        );
+        assert_err(
+            engine.loss(
                 &Loss::Quantile { gamma: 1.0 },
                 &LossInput::new(&p, &t01),
-                Reduction::Mean
-            )
-            .is_err());
-        assert!(engine
-            .loss(
+                Reduction::Mean,
+            ),
+            "--quantile must be in (0, 1)",
+        );
+        assert_err(
+            engine.loss(
                 &Loss::Entropy,
                 &LossInput::rows(&scores, 3, &scores),
-                Reduction::Mean
-            )
-            .is_err());
-        assert!(engine
-            .loss(
+                Reduction::Mean,
+            ),
+            "takes no target",
+        );
+        assert_err(
+            engine.loss(
                 &Loss::Mse,
                 &LossInput::new(&p, &t01).with_weights(&[0.0; 5]),
-                Reduction::Mean
-            )
-            .is_err());
-        assert!(engine
-            .loss_grad(&Loss::Hinge, &LossInput::new(&p, &t_bad), Reduction::Mean)
-            .is_err());
+                Reduction::Mean,
+            ),
+            "weights sum to 0",
+        );
+        assert_err(
+            engine.loss_grad(&Loss::Hinge, &LossInput::new(&p, &t_bad), Reduction::Mean),
+            "target[2] = 0.5",
+        );
         // NaN is data, not an error: it propagates.
         let nan_t = [f32::NAN, 1.0, -1.0, 1.0, 1.0];
         let v = engine
@@ -826,15 +854,16 @@ fn regularised_objective_adds_the_penalty() {
             1e-5,
         );
         assert_scalar_close("L2", obj(Regularizer::L2(0.5)), risk + 0.5 * l2, 1e-5);
-        assert!(engine
-            .objective(
+        assert_err(
+            engine.objective(
                 &Loss::Mse,
                 &LossInput::new(&p, &t),
                 Reduction::Mean,
                 &theta,
-                Regularizer::L2(-1.0)
-            )
-            .is_err());
+                Regularizer::L2(-1.0),
+            ),
+            "λ must be finite and >= 0",
+        );
     }
 }
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_scalar_close, data, gpu, gpu_small, rng};
+use common::{assert_err, assert_scalar_close, data, gpu, gpu_small, rng};
 use lossgpu::{cpu, Engine, Loss, LossInput, Reduction};
 use rand::Rng;
 
@@ -45,15 +45,18 @@ fn fused_metrics_match_the_reference_and_the_single_losses() {
                 assert_scalar_close("huber alone", m.huber, single.scalar().unwrap(), 1e-5);
             }
         }
-        assert!(engine
-            .regression_metrics(&LossInput::new(&[1.0], &[1.0]), 0.0, 0.5)
-            .is_err());
-        assert!(engine
-            .regression_metrics(&LossInput::new(&[1.0], &[1.0]), 1.0, 1.5)
-            .is_err());
-        assert!(engine
-            .regression_metrics(&LossInput::new(&[1.0, 2.0], &[1.0]), 1.0, 0.5)
-            .is_err());
+        assert_err(
+            engine.regression_metrics(&LossInput::new(&[1.0], &[1.0]), 0.0, 0.5),
+            "--delta must be",
+        );
+        assert_err(
+            engine.regression_metrics(&LossInput::new(&[1.0], &[1.0]), 1.0, 1.5),
+            "--quantile must be in (0, 1)",
+        );
+        assert_err(
+            engine.regression_metrics(&LossInput::new(&[1.0, 2.0], &[1.0]), 1.0, 0.5),
+            "target has 1 values but the prediction has 2",
+        );
         let e = engine
             .regression_metrics(
                 &LossInput::new(&[1.0, 2.0], &[1.0, 2.0]).with_weights(&[1.0, -1.0]),

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_scalar_close, data, gpu, gpu_small, rng};
+use common::{assert_err, assert_scalar_close, data, gpu, gpu_small, rng};
 use lossgpu::{Engine, Error, Loss, LossInput, LossSums, MetricSums, Reduction};
 use rand::Rng;
 
@@ -38,7 +38,7 @@ fn loss_sums_of_parts_merge_into_the_whole() {
                 assert_eq!(merged.count, n as u64);
                 for reduction in [Reduction::Mean, Reduction::Sum] {
                     if loss == Loss::Rmse && reduction == Reduction::Sum {
-                        assert!(merged.finish(&loss, reduction).is_err());
+                        assert_err(merged.finish(&loss, reduction), "not sum");
                         continue;
                     }
                     let whole = engine.loss(&loss, &input(0, n), reduction).unwrap();

@@ -170,3 +170,42 @@ fn plot_into_an_unwritable_place_is_one_line_and_status_2() {
     assert_eq!(run.status.code(), Some(2));
     assert_eq!(String::from_utf8_lossy(&run.stderr).lines().count(), 1);
 }
+
+#[test]
+fn plot_draws_with_its_own_font_or_names_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let plot = |font: Option<&Path>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lossgpu"));
+        cmd.args(["plot", "--backend", "cpu", "--out-dir"])
+            .arg(dir.path().join("plots"));
+        // No system font is looked for: the bundled one draws the labels.
+        cmd.env_remove("LOSSGPU_FONT");
+        if let Some(f) = font {
+            cmd.env("LOSSGPU_FONT", f);
+        }
+        cmd.output().unwrap()
+    };
+    let run = plot(None);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let png = std::fs::read(dir.path().join("plots/classification.png")).unwrap();
+    assert!(
+        png.len() > 10_000,
+        "a chart with labels, {} bytes",
+        png.len()
+    );
+
+    let not_a_font = dir.path().join("notes.txt");
+    std::fs::write(&not_a_font, "not a font").unwrap();
+    let run = plot(Some(&not_a_font));
+    assert_eq!(run.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("LOSSGPU_FONT"), "{err}");
+    let run = plot(Some(&dir.path().join("missing.ttf")));
+    assert_eq!(run.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("missing.ttf"), "{err}");
+}

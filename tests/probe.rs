@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{gpu, gpu_small, rng};
+use common::{assert_err, gpu, gpu_small, rng};
 use lossgpu::probe::Probe;
 use lossgpu::{Engine, Error};
 use rand::Rng;
@@ -94,17 +94,9 @@ fn probes_need_a_gpu_engine_and_sane_arguments() {
     let Some(engine) = gpu() else { return };
     let a = engine.upload(&[1.0, 2.0]).unwrap();
     let b = engine.upload(&[1.0, 2.0, 3.0]).unwrap();
-    assert!(
-        Probe::new(engine).unwrap().read(&[&a, &b]).is_err(),
-        "unequal lengths"
-    );
-    assert!(Probe::new(engine).unwrap().read(&[]).is_err(), "no tensor");
-    assert!(
-        Probe::new(engine).unwrap().read(&[&a, &a, &a]).is_err(),
-        "three tensors"
-    );
-    assert!(
-        Probe::new(engine).unwrap().read(&[&t]).is_err(),
-        "a CPU tensor"
-    );
+    let probe = Probe::new(engine).unwrap();
+    assert_err(probe.read(&[&a, &b]), "must be equally long");
+    assert_err(probe.read(&[]), "one or two tensors, not 0");
+    assert_err(probe.read(&[&a, &a, &a]), "one or two tensors, not 3");
+    assert_err(probe.read(&[&t]), "a tensor of a CPU engine");
 }

@@ -5,7 +5,9 @@
 //! the reference loss in f64 away from kinks.
 //!
 //! Case counts are modest (the adapter may be lavapipe, in a debug build);
-//! a failing case is shrunk briefly and printed, not persisted.
+//! a failing case is shrunk briefly, printed, and its seed saved in
+//! `tests/properties.proptest-regressions` (commit it), so every later run
+//! tries it first.
 
 mod common;
 
@@ -14,13 +16,15 @@ use lossgpu::{cpu, Activation, Engine, Loss, LossInput, LossValue, Pass, Reducti
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::select;
-use proptest::test_runner::Config;
+use proptest::test_runner::{Config, FileFailurePersistence};
 
 fn config(cases: u32) -> Config {
     Config {
         cases,
         max_shrink_iters: 32,
-        failure_persistence: None,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
         ..Config::default()
     }
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_all_close, data, gpu, gpu_small, rng};
+use common::{assert_all_close, assert_err, data, gpu, gpu_small, rng};
 use lossgpu::{Activation, Engine, Loss, LossInput, Pass, Reduction, TensorTarget};
 use rand::Rng;
 
@@ -91,16 +91,19 @@ fn resident_inputs_are_validated() {
             .to_string();
         assert!(m.contains("target[1]") && m.contains("0.25"), "{m}");
         let short = engine.upload(&[1.0]).unwrap();
-        assert!(engine
-            .loss_tensor(&Loss::Mse, &p, &short, Reduction::Mean)
-            .is_err());
-        assert!(engine
-            .loss_tensor(&Loss::CrossEntropy, &p, &p, Reduction::Mean)
-            .is_err());
-        assert!(engine
-            .activation_tensor(&Activation::Relu, Pass::Backward, &p, None)
-            .is_err());
-        assert!(engine.upload(&[]).is_err());
+        assert_err(
+            engine.loss_tensor(&Loss::Mse, &p, &short, Reduction::Mean),
+            "target has 1 values",
+        );
+        assert_err(
+            engine.loss_tensor(&Loss::CrossEntropy, &p, &p, Reduction::Mean),
+            "target[1]",
+        );
+        assert_err(
+            engine.activation_tensor(&Activation::Relu, Pass::Backward, &p, None),
+            "needs an upstream gradient",
+        );
+        assert_err(engine.upload(&[]), "tensor is empty");
     }
 }
 
@@ -144,19 +147,18 @@ fn a_device_and_buffer_the_caller_made_are_used_without_a_copy() {
         .scalar()
         .unwrap();
     assert_eq!(mse, x.iter().map(|v| (*v as f64).powi(2)).sum::<f64>());
-    assert!(
-        engine.tensor_from_buffer(make(32, usage), 10).is_err(),
-        "too small"
+    assert_err(
+        engine.tensor_from_buffer(make(32, usage), 10),
+        "is too small for 10 values",
     );
-    assert!(
-        engine
-            .tensor_from_buffer(make(48, wgpu::BufferUsages::COPY_SRC), 10)
-            .is_err(),
-        "not storage"
+    assert_err(
+        engine.tensor_from_buffer(make(48, wgpu::BufferUsages::COPY_SRC), 10),
+        "lacks STORAGE usage",
     );
-    assert!(Engine::cpu()
-        .tensor_from_buffer(make(48, usage), 10)
-        .is_err());
+    assert_err(
+        Engine::cpu().tensor_from_buffer(make(48, usage), 10),
+        "needs a GPU engine",
+    );
 }
 
 #[test]
@@ -278,9 +280,10 @@ fn row_losses_on_resident_logits_match_the_host_path() {
     if let Some(g) = gpu() {
         let zt = g.upload_rows(&[0.0; 4], 2).unwrap();
         let ct = cpu.upload_classes(&[1, 0]).unwrap();
-        assert!(g
-            .loss_tensor(&Loss::CrossEntropy, &zt, &ct, Reduction::Mean)
-            .is_err());
+        assert_err(
+            g.loss_tensor(&Loss::CrossEntropy, &zt, &ct, Reduction::Mean),
+            "different engines were mixed",
+        );
     }
 }
 

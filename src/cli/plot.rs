@@ -211,29 +211,23 @@ fn draw<DB: DrawingBackend>(
     root.present().map_err(err)
 }
 
-/// A TrueType font for the labels: LOSSGPU_FONT, else a common system one.
+/// DejaVu Sans, cut to the characters the charts use (assets/LICENSE-DejaVu.txt).
+static BUNDLED_FONT: &[u8] = include_bytes!("../../assets/DejaVuSans-subset.ttf");
+
+/// The labels' font: LOSSGPU_FONT (a TrueType file) if set, else the bundled
+/// one, so `plot` needs no system font and draws alike everywhere.
 fn load_font() -> Result<()> {
-    let candidates = [
-        std::env::var("LOSSGPU_FONT").unwrap_or_default(),
-        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf".into(),
-        "/usr/share/fonts/TTF/DejaVuSans.ttf".into(),
-        "/usr/share/fonts/dejavu/DejaVuSans.ttf".into(),
-        "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf".into(),
-        "/System/Library/Fonts/Supplemental/Arial.ttf".into(),
-        "/Library/Fonts/Arial.ttf".into(),
-        "C:\\Windows\\Fonts\\arial.ttf".into(),
-    ];
-    for path in candidates.iter().filter(|p| !p.is_empty()) {
-        if let Ok(bytes) = std::fs::read(path) {
-            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-            if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
-                return Ok(());
-            }
+    let bytes: &'static [u8] = match std::env::var_os("LOSSGPU_FONT") {
+        Some(path) => {
+            let path = Path::new(&path);
+            let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
+            Box::leak(bytes.into_boxed_slice())
         }
-    }
-    Err(Error::InvalidInput(
-        "plot: no TrueType font found for the labels; install fonts-dejavu-core or set LOSSGPU_FONT=/path/to/font.ttf".into(),
-    ))
+        None => BUNDLED_FONT,
+    };
+    plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).map_err(|_| {
+        Error::InvalidInput("plot: LOSSGPU_FONT is not a TrueType or OpenType font".into())
+    })
 }
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {

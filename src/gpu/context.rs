@@ -13,6 +13,13 @@ pub struct GpuOptions {
     /// Cap the storage binding size below the adapter's limit, to exercise
     /// the chunked paths on small data (tests) or to bound memory.
     pub max_binding_bytes: Option<u64>,
+    /// Cap the workgroups per dispatch dimension below the adapter's limit
+    /// (65 535 on most), so that the 2-D dispatch grid that larger inputs
+    /// need runs on small data (tests). The device is opened with the cap,
+    /// so a dispatch past it is a validation error, not silently accepted.
+    /// Caps below 1024 are raised to 1024: a reduction's first pass is one
+    /// row of at most 1024 workgroups (WebGPU guarantees 65 535).
+    pub max_workgroups_per_dimension: Option<u32>,
 }
 
 /// What the engine knows of its adapter.
@@ -32,6 +39,9 @@ pub struct DeviceInfo {
     pub max_binding_bytes: u64,
     /// Largest buffer in bytes.
     pub max_buffer_bytes: u64,
+    /// Workgroups per dispatch dimension (after any cap); larger dispatches
+    /// use a 2-D grid.
+    pub max_workgroups_per_dimension: u32,
 }
 
 impl DeviceInfo {
@@ -150,7 +160,12 @@ impl Context {
             wgpu::Features::empty()
         };
         // The adapter's real limits, not wgpu's conservative defaults.
-        let limits = adapter.limits();
+        let mut limits = adapter.limits();
+        if let Some(cap) = options.max_workgroups_per_dimension {
+            limits.max_compute_workgroups_per_dimension = limits
+                .max_compute_workgroups_per_dimension
+                .min(cap.max(super::dispatch::MAX_PARTIALS as u32));
+        }
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("lossgpu"),
@@ -200,6 +215,7 @@ impl Context {
             subgroups: subgroups && device.features().contains(wgpu::Features::SUBGROUP),
             max_binding_bytes: binding,
             max_buffer_bytes: limits.max_buffer_size,
+            max_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
         };
         Context {
             device,

@@ -39,10 +39,31 @@ pub fn gpu_small() -> Option<&'static Engine> {
             open(GpuOptions {
                 disable_subgroups: true,
                 max_binding_bytes: Some(4096),
+                ..GpuOptions::default()
             })
         })
         .as_ref()
 }
+
+/// A GPU engine whose device allows 1024 workgroups per dispatch dimension
+/// (the least it may be: a reduction's first pass has up to 1024), so
+/// every dispatch past 1024 workgroups (elementwise kernels past 2^20
+/// values, row kernels past 1024 rows) takes the 2-D grid that real inputs
+/// take only past 65 535 workgroups.
+pub fn gpu_narrow() -> Option<&'static Engine> {
+    static ENGINE: OnceLock<Option<Engine>> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            open(GpuOptions {
+                max_workgroups_per_dimension: Some(NARROW_GRID),
+                ..GpuOptions::default()
+            })
+        })
+        .as_ref()
+}
+
+/// The per-dimension workgroup cap of [`gpu_narrow`].
+pub const NARROW_GRID: u32 = 1024;
 
 /// A seeded generator; the seed is fresh each run (or LOSSGPU_TEST_SEED) and
 /// printed so a failure can be replayed.
@@ -158,4 +179,17 @@ pub fn assert_scalar_close(label: &str, got: f64, want: f64, rtol: f64) {
 pub fn exp_rtol(a: f32) -> f64 {
     let ulps = 3.0 + 2.0 * a.abs().min(200.0) as f64;
     (2.0 * ulps * f32::EPSILON as f64).max(1e-5)
+}
+
+/// Asserts that `result` is an error whose message contains `needle` (the
+/// argument, parameter or rule it should name).
+#[track_caller]
+pub fn assert_err<T: std::fmt::Debug>(result: lossgpu::Result<T>, needle: &str) {
+    match result {
+        Err(e) => assert!(
+            e.to_string().contains(needle),
+            "expected an error naming {needle:?}, got: {e}"
+        ),
+        Ok(v) => panic!("expected an error naming {needle:?}, got Ok({v:?})"),
+    }
 }
