@@ -78,8 +78,9 @@
 //! [`Error::DeviceLost`], never a panic. NaN in the data propagates, as in
 //! PyTorch. GPU results agree with the f64 reference ([`cpu`]) to 1e-5
 //! relative for reductions and rtol 1e-5 / atol 1e-6 elementwise, and a GPU
-//! reduction is bitwise reproducible on an adapter. The README lists every
-//! formula and the conventions chosen where libraries disagree.
+//! reduction is bitwise reproducible on an adapter. The repository's
+//! `docs/reference.md` lists every formula, the conventions chosen where
+//! libraries disagree and the command line in full.
 
 #![warn(missing_docs)]
 
@@ -96,6 +97,11 @@ mod tensor;
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// docs/reference.md's Rust examples, compiled and run as doc-tests.
+#[doc = include_str!("../docs/reference.md")]
+#[cfg(doctest)]
+pub struct ReferenceDoctests;
 
 pub use auto::{AutoChoice, Backend, Work};
 pub use engine::Engine;

@@ -1,22 +1,54 @@
-//! The docs list every op: each loss and activation of `ALL` has its row in
-//! README.md's tables, so a new op cannot ship undocumented.
+//! The docs cannot go stale: every `console` block of README.md and
+//! docs/reference.md is run against the built `lossgpu` (trycmd, from the
+//! repository root, where `examples/data/` holds their inputs) and its
+//! output compared; the reference has a row for every op; and the
+//! benchmark figures quoted in docs/benchmark.md are lines of the generated
+//! docs/bench-lavapipe.txt. (The Rust blocks of both files are doc-tests.)
 
 use lossgpu::{Activation, Loss};
 
-const README: &str = include_str!("../README.md");
+const REFERENCE: &str = include_str!("../docs/reference.md");
 
 #[test]
-fn the_readme_has_a_row_for_every_loss_and_activation() {
+#[cfg(feature = "cli")]
+fn every_command_shown_gives_the_output_shown() {
+    trycmd::TestCases::new()
+        .register_bin("lossgpu", trycmd::cargo::cargo_bin!("lossgpu"))
+        .case("README.md")
+        .case("docs/reference.md");
+}
+
+#[test]
+fn the_reference_has_a_row_for_every_loss_and_activation() {
     let names = Loss::ALL
         .iter()
         .map(Loss::name)
         .chain(Activation::ALL.iter().map(Activation::name));
     for name in names {
         assert!(
-            README.contains(&format!("\n| `{name}` |")),
-            "README.md has no table row for `{name}`"
+            REFERENCE.contains(&format!("\n| `{name}` |")),
+            "docs/reference.md has no table row for `{name}`"
         );
     }
+}
+
+#[test]
+fn benchmark_figures_are_quoted_from_the_generated_run() {
+    let doc = include_str!("../docs/benchmark.md");
+    let run = include_str!("../docs/bench-lavapipe.txt");
+    let run_lines: std::collections::HashSet<&str> = run.lines().collect();
+    let mut quoted = 0;
+    for block in doc.split("```text\n").skip(1) {
+        let block = block.split("```").next().unwrap_or("");
+        for line in block.lines() {
+            assert!(
+                run_lines.contains(line),
+                "docs/benchmark.md quotes a line that docs/bench-lavapipe.txt lacks:\n{line}"
+            );
+            quoted += 1;
+        }
+    }
+    assert!(quoted > 10, "docs/benchmark.md quotes {quoted} lines");
 }
 
 #[test]
