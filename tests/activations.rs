@@ -72,6 +72,11 @@ fn gpu_matches_reference_at_every_length() {
 }
 
 #[test]
+fn cpu_backend_matches_reference_at_every_length() {
+    check(&Engine::cpu(), "cpu activations", &LENGTHS);
+}
+
+#[test]
 fn chunked_gpu_path_matches_reference() {
     // A 4 KiB binding cap splits 65537 elements into 65 dispatches.
     let Some(engine) = gpu_small() else { return };
@@ -94,9 +99,13 @@ fn the_2d_dispatch_grid_matches_reference() {
 
 #[test]
 fn nan_propagates_and_nothing_overflows() {
-    let Some(engine) = gpu() else { return };
+    let cpu = Engine::cpu();
     let x = [f32::NAN, 1e4, -1e4, 88.0, -88.0, 0.0, -0.0];
-    for act in all_activations() {
+    for (engine, act) in [Some(&cpu), gpu()]
+        .into_iter()
+        .flatten()
+        .flat_map(|e| all_activations().into_iter().map(move |a| (e, a)))
+    {
         for pass in [Pass::Forward, Pass::Derivative] {
             let got = match pass {
                 Pass::Forward => engine.activation(&act, &x),

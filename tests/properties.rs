@@ -1,7 +1,7 @@
 //! Property tests (proptest) over arbitrary lengths and finite values:
-//! the GPU agrees with the f64 reference within SPEC §5 for every pointwise
-//! loss and every activation; losses that are non-negative stay so on the
-//! GPU; gradients (reference and GPU) match central finite differences of
+//! the GPU and the CPU backend agree with the f64 reference within SPEC §5
+//! for every pointwise loss and every activation; losses that are
+//! non-negative stay so on both; gradients (reference and GPU) match central finite differences of
 //! the reference loss in f64 away from kinks.
 //!
 //! Case counts are modest (the adapter may be lavapipe, in a debug build);
@@ -27,6 +27,13 @@ fn config(cases: u32) -> Config {
         ))),
         ..Config::default()
     }
+}
+
+/// The CPU backend (its f32 SIMD loops) and the GPU, when there is one.
+fn engines() -> Vec<&'static Engine> {
+    static CPU: std::sync::OnceLock<Engine> = std::sync::OnceLock::new();
+    let cpu = CPU.get_or_init(Engine::cpu);
+    [Some(cpu), gpu()].into_iter().flatten().collect()
 }
 
 /// Values every test should meet.
@@ -218,8 +225,9 @@ proptest! {
     fn pointwise_losses_agree_with_reference(
         c in case(1..5000, &[1e4, 100.0, 5.0])
     ) {
-        let Some(engine) = gpu() else { return Ok(()) };
+        for engine in engines() {
         check_pointwise(engine, &c);
+        }
     }
 }
 
@@ -280,7 +288,7 @@ proptest! {
 
     #[test]
     fn activations_agree_with_reference(c in act_case()) {
-        let Some(engine) = gpu() else { return Ok(()) };
+        for engine in engines() {
         for act in &c.acts {
             for pass in [Pass::Forward, Pass::Derivative] {
                 let got = match pass {
@@ -296,6 +304,7 @@ proptest! {
                     |i| (exp_rtol(act_exp_arg(act, c.x[i])), 1e-6),
                 );
             }
+        }
         }
     }
 }
@@ -375,7 +384,7 @@ proptest! {
 
     #[test]
     fn pointwise_losses_stay_non_negative(c in case(1..5000, &[1e4, 100.0, 5.0])) {
-        let Some(engine) = gpu() else { return Ok(()) };
+        for engine in engines() {
         for loss in pointwise_losses(&c) {
             let (p, t) = loss_data(&loss, &c);
             for weights in [None, Some(&c.w[..])] {
@@ -387,11 +396,12 @@ proptest! {
                 }
             }
         }
+        }
     }
 
     #[test]
     fn row_losses_stay_non_negative(c in row_case()) {
-        let Some(engine) = gpu() else { return Ok(()) };
+        for engine in engines() {
         let cols = c.cols;
         let cases = [
             ("cross-entropy (classes)", Loss::CrossEntropy, LossInput::classes(&c.logits, cols, &c.classes)),
@@ -430,6 +440,7 @@ proptest! {
                 got as f64 >= bound.min(0.0) - 1e-6 * (1.0 + scale),
                 "kl-div row {r}: {got} below the bound {bound}"
             );
+        }
         }
     }
 }

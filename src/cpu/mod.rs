@@ -4,7 +4,9 @@
 
 pub mod activation;
 pub mod common;
+mod lanes;
 pub mod loss;
+mod math32;
 pub(crate) mod parallel;
 pub mod rows;
 pub mod stats;

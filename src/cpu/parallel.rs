@@ -1,8 +1,11 @@
-//! The CPU backend of [`crate::Engine::cpu`]: the reference's per-sample
-//! formulas (f64) on all cores with rayon. Work is cut into blocks of a
-//! fixed size and block sums are added in block order, so a result does
-//! not depend on the number of threads.
+//! The CPU backend of [`crate::Engine::cpu`] on all cores with rayon.
+//! Activations and the common pointwise losses run as f32 SIMD loops
+//! ([`super::lanes`]); the other losses, the row losses and the statistics
+//! use the reference's f64 formulas. Work is cut into blocks of a fixed size
+//! and block sums are added in block order, so a result does not depend on
+//! the number of threads.
 
+use super::lanes::{self, Act32, Term32};
 use super::{check_values, finish, grad_coefficient, sample_grad, sample_term, weight, weighted};
 use crate::error::Result;
 use crate::ops::activation::{Activation, Pass};
@@ -64,6 +67,16 @@ macro_rules! with_term {
 /// f(x), f'(x) or upstream ⊙ f'(x), rounded to f32.
 pub fn activation(act: &Activation, pass: Pass, x: &[f32], upstream: Option<&[f32]>) -> Vec<f32> {
     let mut out = vec![0.0f32; x.len()];
+    if let Some(a) = Act32::of(act) {
+        out.par_chunks_mut(BLOCK)
+            .enumerate()
+            .for_each(|(b, block)| {
+                let at = b * BLOCK..b * BLOCK + block.len();
+                let up = upstream.map(|u| &u[at.clone()]);
+                lanes::activation(a, pass, &x[at], up, block);
+            });
+        return out;
+    }
     out.par_chunks_mut(BLOCK)
         .enumerate()
         .for_each(|(b, block)| {
@@ -88,6 +101,11 @@ pub fn loss_sums(call: &Call, input: &LossInput) -> Result<(f64, f64)> {
     let (loss, shape) = (&call.loss, call.shape);
     if let (Form::Pointwise(_), Target::Values(t)) = (shape.form, input.target) {
         let (p, w) = (input.pred, input.weights);
+        if let Some(term) = Term32::of(loss) {
+            return Ok(block_sums(p.len(), |at| {
+                lanes::sums(term, &p[at.clone()], &t[at.clone()], w.map(|w| &w[at]))
+            }));
+        }
         let ([s], ws) = with_term!(loss, |term| pointwise_sums(p, t, w, |p, t| [term(p, t)]));
         return Ok((s, ws));
     }
@@ -106,6 +124,18 @@ pub fn loss_sums(call: &Call, input: &LossInput) -> Result<(f64, f64)> {
     Ok(blocks
         .iter()
         .fold((0.0, 0.0), |(s, w), (bs, bw)| (s + bs, w + bw)))
+}
+
+/// (Σ s, Σ w) of `sums` over the blocks of n values, on all cores, added in
+/// block order.
+fn block_sums(n: usize, sums: impl Fn(std::ops::Range<usize>) -> (f64, f64) + Sync) -> (f64, f64) {
+    let blocks: Vec<(f64, f64)> = (0..n.div_ceil(BLOCK))
+        .into_par_iter()
+        .map(|b| sums(b * BLOCK..((b + 1) * BLOCK).min(n)))
+        .collect();
+    blocks
+        .iter()
+        .fold((0.0, 0.0), |(s, w), (bs, bw)| (s + bs, w + bw))
 }
 
 /// The seven metric sums of [`crate::cpu::metric_sums`] and Σw in one pass
@@ -200,6 +230,16 @@ pub fn loss_value(call: &Call, input: &LossInput) -> Result<LossValue> {
 fn per_sample(call: &Call, input: &LossInput) -> Vec<f32> {
     let (loss, shape) = (&call.loss, call.shape);
     let mut out = vec![0.0f32; shape.rows];
+    if let (Some(term), Target::Values(t)) = (pointwise32(call), input.target) {
+        out.par_chunks_mut(BLOCK)
+            .enumerate()
+            .for_each(|(b, block)| {
+                let at = b * BLOCK..b * BLOCK + block.len();
+                let w = input.weights.map(|w| &w[at.clone()]);
+                lanes::per_sample(term, &input.pred[at.clone()], &t[at], w, block);
+            });
+        return out;
+    }
     out.par_chunks_mut(BLOCK)
         .enumerate()
         .for_each(|(b, block)| {
@@ -222,6 +262,20 @@ pub fn loss_and_grad(call: &Call, input: &LossInput, value: bool) -> Result<(Los
     let (loss, shape, reduction) = (&call.loss, call.shape, call.reduction);
     let (sum, wsum) = loss_sums(call, input)?;
     let coef = grad_coefficient(loss, reduction, sum, wsum)?;
+    if let (Some(term), Target::Values(t)) = (pointwise32(call), input.target) {
+        let mut g = vec![0.0f32; shape.rows];
+        g.par_chunks_mut(BLOCK).enumerate().for_each(|(b, block)| {
+            let at = b * BLOCK..b * BLOCK + block.len();
+            let w = input.weights.map(|w| &w[at.clone()]);
+            lanes::grad(term, coef as f32, &input.pred[at.clone()], &t[at], w, block);
+        });
+        let value = match reduction {
+            _ if !value => LossValue::Scalar(f64::NAN),
+            Reduction::None => LossValue::PerSample(per_sample(call, input)),
+            _ => LossValue::Scalar(finish(reduction, sum, wsum, call.rmse())?),
+        };
+        return Ok((value, g));
+    }
     let blocks: Vec<Vec<f32>> = (0..shape.rows.div_ceil(BLOCK))
         .into_par_iter()
         .map(|b| {
@@ -238,4 +292,12 @@ pub fn loss_and_grad(call: &Call, input: &LossInput, value: bool) -> Result<(Los
         _ => LossValue::Scalar(finish(reduction, sum, wsum, call.rmse())?),
     };
     Ok((value, blocks.concat()))
+}
+
+/// The f32 loops' twin of a pointwise call, if they have one.
+fn pointwise32(call: &Call) -> Option<Term32> {
+    match call.shape.form {
+        Form::Pointwise(_) => Term32::of(&call.loss),
+        Form::Rows(_) => None,
+    }
 }

@@ -149,7 +149,9 @@ impl Engine {
         })
     }
 
-    /// The CPU reference (f64 accumulation). Always available.
+    /// The CPU backend, on all cores: f32 SIMD loops for the activations and
+    /// the common pointwise losses (f64 sums), the f64 reference formulas
+    /// for the rest. Always available.
     pub fn cpu() -> Engine {
         Engine {
             inner: Inner::Cpu,
@@ -259,11 +261,11 @@ impl Engine {
         }
     }
 
-    /// "llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)", or "cpu (f64 reference)".
+    /// "llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)", or "cpu (all cores)".
     pub fn device_name(&self) -> String {
         match self.side() {
             Side::Gpu(g) => g.info().summary(),
-            Side::Cpu => "cpu (f64 reference)".to_string(),
+            Side::Cpu => "cpu (all cores)".to_string(),
         }
     }
 

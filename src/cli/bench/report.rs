@@ -75,7 +75,10 @@ pub(super) fn build_report(res: &Results) -> Report {
     report.str("gpu", &device);
     report.str(
         "cpu",
-        &format!("f64, rayon on {} threads", rayon::current_num_threads()),
+        &format!(
+            "rayon on {} threads (f32 SIMD loops, f64 where noted in docs/reference.md)",
+            rayon::current_num_threads()
+        ),
     );
     let (json, text) = summary(res);
     report.field("summary", json, text);

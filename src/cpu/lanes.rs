@@ -1,0 +1,444 @@
+//! The CPU backend's f32 loops: activations and pointwise losses (value
+//! sums, per-sample values, gradients) over one block of a slice, compiled
+//! for AVX-512, AVX2+FMA and NEON besides the portable baseline and chosen
+//! at run time (`multiversion`). Each loop is branch-free over
+//! [`super::math32`], so the compiler turns it into vector instructions.
+//!
+//! Sums add f32 terms into 16 lane accumulators, flushed into an f64 total
+//! every 1024 values in lane order: the order is fixed by the code, not by
+//! the vector width, so a block's sum has the same bits on every run.
+
+use super::math32::{exp, expm1, ln_1p, log_cosh, sigmoid, sigmoid_grad, softplus, tanh};
+use crate::ops::activation::{Activation, Pass};
+use crate::ops::loss::Loss;
+use multiversion::multiversion;
+
+/// Accumulator lanes of a sum.
+const LANES: usize = 16;
+/// Values per lane accumulator before it is flushed into f64.
+const FLUSH: usize = 64;
+
+#[inline(always)]
+fn select(c: bool, a: f32, b: f32) -> f32 {
+    if c {
+        a
+    } else {
+        b
+    }
+}
+
+#[inline(always)]
+fn sign(x: f32) -> f32 {
+    select(x > 0.0, 1.0, select(x < 0.0, -1.0, 0.0))
+}
+
+/// w·l with a zero weight removing its sample even where l is infinite.
+#[inline(always)]
+fn weighted(w: f32, l: f32) -> f32 {
+    select(w == 0.0, 0.0, w * l)
+}
+
+/// A pointwise loss the f32 loops compute (the others use the f64
+/// reference formulas).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Term32 {
+    Squared,
+    Mse,
+    Mae,
+    Mape,
+    Smape,
+    Huber(f32),
+    LogCosh,
+    Quantile(f32),
+    SmoothL1(f32),
+    Hinge,
+    SquaredHinge,
+    Logistic,
+    BceLogits,
+}
+
+impl Term32 {
+    /// The f32 twin of a pointwise loss, if it has one (`rmse` is `mse`'s
+    /// sums).
+    pub(crate) fn of(loss: &Loss) -> Option<Term32> {
+        Some(match *loss {
+            Loss::Squared => Term32::Squared,
+            Loss::Mse | Loss::Rmse => Term32::Mse,
+            Loss::Mae => Term32::Mae,
+            Loss::Mape => Term32::Mape,
+            Loss::Smape => Term32::Smape,
+            Loss::Huber { delta } => Term32::Huber(delta),
+            Loss::LogCosh => Term32::LogCosh,
+            Loss::Quantile { gamma } => Term32::Quantile(gamma),
+            Loss::SmoothL1 { beta } => Term32::SmoothL1(beta),
+            Loss::Hinge => Term32::Hinge,
+            Loss::SquaredHinge => Term32::SquaredHinge,
+            Loss::Logistic => Term32::Logistic,
+            Loss::BceLogits => Term32::BceLogits,
+            _ => return None,
+        })
+    }
+
+    /// l(p, t), NaN when p or t is.
+    #[inline(always)]
+    fn value(self, p: f32, t: f32) -> f32 {
+        let e = t - p;
+        let a = e.abs();
+        let l = match self {
+            Term32::Squared => 0.5 * e * e,
+            Term32::Mse => e * e,
+            Term32::Mae => a,
+            Term32::Mape => 100.0 * a / t.abs().max(f32::EPSILON),
+            Term32::Smape => {
+                let d = t.abs() + p.abs();
+                select(d == 0.0, 0.0, 200.0 * a / d)
+            }
+            Term32::Huber(d) => select(a <= d, 0.5 * e * e, d * (a - 0.5 * d)),
+            Term32::LogCosh => log_cosh(e),
+            Term32::Quantile(g) => select(e >= 0.0, g * e, (g - 1.0) * e),
+            Term32::SmoothL1(b) => select(a < b, 0.5 * e * e / b, a - 0.5 * b),
+            Term32::Hinge => (1.0 - t * p).max(0.0),
+            Term32::SquaredHinge => {
+                let h = (1.0 - t * p).max(0.0);
+                h * h
+            }
+            Term32::Logistic => softplus(-(t * p)),
+            // t·softplus(−p) + (1 − t)·softplus(p) = max(p, 0) − t·p +
+            // ln(1 + e^−|p|), with max(p, 0) − t·p as one product so that
+            // a large |p| leaves no cancellation.
+            Term32::BceLogits => select(p > 0.0, p * (1.0 - t), -t * p) + ln_1p(exp(-p.abs())),
+        };
+        select(p.is_nan() | t.is_nan(), f32::NAN, l)
+    }
+
+    /// d l(p, t) / d p, NaN when p or t is.
+    #[inline(always)]
+    fn grad(self, p: f32, t: f32) -> f32 {
+        let e = t - p;
+        let a = e.abs();
+        let g = match self {
+            Term32::Squared => -e,
+            Term32::Mse => -2.0 * e,
+            Term32::Mae => -sign(e),
+            Term32::Mape => -100.0 * sign(e) / t.abs().max(f32::EPSILON),
+            Term32::Smape => {
+                let d = t.abs() + p.abs();
+                let g = -200.0 * sign(e) * (t.abs() + t * sign(p)) / (d * d);
+                select(d == 0.0, 0.0, g)
+            }
+            Term32::Huber(d) => select(a <= d, -e, -d * sign(e)),
+            Term32::LogCosh => -tanh(e),
+            Term32::Quantile(g) => select(e >= 0.0, -g, 1.0 - g),
+            Term32::SmoothL1(b) => select(a < b, -e / b, -sign(e)),
+            Term32::Hinge => select(t * p < 1.0, -t, 0.0),
+            Term32::SquaredHinge => -2.0 * t * (1.0 - t * p).max(0.0),
+            Term32::Logistic => -t * sigmoid(-(t * p)),
+            Term32::BceLogits => sigmoid(p) - t,
+        };
+        select(p.is_nan() | t.is_nan(), f32::NAN, g)
+    }
+}
+
+/// Expands `$run` once per [`Term32`] variant with `$term` a constant of it,
+/// so each loop is compiled for one formula.
+macro_rules! each_term {
+    ($term:expr, |$t:ident| $run:expr) => {
+        match $term {
+            Term32::Squared => {
+                let $t = Term32::Squared;
+                $run
+            }
+            Term32::Mse => {
+                let $t = Term32::Mse;
+                $run
+            }
+            Term32::Mae => {
+                let $t = Term32::Mae;
+                $run
+            }
+            Term32::Mape => {
+                let $t = Term32::Mape;
+                $run
+            }
+            Term32::Smape => {
+                let $t = Term32::Smape;
+                $run
+            }
+            Term32::Huber(d) => {
+                let $t = Term32::Huber(d);
+                $run
+            }
+            Term32::LogCosh => {
+                let $t = Term32::LogCosh;
+                $run
+            }
+            Term32::Quantile(g) => {
+                let $t = Term32::Quantile(g);
+                $run
+            }
+            Term32::SmoothL1(b) => {
+                let $t = Term32::SmoothL1(b);
+                $run
+            }
+            Term32::Hinge => {
+                let $t = Term32::Hinge;
+                $run
+            }
+            Term32::SquaredHinge => {
+                let $t = Term32::SquaredHinge;
+                $run
+            }
+            Term32::Logistic => {
+                let $t = Term32::Logistic;
+                $run
+            }
+            Term32::BceLogits => {
+                let $t = Term32::BceLogits;
+                $run
+            }
+        }
+    };
+}
+
+/// Σ l(pᵢ, tᵢ) in lane order: 16 f32 accumulators over each run of
+/// `LANES × FLUSH` values, then added into f64; the tail of a run that is
+/// not a whole number of lanes is added in f64 after its lanes.
+#[inline(always)]
+fn lane_sum(term: Term32, p: &[f32], t: &[f32]) -> f64 {
+    // `term` rather than a closure: a closure this large is left a call,
+    // which keeps the loop scalar.
+    let mut total = 0.0f64;
+    for (p, t) in p.chunks(LANES * FLUSH).zip(t.chunks(LANES * FLUSH)) {
+        let mut acc = [0.0f32; LANES];
+        let (pc, tc) = (p.chunks_exact(LANES), t.chunks_exact(LANES));
+        let (pr, tr) = (pc.remainder(), tc.remainder());
+        for (pl, tl) in pc.zip(tc) {
+            let (pl, tl): (&[f32; LANES], &[f32; LANES]) = match (pl.try_into(), tl.try_into()) {
+                (Ok(pl), Ok(tl)) => (pl, tl),
+                _ => unreachable!("chunks_exact gives whole lanes"),
+            };
+            for j in 0..LANES {
+                acc[j] += term.value(pl[j], tl[j]);
+            }
+        }
+        total += acc.iter().map(|&a| a as f64).sum::<f64>();
+        for (&p, &t) in pr.iter().zip(tr) {
+            total += term.value(p, t) as f64;
+        }
+    }
+    total
+}
+
+/// (Σ wᵢ·l(pᵢ, tᵢ), Σ wᵢ) over one block (Σ wᵢ = n unweighted).
+#[multiversion(targets = "simd")]
+pub(crate) fn sums(term: Term32, p: &[f32], t: &[f32], w: Option<&[f32]>) -> (f64, f64) {
+    let n = p.len().min(t.len());
+    each_term!(term, |term| match w {
+        None => (lane_sum(term, p, t), n as f64),
+        Some(w) => weighted_sums(term, p, t, w),
+    })
+}
+
+/// (Σ wᵢ·l(pᵢ, tᵢ), Σ wᵢ) in lane order, as [`lane_sum`].
+#[inline(always)]
+fn weighted_sums(term: Term32, p: &[f32], t: &[f32], w: &[f32]) -> (f64, f64) {
+    let (mut total, mut wtotal) = (0.0f64, 0.0f64);
+    let run = LANES * FLUSH;
+    for ((p, t), w) in p.chunks(run).zip(t.chunks(run)).zip(w.chunks(run)) {
+        let (mut acc, mut wacc) = ([0.0f32; LANES], [0.0f32; LANES]);
+        let (pc, tc, wc) = (
+            p.chunks_exact(LANES),
+            t.chunks_exact(LANES),
+            w.chunks_exact(LANES),
+        );
+        let (pr, tr, wr) = (pc.remainder(), tc.remainder(), wc.remainder());
+        for ((pl, tl), wl) in pc.zip(tc).zip(wc) {
+            let lanes: Option<(&[f32; LANES], &[f32; LANES], &[f32; LANES])> =
+                match (pl.try_into(), tl.try_into(), wl.try_into()) {
+                    (Ok(a), Ok(b), Ok(c)) => Some((a, b, c)),
+                    _ => None,
+                };
+            let Some((pl, tl, wl)) = lanes else {
+                unreachable!("chunks_exact gives whole lanes")
+            };
+            for j in 0..LANES {
+                acc[j] += weighted(wl[j], term.value(pl[j], tl[j]));
+                wacc[j] += wl[j];
+            }
+        }
+        total += acc.iter().map(|&a| a as f64).sum::<f64>();
+        wtotal += wacc.iter().map(|&a| a as f64).sum::<f64>();
+        for ((&p, &t), &w) in pr.iter().zip(tr).zip(wr) {
+            total += weighted(w, term.value(p, t)) as f64;
+            wtotal += w as f64;
+        }
+    }
+    (total, wtotal)
+}
+
+/// out = wᵢ·l(pᵢ, tᵢ) over one block.
+#[multiversion(targets = "simd")]
+pub(crate) fn per_sample(term: Term32, p: &[f32], t: &[f32], w: Option<&[f32]>, out: &mut [f32]) {
+    let n = out.len();
+    let (p, t) = (&p[..n], &t[..n]);
+    each_term!(term, |term| match w {
+        None => {
+            for ((o, &p), &t) in out.iter_mut().zip(p).zip(t) {
+                *o = term.value(p, t);
+            }
+        }
+        Some(w) => {
+            let w = &w[..n];
+            for (((o, &p), &t), &w) in out.iter_mut().zip(p).zip(t).zip(w) {
+                *o = weighted(w, term.value(p, t));
+            }
+        }
+    })
+}
+
+/// out = c·wᵢ·l'(pᵢ, tᵢ) over one block (c the reduction's coefficient).
+#[multiversion(targets = "simd")]
+pub(crate) fn grad(term: Term32, c: f32, p: &[f32], t: &[f32], w: Option<&[f32]>, out: &mut [f32]) {
+    let n = out.len();
+    let (p, t) = (&p[..n], &t[..n]);
+    each_term!(term, |term| match w {
+        None => {
+            for ((o, &p), &t) in out.iter_mut().zip(p).zip(t) {
+                *o = c * term.grad(p, t);
+            }
+        }
+        Some(w) => {
+            let w = &w[..n];
+            for (((o, &p), &t), &w) in out.iter_mut().zip(p).zip(t).zip(w) {
+                *o = weighted(c * w, term.grad(p, t));
+            }
+        }
+    })
+}
+
+/// An activation the f32 loops compute (rrelu draws its slope per index
+/// and keeps the f64 path).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Act32 {
+    Sigmoid,
+    Tanh,
+    Relu,
+    Leaky(f32),
+    Elu(f32),
+    Swish(f32),
+    Softplus,
+}
+
+impl Act32 {
+    pub(crate) fn of(act: &Activation) -> Option<Act32> {
+        Some(match *act {
+            Activation::Sigmoid => Act32::Sigmoid,
+            Activation::Tanh => Act32::Tanh,
+            Activation::Relu => Act32::Relu,
+            Activation::LeakyRelu { alpha } | Activation::Prelu { alpha } => Act32::Leaky(alpha),
+            Activation::Elu { alpha } => Act32::Elu(alpha),
+            Activation::Swish { beta } => Act32::Swish(beta),
+            Activation::Softplus => Act32::Softplus,
+            Activation::Rrelu { .. } => return None,
+        })
+    }
+
+    #[inline(always)]
+    fn forward(self, x: f32) -> f32 {
+        match self {
+            Act32::Sigmoid => sigmoid(x),
+            Act32::Tanh => tanh(x),
+            // NaN fails x <= 0 and is kept.
+            Act32::Relu => select(x <= 0.0, 0.0, x),
+            Act32::Leaky(a) => select(x > 0.0, x, a * x),
+            Act32::Elu(a) => select(x > 0.0, x, a * expm1(x)),
+            Act32::Swish(b) => x * sigmoid(b * x),
+            Act32::Softplus => softplus(x),
+        }
+    }
+
+    #[inline(always)]
+    fn derivative(self, x: f32) -> f32 {
+        let d = match self {
+            Act32::Sigmoid => sigmoid_grad(x),
+            Act32::Tanh => 4.0 * sigmoid_grad(2.0 * x),
+            Act32::Relu => select(x > 0.0, 1.0, 0.0),
+            Act32::Leaky(a) => select(x > 0.0, 1.0, a),
+            Act32::Elu(a) => select(x > 0.0, 1.0, a * exp(x)),
+            Act32::Swish(b) => {
+                let s = sigmoid(b * x);
+                let f = x * s;
+                b * f + s * (1.0 - b * f)
+            }
+            Act32::Softplus => sigmoid(x),
+        };
+        select(x.is_nan(), x, d)
+    }
+}
+
+/// Expands `$run` once per [`Act32`] variant, as [`each_term`].
+macro_rules! each_act {
+    ($act:expr, |$a:ident| $run:expr) => {
+        match $act {
+            Act32::Sigmoid => {
+                let $a = Act32::Sigmoid;
+                $run
+            }
+            Act32::Tanh => {
+                let $a = Act32::Tanh;
+                $run
+            }
+            Act32::Relu => {
+                let $a = Act32::Relu;
+                $run
+            }
+            Act32::Leaky(s) => {
+                let $a = Act32::Leaky(s);
+                $run
+            }
+            Act32::Elu(s) => {
+                let $a = Act32::Elu(s);
+                $run
+            }
+            Act32::Swish(s) => {
+                let $a = Act32::Swish(s);
+                $run
+            }
+            Act32::Softplus => {
+                let $a = Act32::Softplus;
+                $run
+            }
+        }
+    };
+}
+
+/// out = f(x), f'(x) or upstream ⊙ f'(x) over one block.
+#[multiversion(targets = "simd")]
+pub(crate) fn activation(
+    act: Act32,
+    pass: Pass,
+    x: &[f32],
+    upstream: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let n = out.len();
+    let x = &x[..n];
+    each_act!(act, |act| match (pass, upstream) {
+        (Pass::Forward, _) => {
+            for (o, &x) in out.iter_mut().zip(x) {
+                *o = act.forward(x);
+            }
+        }
+        (Pass::Derivative, _) | (Pass::Backward, None) => {
+            for (o, &x) in out.iter_mut().zip(x) {
+                *o = act.derivative(x);
+            }
+        }
+        (Pass::Backward, Some(u)) => {
+            let u = &u[..n];
+            for ((o, &x), &u) in out.iter_mut().zip(x).zip(u) {
+                *o = u * act.derivative(x);
+            }
+        }
+    })
+}
