@@ -4,7 +4,7 @@
 //! at run time (`multiversion`). Each loop is branch-free over
 //! [`super::math32`], so the compiler turns it into vector instructions.
 //!
-//! Sums add f32 terms into 16 lane accumulators, flushed into an f64 total
+//! Sums add f32 terms into 32 lane accumulators, flushed into an f64 total
 //! every 1024 values in lane order: the order is fixed by the code, not by
 //! the vector width, so a block's sum has the same bits on every run.
 
@@ -13,10 +13,11 @@ use crate::ops::activation::{Activation, Pass};
 use crate::ops::loss::Loss;
 use multiversion::multiversion;
 
-/// Accumulator lanes of a sum.
-const LANES: usize = 16;
+/// Accumulator lanes of a sum: two or more independent vector chains at
+/// any width, so a cheap term waits on memory rather than on add latency.
+const LANES: usize = 32;
 /// Values per lane accumulator before it is flushed into f64.
-const FLUSH: usize = 64;
+const FLUSH: usize = 32;
 
 #[inline(always)]
 fn select(c: bool, a: f32, b: f32) -> f32 {
@@ -200,7 +201,7 @@ macro_rules! each_term {
     };
 }
 
-/// Σ l(pᵢ, tᵢ) in lane order: 16 f32 accumulators over each run of
+/// Σ l(pᵢ, tᵢ) in lane order: 32 f32 accumulators over each run of
 /// `LANES × FLUSH` values, then added into f64; the tail of a run that is
 /// not a whole number of lanes is added in f64 after its lanes.
 #[inline(always)]

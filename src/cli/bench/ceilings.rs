@@ -9,24 +9,28 @@ use rayon::prelude::*;
 
 /// Σ x (and Σ y) in one pass with eight independent f32 lanes, so the loop
 /// runs at memory speed rather than at the latency of one dependent add.
+#[multiversion::multiversion(targets = "simd")]
 pub(super) fn lanes_sum(x: &[f32], y: Option<&[f32]>) -> f32 {
-    let mut acc = [0.0f32; 8];
+    // 64 accumulators: several independent vector chains at any width, so
+    // the loop waits on memory, not on the latency of one add.
+    const L: usize = 64;
+    let mut acc = [0.0f32; L];
     match y {
         None => {
-            let chunks = x.chunks_exact(8);
+            let chunks = x.chunks_exact(L);
             let rest: f32 = chunks.remainder().iter().sum();
             for c in chunks {
-                for k in 0..8 {
+                for k in 0..L {
                     acc[k] += c[k];
                 }
             }
             acc.iter().sum::<f32>() + rest
         }
         Some(y) => {
-            let (cx, cy) = (x.chunks_exact(8), y.chunks_exact(8));
+            let (cx, cy) = (x.chunks_exact(L), y.chunks_exact(L));
             let rest: f32 = cx.remainder().iter().chain(cy.remainder()).sum();
             for (a, b) in cx.zip(cy) {
-                for k in 0..8 {
+                for k in 0..L {
                     acc[k] += a[k] + b[k];
                 }
             }
