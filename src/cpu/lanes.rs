@@ -8,7 +8,7 @@
 //! every 1024 values in lane order: the order is fixed by the code, not by
 //! the vector width, so a block's sum has the same bits on every run.
 
-use super::math32::{exp, expm1, ln_1p, log_cosh, sigmoid, sigmoid_grad, softplus, tanh};
+use super::math32::{exp, expm1, ln_1p, log_cosh, select, sigmoid, sigmoid_grad, softplus, tanh};
 use crate::ops::activation::{Activation, Pass};
 use crate::ops::loss::Loss;
 use multiversion::multiversion;
@@ -18,15 +18,6 @@ use multiversion::multiversion;
 const LANES: usize = 32;
 /// Values per lane accumulator before it is flushed into f64.
 const FLUSH: usize = 32;
-
-#[inline(always)]
-fn select(c: bool, a: f32, b: f32) -> f32 {
-    if c {
-        a
-    } else {
-        b
-    }
-}
 
 #[inline(always)]
 fn sign(x: f32) -> f32 {
@@ -140,64 +131,31 @@ impl Term32 {
     }
 }
 
-/// Expands `$run` once per [`Term32`] variant with `$term` a constant of it,
-/// so each loop is compiled for one formula.
+/// Expands `$run` once per variant of `$value` (an enum of unit variants
+/// and one-field variants), with `$v` bound to that variant as a constant:
+/// each loop is then compiled for one formula, with no match inside it.
+macro_rules! specialise {
+    ($value:expr, $E:ident { $($unit:ident),* ; $($one:ident($x:ident)),* }, |$v:ident| $run:expr) => {
+        match $value {
+            $($E::$unit => {
+                let $v = $E::$unit;
+                $run
+            })*
+            $($E::$one($x) => {
+                let $v = $E::$one($x);
+                $run
+            })*
+        }
+    };
+}
+
+/// [`specialise`] over [`Term32`].
 macro_rules! each_term {
     ($term:expr, |$t:ident| $run:expr) => {
-        match $term {
-            Term32::Squared => {
-                let $t = Term32::Squared;
-                $run
-            }
-            Term32::Mse => {
-                let $t = Term32::Mse;
-                $run
-            }
-            Term32::Mae => {
-                let $t = Term32::Mae;
-                $run
-            }
-            Term32::Mape => {
-                let $t = Term32::Mape;
-                $run
-            }
-            Term32::Smape => {
-                let $t = Term32::Smape;
-                $run
-            }
-            Term32::Huber(d) => {
-                let $t = Term32::Huber(d);
-                $run
-            }
-            Term32::LogCosh => {
-                let $t = Term32::LogCosh;
-                $run
-            }
-            Term32::Quantile(g) => {
-                let $t = Term32::Quantile(g);
-                $run
-            }
-            Term32::SmoothL1(b) => {
-                let $t = Term32::SmoothL1(b);
-                $run
-            }
-            Term32::Hinge => {
-                let $t = Term32::Hinge;
-                $run
-            }
-            Term32::SquaredHinge => {
-                let $t = Term32::SquaredHinge;
-                $run
-            }
-            Term32::Logistic => {
-                let $t = Term32::Logistic;
-                $run
-            }
-            Term32::BceLogits => {
-                let $t = Term32::BceLogits;
-                $run
-            }
-        }
+        specialise!($term, Term32 {
+            Squared, Mse, Mae, Mape, Smape, LogCosh, Hinge, SquaredHinge, Logistic, BceLogits;
+            Huber(d), Quantile(g), SmoothL1(b)
+        }, |$t| $run)
     };
 }
 
@@ -377,39 +335,10 @@ impl Act32 {
     }
 }
 
-/// Expands `$run` once per [`Act32`] variant, as [`each_term`].
+/// [`specialise`] over [`Act32`].
 macro_rules! each_act {
     ($act:expr, |$a:ident| $run:expr) => {
-        match $act {
-            Act32::Sigmoid => {
-                let $a = Act32::Sigmoid;
-                $run
-            }
-            Act32::Tanh => {
-                let $a = Act32::Tanh;
-                $run
-            }
-            Act32::Relu => {
-                let $a = Act32::Relu;
-                $run
-            }
-            Act32::Leaky(s) => {
-                let $a = Act32::Leaky(s);
-                $run
-            }
-            Act32::Elu(s) => {
-                let $a = Act32::Elu(s);
-                $run
-            }
-            Act32::Swish(s) => {
-                let $a = Act32::Swish(s);
-                $run
-            }
-            Act32::Softplus => {
-                let $a = Act32::Softplus;
-                $run
-            }
-        }
+        specialise!($act, Act32 { Sigmoid, Tanh, Relu, Softplus; Leaky(s), Elu(s), Swish(s) }, |$a| $run)
     };
 }
 

@@ -18,8 +18,9 @@ const LN2_LO: f32 = -2.121_944_4e-4;
 /// 1.5·2^23: adding it rounds to an integer held in the low mantissa bits.
 const ROUND: f32 = 12_582_912.0;
 
+/// `if c { a } else { b }` on values already computed: a blend, not a jump.
 #[inline(always)]
-fn select(c: bool, a: f32, b: f32) -> f32 {
+pub(super) fn select(c: bool, a: f32, b: f32) -> f32 {
     if c {
         a
     } else {
@@ -33,17 +34,23 @@ fn pow2i(k: i32) -> f32 {
     f32::from_bits(((k + 127) << 23) as u32)
 }
 
+/// x = n·ln 2 + r with n an integer and |r| ≤ ½ln 2 (Cody and Waite's two
+/// parts of ln 2 keep r exact to f32 precision); (n, r).
+#[inline(always)]
+fn reduce(x: f32) -> (i32, f32) {
+    let k = x * LOG2E + ROUND;
+    let n = k.to_bits() as i32 - ROUND.to_bits() as i32;
+    let nf = k - ROUND;
+    (n, x - nf * LN2_HI - nf * LN2_LO)
+}
+
 /// e^x, to 1 ULP; +inf past ln(f32::MAX), subnormal then 0 below −87.3,
 /// NaN for NaN.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     // Past these bounds the result is inf or 0 anyway; inside them n fits
     // the two-step scaling below. clamp keeps a NaN.
-    let x = x.clamp(-104.0, 89.0);
-    let r = x * LOG2E + ROUND;
-    let n = r.to_bits() as i32 - ROUND.to_bits() as i32;
-    let nf = r - ROUND;
-    let r = x - nf * LN2_HI - nf * LN2_LO;
+    let (n, r) = reduce(x.clamp(-104.0, 89.0));
     let mut y = 1.987_569_1e-4;
     y = y * r + 1.398_199_9e-3;
     y = y * r + 8.333_452e-3;
@@ -63,11 +70,7 @@ pub fn exp(x: f32) -> f32 {
 #[inline(always)]
 pub fn expm1(x: f32) -> f32 {
     // Below −30, e^x < 2^−43 and the result is −1; above 80 it is e^x.
-    let xc = x.clamp(-30.0, 80.0);
-    let k = xc * LOG2E + ROUND;
-    let n = k.to_bits() as i32 - ROUND.to_bits() as i32;
-    let nf = k - ROUND;
-    let r = xc - nf * LN2_HI - nf * LN2_LO;
+    let (n, r) = reduce(x.clamp(-30.0, 80.0));
     let mut y = 1.0 / 362_880.0;
     y = y * r + 1.0 / 40_320.0;
     y = y * r + 1.0 / 5040.0;
