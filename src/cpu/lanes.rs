@@ -212,14 +212,11 @@ fn weighted_sums(term: Term32, p: &[f32], t: &[f32], w: &[f32]) -> (f64, f64) {
         );
         let (pr, tr, wr) = (pc.remainder(), tc.remainder(), wc.remainder());
         for ((pl, tl), wl) in pc.zip(tc).zip(wc) {
-            let lanes: Option<(&[f32; LANES], &[f32; LANES], &[f32; LANES])> =
+            let (pl, tl, wl): (&[f32; LANES], &[f32; LANES], &[f32; LANES]) =
                 match (pl.try_into(), tl.try_into(), wl.try_into()) {
-                    (Ok(a), Ok(b), Ok(c)) => Some((a, b, c)),
-                    _ => None,
+                    (Ok(pl), Ok(tl), Ok(wl)) => (pl, tl, wl),
+                    _ => unreachable!("chunks_exact gives whole lanes"),
                 };
-            let Some((pl, tl, wl)) = lanes else {
-                unreachable!("chunks_exact gives whole lanes")
-            };
             for j in 0..LANES {
                 acc[j] += weighted(wl[j], term.value(pl[j], tl[j]));
                 wacc[j] += wl[j];

@@ -68,13 +68,10 @@ macro_rules! with_term {
 pub fn activation(act: &Activation, pass: Pass, x: &[f32], upstream: Option<&[f32]>) -> Vec<f32> {
     let mut out = vec![0.0f32; x.len()];
     if let Some(a) = Act32::of(act) {
-        out.par_chunks_mut(BLOCK)
-            .enumerate()
-            .for_each(|(b, block)| {
-                let at = b * BLOCK..b * BLOCK + block.len();
-                let up = upstream.map(|u| &u[at.clone()]);
-                lanes::activation(a, pass, &x[at], up, block);
-            });
+        fill_blocks(&mut out, |at, block| {
+            let up = upstream.map(|u| &u[at.clone()]);
+            lanes::activation(a, pass, &x[at], up, block);
+        });
         return out;
     }
     out.par_chunks_mut(BLOCK)
@@ -109,21 +106,23 @@ pub fn loss_sums(call: &Call, input: &LossInput) -> Result<(f64, f64)> {
         let ([s], ws) = with_term!(loss, |term| pointwise_sums(p, t, w, |p, t| [term(p, t)]));
         return Ok((s, ws));
     }
-    let blocks: Vec<(f64, f64)> = (0..shape.rows.div_ceil(BLOCK))
-        .into_par_iter()
-        .map(|b| {
-            let (mut s, mut w) = (0.0, 0.0);
-            for i in b * BLOCK..((b + 1) * BLOCK).min(shape.rows) {
-                let wi = weight(input, i);
-                s += weighted(wi, sample_term(loss, input, &shape, i));
-                w += wi;
-            }
-            (s, w)
-        })
-        .collect();
-    Ok(blocks
-        .iter()
-        .fold((0.0, 0.0), |(s, w), (bs, bw)| (s + bs, w + bw)))
+    Ok(block_sums(shape.rows, |rows| {
+        let (mut s, mut w) = (0.0, 0.0);
+        for i in rows {
+            let wi = weight(input, i);
+            s += weighted(wi, sample_term(loss, input, &shape, i));
+            w += wi;
+        }
+        (s, w)
+    }))
+}
+
+/// `fill(range, block)` for each block of `out` and its range of indices,
+/// on all cores.
+fn fill_blocks(out: &mut [f32], fill: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync) {
+    out.par_chunks_mut(BLOCK)
+        .enumerate()
+        .for_each(|(b, block)| fill(b * BLOCK..b * BLOCK + block.len(), block));
 }
 
 /// (Σ s, Σ w) of `sums` over the blocks of n values, on all cores, added in
@@ -231,13 +230,10 @@ fn per_sample(call: &Call, input: &LossInput) -> Vec<f32> {
     let (loss, shape) = (&call.loss, call.shape);
     let mut out = vec![0.0f32; shape.rows];
     if let (Some(term), Target::Values(t)) = (pointwise32(call), input.target) {
-        out.par_chunks_mut(BLOCK)
-            .enumerate()
-            .for_each(|(b, block)| {
-                let at = b * BLOCK..b * BLOCK + block.len();
-                let w = input.weights.map(|w| &w[at.clone()]);
-                lanes::per_sample(term, &input.pred[at.clone()], &t[at], w, block);
-            });
+        fill_blocks(&mut out, |at, block| {
+            let w = input.weights.map(|w| &w[at.clone()]);
+            lanes::per_sample(term, &input.pred[at.clone()], &t[at], w, block);
+        });
         return out;
     }
     out.par_chunks_mut(BLOCK)
@@ -262,36 +258,35 @@ pub fn loss_and_grad(call: &Call, input: &LossInput, value: bool) -> Result<(Los
     let (loss, shape, reduction) = (&call.loss, call.shape, call.reduction);
     let (sum, wsum) = loss_sums(call, input)?;
     let coef = grad_coefficient(loss, reduction, sum, wsum)?;
-    if let (Some(term), Target::Values(t)) = (pointwise32(call), input.target) {
-        let mut g = vec![0.0f32; shape.rows];
-        g.par_chunks_mut(BLOCK).enumerate().for_each(|(b, block)| {
-            let at = b * BLOCK..b * BLOCK + block.len();
-            let w = input.weights.map(|w| &w[at.clone()]);
-            lanes::grad(term, coef as f32, &input.pred[at.clone()], &t[at], w, block);
-        });
-        let value = match reduction {
-            _ if !value => LossValue::Scalar(f64::NAN),
-            Reduction::None => LossValue::PerSample(per_sample(call, input)),
-            _ => LossValue::Scalar(finish(reduction, sum, wsum, call.rmse())?),
-        };
-        return Ok((value, g));
-    }
-    let blocks: Vec<Vec<f32>> = (0..shape.rows.div_ceil(BLOCK))
-        .into_par_iter()
-        .map(|b| {
-            let mut g = Vec::with_capacity(BLOCK * shape.cols);
-            for i in b * BLOCK..((b + 1) * BLOCK).min(shape.rows) {
-                sample_grad(loss, input, &shape, i, coef, &mut g);
-            }
-            g.into_iter().map(|v| v as f32).collect()
-        })
-        .collect();
+    let grad = match (pointwise32(call), input.target) {
+        (Some(term), Target::Values(t)) => {
+            let mut g = vec![0.0f32; shape.rows];
+            fill_blocks(&mut g, |at, block| {
+                let w = input.weights.map(|w| &w[at.clone()]);
+                lanes::grad(term, coef as f32, &input.pred[at.clone()], &t[at], w, block);
+            });
+            g
+        }
+        _ => {
+            let blocks: Vec<Vec<f32>> = (0..shape.rows.div_ceil(BLOCK))
+                .into_par_iter()
+                .map(|b| {
+                    let mut g = Vec::with_capacity(BLOCK * shape.cols);
+                    for i in b * BLOCK..((b + 1) * BLOCK).min(shape.rows) {
+                        sample_grad(loss, input, &shape, i, coef, &mut g);
+                    }
+                    g.into_iter().map(|v| v as f32).collect()
+                })
+                .collect();
+            blocks.concat()
+        }
+    };
     let value = match reduction {
         _ if !value => LossValue::Scalar(f64::NAN),
         Reduction::None => LossValue::PerSample(per_sample(call, input)),
         _ => LossValue::Scalar(finish(reduction, sum, wsum, call.rmse())?),
     };
-    Ok((value, blocks.concat()))
+    Ok((value, grad))
 }
 
 /// The f32 loops' twin of a pointwise call, if they have one.

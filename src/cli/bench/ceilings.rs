@@ -7,12 +7,11 @@ use lossgpu::probe::Probe;
 use lossgpu::{Engine, Result, Tensor};
 use rayon::prelude::*;
 
-/// Σ x (and Σ y) in one pass with eight independent f32 lanes, so the loop
-/// runs at memory speed rather than at the latency of one dependent add.
+/// Σ x (and Σ y) in one pass with 64 independent f32 lanes (several vector
+/// chains at any width), compiled for the CPU it runs on, so the loop runs
+/// at memory speed rather than at the latency of one dependent add.
 #[multiversion::multiversion(targets = "simd")]
 pub(super) fn lanes_sum(x: &[f32], y: Option<&[f32]>) -> f32 {
-    // 64 accumulators: several independent vector chains at any width, so
-    // the loop waits on memory, not on the latency of one add.
     const L: usize = 64;
     let mut acc = [0.0f32; L];
     match y {
