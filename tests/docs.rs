@@ -52,6 +52,26 @@ fn benchmark_figures_are_quoted_from_the_generated_run() {
 }
 
 #[test]
+fn peer_figures_are_quoted_from_the_generated_run() {
+    let doc = include_str!("../README.md");
+    let run = include_str!("../docs/peers-cpu.txt");
+    let run_lines: std::collections::HashSet<&str> = run.lines().collect();
+    let section = doc
+        .split("### The CPU backend against numpy, JAX and PyTorch")
+        .nth(1)
+        .expect("the README's peers section");
+    let block = section.split("```text\n").nth(1).unwrap_or("");
+    let block = block.split("```").next().unwrap_or("");
+    for line in block.lines() {
+        assert!(
+            run_lines.contains(line),
+            "README.md quotes a line that docs/peers-cpu.txt lacks:\n{line}"
+        );
+    }
+    assert!(block.lines().count() > 10, "README.md quotes too few lines");
+}
+
+#[test]
 fn every_name_round_trips() {
     for loss in Loss::ALL {
         let back = Loss::from_name(loss.name(), Default::default()).unwrap();

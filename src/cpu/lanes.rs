@@ -8,7 +8,9 @@
 //! every 1024 values in lane order: the order is fixed by the code, not by
 //! the vector width, so a block's sum has the same bits on every run.
 
-use super::math32::{exp, expm1, ln_1p, log_cosh, select, sigmoid, sigmoid_grad, softplus, tanh};
+use super::math32::{
+    exp, expm1, ln_1p_unit, log_cosh, select, sigmoid, sigmoid_grad, softplus, tanh,
+};
 use crate::ops::activation::{Activation, Pass};
 use crate::ops::loss::Loss;
 use multiversion::multiversion;
@@ -24,10 +26,11 @@ fn sign(x: f32) -> f32 {
     select(x > 0.0, 1.0, select(x < 0.0, -1.0, 0.0))
 }
 
-/// w·l with a zero weight removing its sample even where l is infinite.
+/// w·l with a zero weight removing its sample even where l is infinite;
+/// NaN in l still propagates (as the reference and the GPU).
 #[inline(always)]
-fn weighted(w: f32, l: f32) -> f32 {
-    select(w == 0.0, 0.0, w * l)
+pub(super) fn weighted(w: f32, l: f32) -> f32 {
+    select((w == 0.0) & !l.is_nan(), 0.0, w * l)
 }
 
 /// A pointwise loss the f32 loops compute (the others use the f64
@@ -98,7 +101,7 @@ impl Term32 {
             // t·softplus(−p) + (1 − t)·softplus(p) = max(p, 0) − t·p +
             // ln(1 + e^−|p|), with max(p, 0) − t·p as one product so that
             // a large |p| leaves no cancellation.
-            Term32::BceLogits => select(p > 0.0, p * (1.0 - t), -t * p) + ln_1p(exp(-p.abs())),
+            Term32::BceLogits => select(p > 0.0, p * (1.0 - t), -t * p) + ln_1p_unit(exp(-p.abs())),
         };
         select(p.is_nan() | t.is_nan(), f32::NAN, l)
     }
@@ -159,77 +162,124 @@ macro_rules! each_term {
     };
 }
 
-/// Σ l(pᵢ, tᵢ) in lane order: 32 f32 accumulators over each run of
-/// `LANES × FLUSH` values, then added into f64; the tail of a run that is
-/// not a whole number of lanes is added in f64 after its lanes.
-#[inline(always)]
-fn lane_sum(term: Term32, p: &[f32], t: &[f32]) -> f64 {
-    // `term` rather than a closure: a closure this large is left a call,
-    // which keeps the loop scalar.
-    let mut total = 0.0f64;
-    for (p, t) in p.chunks(LANES * FLUSH).zip(t.chunks(LANES * FLUSH)) {
-        let mut acc = [0.0f32; LANES];
-        let (pc, tc) = (p.chunks_exact(LANES), t.chunks_exact(LANES));
-        let (pr, tr) = (pc.remainder(), tc.remainder());
-        for (pl, tl) in pc.zip(tc) {
-            let (pl, tl): (&[f32; LANES], &[f32; LANES]) = match (pl.try_into(), tl.try_into()) {
-                (Ok(pl), Ok(tl)) => (pl, tl),
-                _ => unreachable!("chunks_exact gives whole lanes"),
-            };
-            for j in 0..LANES {
-                acc[j] += term.value(pl[j], tl[j]);
-            }
-        }
-        total += acc.iter().map(|&a| a as f64).sum::<f64>();
-        for (&p, &t) in pr.iter().zip(tr) {
-            total += term.value(p, t) as f64;
-        }
+/// K pointwise terms of one sample, computed together so that they share
+/// their common parts (e = t − p, |e|).
+pub(crate) trait Terms<const K: usize>: Copy {
+    fn values(self, p: f32, t: f32) -> [f32; K];
+}
+
+impl Terms<1> for Term32 {
+    #[inline(always)]
+    fn values(self, p: f32, t: f32) -> [f32; 1] {
+        [self.value(p, t)]
     }
-    total
 }
 
-/// (Σ wᵢ·l(pᵢ, tᵢ), Σ wᵢ) over one block (Σ wᵢ = n unweighted).
-#[multiversion(targets = "simd")]
-pub(crate) fn sums(term: Term32, p: &[f32], t: &[f32], w: Option<&[f32]>) -> (f64, f64) {
-    let n = p.len().min(t.len());
-    each_term!(term, |term| match w {
-        None => (lane_sum(term, p, t), n as f64),
-        Some(w) => weighted_sums(term, p, t, w),
-    })
+/// The seven terms of the fused metrics (twin of metrics.wgsl): mse, mae,
+/// mape, smape, huber(δ), log-cosh, pinball(γ).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Metrics32 {
+    pub(crate) delta: f32,
+    pub(crate) gamma: f32,
 }
 
-/// (Σ wᵢ·l(pᵢ, tᵢ), Σ wᵢ) in lane order, as [`lane_sum`].
+impl Terms<7> for Metrics32 {
+    #[inline(always)]
+    fn values(self, p: f32, t: f32) -> [f32; 7] {
+        [
+            Term32::Mse.value(p, t),
+            Term32::Mae.value(p, t),
+            Term32::Mape.value(p, t),
+            Term32::Smape.value(p, t),
+            Term32::Huber(self.delta).value(p, t),
+            Term32::LogCosh.value(p, t),
+            Term32::Quantile(self.gamma).value(p, t),
+        ]
+    }
+}
+
+/// (Σ wᵢ·lᵢ for each of the K terms, Σ wᵢ) in lane order: LANES f32
+/// accumulators per term over each run of `LANES × FLUSH` values, then
+/// added into f64; the tail of a run that is not a whole number of lanes is
+/// added in f64 after its lanes. `WEIGHTED` false reads no weights (wᵢ = 1).
 #[inline(always)]
-fn weighted_sums(term: Term32, p: &[f32], t: &[f32], w: &[f32]) -> (f64, f64) {
-    let (mut total, mut wtotal) = (0.0f64, 0.0f64);
+fn lane_sums<const K: usize, const WEIGHTED: bool, T: Terms<K>>(
+    terms: T,
+    p: &[f32],
+    t: &[f32],
+    w: &[f32],
+) -> ([f64; K], f64) {
+    // `terms` rather than a closure: a closure this large is left a call,
+    // which keeps the loop scalar.
+    let (mut total, mut wtotal) = ([0.0f64; K], 0.0f64);
     let run = LANES * FLUSH;
-    for ((p, t), w) in p.chunks(run).zip(t.chunks(run)).zip(w.chunks(run)) {
-        let (mut acc, mut wacc) = ([0.0f32; LANES], [0.0f32; LANES]);
-        let (pc, tc, wc) = (
-            p.chunks_exact(LANES),
-            t.chunks_exact(LANES),
-            w.chunks_exact(LANES),
-        );
-        let (pr, tr, wr) = (pc.remainder(), tc.remainder(), wc.remainder());
-        for ((pl, tl), wl) in pc.zip(tc).zip(wc) {
+    let ones = [1.0f32; LANES];
+    for (k, (p, t)) in p.chunks(run).zip(t.chunks(run)).enumerate() {
+        let w = if WEIGHTED {
+            &w[k * run..k * run + p.len()]
+        } else {
+            &ones[..0]
+        };
+        let (mut acc, mut wacc) = ([[0.0f32; LANES]; K], [0.0f32; LANES]);
+        let (pc, tc) = (p.chunks_exact(LANES), t.chunks_exact(LANES));
+        let tail = pc.remainder().len();
+        for (i, (pl, tl)) in pc.zip(tc).enumerate() {
+            let wl = if WEIGHTED {
+                &w[i * LANES..(i + 1) * LANES]
+            } else {
+                &ones[..]
+            };
             let (pl, tl, wl): (&[f32; LANES], &[f32; LANES], &[f32; LANES]) =
                 match (pl.try_into(), tl.try_into(), wl.try_into()) {
                     (Ok(pl), Ok(tl), Ok(wl)) => (pl, tl, wl),
                     _ => unreachable!("chunks_exact gives whole lanes"),
                 };
             for j in 0..LANES {
-                acc[j] += weighted(wl[j], term.value(pl[j], tl[j]));
+                let l = terms.values(pl[j], tl[j]);
+                for (a, l) in acc.iter_mut().zip(l) {
+                    a[j] += if WEIGHTED { weighted(wl[j], l) } else { l };
+                }
                 wacc[j] += wl[j];
             }
         }
-        total += acc.iter().map(|&a| a as f64).sum::<f64>();
+        for (total, acc) in total.iter_mut().zip(&acc) {
+            *total += acc.iter().map(|&a| a as f64).sum::<f64>();
+        }
         wtotal += wacc.iter().map(|&a| a as f64).sum::<f64>();
-        for ((&p, &t), &w) in pr.iter().zip(tr).zip(wr) {
-            total += weighted(w, term.value(p, t)) as f64;
-            wtotal += w as f64;
+        let at = p.len() - tail;
+        for i in at..p.len() {
+            let wi = if WEIGHTED { w[i] } else { 1.0 };
+            for (total, l) in total.iter_mut().zip(terms.values(p[i], t[i])) {
+                *total += weighted(wi, l) as f64;
+            }
+            wtotal += wi as f64;
         }
     }
     (total, wtotal)
+}
+
+/// (Σ wᵢ·l(pᵢ, tᵢ), Σ wᵢ) over one block (Σ wᵢ = n unweighted).
+#[multiversion(targets = "simd")]
+pub(crate) fn sums(term: Term32, p: &[f32], t: &[f32], w: Option<&[f32]>) -> (f64, f64) {
+    let ([s], ws) = each_term!(term, |term| match w {
+        None => lane_sums::<1, false, _>(term, p, t, &[]),
+        Some(w) => lane_sums::<1, true, _>(term, p, t, w),
+    });
+    (s, ws)
+}
+
+/// The seven metric sums and Σ wᵢ over one block.
+#[multiversion(targets = "simd")]
+pub(crate) fn metric_sums(
+    m: Metrics32,
+    p: &[f32],
+    t: &[f32],
+    w: Option<&[f32]>,
+) -> ([f64; 7], f64) {
+    match w {
+        None => lane_sums::<7, false, _>(m, p, t, &[]),
+        Some(w) => lane_sums::<7, true, _>(m, p, t, w),
+    }
 }
 
 /// out = wᵢ·l(pᵢ, tᵢ) over one block.

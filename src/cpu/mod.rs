@@ -9,6 +9,7 @@ pub mod loss;
 mod math32;
 pub(crate) mod parallel;
 pub mod rows;
+mod rows32;
 pub mod stats;
 
 pub use activation::{activation, prelu_alpha_grad};
@@ -46,14 +47,14 @@ pub(crate) fn check_values(call: &Call, input: &LossInput) -> Result<()> {
     match input.target {
         Target::Values(t) => check_domain(loss, "target", loss.target_domain(), t)?,
         Target::Classes(c) => {
-            if let Some(i) = c.iter().position(|&v| v as usize >= shape.cols) {
+            if let Some(i) = first_offender(c, |v| v as usize >= shape.cols) {
                 return Err(class_error(loss, i, c[i], shape.cols));
             }
         }
         Target::None => {}
     }
     if let Some(w) = input.weights {
-        if let Some(i) = w.iter().position(|&v| v < 0.0) {
+        if let Some(i) = first_offender(w, |v| v < 0.0) {
             return Err(weight_error(loss, i, w[i]));
         }
     }
@@ -61,13 +62,28 @@ pub(crate) fn check_values(call: &Call, input: &LossInput) -> Result<()> {
 }
 
 fn check_domain(loss: &Loss, what: &'static str, domain: Domain, v: &[f32]) -> Result<()> {
-    if domain == Domain::Any {
-        return Ok(());
-    }
-    match v.iter().position(|&x| !domain.contains(x)) {
+    let found = match domain {
+        Domain::Any => None,
+        Domain::Sign => first_offender(v, |x| !Domain::Sign.contains(x)),
+        Domain::Unit => first_offender(v, |x| !Domain::Unit.contains(x)),
+    };
+    match found {
         Some(i) => Err(loss.domain_error(what, domain, i, v[i])),
         None => Ok(()),
     }
+}
+
+/// The index of the first value that is `bad`, on all cores: each block
+/// is scanned whole without an early exit (a loop the compiler vectorises),
+/// and only a block that holds an offender is searched for it.
+fn first_offender<T: Copy + Sync>(v: &[T], bad: impl Fn(T) -> bool + Sync) -> Option<usize> {
+    use rayon::prelude::*;
+    const BLOCK: usize = 1 << 14;
+    let block = v
+        .par_chunks(BLOCK)
+        .position_first(|c| c.iter().fold(false, |any, &x| any | bad(x)))?;
+    let start = block * BLOCK;
+    v[start..].iter().position(|&x| bad(x)).map(|i| start + i)
 }
 
 fn row_target<'a>(input: &LossInput<'a>, shape: &Shape, i: usize) -> RowTarget<'a> {

@@ -1,16 +1,18 @@
 //! The CPU backend of [`crate::Engine::cpu`] on all cores with rayon.
-//! Activations and the common pointwise losses run as f32 SIMD loops
-//! ([`super::lanes`]); the other losses, the row losses and the statistics
-//! use the reference's f64 formulas. Work is cut into blocks of a fixed size
+//! Activations, the common pointwise losses and the fused metrics run as
+//! f32 SIMD loops ([`super::lanes`]), the row losses but zero-one too
+//! ([`super::rows32`]); the other losses and the statistics use the
+//! reference's f64 formulas. Work is cut into blocks of a fixed size
 //! and block sums are added in block order, so a result does not depend on
 //! the number of threads.
 
-use super::lanes::{self, Act32, Term32};
+use super::lanes::{self, Act32, Metrics32, Term32};
+use super::rows32;
 use super::{check_values, finish, grad_coefficient, sample_grad, sample_term, weight, weighted};
 use crate::error::Result;
 use crate::ops::activation::{Activation, Pass};
 use crate::ops::input::{Call, Form, LossInput, Target};
-use crate::ops::loss::Loss;
+use crate::ops::loss::{Loss, RowOp};
 use crate::ops::reduction::{LossValue, Reduction};
 use rayon::prelude::*;
 
@@ -95,18 +97,43 @@ pub fn activation(act: &Activation, pass: Pass, x: &[f32], upstream: Option<&[f3
 /// (Σ wᵢlᵢ, Σ wᵢ) of a checked call, after its values are checked.
 pub fn loss_sums(call: &Call, input: &LossInput) -> Result<(f64, f64)> {
     check_values(call, input)?;
+    Ok(sums(call, input))
+}
+
+/// (Σ wᵢlᵢ, Σ wᵢ) of values already checked.
+fn sums(call: &Call, input: &LossInput) -> (f64, f64) {
     let (loss, shape) = (&call.loss, call.shape);
     if let (Form::Pointwise(_), Target::Values(t)) = (shape.form, input.target) {
         let (p, w) = (input.pred, input.weights);
         if let Some(term) = Term32::of(loss) {
-            return Ok(block_sums(p.len(), |at| {
+            return block_sums(p.len(), BLOCK, |at| {
                 lanes::sums(term, &p[at.clone()], &t[at.clone()], w.map(|w| &w[at]))
-            }));
+            });
         }
         let ([s], ws) = with_term!(loss, |term| pointwise_sums(p, t, w, |p, t| [term(p, t)]));
-        return Ok((s, ws));
+        return (s, ws);
     }
-    Ok(block_sums(shape.rows, |rows| {
+    if let Some((op, t)) = row_loops(call, input) {
+        let m = shape.cols;
+        return block_sums(shape.rows, rows_per_block(m), |rows| {
+            let mut l = vec![0.0f32; rows.len()];
+            rows32::losses(
+                op,
+                p_rows(input, &rows, m),
+                m,
+                t.rows(rows.clone(), m),
+                &mut l,
+            );
+            let (mut s, mut w) = (0.0, 0.0);
+            for (k, &l) in l.iter().enumerate() {
+                let wi = weight(input, rows.start + k);
+                s += weighted(wi, l as f64);
+                w += wi;
+            }
+            (s, w)
+        });
+    }
+    block_sums(shape.rows, BLOCK, |rows| {
         let (mut s, mut w) = (0.0, 0.0);
         for i in rows {
             let wi = weight(input, i);
@@ -114,7 +141,7 @@ pub fn loss_sums(call: &Call, input: &LossInput) -> Result<(f64, f64)> {
             w += wi;
         }
         (s, w)
-    }))
+    })
 }
 
 /// `fill(range, block)` for each block of `out` and its range of indices,
@@ -125,16 +152,48 @@ fn fill_blocks(out: &mut [f32], fill: impl Fn(std::ops::Range<usize>, &mut [f32]
         .for_each(|(b, block)| fill(b * BLOCK..b * BLOCK + block.len(), block));
 }
 
-/// (Σ s, Σ w) of `sums` over the blocks of n values, on all cores, added in
-/// block order.
-fn block_sums(n: usize, sums: impl Fn(std::ops::Range<usize>) -> (f64, f64) + Sync) -> (f64, f64) {
-    let blocks: Vec<(f64, f64)> = (0..n.div_ceil(BLOCK))
+/// (Σ s, Σ w) of `sums` over the blocks of `per` of n items, on all cores,
+/// added in block order.
+fn block_sums(
+    n: usize,
+    per: usize,
+    sums: impl Fn(std::ops::Range<usize>) -> (f64, f64) + Sync,
+) -> (f64, f64) {
+    let blocks: Vec<(f64, f64)> = (0..n.div_ceil(per))
         .into_par_iter()
-        .map(|b| sums(b * BLOCK..((b + 1) * BLOCK).min(n)))
+        .map(|b| sums(b * per..((b + 1) * per).min(n)))
         .collect();
     blocks
         .iter()
         .fold((0.0, 0.0), |(s, w), (bs, bw)| (s + bs, w + bw))
+}
+
+/// Rows per task for rows of m values: about [`BLOCK`] values, whole rows.
+fn rows_per_block(m: usize) -> usize {
+    (BLOCK / m.max(1)).max(1)
+}
+
+/// The predictions of rows `rows`.
+fn p_rows<'a>(input: &LossInput<'a>, rows: &std::ops::Range<usize>, m: usize) -> &'a [f32] {
+    &input.pred[rows.start * m..rows.end * m]
+}
+
+/// The f32 row loops' op and targets for a row loss they compute.
+fn row_loops<'a>(call: &Call, input: &LossInput<'a>) -> Option<(RowOp, rows32::Targets<'a>)> {
+    let Form::Rows(op) = call.shape.form else {
+        return None;
+    };
+    if !rows32::has(op) {
+        return None;
+    }
+    Some((
+        op,
+        match input.target {
+            Target::None => rows32::Targets::None,
+            Target::Classes(c) => rows32::Targets::Classes(c),
+            Target::Values(t) => rows32::Targets::Dist(t),
+        },
+    ))
 }
 
 /// The seven metric sums of [`crate::cpu::metric_sums`] and Σw in one pass
@@ -149,17 +208,19 @@ pub fn metric_sums(
     let Target::Values(t) = input.target else {
         return Err(crate::error::invalid!("metrics need real targets"));
     };
-    let (huber, quantile) = (Loss::Huber { delta }, Loss::Quantile { gamma });
-    Ok(pointwise_sums(input.pred, t, input.weights, |p, t| {
-        [
-            Loss::Mse.term_f64(p, t),
-            Loss::Mae.term_f64(p, t),
-            Loss::Mape.term_f64(p, t),
-            Loss::Smape.term_f64(p, t),
-            huber.term_f64(p, t),
-            Loss::LogCosh.term_f64(p, t),
-            quantile.term_f64(p, t),
-        ]
+    let (p, w, m) = (input.pred, input.weights, Metrics32 { delta, gamma });
+    let blocks: Vec<([f64; 7], f64)> = (0..p.len().div_ceil(BLOCK))
+        .into_par_iter()
+        .map(|b| {
+            let at = b * BLOCK..((b + 1) * BLOCK).min(p.len());
+            lanes::metric_sums(m, &p[at.clone()], &t[at.clone()], w.map(|w| &w[at]))
+        })
+        .collect();
+    Ok(blocks.iter().fold(([0.0; 7], 0.0), |(mut s, w), (bs, bw)| {
+        for k in 0..7 {
+            s[k] += bs[k];
+        }
+        (s, w + bw)
     }))
 }
 
@@ -236,6 +297,24 @@ fn per_sample(call: &Call, input: &LossInput) -> Vec<f32> {
         });
         return out;
     }
+    if let Some((op, t)) = row_loops(call, input) {
+        let m = shape.cols;
+        let per = rows_per_block(m);
+        out.par_chunks_mut(per).enumerate().for_each(|(b, block)| {
+            let rows = b * per..b * per + block.len();
+            rows32::losses(
+                op,
+                p_rows(input, &rows, m),
+                m,
+                t.rows(rows.clone(), m),
+                block,
+            );
+            for (k, o) in block.iter_mut().enumerate() {
+                *o = weighted(weight(input, rows.start + k), *o as f64) as f32;
+            }
+        });
+        return out;
+    }
     out.par_chunks_mut(BLOCK)
         .enumerate()
         .for_each(|(b, block)| {
@@ -255,38 +334,74 @@ pub fn loss_grad(call: &Call, input: &LossInput) -> Result<Vec<f32>> {
 /// The gradient of the reduced loss, rounded to f32, and with `value` the
 /// loss's value from the same sums (NaN without).
 pub fn loss_and_grad(call: &Call, input: &LossInput, value: bool) -> Result<(LossValue, Vec<f32>)> {
-    let (loss, shape, reduction) = (&call.loss, call.shape, call.reduction);
-    let (sum, wsum) = loss_sums(call, input)?;
-    let coef = grad_coefficient(loss, reduction, sum, wsum)?;
-    let grad = match (pointwise32(call), input.target) {
-        (Some(term), Target::Values(t)) => {
-            let mut g = vec![0.0f32; shape.rows];
-            fill_blocks(&mut g, |at, block| {
-                let w = input.weights.map(|w| &w[at.clone()]);
-                lanes::grad(term, coef as f32, &input.pred[at.clone()], &t[at], w, block);
-            });
-            g
-        }
-        _ => {
-            let blocks: Vec<Vec<f32>> = (0..shape.rows.div_ceil(BLOCK))
-                .into_par_iter()
-                .map(|b| {
-                    let mut g = Vec::with_capacity(BLOCK * shape.cols);
-                    for i in b * BLOCK..((b + 1) * BLOCK).min(shape.rows) {
-                        sample_grad(loss, input, &shape, i, coef, &mut g);
-                    }
-                    g.into_iter().map(|v| v as f32).collect()
-                })
-                .collect();
-            blocks.concat()
-        }
+    let (loss, reduction) = (&call.loss, call.reduction);
+    check_values(call, input)?;
+    // The loss's sums only where the value or the coefficient needs them
+    // (mean needs Σw only, which costs no pass without weights).
+    let (sum, wsum) = if (value && reduction != Reduction::None) || call.rmse() {
+        sums(call, input)
+    } else {
+        (f64::NAN, weight_sum(input, call.shape.rows))
     };
+    let coef = grad_coefficient(loss, reduction, sum, wsum)?;
+    let grad = grad(call, input, coef);
     let value = match reduction {
         _ if !value => LossValue::Scalar(f64::NAN),
         Reduction::None => LossValue::PerSample(per_sample(call, input)),
         _ => LossValue::Scalar(finish(reduction, sum, wsum, call.rmse())?),
     };
     Ok((value, grad))
+}
+
+/// Σ wᵢ over the n samples (n without weights), added in block order.
+fn weight_sum(input: &LossInput, n: usize) -> f64 {
+    match input.weights {
+        None => n as f64,
+        Some(w) => {
+            block_sums(w.len(), BLOCK, |at| {
+                (w[at].iter().map(|&v| v as f64).sum(), 0.0)
+            })
+            .0
+        }
+    }
+}
+
+/// c·wᵢ·∂lᵢ/∂p of values already checked, rounded to f32.
+fn grad(call: &Call, input: &LossInput, coef: f64) -> Vec<f32> {
+    let (loss, shape) = (&call.loss, call.shape);
+    if let (Some(term), Target::Values(t)) = (pointwise32(call), input.target) {
+        let mut g = vec![0.0f32; shape.rows];
+        fill_blocks(&mut g, |at, block| {
+            let w = input.weights.map(|w| &w[at.clone()]);
+            lanes::grad(term, coef as f32, &input.pred[at.clone()], &t[at], w, block);
+        });
+        return g;
+    }
+    if let Some((op, t)) = row_loops(call, input) {
+        let m = shape.cols;
+        let per = rows_per_block(m);
+        let mut g = vec![0.0f32; shape.rows * m];
+        g.par_chunks_mut(per * m)
+            .enumerate()
+            .for_each(|(b, block)| {
+                let rows = b * per..b * per + block.len() / m;
+                let w = input.weights.map(|w| &w[rows.clone()]);
+                let (x, t) = (p_rows(input, &rows, m), t.rows(rows, m));
+                rows32::grads(op, coef as f32, x, m, t, w, block);
+            });
+        return g;
+    }
+    let blocks: Vec<Vec<f32>> = (0..shape.rows.div_ceil(BLOCK))
+        .into_par_iter()
+        .map(|b| {
+            let mut g = Vec::with_capacity(BLOCK * shape.cols);
+            for i in b * BLOCK..((b + 1) * BLOCK).min(shape.rows) {
+                sample_grad(loss, input, &shape, i, coef, &mut g);
+            }
+            g.into_iter().map(|v| v as f32).collect()
+        })
+        .collect();
+    blocks.concat()
 }
 
 /// The f32 loops' twin of a pointwise call, if they have one.

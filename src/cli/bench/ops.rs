@@ -201,6 +201,7 @@ pub(super) fn ops() -> Result<Vec<Op>> {
         Op::Act(act("tanh")?, Pass::Forward),
         Op::Act(act("swish")?, Pass::Forward),
         Op::Act(act("sigmoid")?, Pass::Derivative),
+        Op::Act(act("relu")?, Pass::Forward),
     ];
     for loss in [
         Loss::Mse,
@@ -211,6 +212,9 @@ pub(super) fn ops() -> Result<Vec<Op>> {
         ops.push(Op::Loss(loss, false));
         ops.push(Op::Loss(loss, true));
     }
+    // Memory-bound values, measured against the host read ceiling.
+    ops.push(Op::Loss(Loss::Mae, false));
+    ops.push(Op::Loss(Loss::Quantile { gamma: 0.5 }, false));
     ops.push(Op::Metrics);
     Ok(ops)
 }

@@ -1,0 +1,332 @@
+//! The CPU backend's f32 loops for the row losses of `shaders/rows.wgsl`
+//! (cross-entropy on classes and on probabilities, kl-div, entropy), as
+//! [`super::lanes`] is for the pointwise ones. A tile of whole rows goes
+//! through steps that each run over one flat array: row maxima, x − max,
+//! exp, row sums, ln of the sums. The transcendentals therefore vectorise
+//! at full width whether a row holds 10 values or 262,144, and only cheap
+//! adds and compares follow the row boundaries.
+//!
+//! Row sums add f32 lanes flushed into f64 every 1024 values, in an order
+//! fixed by the code, so a result has the same bits on every run.
+
+use super::math32::{exp, ln, ln_1p, select};
+use crate::ops::loss::RowOp;
+use multiversion::multiversion;
+
+/// Values per tile: as many whole rows as fit, or one longer row.
+const TILE: usize = 4096;
+/// Accumulator lanes of a row sum.
+const LANES: usize = 16;
+
+/// The targets of a run of rows.
+#[derive(Clone, Copy)]
+pub(crate) enum Targets<'a> {
+    /// No target (entropy).
+    None,
+    /// One class index per row.
+    Classes(&'a [u32]),
+    /// A distribution per row, m values each.
+    Dist(&'a [f32]),
+}
+
+impl<'a> Targets<'a> {
+    /// The targets of rows `rows`, for rows of `m` values.
+    pub(crate) fn rows(self, rows: std::ops::Range<usize>, m: usize) -> Targets<'a> {
+        match self {
+            Targets::None => Targets::None,
+            Targets::Classes(c) => Targets::Classes(&c[rows]),
+            Targets::Dist(d) => Targets::Dist(&d[rows.start * m..rows.end * m]),
+        }
+    }
+}
+
+/// Whether the f32 loops compute `op` (zero-one stays on the reference: it
+/// is compares only, with no rounding to save).
+pub(crate) fn has(op: RowOp) -> bool {
+    !matches!(op, RowOp::Argmax)
+}
+
+/// Rows shorter than this go through [`short_rows`], `G` at a time.
+const SHORT: usize = 32;
+/// Rows per group of [`short_rows`]: one vector lane per row.
+const G: usize = 16;
+
+/// Per-tile working arrays, reused from tile to tile.
+#[derive(Default)]
+struct Scratch {
+    /// A group of short rows, transposed: `t[j][r]` is value j of row r.
+    t: Vec<[f32; G]>,
+    /// exp(x − max) but 0 at the maxima, or the pointwise terms of kl-div
+    /// and entropy.
+    e: Vec<f32>,
+    /// Row maxima.
+    max: Vec<f32>,
+    /// Row sums of `e`; for the cross-entropies, ln(1 + rest) with rest
+    /// the sum over the values below the maximum (and one for each tie),
+    /// as the GPU: a confident row's small loss keeps its digits.
+    sum: Vec<f32>,
+}
+
+/// Σ v in 16 f32 lanes flushed into f64 every 1024 values.
+#[inline(always)]
+fn row_sum(v: &[f32]) -> f32 {
+    let mut total = 0.0f64;
+    for run in v.chunks(LANES * 64) {
+        let mut acc = [0.0f32; LANES];
+        let lanes = run.chunks_exact(LANES);
+        let rest: f32 = lanes.remainder().iter().sum();
+        for l in lanes {
+            for j in 0..LANES {
+                acc[j] += l[j];
+            }
+        }
+        total += acc.iter().map(|&a| a as f64).sum::<f64>() + rest as f64;
+    }
+    total as f32
+}
+
+/// The row maximum (a NaN is skipped here and reaches the row's sum).
+#[inline(always)]
+fn row_max(v: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let lanes = v.chunks_exact(LANES);
+    let rest = lanes
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |a, &x| a.max(x));
+    for l in lanes {
+        for j in 0..LANES {
+            acc[j] = acc[j].max(l[j]);
+        }
+    }
+    acc.iter().fold(rest, |a, &x| a.max(x))
+}
+
+/// t·ln t − t·ln q, 0 where t = 0 (NaN if q is).
+#[inline(always)]
+fn kl_term(q: f32, t: f32) -> f32 {
+    let l = t * (ln(t) - ln(q));
+    select((t == 0.0) & !q.is_nan(), 0.0, l)
+}
+
+/// −p·ln p, 0 at p = 0.
+#[inline(always)]
+fn entropy_term(p: f32) -> f32 {
+    select(p == 0.0, 0.0, -p * ln(p))
+}
+
+/// Fills `sc` for one tile of rows of `m` values (see [`Scratch`]); a
+/// short rows' `e` only with `keep_e` (a gradient reads it, a loss does not).
+#[inline(always)]
+fn tile(op: RowOp, x: &[f32], m: usize, t: Targets, keep_e: bool, sc: &mut Scratch) {
+    let rows = x.len() / m;
+    sc.e.resize(x.len(), 0.0);
+    sc.max.resize(rows, 0.0);
+    sc.sum.resize(rows, 0.0);
+    let e = &mut sc.e[..x.len()];
+    match (op, t) {
+        (RowOp::Kl, Targets::Dist(t)) => {
+            for ((e, &q), &t) in e.iter_mut().zip(x).zip(t) {
+                *e = kl_term(q, t);
+            }
+        }
+        (RowOp::Entropy, _) => {
+            for (e, &p) in e.iter_mut().zip(x) {
+                *e = entropy_term(p);
+            }
+        }
+        _ if m < SHORT => return short_rows(x, m, keep_e, sc),
+        _ => {
+            // Ties with the maximum counted here, their exp(0) = 1 left out
+            // of the sum below.
+            for (((mx, s), row), er) in sc
+                .max
+                .iter_mut()
+                .zip(sc.sum.iter_mut())
+                .zip(x.chunks_exact(m))
+                .zip(e.chunks_exact_mut(m))
+            {
+                *mx = row_max(row);
+                let mut ties = 0u32;
+                for (e, &v) in er.iter_mut().zip(row) {
+                    *e = v - *mx;
+                    ties += (v == *mx) as u32;
+                }
+                *s = ties as f32 - 1.0;
+            }
+            for e in e.iter_mut() {
+                *e = select(*e == 0.0, 0.0, exp(*e));
+            }
+            for (s, er) in sc.sum.iter_mut().zip(e.chunks_exact(m)) {
+                *s = ln_1p(row_sum(er) + *s);
+            }
+            return;
+        }
+    }
+    for (s, er) in sc.sum.iter_mut().zip(e.chunks_exact(m)) {
+        *s = row_sum(er);
+    }
+}
+
+/// [`tile`]'s cross-entropy steps for short rows: `G` rows at a time,
+/// transposed so that each vector lane holds one row and the maxima and
+/// sums are vector operations too, not chains of m dependent ones.
+#[inline(always)]
+fn short_rows(x: &[f32], m: usize, keep_e: bool, sc: &mut Scratch) {
+    sc.t.resize(m, [0.0; G]);
+    let t = &mut sc.t[..m];
+    for (g, (xg, eg)) in x.chunks(G * m).zip(sc.e.chunks_mut(G * m)).enumerate() {
+        // Lanes past the last row hold 0 and are not read back.
+        let n = xg.len() / m;
+        if n < G {
+            t.fill([0.0; G]);
+        }
+        for (r, row) in xg.chunks_exact(m).enumerate() {
+            for (col, &v) in t.iter_mut().zip(row) {
+                col[r] = v;
+            }
+        }
+        let mut mx = [f32::NEG_INFINITY; G];
+        for col in t.iter() {
+            for r in 0..G {
+                mx[r] = select(col[r] > mx[r], col[r], mx[r]);
+            }
+        }
+        // rest = Σ over values below the maximum + (ties − 1).
+        let mut rest = [-1.0f32; G];
+        for col in t.iter_mut() {
+            for r in 0..G {
+                let d = col[r] - mx[r];
+                rest[r] += select(d == 0.0, 1.0, 0.0);
+                col[r] = select(d == 0.0, 0.0, exp(d));
+            }
+        }
+        for col in t.iter() {
+            for r in 0..G {
+                rest[r] += col[r];
+            }
+        }
+        for v in rest.iter_mut() {
+            *v = ln_1p(*v);
+        }
+        let r0 = g * G;
+        sc.max[r0..r0 + n].copy_from_slice(&mx[..n]);
+        sc.sum[r0..r0 + n].copy_from_slice(&rest[..n]);
+        if keep_e {
+            for (r, row) in eg.chunks_exact_mut(m).enumerate() {
+                for (e, col) in row.iter_mut().zip(t.iter()) {
+                    *e = col[r];
+                }
+            }
+        }
+    }
+}
+
+/// The loss of each row of a block of rows (m values each) into `out`.
+#[multiversion(targets = "simd")]
+pub(crate) fn losses(op: RowOp, x: &[f32], m: usize, t: Targets, out: &mut [f32]) {
+    let per = (TILE / m).max(1);
+    let mut sc = Scratch::default();
+    for (k, out) in out.chunks_mut(per).enumerate() {
+        let rows = k * per..k * per + out.len();
+        let xs = &x[rows.start * m..rows.end * m];
+        let ts = t.rows(rows.clone(), m);
+        tile(op, xs, m, ts, false, &mut sc);
+        let n = out.len();
+        match (op, ts) {
+            (RowOp::CeClass | RowOp::CeProb, _) => {
+                let (lns, max) = (&sc.sum[..n], &sc.max[..n]);
+                if let Targets::Classes(c) = ts {
+                    // (max − x_c) + ln(1 + rest): exact 0 + ln(1 + rest) when x_c is
+                    // the max.
+                    for (i, o) in out.iter_mut().enumerate() {
+                        *o = (max[i] - xs[i * m + c[i] as usize]) + lns[i];
+                    }
+                } else if let Targets::Dist(d) = ts {
+                    for (i, o) in out.iter_mut().enumerate() {
+                        let row = &xs[i * m..(i + 1) * m];
+                        let tr = &d[i * m..(i + 1) * m];
+                        let mut l = 0.0f64;
+                        for (&v, &tj) in row.iter().zip(tr) {
+                            let term = tj * ((max[i] - v) + lns[i]);
+                            l += select(tj == 0.0, 0.0, term) as f64;
+                        }
+                        *o = l as f32;
+                    }
+                }
+            }
+            _ => out.copy_from_slice(&sc.sum[..n]),
+        }
+    }
+}
+
+/// c·wᵢ·∂lᵢ/∂x for every value of a block of rows into `out`, with c the
+/// reduction's coefficient and wᵢ the row weights (1 without).
+#[multiversion(targets = "simd")]
+pub(crate) fn grads(
+    op: RowOp,
+    c: f32,
+    x: &[f32],
+    m: usize,
+    t: Targets,
+    w: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let rows = out.len() / m;
+    let per = (TILE / m).max(1);
+    let mut sc = Scratch::default();
+    for r0 in (0..rows).step_by(per) {
+        let span = r0..(r0 + per).min(rows);
+        let (xs, os) = (
+            &x[span.start * m..span.end * m],
+            &mut out[span.start * m..span.end * m],
+        );
+        let ts = t.rows(span.clone(), m);
+        let cw = |i: usize| w.map_or(1.0, |w| w[span.start + i]) * c;
+        match (op, ts) {
+            (RowOp::Kl, Targets::Dist(d)) => {
+                for (i, (o, (&q, &tj))) in os.iter_mut().zip(xs.iter().zip(d)).enumerate() {
+                    let g = select((tj == 0.0) & !q.is_nan(), 0.0, -tj / q);
+                    *o = weighted(cw(i / m), g);
+                }
+            }
+            (RowOp::Entropy, _) => {
+                for (i, (o, &p)) in os.iter_mut().zip(xs).enumerate() {
+                    *o = weighted(cw(i / m), -(ln(p) + 1.0));
+                }
+            }
+            _ => {
+                tile(op, xs, m, ts, true, &mut sc);
+                let rows = xs.chunks_exact(m).zip(sc.e.chunks_exact(m));
+                for (i, (orow, (xr, er))) in os.chunks_exact_mut(m).zip(rows).enumerate() {
+                    // softmax = e^(x − max)/Σ = e^(x − max − ln Σ), the
+                    // maxima's e^0 restored.
+                    let (mx, inv, wc) = (sc.max[i], exp(-sc.sum[i]), cw(i));
+                    let soft = |x: f32, e: f32| select(x == mx, 1.0, e) * inv;
+                    match ts {
+                        Targets::Classes(cl) => {
+                            for ((o, &x), &e) in orow.iter_mut().zip(xr).zip(er) {
+                                *o = weighted(wc, soft(x, e));
+                            }
+                            let k = cl[i] as usize;
+                            orow[k] = weighted(wc, soft(xr[k], er[k]) - 1.0);
+                        }
+                        Targets::Dist(d) => {
+                            let tr = &d[i * m..(i + 1) * m];
+                            for (((o, &x), &e), &tj) in orow.iter_mut().zip(xr).zip(er).zip(tr) {
+                                *o = weighted(wc, soft(x, e) - tj);
+                            }
+                        }
+                        Targets::None => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// w·g where a zero weight removes its sample; NaN still propagates.
+#[inline(always)]
+fn weighted(w: f32, g: f32) -> f32 {
+    select((w == 0.0) & !g.is_nan(), 0.0, w * g)
+}
