@@ -1056,11 +1056,12 @@ fn metrics_command_gives_every_metric() {
 // ---- bench -------------------------------------------------------------
 
 /// The op rows `lossgpu bench` times at every size.
-const BENCH_OPS: [&str; 13] = [
+const BENCH_OPS: [&str; 16] = [
     "sigmoid",
     "tanh",
     "swish",
     "sigmoid'",
+    "relu",
     "mse",
     "mse grad",
     "huber",
@@ -1069,6 +1070,8 @@ const BENCH_OPS: [&str; 13] = [
     "bce-logits grad",
     "cross-entropy m=10",
     "cross-entropy m=10 grad",
+    "mae",
+    "quantile",
     "metrics (fused)",
 ];
 

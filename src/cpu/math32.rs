@@ -89,6 +89,24 @@ pub fn expm1(x: f32) -> f32 {
     select(x > 80.0, exp(x), select(x < -30.0, -1.0, v))
 }
 
+/// k·ln 2 + ln(1 + f) + c for f in [√½ − 1, √2 − 1] (Cephes' polynomial),
+/// with c a small correction added before the rounding of the sum.
+#[inline(always)]
+fn ln_reduced(f: f32, k: f32, c: f32) -> f32 {
+    let z = f * f;
+    let mut y: f32 = 7.037_683_6e-2;
+    y = y.mul_add(f, -1.151_461e-1);
+    y = y.mul_add(f, 1.167_699_9e-1);
+    y = y.mul_add(f, -1.242_014_1e-1);
+    y = y.mul_add(f, 1.424_932_3e-1);
+    y = y.mul_add(f, -1.666_805_8e-1);
+    y = y.mul_add(f, 2.000_071_4e-1);
+    y = y.mul_add(f, -2.499_999_4e-1);
+    y = y.mul_add(f, 3.333_333e-1);
+    let y = (f * z).mul_add(y, k.mul_add(LN2_LO, c)) - 0.5 * z;
+    k.mul_add(LN2_HI, f + y)
+}
+
 /// ln x, to 1 ULP; −inf at ±0, NaN below 0, +inf at +inf.
 #[inline(always)]
 pub fn ln(x: f32) -> f32 {
@@ -103,19 +121,7 @@ pub fn ln(x: f32) -> f32 {
     m = select(high, m * 0.5, m);
     e += high as i32;
     let f = m - 1.0;
-    let z = f * f;
-    let mut y: f32 = 7.037_683_6e-2;
-    y = y.mul_add(f, -1.151_461e-1);
-    y = y.mul_add(f, 1.167_699_9e-1);
-    y = y.mul_add(f, -1.242_014_1e-1);
-    y = y.mul_add(f, 1.424_932_3e-1);
-    y = y.mul_add(f, -1.666_805_8e-1);
-    y = y.mul_add(f, 2.000_071_4e-1);
-    y = y.mul_add(f, -2.499_999_4e-1);
-    y = y.mul_add(f, 3.333_333e-1);
-    let ef = e as f32;
-    let y = (f * z).mul_add(y, ef * LN2_LO) - 0.5 * z;
-    let r = ef.mul_add(LN2_HI, f + y);
+    let r = ln_reduced(f, e as f32, 0.0);
     // The edges the bit manipulation does not give.
     let r = select(x == f32::INFINITY, x, r);
     let r = select(x == 0.0, f32::NEG_INFINITY, r);
@@ -142,20 +148,7 @@ pub fn ln_1p_unit(x: f32) -> f32 {
     let u = 1.0 + x;
     let high = u > std::f32::consts::SQRT_2;
     let f = select(high, 0.5 * u, u) - 1.0;
-    let k = select(high, 1.0, 0.0);
-    let z = f * f;
-    let mut y: f32 = 7.037_683_6e-2;
-    y = y.mul_add(f, -1.151_461e-1);
-    y = y.mul_add(f, 1.167_699_9e-1);
-    y = y.mul_add(f, -1.242_014_1e-1);
-    y = y.mul_add(f, 1.424_932_3e-1);
-    y = y.mul_add(f, -1.666_805_8e-1);
-    y = y.mul_add(f, 2.000_071_4e-1);
-    y = y.mul_add(f, -2.499_999_4e-1);
-    y = y.mul_add(f, 3.333_333e-1);
-    let c = (x - (u - 1.0)) / u;
-    let y = (f * z).mul_add(y, k.mul_add(LN2_LO, c)) - 0.5 * z;
-    k.mul_add(LN2_HI, f + y)
+    ln_reduced(f, select(high, 1.0, 0.0), (x - (u - 1.0)) / u)
 }
 
 /// 1/(1 + e^−x) from e^−|x|, so nothing overflows.
