@@ -1,16 +1,17 @@
 //! The CPU backend of [`crate::Engine::cpu`] on all cores with rayon.
 //! Activations, the common pointwise losses and the fused metrics run as
 //! f32 SIMD loops ([`super::lanes`]), the row losses but zero-one too
-//! ([`super::rows32`]); the other losses and the statistics use the
-//! reference's f64 formulas. Work is cut into blocks of a fixed size
-//! and block sums are added in block order, so a result does not depend on
-//! the number of threads.
+//! ([`super::rows32`]); the other losses and the gradient statistics use
+//! the reference's f64 formulas, the statistics in parallel blocks. Work
+//! is cut into blocks of a fixed size and block sums are added in block
+//! order, so a result does not depend on the number of threads.
 
 use super::lanes::{self, Act32, Metrics32, Term32};
 use super::rows32;
 use super::{check_values, finish, grad_coefficient, sample_grad, sample_term, weight, weighted};
 use crate::error::Result;
 use crate::ops::activation::{Activation, Pass};
+use crate::ops::gradient::GradStats;
 use crate::ops::input::{Call, Form, LossInput, Target};
 use crate::ops::loss::{Loss, RowOp};
 use crate::ops::reduction::{LossValue, Reduction};
@@ -410,4 +411,43 @@ fn pointwise32(call: &Call) -> Option<Term32> {
         Form::Pointwise(_) => Term32::of(&call.loss),
         Form::Rows(_) => None,
     }
+}
+
+/// [`crate::cpu::stats::grad_stats`] on all cores: per-block sums of
+/// squares (f64), maxima and counts, combined in block order.
+pub fn grad_stats(g: &[f32], vanish_eps: f32) -> GradStats {
+    let blocks: Vec<(f64, f64, [u64; 3])> = g
+        .par_chunks(BLOCK)
+        .map(|block| {
+            let (mut ssq, mut max, mut counts) = (0.0f64, 0.0f64, [0u64; 3]);
+            for &v in block {
+                // Branch-free, so the loop vectorises: NaN and ±inf add 0
+                // here and are counted instead.
+                let finite = v.is_finite();
+                let a = if finite { v.abs() as f64 } else { 0.0 };
+                ssq += a * a;
+                max = max.max(a);
+                counts[0] += v.is_nan() as u64;
+                counts[1] += v.is_infinite() as u64;
+                counts[2] += (v.abs() < vanish_eps) as u64;
+            }
+            (ssq, max, counts)
+        })
+        .collect();
+    let (mut ssq, mut max, mut counts) = (0.0f64, 0.0f64, [0u64; 3]);
+    for (s, m, c) in blocks {
+        ssq += s;
+        max = max.max(m);
+        for k in 0..3 {
+            counts[k] += c[k];
+        }
+    }
+    GradStats::from_parts(
+        ssq.sqrt(),
+        max,
+        counts[0],
+        counts[1],
+        counts[2],
+        g.len() as u64,
+    )
 }

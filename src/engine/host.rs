@@ -257,7 +257,7 @@ impl Engine {
                 let t = gpu.upload_resident(g)?;
                 gpu.grad_stats(&[(&t, g.len())], vanish_eps, None)
             },
-            || Ok(cpu::stats::grad_stats(g, vanish_eps)),
+            || Ok(cpu::parallel::grad_stats(g, vanish_eps)),
         )
     }
 

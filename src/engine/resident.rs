@@ -271,7 +271,7 @@ impl Engine {
                         }
                     }
                 }
-                let stats = cpu::stats::grad_stats(&all, 0.0);
+                let stats = cpu::parallel::grad_stats(&all, 0.0);
                 for t in tensors.iter_mut() {
                     if let TensorData::Cpu(v) = &mut t.data {
                         match clip {
