@@ -198,7 +198,7 @@ impl Terms<7> for Metrics32 {
     }
 }
 
-/// (Σ wᵢ·lᵢ for each of the K terms, Σ wᵢ) in lane order: LANES f32
+/// Σ wᵢ·lᵢ for each of the K terms, in lane order: LANES f32
 /// accumulators per term over each run of `LANES × FLUSH` values, then
 /// added into f64; the tail of a run that is not a whole number of lanes is
 /// added in f64 after its lanes. `WEIGHTED` false reads no weights (wᵢ = 1).
@@ -208,10 +208,10 @@ fn lane_sums<const K: usize, const WEIGHTED: bool, T: Terms<K>>(
     p: &[f32],
     t: &[f32],
     w: &[f32],
-) -> ([f64; K], f64) {
+) -> [f64; K] {
     // `terms` rather than a closure: a closure this large is left a call,
     // which keeps the loop scalar.
-    let (mut total, mut wtotal) = ([0.0f64; K], 0.0f64);
+    let mut total = [0.0f64; K];
     let run = LANES * FLUSH;
     let ones = [1.0f32; LANES];
     for (k, (p, t)) in p.chunks(run).zip(t.chunks(run)).enumerate() {
@@ -220,7 +220,7 @@ fn lane_sums<const K: usize, const WEIGHTED: bool, T: Terms<K>>(
         } else {
             &ones[..0]
         };
-        let (mut acc, mut wacc) = ([[0.0f32; LANES]; K], [0.0f32; LANES]);
+        let mut acc = [[0.0f32; LANES]; K];
         let (pc, tc) = (p.chunks_exact(LANES), t.chunks_exact(LANES));
         let tail = pc.remainder().len();
         for (i, (pl, tl)) in pc.zip(tc).enumerate() {
@@ -239,43 +239,35 @@ fn lane_sums<const K: usize, const WEIGHTED: bool, T: Terms<K>>(
                 for (a, l) in acc.iter_mut().zip(l) {
                     a[j] += if WEIGHTED { weighted(wl[j], l) } else { l };
                 }
-                wacc[j] += wl[j];
             }
         }
         for (total, acc) in total.iter_mut().zip(&acc) {
             *total += acc.iter().map(|&a| a as f64).sum::<f64>();
         }
-        wtotal += wacc.iter().map(|&a| a as f64).sum::<f64>();
         let at = p.len() - tail;
         for i in at..p.len() {
             let wi = if WEIGHTED { w[i] } else { 1.0 };
             for (total, l) in total.iter_mut().zip(terms.values(p[i], t[i])) {
                 *total += weighted(wi, l) as f64;
             }
-            wtotal += wi as f64;
         }
     }
-    (total, wtotal)
+    total
 }
 
-/// (Σ wᵢ·l(pᵢ, tᵢ), Σ wᵢ) over one block (Σ wᵢ = n unweighted).
+/// Σ wᵢ·l(pᵢ, tᵢ) over one block.
 #[multiversion(targets = "simd")]
-pub(crate) fn sums(term: Term32, p: &[f32], t: &[f32], w: Option<&[f32]>) -> (f64, f64) {
-    let ([s], ws) = each_term!(term, |term| match w {
+pub(crate) fn sums(term: Term32, p: &[f32], t: &[f32], w: Option<&[f32]>) -> f64 {
+    let [s] = each_term!(term, |term| match w {
         None => lane_sums::<1, false, _>(term, p, t, &[]),
         Some(w) => lane_sums::<1, true, _>(term, p, t, w),
     });
-    (s, ws)
+    s
 }
 
-/// The seven metric sums and Σ wᵢ over one block.
+/// The seven metric sums over one block.
 #[multiversion(targets = "simd")]
-pub(crate) fn metric_sums(
-    m: Metrics32,
-    p: &[f32],
-    t: &[f32],
-    w: Option<&[f32]>,
-) -> ([f64; 7], f64) {
+pub(crate) fn metric_sums(m: Metrics32, p: &[f32], t: &[f32], w: Option<&[f32]>) -> [f64; 7] {
     match w {
         None => lane_sums::<7, false, _>(m, p, t, &[]),
         Some(w) => lane_sums::<7, true, _>(m, p, t, w),

@@ -103,6 +103,11 @@ pub fn loss_sums(call: &Call, input: &LossInput) -> Result<(f64, f64)> {
 
 /// (Σ wᵢlᵢ, Σ wᵢ) of values already checked.
 fn sums(call: &Call, input: &LossInput) -> (f64, f64) {
+    (loss_sum(call, input), weight_sum(input, call.shape.rows))
+}
+
+/// Σ wᵢlᵢ of values already checked, added in block order.
+fn loss_sum(call: &Call, input: &LossInput) -> f64 {
     let (loss, shape) = (&call.loss, call.shape);
     if let (Form::Pointwise(_), Target::Values(t)) = (shape.form, input.target) {
         let (p, w) = (input.pred, input.weights);
@@ -111,8 +116,22 @@ fn sums(call: &Call, input: &LossInput) -> (f64, f64) {
                 lanes::sums(term, &p[at.clone()], &t[at.clone()], w.map(|w| &w[at]))
             });
         }
-        let ([s], ws) = with_term!(loss, |term| pointwise_sums(p, t, w, |p, t| [term(p, t)]));
-        return (s, ws);
+        return with_term!(loss, |term| block_sums(p.len(), BLOCK, |at| {
+            let (p, t) = (&p[at.clone()], &t[at.clone()]);
+            match w {
+                None => p
+                    .iter()
+                    .zip(t)
+                    .map(|(&p, &t)| term(p as f64, t as f64))
+                    .sum(),
+                Some(w) => p
+                    .iter()
+                    .zip(t)
+                    .zip(&w[at])
+                    .map(|((&p, &t), &w)| weighted(w as f64, term(p as f64, t as f64)))
+                    .sum(),
+            }
+        }));
     }
     if let Some((op, t)) = row_loops(call, input) {
         let m = shape.cols;
@@ -125,24 +144,27 @@ fn sums(call: &Call, input: &LossInput) -> (f64, f64) {
                 t.rows(rows.clone(), m),
                 &mut l,
             );
-            let (mut s, mut w) = (0.0, 0.0);
-            for (k, &l) in l.iter().enumerate() {
-                let wi = weight(input, rows.start + k);
-                s += weighted(wi, l as f64);
-                w += wi;
-            }
-            (s, w)
+            let at = rows.start;
+            l.iter()
+                .enumerate()
+                .map(|(k, &l)| weighted(weight(input, at + k), l as f64))
+                .sum()
         });
     }
     block_sums(shape.rows, BLOCK, |rows| {
-        let (mut s, mut w) = (0.0, 0.0);
-        for i in rows {
-            let wi = weight(input, i);
-            s += weighted(wi, sample_term(loss, input, &shape, i));
-            w += wi;
-        }
-        (s, w)
+        rows.map(|i| weighted(weight(input, i), sample_term(loss, input, &shape, i)))
+            .sum()
     })
+}
+
+/// Σ wᵢ over the n samples (n without weights), added in block order: the
+/// one Σw of the backend, so a value and a gradient computed by different
+/// calls share their mean's divisor to the bit.
+fn weight_sum(input: &LossInput, n: usize) -> f64 {
+    match input.weights {
+        None => n as f64,
+        Some(w) => block_sums(w.len(), BLOCK, |at| w[at].iter().map(|&v| v as f64).sum()),
+    }
 }
 
 /// `fill(range, block)` for each block of `out` and its range of indices,
@@ -153,20 +175,14 @@ fn fill_blocks(out: &mut [f32], fill: impl Fn(std::ops::Range<usize>, &mut [f32]
         .for_each(|(b, block)| fill(b * BLOCK..b * BLOCK + block.len(), block));
 }
 
-/// (Σ s, Σ w) of `sums` over the blocks of `per` of n items, on all cores,
-/// added in block order.
-fn block_sums(
-    n: usize,
-    per: usize,
-    sums: impl Fn(std::ops::Range<usize>) -> (f64, f64) + Sync,
-) -> (f64, f64) {
-    let blocks: Vec<(f64, f64)> = (0..n.div_ceil(per))
+/// Σ of `sum` over the blocks of `per` of n items, on all cores, added in
+/// block order.
+fn block_sums(n: usize, per: usize, sum: impl Fn(std::ops::Range<usize>) -> f64 + Sync) -> f64 {
+    let blocks: Vec<f64> = (0..n.div_ceil(per))
         .into_par_iter()
-        .map(|b| sums(b * per..((b + 1) * per).min(n)))
+        .map(|b| sum(b * per..((b + 1) * per).min(n)))
         .collect();
-    blocks
-        .iter()
-        .fold((0.0, 0.0), |(s, w), (bs, bw)| (s + bs, w + bw))
+    blocks.iter().sum()
 }
 
 /// Rows per task for rows of m values: about [`BLOCK`] values, whole rows.
@@ -210,66 +226,20 @@ pub fn metric_sums(
         return Err(crate::error::invalid!("metrics need real targets"));
     };
     let (p, w, m) = (input.pred, input.weights, Metrics32 { delta, gamma });
-    let blocks: Vec<([f64; 7], f64)> = (0..p.len().div_ceil(BLOCK))
+    let blocks: Vec<[f64; 7]> = (0..p.len().div_ceil(BLOCK))
         .into_par_iter()
         .map(|b| {
             let at = b * BLOCK..((b + 1) * BLOCK).min(p.len());
             lanes::metric_sums(m, &p[at.clone()], &t[at.clone()], w.map(|w| &w[at]))
         })
         .collect();
-    Ok(blocks.iter().fold(([0.0; 7], 0.0), |(mut s, w), (bs, bw)| {
+    let mut s = [0.0; 7];
+    for b in &blocks {
         for k in 0..7 {
-            s[k] += bs[k];
+            s[k] += b[k];
         }
-        (s, w + bw)
-    }))
-}
-
-/// K weighted sums of pointwise terms and Σw, block by block on all cores
-/// and added in block order. `terms` is monomorphised per loss, so the loop
-/// holds no branch on which loss it computes.
-fn pointwise_sums<const K: usize>(
-    p: &[f32],
-    t: &[f32],
-    w: Option<&[f32]>,
-    terms: impl Fn(f64, f64) -> [f64; K] + Sync,
-) -> ([f64; K], f64) {
-    let blocks: Vec<([f64; K], f64)> = (0..p.len().div_ceil(BLOCK))
-        .into_par_iter()
-        .map(|b| {
-            let range = b * BLOCK..((b + 1) * BLOCK).min(p.len());
-            let (p, t) = (&p[range.clone()], &t[range.clone()]);
-            let mut s = [0.0; K];
-            let mut ws = 0.0;
-            match w {
-                None => {
-                    for (&p, &t) in p.iter().zip(t) {
-                        let l = terms(p as f64, t as f64);
-                        for k in 0..K {
-                            s[k] += l[k];
-                        }
-                    }
-                    ws = p.len() as f64;
-                }
-                Some(w) => {
-                    for ((&p, &t), &w) in p.iter().zip(t).zip(&w[range]) {
-                        let (l, w) = (terms(p as f64, t as f64), w as f64);
-                        for k in 0..K {
-                            s[k] += weighted(w, l[k]);
-                        }
-                        ws += w;
-                    }
-                }
-            }
-            (s, ws)
-        })
-        .collect();
-    blocks.iter().fold(([0.0; K], 0.0), |(mut s, w), (bs, bw)| {
-        for k in 0..K {
-            s[k] += bs[k];
-        }
-        (s, w + bw)
-    })
+    }
+    Ok((s, weight_sum(input, p.len())))
 }
 
 /// The value of a checked call: the reduced loss, or the per-sample wᵢ·lᵢ
@@ -352,19 +322,6 @@ pub fn loss_and_grad(call: &Call, input: &LossInput, value: bool) -> Result<(Los
         _ => LossValue::Scalar(finish(reduction, sum, wsum, call.rmse())?),
     };
     Ok((value, grad))
-}
-
-/// Σ wᵢ over the n samples (n without weights), added in block order.
-fn weight_sum(input: &LossInput, n: usize) -> f64 {
-    match input.weights {
-        None => n as f64,
-        Some(w) => {
-            block_sums(w.len(), BLOCK, |at| {
-                (w[at].iter().map(|&v| v as f64).sum(), 0.0)
-            })
-            .0
-        }
-    }
 }
 
 /// c·wᵢ·∂lᵢ/∂p of values already checked, rounded to f32.
