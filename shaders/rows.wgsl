@@ -8,6 +8,7 @@ override OP: u32;                  // a ROW_* id
 override HAS_WEIGHTS: bool = false;
 override PRED_UNIT: bool = false;     // pred must be in [0, 1] (kl-div, entropy)
 override TARGET_UNIT: bool = false;   // target distribution must be in [0, 1]
+override HAS_IGNORE: bool = false;    // rows whose class is params.ignore are left out
 
 struct RowParams {
     rows: u32,
@@ -20,7 +21,7 @@ struct RowParams {
     lse_skip: u32,
     coef_mode: u32,
     scale: f32,
-    _pad0: u32,
+    ignore: u32,     // the ignored class target (HAS_IGNORE)
     _pad1: u32,
 }
 
@@ -40,6 +41,16 @@ var<workgroup> arg_idx: array<u32, WG>;
 
 fn target_f32(i: u32) -> f32 {
     return bitcast<f32>(tgt[params.target_skip + i]);
+}
+
+// Whether the row's class target is the ignored one: its loss and gradient
+// are 0 and its target is not checked (its weight, from the host, is 0).
+fn ignored(row: u32) -> bool {
+    return HAS_IGNORE && tgt[params.target_skip + row] == params.ignore;
+}
+
+fn class_op() -> bool {
+    return OP == ROW_ARGMAX || OP == ROW_CE_CLASS || OP == ROW_NLL;
 }
 
 fn unit(v: f32) -> bool {
@@ -128,18 +139,25 @@ fn uses_max() -> bool {
 // The row's loss from its reductions; writes it and (max, log1p(rest)).
 fn finish_row(row: u32, p0: u32, m: u32, best: ArgMax, rest: f32, terms: f32, has_nan: bool) {
     var loss = terms;
-    if (OP == ROW_ARGMAX || OP == ROW_CE_CLASS) {
+    // nll reads only p_c: a NaN elsewhere in its row does not count.
+    var nan_row = has_nan && OP != ROW_NLL;
+    if (class_op()) {
         let c = tgt[params.target_skip + row];
-        if (c >= m) {
+        if (ignored(row)) {
+            loss = 0.0;
+            nan_row = false;
+        } else if (c >= m) {
             atomicMin(&errors[1], params.base_row + row);
             loss = nan_f32();
         } else if (OP == ROW_ARGMAX) {
             loss = select(1.0, 0.0, best.idx == c);
+        } else if (OP == ROW_NLL) {
+            loss = -pred[p0 + c];
         } else {
             loss = (best.val - pred[p0 + c]) + rest;
         }
     }
-    out[params.out_skip + row] = select(loss, nan_f32(), has_nan);
+    out[params.out_skip + row] = select(loss, nan_f32(), nan_row);
     lse[params.lse_skip / 2u + row] = vec2<f32>(best.val, rest);
 }
 
@@ -179,7 +197,10 @@ fn row_loss(
     let m = params.cols;
     let p0 = params.pred_skip + row * m;
     let lid = lane.lid;
-    let has_nan = wg_sum(vec2<f32>(scan_check(row, p0, m, lid, WG), 0.0), lane).x > 0.0;
+    var has_nan = false;
+    if (OP != ROW_NLL) {
+        has_nan = wg_sum(vec2<f32>(scan_check(row, p0, m, lid, WG), 0.0), lane).x > 0.0;
+    }
     var best = ArgMax(0.0, NO_INDEX);
     var rest = 0.0;
     var terms = 0.0;
@@ -263,6 +284,9 @@ fn softmax_from(p: f32, l: vec2<f32>) -> f32 {
 // The weighted, scaled derivative at column j of a row (element idx of the
 // chunk) whose (max, log1p(rest)) is l.
 fn grad_at(row: u32, idx: u32, j: u32, p: f32, l: vec2<f32>) -> f32 {
+    if (ignored(row)) {
+        return 0.0;
+    }
     var d: f32;
     switch OP {
         case ROW_ARGMAX: { d = select(0.0, nan_f32(), is_nan(p)); }
@@ -276,13 +300,16 @@ fn grad_at(row: u32, idx: u32, j: u32, p: f32, l: vec2<f32>) -> f32 {
             d = select(select(-t / p, -inf_f32(), p == 0.0), keep_nan(p, 0.0), t == 0.0);
         }
         case ROW_ENTROPY: { d = -(log_safe(p) + 1.0); }
+        case ROW_NLL: { d = -select(0.0, 1.0, j == tgt[params.target_skip + row]); }
         default: { d = nan_f32(); }
     }
     var w = 1.0;
     if (HAS_WEIGHTS) {
         w = weights[params.weight_skip + row];
     }
-    return weighted(w * grad_factor(params.coef_mode, params.scale, stats[0]), keep_nan(p, d));
+    // nll's derivative is a gather: it reads no value, NaN or not.
+    let dp = select(keep_nan(p, d), d, OP == ROW_NLL);
+    return weighted(w * grad_factor(params.coef_mode, params.scale, stats[0]), dp);
 }
 
 @compute @workgroup_size(256)
@@ -317,7 +344,7 @@ fn row_grad_small(
     let m = params.cols;
     let p0 = params.pred_skip + row * m;
     let o = scan_online(row, p0, m);
-    if ((OP == ROW_ARGMAX || OP == ROW_CE_CLASS) && tgt[params.target_skip + row] >= m) {
+    if (class_op() && tgt[params.target_skip + row] >= m && !ignored(row)) {
         atomicMin(&errors[1], params.base_row + row);
     }
     let l = vec2<f32>(o.best.val, o.rest);

@@ -1,7 +1,7 @@
 //! `lossgpu loss NAME --pred FILE [--target FILE] [--weights FILE] ...`
 //!
 //! The CLI's one real decision is how files map onto a [`LossInput`]:
-//! - cross-entropy, kl-div, entropy take n×m rows (a 1-D pred is one row of
+//! - cross-entropy, nll, kl-div, entropy take n×m rows (a 1-D pred is one row of
 //!   m, as PyTorch treats an unbatched input);
 //! - cross-entropy's target is either pred's shape (probabilities) or n
 //!   integers (class indices); zero-one with n integers for n×m scores is
@@ -23,7 +23,7 @@ pub struct Args {
     /// Predictions (.npy or .csv): n values, or n×m scores for the multi-class losses.
     #[arg(long, value_name = "FILE")]
     pred: String,
-    /// Targets: as many values as --pred, or n class indices (cross-entropy, zero-one).
+    /// Targets: as many values as --pred, or n class indices (cross-entropy, nll, zero-one).
     #[arg(long, value_name = "FILE")]
     target: Option<String>,
     /// Per-sample (per-row) weights, each >= 0.
@@ -42,6 +42,14 @@ pub struct Args {
     /// β of smooth-l1 (default 1.0, >= 0; 0 is mae).
     #[arg(long, value_name = "F", allow_negative_numbers = true)]
     beta: Option<f32>,
+    /// Per-class weights (m values, each >= 0) of cross-entropy or nll with
+    /// class-index targets (PyTorch's weight=).
+    #[arg(long, value_name = "FILE")]
+    class_weights: Option<String>,
+    /// A class target whose rows are left out (PyTorch's ignore_index; -100
+    /// for PyTorch's default): cross-entropy or nll with class-index targets.
+    #[arg(long, value_name = "I", allow_negative_numbers = true)]
+    ignore_index: Option<i64>,
     /// Allow an output to replace an input file (written durably: the input
     /// is read whole first, and replaced only once the output is complete).
     #[arg(long)]
@@ -91,6 +99,7 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
         ("--pred", Some(&args.pred)),
         ("--target", args.target.as_ref()),
         ("--weights", args.weights.as_ref()),
+        ("--class-weights", args.class_weights.as_ref()),
     ]
     .into_iter()
     .filter_map(|(flag, path)| Some((flag, path?.as_str())))
@@ -122,9 +131,10 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
         (_, Some(path)) => Some(io::read(path)?),
     };
     let weights = args.weights.as_deref().map(io::read).transpose()?;
+    let class_weights = args.class_weights.as_deref().map(io::read).transpose()?;
 
     let p = pred.to_f32()?;
-    let (cols, owned) = arrange(&loss, &pred, target.as_ref())?;
+    let (cols, owned) = arrange(&loss, &pred, target.as_ref(), args.ignore_index)?;
     let n = p.len() / cols;
     let w = match &weights {
         Some(w) if w.len() != n => {
@@ -137,6 +147,7 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
         Some(w) => Some(w.to_f32()?),
         None => None,
     };
+    let cw = class_weights.as_ref().map(|c| c.to_f32()).transpose()?;
     let input = LossInput {
         pred: &p,
         cols,
@@ -146,6 +157,8 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
             Owned::Classes(c) => Target::Classes(c),
         },
         weights: w.as_deref(),
+        class_weights: cw.as_deref(),
+        ignore_index: args.ignore_index,
     };
 
     let files = [
@@ -153,8 +166,18 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
         args.target.as_ref(),
         args.weights.as_ref(),
     ];
+    let name_file = |e| match e {
+        Error::Value {
+            input: "class weights",
+            ..
+        } => match &args.class_weights {
+            Some(path) => io::file_error(path, e),
+            None => e,
+        },
+        e => name_file(e, files),
+    };
     // Every input is checked before a device is opened.
-    lossgpu::cpu::validate_call(&loss, &input, reduction).map_err(|e| name_file(e, files))?;
+    lossgpu::cpu::validate_call(&loss, &input, reduction).map_err(name_file)?;
     let engine = open_engine(backend)?;
     // With --grad-out, the value and the gradient come from one set of passes.
     let (value, grad) = match &args.grad_out {
@@ -165,7 +188,7 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
             .loss(&loss, &input, reduction)
             .map(|value| (value, None)),
     }
-    .map_err(|e| name_file(e, files))?;
+    .map_err(name_file)?;
     if let (Some(out), Some(per_sample)) = (&args.out, value.per_sample()) {
         io::write_npy(out, per_sample, &[per_sample.len()])?;
     }
@@ -208,6 +231,10 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
 /// whole, where the usual checks name what does not fit.
 fn streams<'a>(loss: &Loss, args: &'a Args) -> Option<(usize, TargetFile<'a>)> {
     let npy = |p: &str| p.to_ascii_lowercase().ends_with(".npy");
+    // Class options are read whole.
+    if args.class_weights.is_some() || args.ignore_index.is_some() {
+        return None;
+    }
     if !npy(&args.pred)
         || !args.weights.as_deref().is_none_or(npy)
         || !chunks::is_large_npy(&args.pred)
@@ -227,7 +254,7 @@ fn streams<'a>(loss: &Loss, args: &'a Args) -> Option<(usize, TargetFile<'a>)> {
         (_, &[_, cols], Some((t, dims))) if !loss.is_pointwise() && dims == pred.dims => {
             Some((cols, TargetFile::Values(t)))
         }
-        (Loss::CrossEntropy | Loss::ZeroOne, &[_, cols], Some((t, dims)))
+        (Loss::CrossEntropy | Loss::ZeroOne | Loss::Nll, &[_, cols], Some((t, dims)))
             if dims == [rows_of(cols)] =>
         {
             Some((cols, TargetFile::Classes(t)))
@@ -243,8 +270,16 @@ fn streams<'a>(loss: &Loss, args: &'a Args) -> Option<(usize, TargetFile<'a>)> {
 
 /// Columns of pred and the target in the form the loss takes (see the
 /// module comment).
-fn arrange(loss: &Loss, pred: &Array, target: Option<&Array>) -> Result<(usize, Owned)> {
-    let row_loss = matches!(loss, Loss::CrossEntropy | Loss::KlDiv | Loss::Entropy);
+fn arrange(
+    loss: &Loss,
+    pred: &Array,
+    target: Option<&Array>,
+    ignore: Option<i64>,
+) -> Result<(usize, Owned)> {
+    let row_loss = matches!(
+        loss,
+        Loss::CrossEntropy | Loss::KlDiv | Loss::Entropy | Loss::Nll
+    );
     let Some(t) = target else {
         // Only entropy gets here; a 1-D pred is one distribution.
         return Ok((row_cols(pred), Owned::None));
@@ -267,8 +302,8 @@ fn arrange(loss: &Loss, pred: &Array, target: Option<&Array>) -> Result<(usize, 
         return Ok((cols, Owned::Values(t.to_f32()?)));
     }
     let one_per_row = t.len() == rows && t.cols() == 1;
-    if one_per_row && matches!(loss, Loss::CrossEntropy | Loss::ZeroOne) {
-        return Ok((cols, Owned::Classes(class_indices(t)?)));
+    if one_per_row && matches!(loss, Loss::CrossEntropy | Loss::ZeroOne | Loss::Nll) {
+        return Ok((cols, Owned::Classes(class_indices(t, ignore)?)));
     }
     let wanted = if matches!(loss, Loss::KlDiv) {
         format!("a distribution of {}", pred.shape_text())
@@ -295,13 +330,17 @@ fn row_cols(pred: &Array) -> usize {
     }
 }
 
-/// Class indices must be integers in u32 (the engine checks < m).
-fn class_indices(t: &Array) -> Result<Vec<u32>> {
+/// Class indices must be integers in u32 (the engine checks < m); the
+/// ignore index, negative or not, becomes its u32 bits as the engine
+/// compares it.
+fn class_indices(t: &Array, ignore: Option<i64>) -> Result<Vec<u32>> {
     t.data
         .iter()
         .enumerate()
         .map(|(i, &v)| {
-            if v.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&v) {
+            if ignore.is_some_and(|ig| ig as f64 == v) {
+                Ok(ignore.unwrap_or(0) as u32)
+            } else if v.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&v) {
                 Ok(v as u32)
             } else {
                 Err(t.error(format!(

@@ -157,6 +157,8 @@ impl Inputs {
                 cols,
                 target,
                 weights: None,
+                class_weights: None,
+                ignore_index: None,
             };
             if let Some(weights) = &mut self.weights {
                 weights.next_chunk(rows, &mut w)?;

@@ -17,7 +17,7 @@ pub use activation::{activation, prelu_alpha_grad};
 use crate::error::Result;
 use crate::ops::input::{class_error, weight_error, Call, Form, LossInput, Shape, Target};
 use crate::ops::loss::{Domain, Loss};
-use crate::ops::reduction::{finish, Reduction};
+use crate::ops::reduction::Reduction;
 use common::weighted;
 use rows::RowTarget;
 
@@ -47,7 +47,9 @@ pub(crate) fn check_values(call: &Call, input: &LossInput) -> Result<()> {
     match input.target {
         Target::Values(t) => check_domain(loss, "target", loss.target_domain(), t)?,
         Target::Classes(c) => {
-            if let Some(i) = first_offender(c, |v| v as usize >= shape.cols) {
+            // An ignored row's target is no class; it is not checked.
+            let ignored = input.ignored();
+            if let Some(i) = first_offender(c, |v| v as usize >= shape.cols && Some(v) != ignored) {
                 return Err(class_error(loss, i, c[i], shape.cols));
             }
         }
@@ -101,8 +103,11 @@ fn target_value(input: &LossInput, i: usize) -> f64 {
     }
 }
 
-/// The unweighted loss lᵢ of sample (row) i.
+/// The unweighted loss lᵢ of sample (row) i (0 for an ignored row).
 pub(crate) fn sample_term(loss: &Loss, input: &LossInput, shape: &Shape, i: usize) -> f64 {
+    if input.is_ignored(i) {
+        return 0.0;
+    }
     match shape.form {
         Form::Pointwise(_) => loss.term_f64(input.pred[i] as f64, target_value(input, i)),
         Form::Rows(op) => rows::row_loss(
@@ -122,6 +127,10 @@ pub(crate) fn sample_grad(
     coef: f64,
     out: &mut Vec<f64>,
 ) {
+    if input.is_ignored(i) {
+        out.extend(std::iter::repeat_n(0.0, shape.cols));
+        return;
+    }
     let w = weight(input, i) * coef;
     match shape.form {
         Form::Pointwise(_) => {
@@ -149,8 +158,15 @@ pub fn loss_terms(loss: &Loss, input: &LossInput) -> Result<Vec<f64>> {
         .collect())
 }
 
+/// Row i's weight: the per-sample weight aᵢ times, with class weights,
+/// the weight of its class (0 for an ignored row).
 pub(crate) fn weight(input: &LossInput, i: usize) -> f64 {
-    input.weights.map_or(1.0, |w| w[i] as f64)
+    let a = input.weights.map_or(1.0, |w| w[i] as f64);
+    match (input.class_weights, input.target) {
+        _ if input.is_ignored(i) => 0.0,
+        (Some(cw), Target::Classes(c)) => a * cw[c[i] as usize] as f64,
+        _ => a,
+    }
 }
 
 /// The weighted per-sample values wᵢ·lᵢ (reduction `none`).
@@ -179,18 +195,19 @@ pub fn loss_sums(loss: &Loss, input: &LossInput) -> Result<(f64, f64)> {
 
 /// The reduced loss (`mean` or `sum`).
 pub fn loss_scalar(loss: &Loss, input: &LossInput, reduction: Reduction) -> Result<f64> {
-    check(loss, input, reduction)?;
+    let call = check(loss, input, reduction)?;
     let (sum, wsum) = loss_sums(loss, input)?;
-    finish(reduction, sum, wsum, *loss == Loss::Rmse)
+    call.finish(sum, wsum)
 }
 
 /// The gradient of the reduced loss with respect to every element of
 /// `pred`: wᵢ·(d lᵢ/d p)·c with c = 1/Σw for `mean`, 1 for `sum` and `none`,
 /// and for `rmse` the metric's own chain rule.
 pub fn loss_grad(loss: &Loss, input: &LossInput, reduction: Reduction) -> Result<Vec<f64>> {
-    let shape = check(loss, input, reduction)?.shape;
+    let call = check(loss, input, reduction)?;
+    let shape = call.shape;
     let (sum, wsum) = loss_sums(loss, input)?;
-    let coef = grad_coefficient(loss, reduction, sum, wsum)?;
+    let coef = grad_coefficient(&call, sum, wsum)?;
     let mut g = Vec::with_capacity(input.pred.len());
     for i in 0..shape.rows {
         sample_grad(loss, input, &shape, i, coef, &mut g);
@@ -200,18 +217,15 @@ pub fn loss_grad(loss: &Loss, input: &LossInput, reduction: Reduction) -> Result
 
 /// The factor c that turns wᵢ·dlᵢ into the gradient of the reduced loss.
 /// For rmse = sqrt(S/W) with S = Σwe²: d rmse = dS/(2·W·rmse); zero when
-/// rmse is 0 (the subgradient PyTorch's sqrt would make NaN).
-pub(crate) fn grad_coefficient(
-    loss: &Loss,
-    reduction: Reduction,
-    sum: f64,
-    wsum: f64,
-) -> Result<f64> {
-    match reduction {
+/// rmse is 0 (the subgradient PyTorch's sqrt would make NaN). With class
+/// options a mean over no weight gives 1/0 = inf: ignored rows still get
+/// 0, a kept row of class weight 0 gets NaN (0·inf), as on the GPU.
+pub(crate) fn grad_coefficient(call: &Call, sum: f64, wsum: f64) -> Result<f64> {
+    match call.reduction {
         Reduction::Sum | Reduction::None => Ok(1.0),
         Reduction::Mean => {
-            let value = finish(reduction, sum, wsum, *loss == Loss::Rmse)?;
-            if *loss == Loss::Rmse {
+            let value = call.finish(sum, wsum)?;
+            if call.rmse() {
                 Ok(if value == 0.0 {
                     0.0
                 } else {

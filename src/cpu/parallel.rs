@@ -8,7 +8,7 @@
 
 use super::lanes::{self, Act32, Metrics32, Term32};
 use super::rows32;
-use super::{check_values, finish, grad_coefficient, sample_grad, sample_term, weight, weighted};
+use super::{check_values, grad_coefficient, sample_grad, sample_term, weight, weighted};
 use crate::error::Result;
 use crate::ops::activation::{Activation, Pass};
 use crate::ops::gradient::GradStats;
@@ -161,6 +161,9 @@ fn loss_sum(call: &Call, input: &LossInput) -> f64 {
 /// one Σw of the backend, so a value and a gradient computed by different
 /// calls share their mean's divisor to the bit.
 fn weight_sum(input: &LossInput, n: usize) -> f64 {
+    if input.has_class_options() {
+        return block_sums(n, BLOCK, |rows| rows.map(|i| weight(input, i)).sum());
+    }
     match input.weights {
         None => n as f64,
         Some(w) => block_sums(w.len(), BLOCK, |at| w[at].iter().map(|&v| v as f64).sum()),
@@ -200,7 +203,9 @@ fn row_loops<'a>(call: &Call, input: &LossInput<'a>) -> Option<(RowOp, rows32::T
     let Form::Rows(op) = call.shape.form else {
         return None;
     };
-    if !rows32::has(op) {
+    // Class options take the reference formulas (an ignored row's target
+    // is no class index).
+    if !rows32::has(op) || input.has_class_options() {
         return None;
     }
     Some((
@@ -250,9 +255,9 @@ pub fn loss_value(call: &Call, input: &LossInput) -> Result<LossValue> {
             check_values(call, input)?;
             LossValue::PerSample(per_sample(call, input))
         }
-        reduction => {
+        _ => {
             let (sum, wsum) = loss_sums(call, input)?;
-            LossValue::Scalar(finish(reduction, sum, wsum, call.rmse())?)
+            LossValue::Scalar(call.finish(sum, wsum)?)
         }
     })
 }
@@ -305,7 +310,7 @@ pub fn loss_grad(call: &Call, input: &LossInput) -> Result<Vec<f32>> {
 /// The gradient of the reduced loss, rounded to f32, and with `value` the
 /// loss's value from the same sums (NaN without).
 pub fn loss_and_grad(call: &Call, input: &LossInput, value: bool) -> Result<(LossValue, Vec<f32>)> {
-    let (loss, reduction) = (&call.loss, call.reduction);
+    let reduction = call.reduction;
     check_values(call, input)?;
     // The loss's sums only where the value or the coefficient needs them
     // (mean needs Σw only, which costs no pass without weights).
@@ -314,12 +319,12 @@ pub fn loss_and_grad(call: &Call, input: &LossInput, value: bool) -> Result<(Los
     } else {
         (f64::NAN, weight_sum(input, call.shape.rows))
     };
-    let coef = grad_coefficient(loss, reduction, sum, wsum)?;
+    let coef = grad_coefficient(call, sum, wsum)?;
     let grad = grad(call, input, coef);
     let value = match reduction {
         _ if !value => LossValue::Scalar(f64::NAN),
         Reduction::None => LossValue::PerSample(per_sample(call, input)),
-        _ => LossValue::Scalar(finish(reduction, sum, wsum, call.rmse())?),
+        _ => LossValue::Scalar(call.finish(sum, wsum)?),
     };
     Ok((value, grad))
 }

@@ -81,6 +81,7 @@ pub(crate) fn row_loss(op: RowOp, p: &[f32], t: RowTarget) -> f64 {
             })
             .sum(),
         RowOp::Entropy => p.iter().map(|&pj| -xlogy(pj as f64, pj as f64)).sum(),
+        RowOp::Nll => -(p[class(t)] as f64),
     }
 }
 
@@ -107,6 +108,8 @@ pub(crate) fn row_grad(op: RowOp, p: &[f32], t: RowTarget) -> Vec<f64> {
                     }
                 }
                 RowOp::Entropy => -(pj.ln() + 1.0),
+                // A gather: the derivative reads no value, NaN or not.
+                RowOp::Nll => -((j == class(t)) as u8 as f64),
             }
         })
         .collect()

@@ -40,10 +40,10 @@ impl<'a> Targets<'a> {
     }
 }
 
-/// Whether the f32 loops compute `op` (zero-one stays on the reference: it
-/// is compares only, with no rounding to save).
+/// Whether the f32 loops compute `op` (zero-one and nll stay on the
+/// reference: compares and a gather, with no rounding to save).
 pub(crate) fn has(op: RowOp) -> bool {
-    !matches!(op, RowOp::Argmax)
+    !matches!(op, RowOp::Argmax | RowOp::Nll)
 }
 
 /// Rows shorter than this go through [`short_rows`], `G` at a time.

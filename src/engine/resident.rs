@@ -186,6 +186,9 @@ impl Engine {
             target: kind,
             target_len,
             weights: None,
+            class_weights: None,
+            bad_class_weight: None,
+            ignore_index: None,
         };
         let call = loss.check(lengths, reduction)?;
         let shaped = |data| Tensor::new(data, pred.rows, pred.cols);
@@ -224,6 +227,8 @@ impl Engine {
                     cols: pred.cols,
                     target,
                     weights: None,
+                    class_weights: None,
+                    ignore_index: None,
                 };
                 if !want.grad {
                     return Ok((cpu::parallel::loss_value(&call, &input)?, None));

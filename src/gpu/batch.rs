@@ -17,7 +17,7 @@ use crate::error::Result;
 use crate::ops::input::{Call, Form, LossInput, Target};
 use crate::ops::loss::Term;
 use crate::ops::reduction::CoefMode;
-use crate::ops::reduction::{finish, LossValue, Reduction};
+use crate::ops::reduction::{LossValue, Reduction};
 use std::collections::HashMap;
 
 /// The override constants a packed group shares.
@@ -101,7 +101,7 @@ impl Gpu {
                         };
                         // + 0.0: a fold turns a partial of −0 into +0.
                         let sum = scaled_sum(r) + 0.0;
-                        LossValue::Scalar(finish(call.reduction, sum, wsum, call.rmse())?)
+                        LossValue::Scalar(call.finish(sum, wsum)?)
                     }
                     Plan::Alone(p) => {
                         let mine: Vec<Vec<u8>> =

@@ -13,7 +13,7 @@ use super::Gpu;
 use crate::error::{Error, Result};
 use crate::ops::input::{class_error, weight_error, Call, Form, LossInput, Target, TargetKind};
 use crate::ops::loss::{Domain, Term};
-use crate::ops::reduction::{finish, LossValue, Reduction};
+use crate::ops::reduction::{LossValue, Reduction};
 
 /// What an evaluation returns: the value, the gradient, or both from one
 /// set of passes.
@@ -92,9 +92,7 @@ impl Pending {
     /// was not asked for).
     fn value(&self, call: &Call, read: &Read) -> Result<LossValue> {
         Ok(match (self.sums(read), read.terms) {
-            (Some((sum, wsum)), _) => {
-                LossValue::Scalar(finish(call.reduction, sum, wsum, call.rmse())?)
-            }
+            (Some((sum, wsum)), _) => LossValue::Scalar(call.finish(sum, wsum)?),
             (None, Some(terms)) => LossValue::PerSample(to_f32(terms, self.rows)),
             (None, None) => LossValue::Scalar(f64::NAN),
         })
@@ -224,12 +222,16 @@ impl Gpu {
             Target::Classes(c) => Some(upload(ctx, c, "target")?),
             Target::None => None,
         };
-        let weights = input
-            .weights
+        // Class weights and the ignore index reach the kernels as each
+        // row's effective weight (the ignored rows' kernels also skip them).
+        let row_weights = input.row_weights();
+        let weights = row_weights
+            .as_deref()
+            .or(input.weights)
             .map(|w| upload(ctx, w, "weights"))
             .transpose()?;
         let buffers = (&pred, target.as_ref(), weights.as_ref());
-        self.encode_on(encoder, call, buffers, want)
+        self.encode_on(encoder, call, buffers, want, input.ignored())
     }
 
     /// Records every pass of one evaluation on device buffers (pred,
@@ -240,6 +242,7 @@ impl Gpu {
         call: &Call,
         (pred, target, weights): (&wgpu::Buffer, Option<&wgpu::Buffer>, Option<&wgpu::Buffer>),
         want: Want,
+        ignore: Option<u32>,
     ) -> Result<Pending> {
         let ctx = &self.ctx;
         let (loss, reduction) = (&call.loss, call.reduction);
@@ -273,6 +276,7 @@ impl Gpu {
                     pred_unit: loss.pred_domain() == Domain::Unit,
                     target_unit: call.target == TargetKind::Values
                         && loss.target_domain() == Domain::Unit,
+                    ignore,
                 };
                 point_op = PointOp {
                     op: Term::Identity,
@@ -382,7 +386,7 @@ impl Gpu {
     ) -> Result<(LossValue, Option<wgpu::Buffer>)> {
         self.ctx.scoped(|| {
             let mut encoder = self.encoder();
-            let mut p = self.encode_on(&mut encoder, call, (pred, target, None), want)?;
+            let mut p = self.encode_on(&mut encoder, call, (pred, target, None), want, None)?;
             let grad = p.grad.take();
             let bytes = submit_and_read(&self.ctx, encoder, &p.parts())?;
             let read = p.read(&bytes);

@@ -64,7 +64,7 @@ uniforms! {
         lse_skip: u32,
         coef_mode: u32,
         scale: f32,
-        _pad0: u32,
+        ignore: u32,
         _pad1: u32,
     }
 

@@ -19,15 +19,18 @@ pub(super) struct RowKernel {
     pub weighted: bool,
     pub pred_unit: bool,
     pub target_unit: bool,
+    /// The ignored class target, if any.
+    pub ignore: Option<u32>,
 }
 
 impl RowKernel {
-    fn constants(self) -> [(&'static str, u32); 4] {
+    fn constants(self) -> [(&'static str, u32); 5] {
         [
             ("OP", self.op.id()),
             ("HAS_WEIGHTS", self.weighted as u32),
             ("PRED_UNIT", self.pred_unit as u32),
             ("TARGET_UNIT", self.target_unit as u32),
+            ("HAS_IGNORE", self.ignore.is_some() as u32),
         ]
     }
 }
@@ -153,6 +156,7 @@ impl Gpu {
                     lse_skip,
                     coef_mode,
                     scale,
+                    ignore: kernel.ignore.unwrap_or(0),
                     ..Default::default()
                 },
             );

@@ -31,6 +31,12 @@ pub struct LossInput<'a> {
     pub target: Target<'a>,
     /// Optional per-sample (per-row) weights, each ≥ 0.
     pub weights: Option<&'a [f32]>,
+    /// Optional per-class weights (m values, each ≥ 0), PyTorch's
+    /// `weight=`: cross-entropy and nll with class targets.
+    pub class_weights: Option<&'a [f32]>,
+    /// A class target whose rows are left out (PyTorch's `ignore_index`):
+    /// cross-entropy and nll with class targets.
+    pub ignore_index: Option<i64>,
 }
 
 impl<'a> LossInput<'a> {
@@ -41,6 +47,8 @@ impl<'a> LossInput<'a> {
             cols: 1,
             target: Target::Values(target),
             weights: None,
+            class_weights: None,
+            ignore_index: None,
         }
     }
 
@@ -51,6 +59,8 @@ impl<'a> LossInput<'a> {
             cols,
             target: Target::Classes(classes),
             weights: None,
+            class_weights: None,
+            ignore_index: None,
         }
     }
 
@@ -61,6 +71,8 @@ impl<'a> LossInput<'a> {
             cols,
             target: Target::Values(target),
             weights: None,
+            class_weights: None,
+            ignore_index: None,
         }
     }
 
@@ -71,6 +83,8 @@ impl<'a> LossInput<'a> {
             cols,
             target: Target::None,
             weights: None,
+            class_weights: None,
+            ignore_index: None,
         }
     }
 
@@ -80,6 +94,78 @@ impl<'a> LossInput<'a> {
             weights: Some(weights),
             ..self
         }
+    }
+
+    /// The same input with per-class weights w (m values, each ≥ 0; NaN is
+    /// an error), PyTorch's `weight=` for cross-entropy and nll with class
+    /// targets: row i's loss is scaled by w[tᵢ] and `mean` divides by
+    /// Σ aᵢ·w[tᵢ] over the rows kept (aᵢ the per-sample weight, default 1),
+    /// so the effective weight of a row is aᵢ·w[tᵢ].
+    pub fn with_class_weights(self, class_weights: &'a [f32]) -> Self {
+        LossInput {
+            class_weights: Some(class_weights),
+            ..self
+        }
+    }
+
+    /// The same input with an ignore index I (PyTorch's `ignore_index`) for
+    /// cross-entropy and nll with class targets: a row whose target is I
+    /// adds nothing to the sum, leaves the mean's denominator, is not
+    /// checked, and gets a zero gradient; if every row is ignored the mean
+    /// is NaN (and the gradient 0), as in PyTorch. Class targets are u32, so
+    /// a negative I names the target with I's two's-complement bits: −100
+    /// matches an i32 −100 reinterpreted as u32 (4294967196). I must lie in
+    /// [−2³¹, 2³²).
+    pub fn with_ignore_index(self, ignore_index: i64) -> Self {
+        LossInput {
+            ignore_index: Some(ignore_index),
+            ..self
+        }
+    }
+
+    /// Whether the class options (class weights, ignore index) apply.
+    pub(crate) fn has_class_options(&self) -> bool {
+        self.class_weights.is_some() || self.ignore_index.is_some()
+    }
+
+    /// The ignored class target as u32 bits, if any (validated range).
+    pub(crate) fn ignored(&self) -> Option<u32> {
+        self.ignore_index.map(|i| i as u32)
+    }
+
+    /// Whether row i's class target is the ignored one.
+    pub(crate) fn is_ignored(&self, i: usize) -> bool {
+        match (self.ignored(), self.target) {
+            (Some(ig), Target::Classes(c)) => c[i] == ig,
+            _ => false,
+        }
+    }
+
+    /// The effective per-row weights aᵢ·w[tᵢ] (0 for ignored rows, and for
+    /// a class out of range, which the checks report) in f32, where class
+    /// options apply: what the fast backends weight each row with.
+    pub(crate) fn row_weights(&self) -> Option<Vec<f32>> {
+        if !self.has_class_options() {
+            return None;
+        }
+        let Target::Classes(c) = self.target else {
+            return None;
+        };
+        Some(
+            c.iter()
+                .enumerate()
+                .map(|(i, &ci)| {
+                    if Some(ci) == self.ignored() {
+                        return 0.0;
+                    }
+                    let a = self.weights.map_or(1.0, |w| w[i]);
+                    let cw = self
+                        .class_weights
+                        .map_or(Some(1.0), |w| w.get(ci as usize).copied());
+                    a * cw.unwrap_or(0.0)
+                })
+                .collect(),
+        )
     }
 }
 
@@ -116,9 +202,20 @@ pub(crate) struct Call {
     pub shape: Shape,
     pub target: TargetKind,
     pub weighted: bool,
+    /// Class weights or an ignore index apply: a mean over no weight is
+    /// NaN (PyTorch) rather than an error.
+    pub class_options: bool,
 }
 
 impl Call {
+    /// The reduced value from (Σ wᵢlᵢ, Σ wᵢ); see [`super::reduction::finish`].
+    pub fn finish(&self, sum: f64, wsum: f64) -> Result<f64> {
+        if self.class_options && self.reduction == Reduction::Mean && wsum == 0.0 {
+            return Ok(f64::NAN);
+        }
+        super::reduction::finish(self.reduction, sum, wsum, self.rmse())
+    }
+
     /// Whether the reduced value is rmse's root of a mean.
     pub fn rmse(&self) -> bool {
         self.loss == Loss::Rmse
@@ -133,6 +230,10 @@ pub(crate) struct Lengths {
     pub target: TargetKind,
     pub target_len: usize,
     pub weights: Option<usize>,
+    pub class_weights: Option<usize>,
+    /// The first class weight that is negative or NaN.
+    pub bad_class_weight: Option<(usize, f32)>,
+    pub ignore_index: Option<i64>,
 }
 
 impl LossInput<'_> {
@@ -148,6 +249,12 @@ impl LossInput<'_> {
             target,
             target_len,
             weights: self.weights.map(<[f32]>::len),
+            class_weights: self.class_weights.map(<[f32]>::len),
+            bad_class_weight: self.class_weights.and_then(|w| {
+                let i = w.iter().position(|v| !(*v >= 0.0))?;
+                Some((i, w[i]))
+            }),
+            ignore_index: self.ignore_index,
         }
     }
 }
@@ -197,13 +304,60 @@ impl Loss {
                 return Err(invalid!("{name}: {w} weights for {rows} samples"));
             }
         }
+        let class_options = n.class_weights.is_some() || n.ignore_index.is_some();
+        if class_options {
+            self.check_class_options(&n, form)?;
+        }
         Ok(Call {
             loss: *self,
             reduction,
             shape: Shape { rows, cols, form },
             target: n.target,
             weighted: n.weights.is_some(),
+            class_options,
         })
+    }
+
+    /// Class weights and the ignore index: only with class targets of
+    /// cross-entropy or nll, m weights each ≥ 0, I in [−2³¹, 2³²).
+    fn check_class_options(&self, n: &Lengths, form: Form) -> Result<()> {
+        let name = self.name();
+        let takes = matches!(form, Form::Rows(RowOp::CeClass | RowOp::Nll));
+        if !takes {
+            let what = if n.class_weights.is_some() {
+                "class weights"
+            } else {
+                "ignore index"
+            };
+            return Err(match self {
+                Loss::CrossEntropy => invalid!(
+                    "cross-entropy takes {what} only with class-index targets, not probabilities"
+                ),
+                _ => invalid!("{name} takes no {what} (only cross-entropy and nll do)"),
+            });
+        }
+        if let Some(w) = n.class_weights {
+            if w != n.cols {
+                return Err(invalid!("{name}: {w} class weights for {} classes", n.cols));
+            }
+        }
+        if let Some((i, v)) = n.bad_class_weight {
+            return Err(crate::Error::Value {
+                op: name,
+                input: "class weights",
+                index: i,
+                value: format!("{v:?}"),
+                rule: "is not a number >= 0".to_string(),
+            });
+        }
+        if let Some(ig) = n.ignore_index {
+            if !(-(1i64 << 31)..(1i64 << 32)).contains(&ig) {
+                return Err(invalid!(
+                    "{name}: the ignore index {ig} is outside [-2^31, 2^32) (class targets are u32)"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// How the kernels evaluate this loss with a target of `kind` and rows
@@ -219,6 +373,12 @@ impl Loss {
             (Loss::ZeroOne, TargetKind::Classes) => Form::Rows(RowOp::Argmax),
             (Loss::CrossEntropy, TargetKind::Classes) => Form::Rows(RowOp::CeClass),
             (Loss::CrossEntropy, TargetKind::Values) => Form::Rows(RowOp::CeProb),
+            (Loss::Nll, TargetKind::Classes) => Form::Rows(RowOp::Nll),
+            (Loss::Nll, TargetKind::Values) => {
+                return Err(invalid!(
+                    "nll needs one class index per row (PyTorch's nll_loss), not probabilities"
+                ))
+            }
             (Loss::KlDiv, TargetKind::Values) => Form::Rows(RowOp::Kl),
             (Loss::KlDiv, TargetKind::Classes) => {
                 return Err(invalid!(

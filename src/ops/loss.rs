@@ -11,8 +11,8 @@ op_enum! {
     /// `t` the target, `e = t − p`.
     ///
     /// Pointwise losses take 1-D `pred`/`target` of equal length; the multi-class
-    /// ones ([`Loss::CrossEntropy`], [`Loss::KlDiv`], [`Loss::Entropy`] and
-    /// [`Loss::ZeroOne`] with class targets) take n×m row-major scores and give
+    /// ones ([`Loss::CrossEntropy`], [`Loss::KlDiv`], [`Loss::Entropy`],
+    /// [`Loss::Nll`] and [`Loss::ZeroOne`] with class targets) take n×m row-major scores and give
     /// one loss per row. [`Loss::ALL`] lists every loss with its default
     /// parameters, [`Loss::NAMES`] their CLI names.
     #[derive(Debug, Clone, Copy, PartialEq)]
@@ -38,11 +38,22 @@ op_enum! {
         Bce => "bce",
         /// Multi-class: class targets give logsumexp(p) − p_t; probability
         /// targets give −Σ_j t_j·log softmax(p)_j. d/dp_j = softmax(p)_j − t_j.
+        /// With class targets it takes PyTorch's `weight=` and `ignore_index`
+        /// ([`crate::LossInput::with_class_weights`],
+        /// [`crate::LossInput::with_ignore_index`]).
         CrossEntropy => "cross-entropy",
         /// Σ_j t_j·(log t_j − log q_j) with q = pred, 0·log 0 = 0; d/dq_j = −t_j/q_j.
         KlDiv => "kl-div",
         /// −Σ_j p_j log p_j of each row of `pred` (no target); d/dp_j = −(log p_j + 1).
         Entropy => "entropy",
+        /// PyTorch's NLLLoss: rows of `pred` are log-probabilities and the
+        /// target one class index per row; the row's loss is −p_t and
+        /// d/dp_j = −[j = t]. Only p_t is read, so a NaN elsewhere in the row
+        /// does not reach the loss (as in PyTorch). nll of log_softmax(z)
+        /// equals cross-entropy of z. Takes class weights and an ignore
+        /// index ([`crate::LossInput::with_class_weights`],
+        /// [`crate::LossInput::with_ignore_index`]).
+        Nll => "nll",
         /// ½e²; d/dp = −e.
         Squared => "squared",
         /// e²; d/dp = −2e.
@@ -125,13 +136,15 @@ kernel_ids! {
         Kl,
         /// entropy.
         Entropy,
+        /// nll: −p_t of log-probabilities.
+        Nll,
     }
 }
 
 impl RowOp {
     /// Whether the target holds one class index per row.
     pub(crate) fn class_target(self) -> bool {
-        matches!(self, RowOp::Argmax | RowOp::CeClass)
+        matches!(self, RowOp::Argmax | RowOp::CeClass | RowOp::Nll)
     }
 }
 
@@ -187,13 +200,13 @@ impl Loss {
     }
 
     /// Whether the loss has a per-element form on 1-D predictions and
-    /// targets: every loss but cross-entropy, kl-div and entropy.
+    /// targets: every loss but cross-entropy, kl-div, entropy and nll.
     pub fn is_pointwise(&self) -> bool {
         self.term().is_some()
     }
 
     /// The term of `shaders/terms.wgsl` a pointwise loss sums (None for the
-    /// row losses cross-entropy, kl-div and entropy).
+    /// row losses cross-entropy, kl-div, entropy and nll).
     pub(crate) fn term(&self) -> Option<Term> {
         Some(match self {
             Loss::ZeroOne => Term::ZeroOne,
@@ -203,7 +216,7 @@ impl Loss {
             Loss::Logistic => Term::Logistic,
             Loss::BceLogits => Term::BceLogits,
             Loss::Bce => Term::Bce,
-            Loss::CrossEntropy | Loss::KlDiv | Loss::Entropy => return None,
+            Loss::CrossEntropy | Loss::KlDiv | Loss::Entropy | Loss::Nll => return None,
             Loss::Squared => Term::Squared,
             // rmse sums e² and takes the root on the host.
             Loss::Mse | Loss::Rmse => Term::Mse,
