@@ -9,6 +9,11 @@ override HAS_WEIGHTS: bool = false;
 override PRED_UNIT: bool = false;     // pred must be in [0, 1] (kl-div, entropy)
 override TARGET_UNIT: bool = false;   // target distribution must be in [0, 1]
 override HAS_IGNORE: bool = false;    // rows whose class is params.ignore are left out
+// Cross-entropy's class weights, label smoothing or z-loss: the row's loss
+// is Σ_j c_j·(lse − p_j) + λκ·lse² (ce_coef), with class weights read from
+// class_weights where HAS_CLASS_WEIGHTS. nll reads its class weight too.
+override CE_OPTIONS: bool = false;
+override HAS_CLASS_WEIGHTS: bool = false;
 
 struct RowParams {
     rows: u32,
@@ -22,7 +27,11 @@ struct RowParams {
     coef_mode: u32,
     scale: f32,
     ignore: u32,     // the ignored class target (HAS_IGNORE)
+    smoothing: f32,  // label smoothing ε (CE_OPTIONS)
+    z_loss: f32,     // z-loss λ (CE_OPTIONS)
+    _pad0: u32,
     _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: RowParams;
@@ -30,9 +39,11 @@ struct RowParams {
 @group(0) @binding(2) var<storage, read> tgt: array<u32>;   // class index, or f32 bits
 @group(0) @binding(3) var<storage, read> weights: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
-@group(0) @binding(5) var<storage, read_write> lse: array<vec2<f32>>;   // (max, log1p of the rest)
+// (max, log1p of the rest, Σ_j c_j with CE_OPTIONS, 0)
+@group(0) @binding(5) var<storage, read_write> lse: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read_write> errors: array<atomic<u32>, 4>;
 @group(0) @binding(7) var<storage, read> stats: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read> class_weights: array<f32>;
 
 const NO_INDEX: u32 = 0xffffffffu;
 
@@ -47,6 +58,37 @@ fn target_f32(i: u32) -> f32 {
 // are 0 and its target is not checked (its weight, from the host, is 0).
 fn ignored(row: u32) -> bool {
     return HAS_IGNORE && tgt[params.target_skip + row] == params.ignore;
+}
+
+fn class_weight(j: u32) -> f32 {
+    if (HAS_CLASS_WEIGHTS) {
+        return class_weights[j];
+    }
+    return 1.0;
+}
+
+// c_j of cross-entropy with options at column j of a row (element idx of
+// the chunk): w_j·((1−ε)·t_j + ε/m), t_j = [j = class] for class targets.
+fn ce_coef(row: u32, idx: u32, j: u32, m: u32) -> f32 {
+    var tj: f32;
+    if (OP == ROW_CE_CLASS) {
+        tj = select(0.0, 1.0, j == tgt[params.target_skip + row]);
+    } else {
+        tj = target_f32(idx);
+    }
+    return class_weight(j) * ((1.0 - params.smoothing) * tj + params.smoothing / f32(m));
+}
+
+// κ, the z-loss's scale: the class weight of a class target, else 1.
+fn ce_kappa(row: u32) -> f32 {
+    if (OP == ROW_CE_CLASS) {
+        return class_weight(tgt[params.target_skip + row]);
+    }
+    return 1.0;
+}
+
+fn ce_options() -> bool {
+    return CE_OPTIONS && (OP == ROW_CE_CLASS || OP == ROW_CE_PROB);
 }
 
 fn class_op() -> bool {
@@ -112,14 +154,20 @@ fn scan_rest(p0: u32, m: u32, j0: u32, step: u32, mx: f32, am: u32) -> f32 {
 }
 
 // The part's share of the loss for the ops that sum over columns:
-// probability-target cross-entropy, kl-div and entropy. Each cross-entropy
-// term lse − p_j is (mx − p_j) + rest: a confident row's small loss keeps
-// its digits instead of cancelling against lse.
-fn scan_terms(row: u32, p0: u32, m: u32, j0: u32, step: u32, mx: f32, rest: f32) -> f32 {
+// probability-target cross-entropy, kl-div, entropy and cross-entropy with
+// options (then with Σ c_j in y). Each cross-entropy term lse − p_j is
+// (mx − p_j) + rest: a confident row's small loss keeps its digits instead
+// of cancelling against lse.
+fn scan_terms(row: u32, p0: u32, m: u32, j0: u32, step: u32, mx: f32, rest: f32) -> vec2<f32> {
     var acc = 0.0;
+    var coefs = 0.0;
     for (var j = j0; j < m; j = j + step) {
         let q = pred[p0 + j];
-        if (OP == ROW_CE_PROB) {
+        if (ce_options()) {
+            let c = ce_coef(row, row * m + j, j, m);
+            acc = acc + select(c * ((mx - q) + rest), 0.0, c == 0.0);
+            coefs = coefs + c;
+        } else if (OP == ROW_CE_PROB) {
             let t = target_f32(row * m + j);
             acc = acc + select(t * ((mx - q) + rest), 0.0, t == 0.0);
         } else if (OP == ROW_KL) {
@@ -129,16 +177,25 @@ fn scan_terms(row: u32, p0: u32, m: u32, j0: u32, step: u32, mx: f32, rest: f32)
             acc = acc - xlogy(q, q);
         }
     }
-    return acc;
+    return vec2<f32>(acc, coefs);
+}
+
+// Whether the op sums terms over the columns (scan_terms).
+fn sums_columns() -> bool {
+    return OP == ROW_CE_PROB || OP == ROW_KL || OP == ROW_ENTROPY || ce_options();
 }
 
 fn uses_max() -> bool {
     return OP == ROW_ARGMAX || OP == ROW_CE_CLASS || OP == ROW_CE_PROB;
 }
 
-// The row's loss from its reductions; writes it and (max, log1p(rest)).
-fn finish_row(row: u32, p0: u32, m: u32, best: ArgMax, rest: f32, terms: f32, has_nan: bool) {
-    var loss = terms;
+// The row's loss from its reductions; writes it and (max, log1p(rest), Σc).
+fn finish_row(row: u32, p0: u32, m: u32, best: ArgMax, rest: f32, terms: vec2<f32>, has_nan: bool) {
+    var loss = terms.x;
+    if (ce_options()) {
+        let lse_row = best.val + rest;
+        loss = loss + params.z_loss * ce_kappa(row) * lse_row * lse_row;
+    }
     // nll reads only p_c: a NaN elsewhere in its row does not count.
     var nan_row = has_nan && OP != ROW_NLL;
     if (class_op()) {
@@ -152,13 +209,13 @@ fn finish_row(row: u32, p0: u32, m: u32, best: ArgMax, rest: f32, terms: f32, ha
         } else if (OP == ROW_ARGMAX) {
             loss = select(1.0, 0.0, best.idx == c);
         } else if (OP == ROW_NLL) {
-            loss = -pred[p0 + c];
-        } else {
+            loss = -class_weight(c) * pred[p0 + c];
+        } else if (!ce_options()) {
             loss = (best.val - pred[p0 + c]) + rest;
         }
     }
     out[params.out_skip + row] = select(loss, nan_f32(), nan_row);
-    lse[params.lse_skip / 2u + row] = vec2<f32>(best.val, rest);
+    lse[params.lse_skip / 4u + row] = vec4<f32>(best.val, rest, terms.y, 0.0);
 }
 
 // Workgroup tree for (max, first index): the larger value wins, ties go to
@@ -203,15 +260,15 @@ fn row_loss(
     }
     var best = ArgMax(0.0, NO_INDEX);
     var rest = 0.0;
-    var terms = 0.0;
+    var terms = vec2<f32>(0.0);
     if (uses_max()) {
         best = wg_argmax(scan_max(p0, m, lid, WG), lid);
         if (OP != ROW_ARGMAX) {
             rest = log1p_any(wg_sum(vec2<f32>(scan_rest(p0, m, lid, WG, best.val, best.idx), 0.0), lane).x);
         }
     }
-    if (OP == ROW_CE_PROB || OP == ROW_KL || OP == ROW_ENTROPY) {
-        terms = wg_sum(vec2<f32>(scan_terms(row, p0, m, lid, WG, best.val, rest), 0.0), lane).x;
+    if (sums_columns()) {
+        terms = wg_sum(scan_terms(row, p0, m, lid, WG, best.val, rest), lane);
     }
     if (lid == 0u) {
         finish_row(row, p0, m, best, rest, terms, has_nan);
@@ -268,8 +325,8 @@ fn row_loss_small(
     let best = o.best;
     let rest = o.rest;
     let has_nan = o.nans > 0.0;
-    var terms = 0.0;
-    if (OP == ROW_CE_PROB || OP == ROW_KL || OP == ROW_ENTROPY) {
+    var terms = vec2<f32>(0.0);
+    if (sums_columns()) {
         terms = scan_terms(row, p0, m, 0u, 1u, best.val, rest);
     }
     finish_row(row, p0, m, best, rest, terms, has_nan);
@@ -277,17 +334,23 @@ fn row_loss_small(
 
 // e^(p − lse) as e^((p − max) − log1p(rest)) from l = (max, log1p(rest)):
 // p − lse in one step would round lse to the precision of the max.
-fn softmax_from(p: f32, l: vec2<f32>) -> f32 {
+fn softmax_from(p: f32, l: vec4<f32>) -> f32 {
     return exp(min((p - l.x) - l.y, 0.0));
 }
 
 // The weighted, scaled derivative at column j of a row (element idx of the
-// chunk) whose (max, log1p(rest)) is l.
-fn grad_at(row: u32, idx: u32, j: u32, p: f32, l: vec2<f32>) -> f32 {
+// chunk) whose (max, log1p(rest), Σc) is l. Cross-entropy with options:
+// softmax_j·(Σc + 2λκ·lse) − c_j.
+fn grad_at(row: u32, idx: u32, j: u32, p: f32, l: vec4<f32>) -> f32 {
     if (ignored(row)) {
         return 0.0;
     }
     var d: f32;
+    if (ce_options()) {
+        let lse_row = l.x + l.y;
+        let scale = l.z + 2.0 * params.z_loss * ce_kappa(row) * lse_row;
+        d = softmax_from(p, l) * scale - ce_coef(row, idx, j, params.cols);
+    } else {
     switch OP {
         case ROW_ARGMAX: { d = select(0.0, nan_f32(), is_nan(p)); }
         case ROW_CE_CLASS: {
@@ -300,8 +363,12 @@ fn grad_at(row: u32, idx: u32, j: u32, p: f32, l: vec2<f32>) -> f32 {
             d = select(select(-t / p, -inf_f32(), p == 0.0), keep_nan(p, 0.0), t == 0.0);
         }
         case ROW_ENTROPY: { d = -(log_safe(p) + 1.0); }
-        case ROW_NLL: { d = -select(0.0, 1.0, j == tgt[params.target_skip + row]); }
+        case ROW_NLL: {
+            let c = tgt[params.target_skip + row];
+            d = -select(0.0, class_weight(c), j == c);
+        }
         default: { d = nan_f32(); }
+    }
     }
     var w = 1.0;
     if (HAS_WEIGHTS) {
@@ -324,7 +391,7 @@ fn row_grad(
         return;
     }
     let row = idx / m;
-    let l = lse[params.lse_skip / 2u + row];
+    let l = lse[params.lse_skip / 4u + row];
     out[params.out_skip + idx] = grad_at(row, idx, idx - row * m, pred[params.pred_skip + idx], l);
 }
 
@@ -347,7 +414,11 @@ fn row_grad_small(
     if (class_op() && tgt[params.target_skip + row] >= m && !ignored(row)) {
         atomicMin(&errors[1], params.base_row + row);
     }
-    let l = vec2<f32>(o.best.val, o.rest);
+    var coefs = 0.0;
+    if (ce_options()) {
+        coefs = scan_terms(row, p0, m, 0u, 1u, o.best.val, o.rest).y;
+    }
+    let l = vec4<f32>(o.best.val, o.rest, coefs, 0.0);
     for (var j = 0u; j < m; j = j + 1u) {
         out[params.out_skip + row * m + j] = grad_at(row, row * m + j, j, pred[p0 + j], l);
     }

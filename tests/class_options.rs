@@ -1,4 +1,5 @@
-//! Class weights and the ignore index of cross-entropy and nll (SPEC §1b):
+//! Class weights, the ignore index, label smoothing and the z-loss of
+//! cross-entropy and nll (SPEC §1b):
 //! PyTorch's own values and gradients (tests/data/torch_class_options.json,
 //! made by the script beside it) on every backend and the reference; an
 //! independent f64 formula with per-sample weights and its central finite
@@ -46,7 +47,7 @@ fn pytorch_values_and_gradients_on_every_backend() {
     let text = std::fs::read_to_string("tests/data/torch_class_options.json").unwrap();
     let data: serde_json::Value = serde_json::from_str(&text).unwrap();
     let cases = data["cases"].as_array().unwrap();
-    assert!(cases.len() >= 10, "the generated cases are missing");
+    assert!(cases.len() >= 20, "the generated cases are missing");
     let cpu_engine = Engine::cpu();
     for case in cases {
         let name = case["name"].as_str().unwrap();
@@ -54,23 +55,34 @@ fn pytorch_values_and_gradients_on_every_backend() {
         let m = case["m"].as_u64().unwrap() as usize;
         let pred = to_f32(&floats(&case["pred"]));
         let ignore = case["ignore_index"].as_i64();
+        let probabilities = case["probabilities"].as_bool().unwrap();
         // Negative targets (the ignore index) as their u32 bits.
-        let target: Vec<u32> = case["target"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t.as_i64().unwrap() as u32)
-            .collect();
+        let classes: Vec<u32> = match probabilities {
+            true => vec![],
+            false => case["target"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_i64().unwrap() as u32)
+                .collect(),
+        };
+        let dist = to_f32(&floats(&case["target"]));
         let class_weights = case["class_weights"]
             .as_array()
             .map(|_| to_f32(&floats(&case["class_weights"])));
-        let mut input = LossInput::classes(&pred, m, &target);
+        let mut input = match probabilities {
+            true => LossInput::rows(&pred, m, &dist),
+            false => LossInput::classes(&pred, m, &classes),
+        };
         if let Some(w) = &class_weights {
             input = input.with_class_weights(w);
         }
         if let Some(i) = ignore {
             input = input.with_ignore_index(i);
         }
+        input = input
+            .with_label_smoothing(case["label_smoothing"].as_f64().unwrap() as f32)
+            .with_z_loss(case["z_loss"].as_f64().unwrap() as f32);
         for reduction in REDUCTIONS {
             let want = &case["reductions"][reduction.name()];
             let (value, grad) = (floats(&want["value"]), floats(&want["grad"]));
@@ -117,8 +129,8 @@ fn pytorch_values_and_gradients_on_every_backend() {
     }
 }
 
-/// Row i's loss written out from SPEC §1b in f64, with its effective
-/// weight aᵢ·w[tᵢ]: (Σ weightᵢ·lᵢ, Σ weightᵢ) over the kept rows.
+/// Row i's loss written out from SPEC §1b in f64 (class weights w, label
+/// smoothing ε, z-loss λ): (Σ aᵢ·lᵢ, Σ aᵢ·w[tᵢ]) over the kept rows.
 struct Spec<'a> {
     nll: bool,
     m: usize,
@@ -127,6 +139,8 @@ struct Spec<'a> {
     a: &'a [f64],
     cw: &'a [f64],
     ignore: u32,
+    smoothing: f64,
+    z_loss: f64,
 }
 
 impl Spec<'_> {
@@ -137,16 +151,19 @@ impl Spec<'_> {
             if t == self.ignore {
                 continue;
             }
+            let (y, e) = (t as usize, self.smoothing);
             let l = if self.nll {
-                -row[t as usize]
+                -self.cw[y] * row[y]
             } else {
                 let mx = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                 let lse = mx + row.iter().map(|v| (v - mx).exp()).sum::<f64>().ln();
-                lse - row[t as usize]
+                let spread: f64 = row.iter().zip(self.cw).map(|(v, w)| w * (lse - v)).sum();
+                (1.0 - e) * self.cw[y] * (lse - row[y])
+                    + e / self.m as f64 * spread
+                    + self.z_loss * self.cw[y] * lse * lse
             };
-            let w = self.a[i] * self.cw[t as usize];
-            s += w * l;
-            ws += w;
+            s += self.a[i] * l;
+            ws += self.a[i] * self.cw[y];
         }
         (s, ws)
     }
@@ -157,14 +174,22 @@ impl Spec<'_> {
     }
 }
 
-/// Per-sample weights combine with class weights and the ignore index as
-/// SPEC §1b writes (mean = Σ aᵢ·w[tᵢ]·lᵢ / Σ aᵢ·w[tᵢ] over the kept rows),
-/// and the gradient is that mean's: central finite differences in f64.
+/// Per-sample weights combine with class weights, the ignore index, label
+/// smoothing and the z-loss as SPEC §1b writes (mean = Σ aᵢ·lᵢ /
+/// Σ aᵢ·w[tᵢ] over the kept rows, lᵢ holding the class weights), and the
+/// gradient is that mean's: central finite differences in f64.
 #[test]
 fn sample_weights_combine_and_gradients_match_finite_differences() {
     let mut rng = rng("class options fd");
     let cpu_engine = Engine::cpu();
-    for (nll, rows, m) in [(false, 13, 5), (true, 9, 4), (false, 5, 90), (true, 3, 70)] {
+    let cases = [
+        (false, 13, 5, 0.0, 0.0),
+        (false, 11, 6, 0.15, 0.01),
+        (true, 9, 4, 0.0, 0.0),
+        (false, 5, 90, 0.3, 0.002),
+        (true, 3, 70, 0.0, 0.0),
+    ];
+    for (nll, rows, m, smoothing, z_loss) in cases {
         let x: Vec<f32> = (0..rows * m).map(|_| rng.random_range(-4.0..4.0)).collect();
         let ignore = 7u32;
         let target: Vec<u32> = (0..rows)
@@ -182,10 +207,14 @@ fn sample_weights_combine_and_gradients_match_finite_differences() {
         let input = LossInput::classes(&x, m, &target)
             .with_weights(&a)
             .with_class_weights(&cw)
-            .with_ignore_index(ignore as i64);
+            .with_ignore_index(ignore as i64)
+            .with_label_smoothing(smoothing)
+            .with_z_loss(z_loss);
         let wide = |v: &[f32]| v.iter().map(|&v| v as f64).collect::<Vec<f64>>();
         let (xd, ad, cwd) = (wide(&x), wide(&a), wide(&cw));
         let spec = Spec {
+            smoothing: smoothing as f64,
+            z_loss: z_loss as f64,
             nll,
             m,
             x: &xd,
@@ -422,12 +451,37 @@ fn bad_options_name_the_problem() {
             engine.loss(&Loss::Nll, &LossInput::rows(&z, 3, &dist), Reduction::Mean),
             "nll needs one class index per row",
         );
+        assert_err(
+            ce(base.with_label_smoothing(1.5)),
+            "label smoothing must be in [0, 1]",
+        );
+        assert_err(ce(base.with_label_smoothing(f32::NAN)), "label smoothing");
+        assert_err(
+            ce(base.with_z_loss(-1.0)),
+            "z-loss must be a finite number >= 0",
+        );
+        assert_err(ce(base.with_z_loss(f32::INFINITY)), "z-loss");
+        let nll = |input: LossInput| engine.loss(&Loss::Nll, &input, Reduction::Mean);
+        assert_err(
+            nll(base.with_label_smoothing(0.1)),
+            "nll takes no label smoothing",
+        );
+        assert_err(nll(base.with_z_loss(0.1)), "nll takes no z-loss");
+        assert_err(
+            engine.loss(
+                &Loss::Huber { delta: 1.0 },
+                &LossInput::new(&p, &p).with_z_loss(0.1),
+                Reduction::Mean,
+            ),
+            "huber takes no z-loss",
+        );
     }
 }
 
 /// Many rows: past 1024 row workgroups (gpu_narrow's 2-D grid), across
 /// binding chunks (gpu_small), and over many CPU blocks, each backend
-/// agrees with the reference with ignored rows spread through.
+/// agrees with the reference with ignored rows spread through and every
+/// option on.
 #[test]
 fn many_rows_agree_with_the_reference() {
     let mut rng = rng("class options many rows");
@@ -442,9 +496,12 @@ fn many_rows_agree_with_the_reference() {
             .collect();
         let cw: Vec<f32> = (0..m).map(|_| rng.random_range(0.0..2.0)).collect();
         for loss in [Loss::CrossEntropy, Loss::Nll] {
-            let input = LossInput::classes(&z, m, &target)
+            let mut input = LossInput::classes(&z, m, &target)
                 .with_class_weights(&cw)
                 .with_ignore_index(-100);
+            if loss == Loss::CrossEntropy {
+                input = input.with_label_smoothing(0.1).with_z_loss(1e-3);
+            }
             let label = format!("{} {rows}x{m}", loss.name());
             let want = cpu::loss_scalar(&loss, &input, Reduction::Mean).unwrap();
             let want_grad = cpu::loss_grad(&loss, &input, Reduction::Mean).unwrap();

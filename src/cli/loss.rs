@@ -50,6 +50,12 @@ pub struct Args {
     /// for PyTorch's default): cross-entropy or nll with class-index targets.
     #[arg(long, value_name = "I", allow_negative_numbers = true)]
     ignore_index: Option<i64>,
+    /// Label smoothing ε in [0, 1] of cross-entropy (PyTorch's label_smoothing).
+    #[arg(long, value_name = "E", allow_negative_numbers = true)]
+    label_smoothing: Option<f32>,
+    /// z-loss coefficient λ >= 0 of cross-entropy: adds λ·logsumexp(p)² per row (PaLM).
+    #[arg(long, value_name = "L", allow_negative_numbers = true)]
+    z_loss: Option<f32>,
     /// Allow an output to replace an input file (written durably: the input
     /// is read whole first, and replaced only once the output is complete).
     #[arg(long)]
@@ -159,6 +165,8 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
         weights: w.as_deref(),
         class_weights: cw.as_deref(),
         ignore_index: args.ignore_index,
+        label_smoothing: args.label_smoothing.unwrap_or(0.0),
+        z_loss: args.z_loss.unwrap_or(0.0),
     };
 
     let files = [
@@ -232,7 +240,11 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
 fn streams<'a>(loss: &Loss, args: &'a Args) -> Option<(usize, TargetFile<'a>)> {
     let npy = |p: &str| p.to_ascii_lowercase().ends_with(".npy");
     // Class options are read whole.
-    if args.class_weights.is_some() || args.ignore_index.is_some() {
+    if args.class_weights.is_some()
+        || args.ignore_index.is_some()
+        || args.label_smoothing.is_some()
+        || args.z_loss.is_some()
+    {
         return None;
     }
     if !npy(&args.pred)

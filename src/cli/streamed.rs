@@ -159,6 +159,8 @@ impl Inputs {
                 weights: None,
                 class_weights: None,
                 ignore_index: None,
+                label_smoothing: 0.0,
+                z_loss: 0.0,
             };
             if let Some(weights) = &mut self.weights {
                 weights.next_chunk(rows, &mut w)?;

@@ -110,10 +110,11 @@ pub(crate) fn sample_term(loss: &Loss, input: &LossInput, shape: &Shape, i: usiz
     }
     match shape.form {
         Form::Pointwise(_) => loss.term_f64(input.pred[i] as f64, target_value(input, i)),
-        Form::Rows(op) => rows::row_loss(
+        Form::Rows(op) => rows::row_loss_with(
             op,
             &input.pred[i * shape.cols..(i + 1) * shape.cols],
             row_target(input, shape, i),
+            &ce_options(input),
         ),
     }
 }
@@ -140,7 +141,7 @@ pub(crate) fn sample_grad(
         Form::Rows(op) => {
             let row = &input.pred[i * shape.cols..(i + 1) * shape.cols];
             out.extend(
-                rows::row_grad(op, row, row_target(input, shape, i))
+                rows::row_grad_with(op, row, row_target(input, shape, i), &ce_options(input))
                     .iter()
                     .map(|&d| weighted(w, d)),
             );
@@ -158,14 +159,16 @@ pub fn loss_terms(loss: &Loss, input: &LossInput) -> Result<Vec<f64>> {
         .collect())
 }
 
-/// Row i's weight: the per-sample weight aᵢ times, with class weights,
-/// the weight of its class (0 for an ignored row).
+/// Row i's weight in the sum (see [`LossInput::weight`]).
 pub(crate) fn weight(input: &LossInput, i: usize) -> f64 {
-    let a = input.weights.map_or(1.0, |w| w[i] as f64);
-    match (input.class_weights, input.target) {
-        _ if input.is_ignored(i) => 0.0,
-        (Some(cw), Target::Classes(c)) => a * cw[c[i] as usize] as f64,
-        _ => a,
+    input.weight(i)
+}
+
+fn ce_options<'a>(input: &LossInput<'a>) -> rows::CeOptions<'a> {
+    rows::CeOptions {
+        class_weights: input.class_weights,
+        smoothing: input.label_smoothing as f64,
+        z_loss: input.z_loss as f64,
     }
 }
 
@@ -186,9 +189,8 @@ pub fn loss_sums(loss: &Loss, input: &LossInput) -> Result<(f64, f64)> {
     let mut sum = 0.0;
     let mut wsum = 0.0;
     for (i, l) in terms.iter().enumerate() {
-        let w = weight(input, i);
-        sum += weighted(w, *l);
-        wsum += w;
+        sum += weighted(weight(input, i), *l);
+        wsum += input.mean_weight(i);
     }
     Ok((sum, wsum))
 }

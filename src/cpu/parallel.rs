@@ -162,7 +162,7 @@ fn loss_sum(call: &Call, input: &LossInput) -> f64 {
 /// calls share their mean's divisor to the bit.
 fn weight_sum(input: &LossInput, n: usize) -> f64 {
     if input.has_class_options() {
-        return block_sums(n, BLOCK, |rows| rows.map(|i| weight(input, i)).sum());
+        return block_sums(n, BLOCK, |rows| rows.map(|i| input.mean_weight(i)).sum());
     }
     match input.weights {
         None => n as f64,

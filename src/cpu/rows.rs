@@ -49,6 +49,96 @@ fn class(t: RowTarget) -> usize {
     }
 }
 
+/// Cross-entropy's and nll's options for one call (SPEC §1b): class
+/// weights w (1 without), label smoothing ε and the z-loss λ.
+#[derive(Clone, Copy, Default)]
+pub struct CeOptions<'a> {
+    /// The m class weights.
+    pub class_weights: Option<&'a [f32]>,
+    /// Label smoothing ε.
+    pub smoothing: f64,
+    /// The z-loss coefficient λ.
+    pub z_loss: f64,
+}
+
+impl CeOptions<'_> {
+    fn w(&self, j: usize) -> f64 {
+        self.class_weights.map_or(1.0, |w| w[j] as f64)
+    }
+
+    fn plain(&self) -> bool {
+        self.class_weights.is_none() && self.smoothing == 0.0 && self.z_loss == 0.0
+    }
+
+    /// Cross-entropy as Σⱼ cⱼ·(lse − pⱼ) + λκ·lse²: the coefficients cⱼ
+    /// and κ. Class target y: cⱼ = wⱼ·((1−ε)·[j = y] + ε/m), κ = w_y;
+    /// probabilities t: cⱼ = wⱼ·((1−ε)·tⱼ + ε/m), κ = 1.
+    fn coefficients(&self, m: usize, t: RowTarget) -> (Vec<f64>, f64) {
+        let (e, share) = (self.smoothing, self.smoothing / m as f64);
+        let c = (0..m)
+            .map(|j| {
+                let tj = match t {
+                    RowTarget::Class(y) => ((j == y as usize) as u8) as f64,
+                    RowTarget::Dist(d) => d[j] as f64,
+                    RowTarget::None => 0.0,
+                };
+                self.w(j) * ((1.0 - e) * tj + share)
+            })
+            .collect();
+        let kappa = match t {
+            RowTarget::Class(y) => self.w(y as usize),
+            _ => 1.0,
+        };
+        (c, kappa)
+    }
+}
+
+/// The loss of one row for row op `op` with cross-entropy's and nll's
+/// options `o`.
+pub(crate) fn row_loss_with(op: RowOp, p: &[f32], t: RowTarget, o: &CeOptions) -> f64 {
+    match op {
+        RowOp::CeClass | RowOp::CeProb if !o.plain() => {
+            let lse = logsumexp(p);
+            let (c, kappa) = o.coefficients(p.len(), t);
+            let terms: f64 = p
+                .iter()
+                .zip(&c)
+                .map(|(&pj, &cj)| {
+                    if cj == 0.0 {
+                        0.0
+                    } else {
+                        cj * (lse - pj as f64)
+                    }
+                })
+                .sum();
+            terms + o.z_loss * kappa * lse * lse
+        }
+        RowOp::Nll => -o.w(class(t)) * p[class(t)] as f64,
+        _ => row_loss(op, p, t),
+    }
+}
+
+/// d (row loss) / d p_j for every j of the row, with the options `o`:
+/// cross-entropy's is softmax(p)ⱼ·(Σₖcₖ + 2λκ·lse) − cⱼ.
+pub(crate) fn row_grad_with(op: RowOp, p: &[f32], t: RowTarget, o: &CeOptions) -> Vec<f64> {
+    match op {
+        RowOp::CeClass | RowOp::CeProb if !o.plain() => {
+            let lse = logsumexp(p);
+            let (c, kappa) = o.coefficients(p.len(), t);
+            let scale = c.iter().sum::<f64>() + 2.0 * o.z_loss * kappa * lse;
+            p.iter()
+                .zip(&c)
+                .map(|(&pj, &cj)| (pj as f64 - lse).exp() * scale - cj)
+                .collect()
+        }
+        RowOp::Nll => {
+            let w = o.w(class(t));
+            row_grad(op, p, t).iter().map(|d| w * d).collect()
+        }
+        _ => row_grad(op, p, t),
+    }
+}
+
 /// The loss of one row for row op `op`.
 pub(crate) fn row_loss(op: RowOp, p: &[f32], t: RowTarget) -> f64 {
     match op {

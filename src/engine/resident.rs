@@ -189,6 +189,8 @@ impl Engine {
             class_weights: None,
             bad_class_weight: None,
             ignore_index: None,
+            label_smoothing: 0.0,
+            z_loss: 0.0,
         };
         let call = loss.check(lengths, reduction)?;
         let shaped = |data| Tensor::new(data, pred.rows, pred.cols);
@@ -229,6 +231,8 @@ impl Engine {
                     weights: None,
                     class_weights: None,
                     ignore_index: None,
+                    label_smoothing: 0.0,
+                    z_loss: 0.0,
                 };
                 if !want.grad {
                     return Ok((cpu::parallel::loss_value(&call, &input)?, None));

@@ -50,6 +50,19 @@ pub(super) struct Pending {
     rows: usize,
     cols: usize,
     weighted: bool,
+    /// The mean's denominator computed on the host (class options).
+    mean_weights: Option<f64>,
+}
+
+/// Cross-entropy's and nll's options as a row call's passes take them.
+#[derive(Default)]
+pub(super) struct ClassOptions<'b> {
+    ignore: Option<u32>,
+    class_weights: Option<&'b wgpu::Buffer>,
+    smoothing: f32,
+    z_loss: f32,
+    /// Σ of the rows' mean weights (the host's f64), where options apply.
+    mean_weight_sum: Option<f64>,
 }
 
 /// The read-back bytes of a [`Pending`], by part.
@@ -102,7 +115,9 @@ impl Pending {
     /// unweighted).
     fn sums(&self, read: &Read) -> Option<(f64, f64)> {
         let s = to_f32(read.sums?, 3);
-        let wsum = if self.weighted {
+        let wsum = if let Some(w) = self.mean_weights {
+            w
+        } else if self.weighted {
             s[1] as f64
         } else {
             self.rows as f64
@@ -193,6 +208,7 @@ impl Gpu {
             rows: call.shape.rows,
             cols: 1,
             weighted: call.weighted,
+            mean_weights: None,
         };
         let bytes = submit_and_read(&self.ctx, encoder, &pending.parts())?;
         Ok(Some((pending, bytes)))
@@ -222,16 +238,29 @@ impl Gpu {
             Target::Classes(c) => Some(upload(ctx, c, "target")?),
             Target::None => None,
         };
-        // Class weights and the ignore index reach the kernels as each
-        // row's effective weight (the ignored rows' kernels also skip them).
+        // With an ignore index the weights are 0 on the ignored rows
+        // (whose kernels also skip them).
         let row_weights = input.row_weights();
         let weights = row_weights
             .as_deref()
             .or(input.weights)
             .map(|w| upload(ctx, w, "weights"))
             .transpose()?;
+        let class_weights = input
+            .class_weights
+            .map(|w| upload(ctx, w, "class weights"))
+            .transpose()?;
+        let options = ClassOptions {
+            ignore: input.ignored(),
+            class_weights: class_weights.as_ref(),
+            smoothing: input.label_smoothing,
+            z_loss: input.z_loss,
+            mean_weight_sum: call
+                .class_options
+                .then(|| input.mean_weight_sum(call.shape.rows)),
+        };
         let buffers = (&pred, target.as_ref(), weights.as_ref());
-        self.encode_on(encoder, call, buffers, want, input.ignored())
+        self.encode_on(encoder, call, buffers, want, &options)
     }
 
     /// Records every pass of one evaluation on device buffers (pred,
@@ -242,7 +271,7 @@ impl Gpu {
         call: &Call,
         (pred, target, weights): (&wgpu::Buffer, Option<&wgpu::Buffer>, Option<&wgpu::Buffer>),
         want: Want,
-        ignore: Option<u32>,
+        options: &ClassOptions,
     ) -> Result<Pending> {
         let ctx = &self.ctx;
         let (loss, reduction) = (&call.loss, call.reduction);
@@ -253,11 +282,17 @@ impl Gpu {
             target,
             weights,
             errors: &errors,
+            class_weights: options.class_weights,
         };
         let weighted = weights.is_some();
         let rmse = call.rmse();
+        // With class options the host knows the mean's denominator.
+        let mean_weights = options.mean_weight_sum;
         let needs_sums = (want.value && reduction != Reduction::None)
-            || (want.grad && reduction == Reduction::Mean && (weighted || rmse));
+            || (want.grad
+                && reduction == Reduction::Mean
+                && (weighted || rmse)
+                && mean_weights.is_none());
         // Narrow rows whose gradient needs nothing else skip the row_loss
         // pass: row_grad_small finds each row's logsumexp itself.
         let fused_grad = want.grad && !want.value && !needs_sums && cols <= SMALL_ROW;
@@ -276,7 +311,13 @@ impl Gpu {
                     pred_unit: loss.pred_domain() == Domain::Unit,
                     target_unit: call.target == TargetKind::Values
                         && loss.target_domain() == Domain::Unit,
-                    ignore,
+                    ignore: options.ignore,
+                    ce_options: options.class_weights.is_some()
+                        || options.smoothing != 0.0
+                        || options.z_loss != 0.0,
+                    class_weights: options.class_weights.is_some(),
+                    smoothing: options.smoothing,
+                    z_loss: options.z_loss,
                 };
                 point_op = PointOp {
                     op: Term::Identity,
@@ -286,7 +327,7 @@ impl Gpu {
                 };
                 if fused_grad {
                     point_inputs = None;
-                    row_state = Some((kernel, output(ctx, 2 * rows, "row logsumexp")?));
+                    row_state = Some((kernel, output(ctx, 4 * rows, "row logsumexp")?));
                 } else {
                     let (row_out, lse) = self.row_losses(encoder, kernel, &inputs, rows, cols)?;
                     point_inputs = Some(row_out);
@@ -303,6 +344,7 @@ impl Gpu {
             },
             weights: inputs.weights,
             errors: &errors,
+            class_weights: None,
         };
         let sums = if reduction != Reduction::None && needs_sums {
             Some(self.reduce(encoder, point_op, &reduce_inputs, rows)?)
@@ -310,6 +352,9 @@ impl Gpu {
             None
         };
         let coef = match reduction {
+            Reduction::Mean if mean_weights.is_some() => {
+                Coef::Scale((1.0 / mean_weights.unwrap_or(1.0)) as f32)
+            }
             Reduction::Mean if rmse => Coef::Rmse,
             Reduction::Mean if weighted => Coef::InverseWeightSum,
             Reduction::Mean => Coef::Scale((1.0 / rows as f64) as f32),
@@ -354,6 +399,7 @@ impl Gpu {
             rows,
             cols,
             weighted,
+            mean_weights,
         })
     }
 
@@ -386,7 +432,8 @@ impl Gpu {
     ) -> Result<(LossValue, Option<wgpu::Buffer>)> {
         self.ctx.scoped(|| {
             let mut encoder = self.encoder();
-            let mut p = self.encode_on(&mut encoder, call, (pred, target, None), want, None)?;
+            let plain = ClassOptions::default();
+            let mut p = self.encode_on(&mut encoder, call, (pred, target, None), want, &plain)?;
             let grad = p.grad.take();
             let bytes = submit_and_read(&self.ctx, encoder, &p.parts())?;
             let read = p.read(&bytes);
@@ -439,6 +486,7 @@ impl Gpu {
                 target: tb.as_ref(),
                 weights: None,
                 errors: &errors,
+                class_weights: None,
             };
             let mut encoder = self.encoder();
             let result = self.reduce(&mut encoder, op, &inputs, x.len())?;

@@ -48,6 +48,8 @@ pub(super) struct Inputs<'b> {
     pub target: Option<&'b wgpu::Buffer>,
     pub weights: Option<&'b wgpu::Buffer>,
     pub errors: &'b wgpu::Buffer,
+    /// Cross-entropy's and nll's class weights (rows.wgsl only).
+    pub class_weights: Option<&'b wgpu::Buffer>,
 }
 
 impl Gpu {
@@ -102,6 +104,7 @@ impl Gpu {
             target: chunk.target,
             weights: chunk.weights,
             errors,
+            class_weights: None,
         };
         let groups = partials_for(c.len);
         let params = uniform(

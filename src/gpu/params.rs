@@ -65,7 +65,11 @@ uniforms! {
         coef_mode: u32,
         scale: f32,
         ignore: u32,
+        smoothing: f32,
+        z_loss: f32,
+        _pad0: u32,
         _pad1: u32,
+        _pad2: u32,
     }
 
     /// `shaders/reduce.wgsl`.

@@ -80,8 +80,8 @@ impl Family {
             Family::Activation => &[true, true, false],
             // pred, target, weights, out, errors, stats, segments
             Family::Loss => &[true, true, true, false, false, true, true],
-            // pred, target, weights, out, lse, errors, stats
-            Family::Rows => &[true, true, true, false, false, false, true],
+            // pred, target, weights, out, lse, errors, stats, class weights
+            Family::Rows => &[true, true, true, false, false, false, true, true],
             // partials, out, segments
             Family::Reduce => &[true, false, true],
             // data (in place), partials, counts, stats

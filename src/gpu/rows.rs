@@ -21,16 +21,25 @@ pub(super) struct RowKernel {
     pub target_unit: bool,
     /// The ignored class target, if any.
     pub ignore: Option<u32>,
+    /// Cross-entropy's class weights, label smoothing or z-loss apply.
+    pub ce_options: bool,
+    /// Class weights are bound.
+    pub class_weights: bool,
+    /// Label smoothing ε and z-loss λ.
+    pub smoothing: f32,
+    pub z_loss: f32,
 }
 
 impl RowKernel {
-    fn constants(self) -> [(&'static str, u32); 5] {
+    fn constants(self) -> [(&'static str, u32); 7] {
         [
             ("OP", self.op.id()),
             ("HAS_WEIGHTS", self.weighted as u32),
             ("PRED_UNIT", self.pred_unit as u32),
             ("TARGET_UNIT", self.target_unit as u32),
             ("HAS_IGNORE", self.ignore.is_some() as u32),
+            ("CE_OPTIONS", self.ce_options as u32),
+            ("HAS_CLASS_WEIGHTS", self.class_weights as u32),
         ]
     }
 }
@@ -89,7 +98,7 @@ impl Gpu {
         cols: usize,
     ) -> Result<(wgpu::Buffer, wgpu::Buffer)> {
         let out = output(&self.ctx, rows, "row losses")?;
-        let lse = output(&self.ctx, 2 * rows, "row logsumexp")?;
+        let lse = output(&self.ctx, 4 * rows, "row logsumexp")?;
         // Narrow rows: a thread per row; wide rows: a workgroup per row.
         let entry = if cols <= SMALL_ROW {
             RowEntry::LossSmall
@@ -142,7 +151,7 @@ impl Gpu {
             } else {
                 binding(ctx, out, c.start, c.len)
             };
-            let (lse_binding, lse_skip) = binding(ctx, lse, 2 * c.start, 2 * c.len);
+            let (lse_binding, lse_skip) = binding(ctx, lse, 4 * c.start, 4 * c.len);
             let params = uniform(
                 ctx,
                 &RowParams {
@@ -157,6 +166,8 @@ impl Gpu {
                     coef_mode,
                     scale,
                     ignore: kernel.ignore.unwrap_or(0),
+                    smoothing: kernel.smoothing,
+                    z_loss: kernel.z_loss,
                     ..Default::default()
                 },
             );
@@ -169,6 +180,9 @@ impl Gpu {
                 lse_binding,
                 inputs.errors.as_entire_binding(),
                 head(stats.unwrap_or(inputs.pred)),
+                inputs
+                    .class_weights
+                    .map_or_else(|| head(inputs.pred), |w| w.as_entire_binding()),
             ];
             let groups = entry.groups(ctx, c.len, cols)?;
             let constants = kernel.constants();

@@ -37,6 +37,11 @@ pub struct LossInput<'a> {
     /// A class target whose rows are left out (PyTorch's `ignore_index`):
     /// cross-entropy and nll with class targets.
     pub ignore_index: Option<i64>,
+    /// Label smoothing ε ∈ [0, 1] of cross-entropy (PyTorch's
+    /// `label_smoothing`; 0 is none).
+    pub label_smoothing: f32,
+    /// The z-loss coefficient λ ≥ 0 of cross-entropy (PaLM; 0 is none).
+    pub z_loss: f32,
 }
 
 impl<'a> LossInput<'a> {
@@ -49,6 +54,8 @@ impl<'a> LossInput<'a> {
             weights: None,
             class_weights: None,
             ignore_index: None,
+            label_smoothing: 0.0,
+            z_loss: 0.0,
         }
     }
 
@@ -61,6 +68,8 @@ impl<'a> LossInput<'a> {
             weights: None,
             class_weights: None,
             ignore_index: None,
+            label_smoothing: 0.0,
+            z_loss: 0.0,
         }
     }
 
@@ -73,6 +82,8 @@ impl<'a> LossInput<'a> {
             weights: None,
             class_weights: None,
             ignore_index: None,
+            label_smoothing: 0.0,
+            z_loss: 0.0,
         }
     }
 
@@ -85,6 +96,8 @@ impl<'a> LossInput<'a> {
             weights: None,
             class_weights: None,
             ignore_index: None,
+            label_smoothing: 0.0,
+            z_loss: 0.0,
         }
     }
 
@@ -123,9 +136,58 @@ impl<'a> LossInput<'a> {
         }
     }
 
-    /// Whether the class options (class weights, ignore index) apply.
+    /// The same input with label smoothing ε ∈ [0, 1] for cross-entropy
+    /// (PyTorch's `label_smoothing`): with class targets row i's loss is
+    /// (1−ε)·w[tᵢ]·(−log s_{tᵢ}) + (ε/m)·Σⱼ wⱼ·(−log sⱼ), s = softmax(pᵢ),
+    /// w the class weights (1 without); with probability targets the target
+    /// becomes (1−ε)·t + ε/m. The mean's denominator is unchanged
+    /// (Σ aᵢ·w[tᵢ] over the kept rows, or Σ aᵢ for probabilities).
+    pub fn with_label_smoothing(self, epsilon: f32) -> Self {
+        LossInput {
+            label_smoothing: epsilon,
+            ..self
+        }
+    }
+
+    /// The same input with a z-loss of coefficient λ ≥ 0 for cross-entropy
+    /// (PaLM): λ·logsumexp(pᵢ)² is added to row i's loss, scaled by w[tᵢ]
+    /// with class targets and class weights (as the row's unsmoothed term
+    /// is), by 1 with probability targets. Its gradient adds
+    /// 2λ·lse·softmax(pᵢ)ⱼ (times that scale).
+    pub fn with_z_loss(self, lambda: f32) -> Self {
+        LossInput {
+            z_loss: lambda,
+            ..self
+        }
+    }
+
+    /// Whether any option of cross-entropy or nll applies (class weights,
+    /// ignore index, label smoothing, z-loss).
     pub(crate) fn has_class_options(&self) -> bool {
-        self.class_weights.is_some() || self.ignore_index.is_some()
+        self.class_weights.is_some()
+            || self.ignore_index.is_some()
+            || self.label_smoothing != 0.0
+            || self.z_loss != 0.0
+    }
+
+    /// Row i's weight in the sum: the per-sample weight aᵢ (1 without), 0
+    /// for an ignored row. Class weights are part of the row's loss.
+    pub(crate) fn weight(&self, i: usize) -> f64 {
+        if self.is_ignored(i) {
+            return 0.0;
+        }
+        self.weights.map_or(1.0, |w| w[i] as f64)
+    }
+
+    /// Row i's weight in the mean's denominator: aᵢ·w[tᵢ] for class
+    /// targets with class weights (PyTorch), else [`Self::weight`].
+    pub(crate) fn mean_weight(&self, i: usize) -> f64 {
+        let a = self.weight(i);
+        match (self.class_weights, self.target) {
+            // A class out of range is reported by the checks; it weighs 0 here.
+            (Some(cw), Target::Classes(c)) => a * cw.get(c[i] as usize).map_or(0.0, |&w| w as f64),
+            _ => a,
+        }
     }
 
     /// The ignored class target as u32 bits, if any (validated range).
@@ -141,31 +203,20 @@ impl<'a> LossInput<'a> {
         }
     }
 
-    /// The effective per-row weights aᵢ·w[tᵢ] (0 for ignored rows, and for
-    /// a class out of range, which the checks report) in f32, where class
-    /// options apply: what the fast backends weight each row with.
+    /// [`Self::weight`] of every row in f32 where an ignore index applies
+    /// (the GPU's weights for the call); None without one.
     pub(crate) fn row_weights(&self) -> Option<Vec<f32>> {
-        if !self.has_class_options() {
-            return None;
-        }
+        self.ignore_index?;
         let Target::Classes(c) = self.target else {
             return None;
         };
-        Some(
-            c.iter()
-                .enumerate()
-                .map(|(i, &ci)| {
-                    if Some(ci) == self.ignored() {
-                        return 0.0;
-                    }
-                    let a = self.weights.map_or(1.0, |w| w[i]);
-                    let cw = self
-                        .class_weights
-                        .map_or(Some(1.0), |w| w.get(ci as usize).copied());
-                    a * cw.unwrap_or(0.0)
-                })
-                .collect(),
-        )
+        Some((0..c.len()).map(|i| self.weight(i) as f32).collect())
+    }
+
+    /// Σ [`Self::mean_weight`] over the rows in f64, in row order: the
+    /// mean's denominator of a call with class options.
+    pub(crate) fn mean_weight_sum(&self, rows: usize) -> f64 {
+        (0..rows).map(|i| self.mean_weight(i)).sum()
     }
 }
 
@@ -202,8 +253,8 @@ pub(crate) struct Call {
     pub shape: Shape,
     pub target: TargetKind,
     pub weighted: bool,
-    /// Class weights or an ignore index apply: a mean over no weight is
-    /// NaN (PyTorch) rather than an error.
+    /// Class weights, an ignore index, label smoothing or a z-loss apply:
+    /// a mean over no weight is NaN (PyTorch) rather than an error.
     pub class_options: bool,
 }
 
@@ -234,6 +285,8 @@ pub(crate) struct Lengths {
     /// The first class weight that is negative or NaN.
     pub bad_class_weight: Option<(usize, f32)>,
     pub ignore_index: Option<i64>,
+    pub label_smoothing: f32,
+    pub z_loss: f32,
 }
 
 impl LossInput<'_> {
@@ -251,10 +304,12 @@ impl LossInput<'_> {
             weights: self.weights.map(<[f32]>::len),
             class_weights: self.class_weights.map(<[f32]>::len),
             bad_class_weight: self.class_weights.and_then(|w| {
-                let i = w.iter().position(|v| !(*v >= 0.0))?;
+                let i = w.iter().position(|v| v.is_nan() || *v < 0.0)?;
                 Some((i, w[i]))
             }),
             ignore_index: self.ignore_index,
+            label_smoothing: self.label_smoothing,
+            z_loss: self.z_loss,
         }
     }
 }
@@ -304,7 +359,10 @@ impl Loss {
                 return Err(invalid!("{name}: {w} weights for {rows} samples"));
             }
         }
-        let class_options = n.class_weights.is_some() || n.ignore_index.is_some();
+        let class_options = n.class_weights.is_some()
+            || n.ignore_index.is_some()
+            || n.label_smoothing != 0.0
+            || n.z_loss != 0.0;
         if class_options {
             self.check_class_options(&n, form)?;
         }
@@ -318,23 +376,36 @@ impl Loss {
         })
     }
 
-    /// Class weights and the ignore index: only with class targets of
-    /// cross-entropy or nll, m weights each ≥ 0, I in [−2³¹, 2³²).
+    /// The options of cross-entropy and nll (SPEC §1b): class weights
+    /// (m values ≥ 0) for cross-entropy and nll, an ignore index
+    /// (in [−2³¹, 2³²)) with class targets only, label smoothing
+    /// (ε ∈ [0, 1]) and z-loss (λ ≥ 0, finite) for cross-entropy only.
     fn check_class_options(&self, n: &Lengths, form: Form) -> Result<()> {
         let name = self.name();
-        let takes = matches!(form, Form::Rows(RowOp::CeClass | RowOp::Nll));
-        if !takes {
-            let what = if n.class_weights.is_some() {
-                "class weights"
-            } else {
-                "ignore index"
-            };
-            return Err(match self {
-                Loss::CrossEntropy => invalid!(
-                    "cross-entropy takes {what} only with class-index targets, not probabilities"
-                ),
-                _ => invalid!("{name} takes no {what} (only cross-entropy and nll do)"),
-            });
+        let given = [
+            ("class weights", n.class_weights.is_some()),
+            ("ignore index", n.ignore_index.is_some()),
+            ("label smoothing", n.label_smoothing != 0.0),
+            ("z-loss", n.z_loss != 0.0),
+        ];
+        let takes: [bool; 4] = match form {
+            Form::Rows(RowOp::CeClass) => [true, true, true, true],
+            Form::Rows(RowOp::CeProb) => [true, false, true, true],
+            Form::Rows(RowOp::Nll) => [true, true, false, false],
+            _ => [false; 4],
+        };
+        for ((what, on), ok) in given.into_iter().zip(takes) {
+            if on && !ok {
+                return Err(match form {
+                    Form::Rows(RowOp::CeProb) => invalid!(
+                        "cross-entropy takes an {what} only with class-index targets, not probabilities"
+                    ),
+                    Form::Rows(RowOp::Nll) => {
+                        invalid!("nll takes no {what} (cross-entropy does)")
+                    }
+                    _ => invalid!("{name} takes no {what} (only cross-entropy and nll do)"),
+                });
+            }
         }
         if let Some(w) = n.class_weights {
             if w != n.cols {
@@ -356,6 +427,18 @@ impl Loss {
                     "{name}: the ignore index {ig} is outside [-2^31, 2^32) (class targets are u32)"
                 ));
             }
+        }
+        let e = n.label_smoothing;
+        if !(0.0..=1.0).contains(&e) {
+            return Err(invalid!(
+                "{name}: label smoothing must be in [0, 1], got {e:?}"
+            ));
+        }
+        let z = n.z_loss;
+        if !(z >= 0.0 && z.is_finite()) {
+            return Err(invalid!(
+                "{name}: the z-loss must be a finite number >= 0, got {z:?}"
+            ));
         }
         Ok(())
     }

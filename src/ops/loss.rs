@@ -38,9 +38,12 @@ op_enum! {
         Bce => "bce",
         /// Multi-class: class targets give logsumexp(p) − p_t; probability
         /// targets give −Σ_j t_j·log softmax(p)_j. d/dp_j = softmax(p)_j − t_j.
-        /// With class targets it takes PyTorch's `weight=` and `ignore_index`
+        /// It takes PyTorch's `weight=`, `ignore_index` (class targets) and
+        /// `label_smoothing`, and PaLM's z-loss
         /// ([`crate::LossInput::with_class_weights`],
-        /// [`crate::LossInput::with_ignore_index`]).
+        /// [`crate::LossInput::with_ignore_index`],
+        /// [`crate::LossInput::with_label_smoothing`],
+        /// [`crate::LossInput::with_z_loss`]).
         CrossEntropy => "cross-entropy",
         /// Σ_j t_j·(log t_j − log q_j) with q = pred, 0·log 0 = 0; d/dq_j = −t_j/q_j.
         KlDiv => "kl-div",
