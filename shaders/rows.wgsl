@@ -29,8 +29,8 @@ struct RowParams {
     ignore: u32,     // the ignored class target (HAS_IGNORE)
     smoothing: f32,  // label smoothing ε (CE_OPTIONS)
     z_loss: f32,     // z-loss λ (CE_OPTIONS)
-    _pad0: u32,
-    _pad1: u32,
+    margin: f32,     // multi-margin's M
+    power: u32,      // multi-margin's P, 1 or 2
     _pad2: u32,
 }
 
@@ -39,7 +39,8 @@ struct RowParams {
 @group(0) @binding(2) var<storage, read> tgt: array<u32>;   // class index, or f32 bits
 @group(0) @binding(3) var<storage, read> weights: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
-// (max, log1p of the rest, Σ_j c_j with CE_OPTIONS, 0)
+// (max, log1p of the rest, Σ_j c_j with CE_OPTIONS or Σ_j dh_j^P for
+// multi-margin, 0)
 @group(0) @binding(5) var<storage, read_write> lse: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read_write> errors: array<atomic<u32>, 4>;
 @group(0) @binding(7) var<storage, read> stats: array<vec4<f32>>;
@@ -87,12 +88,23 @@ fn ce_kappa(row: u32) -> f32 {
     return 1.0;
 }
 
+// multi-margin's (h^P, d h^P/d p_j) at column j ≠ c of a row: h = max(0,
+// M − p_c + p_j), 0 at and below the kink; NaN where z is.
+fn margin_term(z: f32) -> vec2<f32> {
+    let h = select(0.0, z, z > 0.0);
+    var r = vec2<f32>(h, select(0.0, 1.0, z > 0.0));
+    if (params.power == 2u) {
+        r = vec2<f32>(h * h, 2.0 * h);
+    }
+    return select(r, vec2<f32>(z), is_nan(z));
+}
+
 fn ce_options() -> bool {
     return CE_OPTIONS && (OP == ROW_CE_CLASS || OP == ROW_CE_PROB);
 }
 
 fn class_op() -> bool {
-    return OP == ROW_ARGMAX || OP == ROW_CE_CLASS || OP == ROW_NLL;
+    return OP == ROW_ARGMAX || OP == ROW_CE_CLASS || OP == ROW_NLL || OP == ROW_MULTI_MARGIN;
 }
 
 fn unit(v: f32) -> bool {
@@ -167,6 +179,13 @@ fn scan_terms(row: u32, p0: u32, m: u32, j0: u32, step: u32, mx: f32, rest: f32)
             let c = ce_coef(row, row * m + j, j, m);
             acc = acc + select(c * ((mx - q) + rest), 0.0, c == 0.0);
             coefs = coefs + c;
+        } else if (OP == ROW_MULTI_MARGIN) {
+            let c = tgt[params.target_skip + row];
+            if (j != c) {
+                let h = margin_term(params.margin - pred[p0 + min(c, m - 1u)] + q);
+                acc = acc + h.x;
+                coefs = coefs + h.y;
+            }
         } else if (OP == ROW_CE_PROB) {
             let t = target_f32(row * m + j);
             acc = acc + select(t * ((mx - q) + rest), 0.0, t == 0.0);
@@ -182,7 +201,8 @@ fn scan_terms(row: u32, p0: u32, m: u32, j0: u32, step: u32, mx: f32, rest: f32)
 
 // Whether the op sums terms over the columns (scan_terms).
 fn sums_columns() -> bool {
-    return OP == ROW_CE_PROB || OP == ROW_KL || OP == ROW_ENTROPY || ce_options();
+    return OP == ROW_CE_PROB || OP == ROW_KL || OP == ROW_ENTROPY || OP == ROW_MULTI_MARGIN
+        || ce_options();
 }
 
 fn uses_max() -> bool {
@@ -210,6 +230,8 @@ fn finish_row(row: u32, p0: u32, m: u32, best: ArgMax, rest: f32, terms: vec2<f3
             loss = select(1.0, 0.0, best.idx == c);
         } else if (OP == ROW_NLL) {
             loss = -class_weight(c) * pred[p0 + c];
+        } else if (OP == ROW_MULTI_MARGIN) {
+            loss = class_weight(c) * terms.x / f32(m);
         } else if (!ce_options()) {
             loss = (best.val - pred[p0 + c]) + rest;
         }
@@ -367,6 +389,12 @@ fn grad_at(row: u32, idx: u32, j: u32, p: f32, l: vec4<f32>) -> f32 {
             let c = tgt[params.target_skip + row];
             d = -select(0.0, class_weight(c), j == c);
         }
+        case ROW_MULTI_MARGIN: {
+            let c = tgt[params.target_skip + row];
+            let m = params.cols;
+            let h = margin_term(params.margin - pred[params.pred_skip + row * m + min(c, m - 1u)] + p);
+            d = class_weight(c) / f32(m) * select(h.y, -l.z, j == c);
+        }
         default: { d = nan_f32(); }
     }
     }
@@ -415,7 +443,7 @@ fn row_grad_small(
         atomicMin(&errors[1], params.base_row + row);
     }
     var coefs = 0.0;
-    if (ce_options()) {
+    if (ce_options() || OP == ROW_MULTI_MARGIN) {
         coefs = scan_terms(row, p0, m, 0u, 1u, o.best.val, o.rest).y;
     }
     let l = vec4<f32>(o.best.val, o.rest, coefs, 0.0);

@@ -47,11 +47,17 @@ fn pytorch_values_and_gradients_on_every_backend() {
     let text = std::fs::read_to_string("tests/data/torch_class_options.json").unwrap();
     let data: serde_json::Value = serde_json::from_str(&text).unwrap();
     let cases = data["cases"].as_array().unwrap();
-    assert!(cases.len() >= 20, "the generated cases are missing");
+    assert!(cases.len() >= 25, "the generated cases are missing");
     let cpu_engine = Engine::cpu();
     for case in cases {
         let name = case["name"].as_str().unwrap();
-        let loss = loss_named(case["loss"].as_str().unwrap());
+        let loss = match case["loss"].as_str().unwrap() {
+            "multi-margin" => Loss::MultiMargin {
+                margin: case["margin"].as_f64().unwrap() as f32,
+                power: case["power"].as_u64().unwrap() as u32,
+            },
+            other => loss_named(other),
+        };
         let m = case["m"].as_u64().unwrap() as usize;
         let pred = to_f32(&floats(&case["pred"]));
         let ignore = case["ignore_index"].as_i64();
@@ -132,7 +138,7 @@ fn pytorch_values_and_gradients_on_every_backend() {
 /// Row i's loss written out from SPEC §1b in f64 (class weights w, label
 /// smoothing ε, z-loss λ): (Σ aᵢ·lᵢ, Σ aᵢ·w[tᵢ]) over the kept rows.
 struct Spec<'a> {
-    nll: bool,
+    loss: Loss,
     m: usize,
     x: &'a [f64],
     target: &'a [u32],
@@ -152,7 +158,17 @@ impl Spec<'_> {
                 continue;
             }
             let (y, e) = (t as usize, self.smoothing);
-            let l = if self.nll {
+            let l = if let Loss::MultiMargin { margin, power } = self.loss {
+                let hinge: f64 = (0..self.m)
+                    .filter(|&j| j != y)
+                    .map(|j| {
+                        (margin as f64 - row[y] + row[j])
+                            .max(0.0)
+                            .powi(power as i32)
+                    })
+                    .sum();
+                self.cw[y] * hinge / self.m as f64
+            } else if self.loss == Loss::Nll {
                 -self.cw[y] * row[y]
             } else {
                 let mx = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -163,7 +179,9 @@ impl Spec<'_> {
                     + self.z_loss * self.cw[y] * lse * lse
             };
             s += self.a[i] * l;
-            ws += self.a[i] * self.cw[y];
+            // multi-margin's mean divides by the rows (PyTorch).
+            let by_class = !matches!(self.loss, Loss::MultiMargin { .. });
+            ws += self.a[i] * if by_class { self.cw[y] } else { 1.0 };
         }
         (s, ws)
     }
@@ -182,19 +200,25 @@ impl Spec<'_> {
 fn sample_weights_combine_and_gradients_match_finite_differences() {
     let mut rng = rng("class options fd");
     let cpu_engine = Engine::cpu();
+    let margin = |margin, power| Loss::MultiMargin { margin, power };
     let cases = [
-        (false, 13, 5, 0.0, 0.0),
-        (false, 11, 6, 0.15, 0.01),
-        (true, 9, 4, 0.0, 0.0),
-        (false, 5, 90, 0.3, 0.002),
-        (true, 3, 70, 0.0, 0.0),
+        (Loss::CrossEntropy, 13, 5, 0.0, 0.0),
+        (Loss::CrossEntropy, 11, 6, 0.15, 0.01),
+        (Loss::Nll, 9, 4, 0.0, 0.0),
+        (Loss::CrossEntropy, 5, 90, 0.3, 0.002),
+        (Loss::Nll, 3, 70, 0.0, 0.0),
+        (margin(1.0, 1), 12, 5, 0.0, 0.0),
+        (margin(0.7, 2), 10, 7, 0.0, 0.0),
+        (margin(3.0, 2), 4, 100, 0.0, 0.0),
     ];
-    for (nll, rows, m, smoothing, z_loss) in cases {
+    for (loss, rows, m, smoothing, z_loss) in cases {
+        let multi_margin = matches!(loss, Loss::MultiMargin { .. });
         let x: Vec<f32> = (0..rows * m).map(|_| rng.random_range(-4.0..4.0)).collect();
-        let ignore = 7u32;
+        // multi-margin takes no ignore index: no row matches u32::MAX.
+        let ignore = if multi_margin { u32::MAX } else { 7u32 };
         let target: Vec<u32> = (0..rows)
             .map(|i| {
-                if i % 4 == 1 {
+                if i % 4 == 1 && !multi_margin {
                     ignore
                 } else {
                     rng.random_range(0..m as u32)
@@ -203,19 +227,20 @@ fn sample_weights_combine_and_gradients_match_finite_differences() {
             .collect();
         let a: Vec<f32> = (0..rows).map(|_| rng.random_range(0.0..2.0)).collect();
         let cw: Vec<f32> = (0..m).map(|_| rng.random_range(0.1..3.0)).collect();
-        let loss = if nll { Loss::Nll } else { Loss::CrossEntropy };
-        let input = LossInput::classes(&x, m, &target)
+        let mut input = LossInput::classes(&x, m, &target)
             .with_weights(&a)
             .with_class_weights(&cw)
-            .with_ignore_index(ignore as i64)
             .with_label_smoothing(smoothing)
             .with_z_loss(z_loss);
+        if !multi_margin {
+            input = input.with_ignore_index(ignore as i64);
+        }
         let wide = |v: &[f32]| v.iter().map(|&v| v as f64).collect::<Vec<f64>>();
         let (xd, ad, cwd) = (wide(&x), wide(&a), wide(&cw));
         let spec = Spec {
             smoothing: smoothing as f64,
             z_loss: z_loss as f64,
-            nll,
+            loss,
             m,
             x: &xd,
             target: &target,
@@ -467,6 +492,39 @@ fn bad_options_name_the_problem() {
             "nll takes no label smoothing",
         );
         assert_err(nll(base.with_z_loss(0.1)), "nll takes no z-loss");
+        let mm = |loss: Loss, input: LossInput| engine.loss(&loss, &input, Reduction::Mean);
+        let hinge = Loss::MultiMargin {
+            margin: 1.0,
+            power: 1,
+        };
+        assert_err(
+            mm(hinge, base.with_ignore_index(0)),
+            "multi-margin takes no ignore index",
+        );
+        assert_err(
+            mm(
+                Loss::MultiMargin {
+                    margin: 1.0,
+                    power: 3,
+                },
+                base,
+            ),
+            "--power must be 1 or 2",
+        );
+        assert_err(
+            mm(
+                Loss::MultiMargin {
+                    margin: f32::NAN,
+                    power: 1,
+                },
+                base,
+            ),
+            "--margin must be a finite number",
+        );
+        assert_err(
+            mm(hinge, LossInput::rows(&z, 3, &dist)),
+            "multi-margin needs one class index per row",
+        );
         assert_err(
             engine.loss(
                 &Loss::Huber { delta: 1.0 },

@@ -1,7 +1,7 @@
 //! `lossgpu loss NAME --pred FILE [--target FILE] [--weights FILE] ...`
 //!
 //! The CLI's one real decision is how files map onto a [`LossInput`]:
-//! - cross-entropy, nll, kl-div, entropy take n×m rows (a 1-D pred is one row of
+//! - cross-entropy, nll, multi-margin, kl-div, entropy take n×m rows (a 1-D pred is one row of
 //!   m, as PyTorch treats an unbatched input);
 //! - cross-entropy's target is either pred's shape (probabilities) or n
 //!   integers (class indices); zero-one with n integers for n×m scores is
@@ -13,7 +13,9 @@ use super::io::{self, Array};
 use super::output::{Report, Value};
 use super::streamed::TargetFile;
 use super::{add_engine, add_underflow, chunks, open_engine, streamed, BackendChoice};
-use lossgpu::{Error, Loss, LossInput, LossParams, Reduction, Result, Target, LOSS_NAMES};
+use lossgpu::{
+    Error, Loss, LossInput, LossOptions, LossParams, Reduction, Result, Target, LOSS_NAMES,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -23,7 +25,8 @@ pub struct Args {
     /// Predictions (.npy or .csv): n values, or n×m scores for the multi-class losses.
     #[arg(long, value_name = "FILE")]
     pred: String,
-    /// Targets: as many values as --pred, or n class indices (cross-entropy, nll, zero-one).
+    /// Targets: as many values as --pred, or n class indices (cross-entropy, nll,
+    /// multi-margin, zero-one).
     #[arg(long, value_name = "FILE")]
     target: Option<String>,
     /// Per-sample (per-row) weights, each >= 0.
@@ -42,6 +45,12 @@ pub struct Args {
     /// β of smooth-l1 (default 1.0, >= 0; 0 is mae).
     #[arg(long, value_name = "F", allow_negative_numbers = true)]
     beta: Option<f32>,
+    /// The margin M of multi-margin (default 1).
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    margin: Option<f32>,
+    /// The power P of multi-margin: 1 (default) or 2.
+    #[arg(long, value_name = "P")]
+    power: Option<u32>,
     /// Per-class weights (m values, each >= 0) of cross-entropy or nll with
     /// class-index targets (PyTorch's weight=).
     #[arg(long, value_name = "FILE")]
@@ -80,6 +89,8 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
         delta: args.delta,
         quantile: args.quantile,
         beta: args.beta,
+        margin: args.margin,
+        power: args.power,
     };
     let loss = Loss::from_name(&args.name, params)?;
     let reduction = Reduction::from_name(&args.reduction)?;
@@ -163,10 +174,12 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
             Owned::Classes(c) => Target::Classes(c),
         },
         weights: w.as_deref(),
-        class_weights: cw.as_deref(),
-        ignore_index: args.ignore_index,
-        label_smoothing: args.label_smoothing.unwrap_or(0.0),
-        z_loss: args.z_loss.unwrap_or(0.0),
+        options: LossOptions {
+            class_weights: cw.as_deref(),
+            ignore_index: args.ignore_index,
+            label_smoothing: args.label_smoothing.unwrap_or(0.0),
+            z_loss: args.z_loss.unwrap_or(0.0),
+        },
     };
 
     let files = [
@@ -266,11 +279,11 @@ fn streams<'a>(loss: &Loss, args: &'a Args) -> Option<(usize, TargetFile<'a>)> {
         (_, &[_, cols], Some((t, dims))) if !loss.is_pointwise() && dims == pred.dims => {
             Some((cols, TargetFile::Values(t)))
         }
-        (Loss::CrossEntropy | Loss::ZeroOne | Loss::Nll, &[_, cols], Some((t, dims)))
-            if dims == [rows_of(cols)] =>
-        {
-            Some((cols, TargetFile::Classes(t)))
-        }
+        (
+            Loss::CrossEntropy | Loss::ZeroOne | Loss::Nll | Loss::MultiMargin { .. },
+            &[_, cols],
+            Some((t, dims)),
+        ) if dims == [rows_of(cols)] => Some((cols, TargetFile::Classes(t))),
         (_, _, Some((t, dims)))
             if loss.is_pointwise() && dims.iter().product::<usize>() == pred.len() =>
         {
@@ -290,7 +303,7 @@ fn arrange(
 ) -> Result<(usize, Owned)> {
     let row_loss = matches!(
         loss,
-        Loss::CrossEntropy | Loss::KlDiv | Loss::Entropy | Loss::Nll
+        Loss::CrossEntropy | Loss::KlDiv | Loss::Entropy | Loss::Nll | Loss::MultiMargin { .. }
     );
     let Some(t) = target else {
         // Only entropy gets here; a 1-D pred is one distribution.
@@ -314,7 +327,12 @@ fn arrange(
         return Ok((cols, Owned::Values(t.to_f32()?)));
     }
     let one_per_row = t.len() == rows && t.cols() == 1;
-    if one_per_row && matches!(loss, Loss::CrossEntropy | Loss::ZeroOne | Loss::Nll) {
+    if one_per_row
+        && matches!(
+            loss,
+            Loss::CrossEntropy | Loss::ZeroOne | Loss::Nll | Loss::MultiMargin { .. }
+        )
+    {
         return Ok((cols, Owned::Classes(class_indices(t, ignore)?)));
     }
     let wanted = if matches!(loss, Loss::KlDiv) {

@@ -157,10 +157,7 @@ impl Inputs {
                 cols,
                 target,
                 weights: None,
-                class_weights: None,
-                ignore_index: None,
-                label_smoothing: 0.0,
-                z_loss: 0.0,
+                options: Default::default(),
             };
             if let Some(weights) = &mut self.weights {
                 weights.next_chunk(rows, &mut w)?;

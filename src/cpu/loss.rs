@@ -61,7 +61,11 @@ impl Loss {
                     e.abs() - 0.5 * b
                 }
             }
-            Loss::CrossEntropy | Loss::KlDiv | Loss::Entropy | Loss::Nll => f64::NAN,
+            Loss::CrossEntropy
+            | Loss::KlDiv
+            | Loss::Entropy
+            | Loss::Nll
+            | Loss::MultiMargin { .. } => f64::NAN,
         };
         propagate_nan(&[p, t], l)
     }
@@ -122,7 +126,11 @@ impl Loss {
                     -sign(e)
                 }
             }
-            Loss::CrossEntropy | Loss::KlDiv | Loss::Entropy | Loss::Nll => f64::NAN,
+            Loss::CrossEntropy
+            | Loss::KlDiv
+            | Loss::Entropy
+            | Loss::Nll
+            | Loss::MultiMargin { .. } => f64::NAN,
         };
         propagate_nan(&[p, t], g)
     }

@@ -114,7 +114,7 @@ pub(crate) fn sample_term(loss: &Loss, input: &LossInput, shape: &Shape, i: usiz
             op,
             &input.pred[i * shape.cols..(i + 1) * shape.cols],
             row_target(input, shape, i),
-            &ce_options(input),
+            &row_options(loss, input),
         ),
     }
 }
@@ -141,9 +141,14 @@ pub(crate) fn sample_grad(
         Form::Rows(op) => {
             let row = &input.pred[i * shape.cols..(i + 1) * shape.cols];
             out.extend(
-                rows::row_grad_with(op, row, row_target(input, shape, i), &ce_options(input))
-                    .iter()
-                    .map(|&d| weighted(w, d)),
+                rows::row_grad_with(
+                    op,
+                    row,
+                    row_target(input, shape, i),
+                    &row_options(loss, input),
+                )
+                .iter()
+                .map(|&d| weighted(w, d)),
             );
         }
     }
@@ -164,11 +169,17 @@ pub(crate) fn weight(input: &LossInput, i: usize) -> f64 {
     input.weight(i)
 }
 
-fn ce_options<'a>(input: &LossInput<'a>) -> rows::CeOptions<'a> {
-    rows::CeOptions {
-        class_weights: input.class_weights,
-        smoothing: input.label_smoothing as f64,
-        z_loss: input.z_loss as f64,
+fn row_options<'a>(loss: &Loss, input: &LossInput<'a>) -> rows::RowOptions<'a> {
+    let (margin, power) = match *loss {
+        Loss::MultiMargin { margin, power } => (margin as f64, power),
+        _ => (0.0, 1),
+    };
+    rows::RowOptions {
+        class_weights: input.options.class_weights,
+        smoothing: input.options.label_smoothing as f64,
+        z_loss: input.options.z_loss as f64,
+        margin,
+        power,
     }
 }
 
@@ -190,7 +201,7 @@ pub fn loss_sums(loss: &Loss, input: &LossInput) -> Result<(f64, f64)> {
     let mut wsum = 0.0;
     for (i, l) in terms.iter().enumerate() {
         sum += weighted(weight(input, i), *l);
-        wsum += input.mean_weight(i);
+        wsum += input.mean_weight(i, loss.mean_by_class_weight());
     }
     Ok((sum, wsum))
 }

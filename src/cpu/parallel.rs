@@ -103,7 +103,7 @@ pub fn loss_sums(call: &Call, input: &LossInput) -> Result<(f64, f64)> {
 
 /// (Σ wᵢlᵢ, Σ wᵢ) of values already checked.
 fn sums(call: &Call, input: &LossInput) -> (f64, f64) {
-    (loss_sum(call, input), weight_sum(input, call.shape.rows))
+    (loss_sum(call, input), weight_sum(call, input))
 }
 
 /// Σ wᵢlᵢ of values already checked, added in block order.
@@ -160,9 +160,13 @@ fn loss_sum(call: &Call, input: &LossInput) -> f64 {
 /// Σ wᵢ over the n samples (n without weights), added in block order: the
 /// one Σw of the backend, so a value and a gradient computed by different
 /// calls share their mean's divisor to the bit.
-fn weight_sum(input: &LossInput, n: usize) -> f64 {
+fn weight_sum(call: &Call, input: &LossInput) -> f64 {
+    let n = call.shape.rows;
     if input.has_class_options() {
-        return block_sums(n, BLOCK, |rows| rows.map(|i| input.mean_weight(i)).sum());
+        let by_class = call.loss.mean_by_class_weight();
+        return block_sums(n, BLOCK, |rows| {
+            rows.map(|i| input.mean_weight(i, by_class)).sum()
+        });
     }
     match input.weights {
         None => n as f64,
@@ -244,7 +248,7 @@ pub fn metric_sums(
             s[k] += b[k];
         }
     }
-    Ok((s, weight_sum(input, p.len())))
+    Ok((s, weight_sum(call, input)))
 }
 
 /// The value of a checked call: the reduced loss, or the per-sample wᵢ·lᵢ
@@ -317,7 +321,7 @@ pub fn loss_and_grad(call: &Call, input: &LossInput, value: bool) -> Result<(Los
     let (sum, wsum) = if (value && reduction != Reduction::None) || call.rmse() {
         sums(call, input)
     } else {
-        (f64::NAN, weight_sum(input, call.shape.rows))
+        (f64::NAN, weight_sum(call, input))
     };
     let coef = grad_coefficient(call, sum, wsum)?;
     let grad = grad(call, input, coef);

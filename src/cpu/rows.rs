@@ -49,21 +49,49 @@ fn class(t: RowTarget) -> usize {
     }
 }
 
-/// Cross-entropy's and nll's options for one call (SPEC §1b): class
-/// weights w (1 without), label smoothing ε and the z-loss λ.
+/// The options of a row loss for one call (SPEC §1b): class weights w (1
+/// without), label smoothing ε and the z-loss λ (cross-entropy), and the
+/// margin and power of multi-margin.
 #[derive(Clone, Copy, Default)]
-pub struct CeOptions<'a> {
+pub struct RowOptions<'a> {
     /// The m class weights.
     pub class_weights: Option<&'a [f32]>,
     /// Label smoothing ε.
     pub smoothing: f64,
     /// The z-loss coefficient λ.
     pub z_loss: f64,
+    /// multi-margin's margin M.
+    pub margin: f64,
+    /// multi-margin's power P (1 or 2).
+    pub power: u32,
 }
 
-impl CeOptions<'_> {
+impl RowOptions<'_> {
     fn w(&self, j: usize) -> f64 {
         self.class_weights.map_or(1.0, |w| w[j] as f64)
+    }
+
+    /// multi-margin's (h^P, d h^P/d p_j) at column j ≠ y, h = max(0, M −
+    /// p_y + p_j): 0 at and below the kink, NaN where either score is.
+    fn margin_term(&self, p: &[f32], y: usize, j: usize) -> (f64, f64) {
+        let z = self.margin - p[y] as f64 + p[j] as f64;
+        if z.is_nan() {
+            return (f64::NAN, f64::NAN);
+        }
+        let h = z.max(0.0);
+        match self.power {
+            1 => (h, (z > 0.0) as u8 as f64),
+            _ => (h * h, 2.0 * h),
+        }
+    }
+
+    /// multi-margin's PyTorch defaults (M = 1, P = 1), nothing else.
+    fn multi_margin_defaults() -> Self {
+        RowOptions {
+            margin: 1.0,
+            power: 1,
+            ..Default::default()
+        }
     }
 
     fn plain(&self) -> bool {
@@ -95,7 +123,7 @@ impl CeOptions<'_> {
 
 /// The loss of one row for row op `op` with cross-entropy's and nll's
 /// options `o`.
-pub(crate) fn row_loss_with(op: RowOp, p: &[f32], t: RowTarget, o: &CeOptions) -> f64 {
+pub(crate) fn row_loss_with(op: RowOp, p: &[f32], t: RowTarget, o: &RowOptions) -> f64 {
     match op {
         RowOp::CeClass | RowOp::CeProb if !o.plain() => {
             let lse = logsumexp(p);
@@ -114,13 +142,21 @@ pub(crate) fn row_loss_with(op: RowOp, p: &[f32], t: RowTarget, o: &CeOptions) -
             terms + o.z_loss * kappa * lse * lse
         }
         RowOp::Nll => -o.w(class(t)) * p[class(t)] as f64,
+        RowOp::MultiMargin => {
+            let y = class(t);
+            let hinge: f64 = (0..p.len())
+                .filter(|&j| j != y)
+                .map(|j| o.margin_term(p, y, j).0)
+                .sum();
+            o.w(y) * hinge / p.len() as f64
+        }
         _ => row_loss(op, p, t),
     }
 }
 
 /// d (row loss) / d p_j for every j of the row, with the options `o`:
 /// cross-entropy's is softmax(p)ⱼ·(Σₖcₖ + 2λκ·lse) − cⱼ.
-pub(crate) fn row_grad_with(op: RowOp, p: &[f32], t: RowTarget, o: &CeOptions) -> Vec<f64> {
+pub(crate) fn row_grad_with(op: RowOp, p: &[f32], t: RowTarget, o: &RowOptions) -> Vec<f64> {
     match op {
         RowOp::CeClass | RowOp::CeProb if !o.plain() => {
             let lse = logsumexp(p);
@@ -134,6 +170,21 @@ pub(crate) fn row_grad_with(op: RowOp, p: &[f32], t: RowTarget, o: &CeOptions) -
         RowOp::Nll => {
             let w = o.w(class(t));
             row_grad(op, p, t).iter().map(|d| w * d).collect()
+        }
+        RowOp::MultiMargin => {
+            let (y, m) = (class(t), p.len());
+            let scale = o.w(y) / m as f64;
+            let mut g: Vec<f64> = (0..m)
+                .map(|j| {
+                    if j == y {
+                        0.0
+                    } else {
+                        scale * o.margin_term(p, y, j).1
+                    }
+                })
+                .collect();
+            g[y] = -g.iter().sum::<f64>();
+            g
         }
         _ => row_grad(op, p, t),
     }
@@ -172,11 +223,15 @@ pub(crate) fn row_loss(op: RowOp, p: &[f32], t: RowTarget) -> f64 {
             .sum(),
         RowOp::Entropy => p.iter().map(|&pj| -xlogy(pj as f64, pj as f64)).sum(),
         RowOp::Nll => -(p[class(t)] as f64),
+        RowOp::MultiMargin => row_loss_with(op, p, t, &RowOptions::multi_margin_defaults()),
     }
 }
 
 /// d (row loss) / d p_j for every j of the row.
 pub(crate) fn row_grad(op: RowOp, p: &[f32], t: RowTarget) -> Vec<f64> {
+    if op == RowOp::MultiMargin {
+        return row_grad_with(op, p, t, &RowOptions::multi_margin_defaults());
+    }
     let lse = match op {
         RowOp::CeClass | RowOp::CeProb => logsumexp(p),
         _ => 0.0,
@@ -200,6 +255,7 @@ pub(crate) fn row_grad(op: RowOp, p: &[f32], t: RowTarget) -> Vec<f64> {
                 RowOp::Entropy => -(pj.ln() + 1.0),
                 // A gather: the derivative reads no value, NaN or not.
                 RowOp::Nll => -((j == class(t)) as u8 as f64),
+                RowOp::MultiMargin => f64::NAN, // returned above
             }
         })
         .collect()

@@ -40,10 +40,10 @@ impl<'a> Targets<'a> {
     }
 }
 
-/// Whether the f32 loops compute `op` (zero-one and nll stay on the
-/// reference: compares and a gather, with no rounding to save).
+/// Whether the f32 loops compute `op` (zero-one, nll and multi-margin stay
+/// on the reference: compares, a gather and hinges, with no exp to save).
 pub(crate) fn has(op: RowOp) -> bool {
-    !matches!(op, RowOp::Argmax | RowOp::Nll)
+    !matches!(op, RowOp::Argmax | RowOp::Nll | RowOp::MultiMargin)
 }
 
 /// Rows shorter than this go through [`short_rows`], `G` at a time.

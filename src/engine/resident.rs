@@ -229,10 +229,7 @@ impl Engine {
                     cols: pred.cols,
                     target,
                     weights: None,
-                    class_weights: None,
-                    ignore_index: None,
-                    label_smoothing: 0.0,
-                    z_loss: 0.0,
+                    options: Default::default(),
                 };
                 if !want.grad {
                     return Ok((cpu::parallel::loss_value(&call, &input)?, None));

@@ -12,7 +12,7 @@ use super::stream::HostInputs;
 use super::Gpu;
 use crate::error::{Error, Result};
 use crate::ops::input::{class_error, weight_error, Call, Form, LossInput, Target, TargetKind};
-use crate::ops::loss::{Domain, Term};
+use crate::ops::loss::{Domain, Loss, Term};
 use crate::ops::reduction::{LossValue, Reduction};
 
 /// What an evaluation returns: the value, the gradient, or both from one
@@ -247,17 +247,18 @@ impl Gpu {
             .map(|w| upload(ctx, w, "weights"))
             .transpose()?;
         let class_weights = input
+            .options
             .class_weights
             .map(|w| upload(ctx, w, "class weights"))
             .transpose()?;
         let options = ClassOptions {
             ignore: input.ignored(),
             class_weights: class_weights.as_ref(),
-            smoothing: input.label_smoothing,
-            z_loss: input.z_loss,
+            smoothing: input.options.label_smoothing,
+            z_loss: input.options.z_loss,
             mean_weight_sum: call
                 .class_options
-                .then(|| input.mean_weight_sum(call.shape.rows)),
+                .then(|| input.mean_weight_sum(call.shape.rows, call.loss.mean_by_class_weight())),
         };
         let buffers = (&pred, target.as_ref(), weights.as_ref());
         self.encode_on(encoder, call, buffers, want, &options)
@@ -318,6 +319,14 @@ impl Gpu {
                     class_weights: options.class_weights.is_some(),
                     smoothing: options.smoothing,
                     z_loss: options.z_loss,
+                    margin: match *loss {
+                        Loss::MultiMargin { margin, .. } => margin,
+                        _ => 0.0,
+                    },
+                    power: match *loss {
+                        Loss::MultiMargin { power, .. } => power,
+                        _ => 1,
+                    },
                 };
                 point_op = PointOp {
                     op: Term::Identity,

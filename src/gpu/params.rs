@@ -67,8 +67,8 @@ uniforms! {
         ignore: u32,
         smoothing: f32,
         z_loss: f32,
-        _pad0: u32,
-        _pad1: u32,
+        margin: f32,
+        power: u32,
         _pad2: u32,
     }
 

@@ -28,6 +28,9 @@ pub(super) struct RowKernel {
     /// Label smoothing ε and z-loss λ.
     pub smoothing: f32,
     pub z_loss: f32,
+    /// multi-margin's margin and power.
+    pub margin: f32,
+    pub power: u32,
 }
 
 impl RowKernel {
@@ -168,6 +171,8 @@ impl Gpu {
                     ignore: kernel.ignore.unwrap_or(0),
                     smoothing: kernel.smoothing,
                     z_loss: kernel.z_loss,
+                    margin: kernel.margin,
+                    power: kernel.power,
                     ..Default::default()
                 },
             );

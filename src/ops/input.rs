@@ -31,8 +31,19 @@ pub struct LossInput<'a> {
     pub target: Target<'a>,
     /// Optional per-sample (per-row) weights, each ≥ 0.
     pub weights: Option<&'a [f32]>,
-    /// Optional per-class weights (m values, each ≥ 0), PyTorch's
-    /// `weight=`: cross-entropy and nll with class targets.
+    /// PyTorch's options of the classification losses, each off by
+    /// default (set them with the `with_` methods).
+    pub options: LossOptions<'a>,
+}
+
+/// The options of cross-entropy and nll (SPEC §1b), each off by default:
+/// set with [`LossInput::with_class_weights`],
+/// [`LossInput::with_ignore_index`], [`LossInput::with_label_smoothing`]
+/// and [`LossInput::with_z_loss`], where their formulas are.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LossOptions<'a> {
+    /// Per-class weights (m values, each ≥ 0), PyTorch's `weight=`:
+    /// cross-entropy and nll.
     pub class_weights: Option<&'a [f32]>,
     /// A class target whose rows are left out (PyTorch's `ignore_index`):
     /// cross-entropy and nll with class targets.
@@ -44,6 +55,16 @@ pub struct LossInput<'a> {
     pub z_loss: f32,
 }
 
+impl LossOptions<'_> {
+    /// Whether any option is set.
+    pub(crate) fn any(&self) -> bool {
+        self.class_weights.is_some()
+            || self.ignore_index.is_some()
+            || self.label_smoothing != 0.0
+            || self.z_loss != 0.0
+    }
+}
+
 impl<'a> LossInput<'a> {
     /// 1-D predictions and targets of equal length.
     pub fn new(pred: &'a [f32], target: &'a [f32]) -> Self {
@@ -52,10 +73,7 @@ impl<'a> LossInput<'a> {
             cols: 1,
             target: Target::Values(target),
             weights: None,
-            class_weights: None,
-            ignore_index: None,
-            label_smoothing: 0.0,
-            z_loss: 0.0,
+            options: LossOptions::default(),
         }
     }
 
@@ -66,10 +84,7 @@ impl<'a> LossInput<'a> {
             cols,
             target: Target::Classes(classes),
             weights: None,
-            class_weights: None,
-            ignore_index: None,
-            label_smoothing: 0.0,
-            z_loss: 0.0,
+            options: LossOptions::default(),
         }
     }
 
@@ -80,10 +95,7 @@ impl<'a> LossInput<'a> {
             cols,
             target: Target::Values(target),
             weights: None,
-            class_weights: None,
-            ignore_index: None,
-            label_smoothing: 0.0,
-            z_loss: 0.0,
+            options: LossOptions::default(),
         }
     }
 
@@ -94,10 +106,7 @@ impl<'a> LossInput<'a> {
             cols,
             target: Target::None,
             weights: None,
-            class_weights: None,
-            ignore_index: None,
-            label_smoothing: 0.0,
-            z_loss: 0.0,
+            options: LossOptions::default(),
         }
     }
 
@@ -116,7 +125,10 @@ impl<'a> LossInput<'a> {
     /// so the effective weight of a row is aᵢ·w[tᵢ].
     pub fn with_class_weights(self, class_weights: &'a [f32]) -> Self {
         LossInput {
-            class_weights: Some(class_weights),
+            options: LossOptions {
+                class_weights: Some(class_weights),
+                ..self.options
+            },
             ..self
         }
     }
@@ -131,7 +143,10 @@ impl<'a> LossInput<'a> {
     /// [−2³¹, 2³²).
     pub fn with_ignore_index(self, ignore_index: i64) -> Self {
         LossInput {
-            ignore_index: Some(ignore_index),
+            options: LossOptions {
+                ignore_index: Some(ignore_index),
+                ..self.options
+            },
             ..self
         }
     }
@@ -144,7 +159,10 @@ impl<'a> LossInput<'a> {
     /// (Σ aᵢ·w[tᵢ] over the kept rows, or Σ aᵢ for probabilities).
     pub fn with_label_smoothing(self, epsilon: f32) -> Self {
         LossInput {
-            label_smoothing: epsilon,
+            options: LossOptions {
+                label_smoothing: epsilon,
+                ..self.options
+            },
             ..self
         }
     }
@@ -156,7 +174,10 @@ impl<'a> LossInput<'a> {
     /// 2λ·lse·softmax(pᵢ)ⱼ (times that scale).
     pub fn with_z_loss(self, lambda: f32) -> Self {
         LossInput {
-            z_loss: lambda,
+            options: LossOptions {
+                z_loss: lambda,
+                ..self.options
+            },
             ..self
         }
     }
@@ -164,10 +185,7 @@ impl<'a> LossInput<'a> {
     /// Whether any option of cross-entropy or nll applies (class weights,
     /// ignore index, label smoothing, z-loss).
     pub(crate) fn has_class_options(&self) -> bool {
-        self.class_weights.is_some()
-            || self.ignore_index.is_some()
-            || self.label_smoothing != 0.0
-            || self.z_loss != 0.0
+        self.options.any()
     }
 
     /// Row i's weight in the sum: the per-sample weight aᵢ (1 without), 0
@@ -180,19 +198,22 @@ impl<'a> LossInput<'a> {
     }
 
     /// Row i's weight in the mean's denominator: aᵢ·w[tᵢ] for class
-    /// targets with class weights (PyTorch), else [`Self::weight`].
-    pub(crate) fn mean_weight(&self, i: usize) -> f64 {
+    /// targets with class weights where the loss's mean is `by_class`
+    /// (cross-entropy, nll: PyTorch), else [`Self::weight`].
+    pub(crate) fn mean_weight(&self, i: usize, by_class: bool) -> f64 {
         let a = self.weight(i);
-        match (self.class_weights, self.target) {
+        match (self.options.class_weights, self.target) {
             // A class out of range is reported by the checks; it weighs 0 here.
-            (Some(cw), Target::Classes(c)) => a * cw.get(c[i] as usize).map_or(0.0, |&w| w as f64),
+            (Some(cw), Target::Classes(c)) if by_class => {
+                a * cw.get(c[i] as usize).map_or(0.0, |&w| w as f64)
+            }
             _ => a,
         }
     }
 
     /// The ignored class target as u32 bits, if any (validated range).
     pub(crate) fn ignored(&self) -> Option<u32> {
-        self.ignore_index.map(|i| i as u32)
+        self.options.ignore_index.map(|i| i as u32)
     }
 
     /// Whether row i's class target is the ignored one.
@@ -206,7 +227,7 @@ impl<'a> LossInput<'a> {
     /// [`Self::weight`] of every row in f32 where an ignore index applies
     /// (the GPU's weights for the call); None without one.
     pub(crate) fn row_weights(&self) -> Option<Vec<f32>> {
-        self.ignore_index?;
+        self.options.ignore_index?;
         let Target::Classes(c) = self.target else {
             return None;
         };
@@ -215,8 +236,8 @@ impl<'a> LossInput<'a> {
 
     /// Σ [`Self::mean_weight`] over the rows in f64, in row order: the
     /// mean's denominator of a call with class options.
-    pub(crate) fn mean_weight_sum(&self, rows: usize) -> f64 {
-        (0..rows).map(|i| self.mean_weight(i)).sum()
+    pub(crate) fn mean_weight_sum(&self, rows: usize, by_class: bool) -> f64 {
+        (0..rows).map(|i| self.mean_weight(i, by_class)).sum()
     }
 }
 
@@ -302,14 +323,14 @@ impl LossInput<'_> {
             target,
             target_len,
             weights: self.weights.map(<[f32]>::len),
-            class_weights: self.class_weights.map(<[f32]>::len),
-            bad_class_weight: self.class_weights.and_then(|w| {
+            class_weights: self.options.class_weights.map(<[f32]>::len),
+            bad_class_weight: self.options.class_weights.and_then(|w| {
                 let i = w.iter().position(|v| v.is_nan() || *v < 0.0)?;
                 Some((i, w[i]))
             }),
-            ignore_index: self.ignore_index,
-            label_smoothing: self.label_smoothing,
-            z_loss: self.z_loss,
+            ignore_index: self.options.ignore_index,
+            label_smoothing: self.options.label_smoothing,
+            z_loss: self.options.z_loss,
         }
     }
 }
@@ -392,6 +413,7 @@ impl Loss {
             Form::Rows(RowOp::CeClass) => [true, true, true, true],
             Form::Rows(RowOp::CeProb) => [true, false, true, true],
             Form::Rows(RowOp::Nll) => [true, true, false, false],
+            Form::Rows(RowOp::MultiMargin) => [true, false, false, false],
             _ => [false; 4],
         };
         for ((what, on), ok) in given.into_iter().zip(takes) {
@@ -400,10 +422,12 @@ impl Loss {
                     Form::Rows(RowOp::CeProb) => invalid!(
                         "cross-entropy takes an {what} only with class-index targets, not probabilities"
                     ),
-                    Form::Rows(RowOp::Nll) => {
-                        invalid!("nll takes no {what} (cross-entropy does)")
+                    Form::Rows(RowOp::Nll | RowOp::MultiMargin) => {
+                        invalid!("{name} takes no {what} (cross-entropy does)")
                     }
-                    _ => invalid!("{name} takes no {what} (only cross-entropy and nll do)"),
+                    _ => invalid!(
+                        "{name} takes no {what} (only cross-entropy, nll and multi-margin do)"
+                    ),
                 });
             }
         }
@@ -457,6 +481,12 @@ impl Loss {
             (Loss::CrossEntropy, TargetKind::Classes) => Form::Rows(RowOp::CeClass),
             (Loss::CrossEntropy, TargetKind::Values) => Form::Rows(RowOp::CeProb),
             (Loss::Nll, TargetKind::Classes) => Form::Rows(RowOp::Nll),
+            (Loss::MultiMargin { .. }, TargetKind::Classes) => Form::Rows(RowOp::MultiMargin),
+            (Loss::MultiMargin { .. }, TargetKind::Values) => {
+                return Err(invalid!(
+                    "multi-margin needs one class index per row (PyTorch's multi_margin_loss)"
+                ))
+            }
             (Loss::Nll, TargetKind::Values) => {
                 return Err(invalid!(
                     "nll needs one class index per row (PyTorch's nll_loss), not probabilities"

@@ -12,7 +12,8 @@ op_enum! {
     ///
     /// Pointwise losses take 1-D `pred`/`target` of equal length; the multi-class
     /// ones ([`Loss::CrossEntropy`], [`Loss::KlDiv`], [`Loss::Entropy`],
-    /// [`Loss::Nll`] and [`Loss::ZeroOne`] with class targets) take n×m row-major scores and give
+    /// [`Loss::Nll`], [`Loss::MultiMargin`] and [`Loss::ZeroOne`] with
+    /// class targets) take n×m row-major scores and give
     /// one loss per row. [`Loss::ALL`] lists every loss with its default
     /// parameters, [`Loss::NAMES`] their CLI names.
     #[derive(Debug, Clone, Copy, PartialEq)]
@@ -57,6 +58,21 @@ op_enum! {
         /// index ([`crate::LossInput::with_class_weights`],
         /// [`crate::LossInput::with_ignore_index`]).
         Nll => "nll",
+        /// PyTorch's MultiMarginLoss (multi-class hinge): rows of `pred` are
+        /// scores, the target one class index t per row; the row's loss is
+        /// w[t]·Σ_{j≠t} max(0, M − p_t + p_j)^P / m with margin M (default
+        /// 1, finite) and power P ∈ {1, 2} (default 1), w the class weights
+        /// (1 without). With h_j = max(0, M − p_t + p_j):
+        /// d/dp_j = w[t]·P·h_j^(P−1)/m for j ≠ t where h_j > 0 (0 at the
+        /// kink), d/dp_t = −Σ_{j≠t} of those. `mean` divides by Σ aᵢ (the
+        /// rows, as PyTorch), not by the class weights. A NaN in a row
+        /// makes its loss NaN (PyTorch's kernel skips it).
+        MultiMargin {
+            /// The margin M.
+            margin: f32 = 1.0,
+            /// The power P, 1 or 2.
+            power: u32 = 1,
+        } => "multi-margin",
         /// ½e²; d/dp = −e.
         Squared => "squared",
         /// e²; d/dp = −2e.
@@ -141,13 +157,18 @@ kernel_ids! {
         Entropy,
         /// nll: −p_t of log-probabilities.
         Nll,
+        /// multi-margin: the multi-class hinge.
+        MultiMargin,
     }
 }
 
 impl RowOp {
     /// Whether the target holds one class index per row.
     pub(crate) fn class_target(self) -> bool {
-        matches!(self, RowOp::Argmax | RowOp::CeClass | RowOp::Nll)
+        matches!(
+            self,
+            RowOp::Argmax | RowOp::CeClass | RowOp::Nll | RowOp::MultiMargin
+        )
     }
 }
 
@@ -163,6 +184,10 @@ pub struct LossParams {
     pub quantile: Option<f32>,
     /// `--beta` for smooth-l1.
     pub beta: Option<f32>,
+    /// `--margin` for multi-margin.
+    pub margin: Option<f32>,
+    /// `--power` for multi-margin (1 or 2).
+    pub power: Option<u32>,
 }
 
 impl Loss {
@@ -180,11 +205,18 @@ impl Loss {
             ("--delta", p.delta),
             ("--quantile", p.quantile),
             ("--beta", p.beta),
+            ("--margin", p.margin),
         ];
+        match (&mut loss, p.power) {
+            (Loss::MultiMargin { power, .. }, Some(p)) => *power = p,
+            (_, Some(_)) => return Err(invalid!("{name} takes no --power")),
+            _ => {}
+        }
         let own = match &mut loss {
             Loss::Huber { delta } => Some(("--delta", delta)),
             Loss::Quantile { gamma } => Some(("--quantile", gamma)),
             Loss::SmoothL1 { beta } => Some(("--beta", beta)),
+            Loss::MultiMargin { margin, .. } => Some(("--margin", margin)),
             _ => None,
         };
         for (flag, value) in given {
@@ -203,13 +235,14 @@ impl Loss {
     }
 
     /// Whether the loss has a per-element form on 1-D predictions and
-    /// targets: every loss but cross-entropy, kl-div, entropy and nll.
+    /// targets: every loss but cross-entropy, kl-div, entropy, nll and
+    /// multi-margin.
     pub fn is_pointwise(&self) -> bool {
         self.term().is_some()
     }
 
     /// The term of `shaders/terms.wgsl` a pointwise loss sums (None for the
-    /// row losses cross-entropy, kl-div, entropy and nll).
+    /// row losses cross-entropy, kl-div, entropy, nll and multi-margin).
     pub(crate) fn term(&self) -> Option<Term> {
         Some(match self {
             Loss::ZeroOne => Term::ZeroOne,
@@ -219,7 +252,11 @@ impl Loss {
             Loss::Logistic => Term::Logistic,
             Loss::BceLogits => Term::BceLogits,
             Loss::Bce => Term::Bce,
-            Loss::CrossEntropy | Loss::KlDiv | Loss::Entropy | Loss::Nll => return None,
+            Loss::CrossEntropy
+            | Loss::KlDiv
+            | Loss::Entropy
+            | Loss::Nll
+            | Loss::MultiMargin { .. } => return None,
             Loss::Squared => Term::Squared,
             // rmse sums e² and takes the root on the host.
             Loss::Mse | Loss::Rmse => Term::Mse,
@@ -245,6 +282,12 @@ impl Loss {
             Loss::SmoothL1 { beta } if !(beta >= 0.0 && beta.is_finite()) => Err(invalid!(
                 "smooth-l1: --beta must be a finite number >= 0, got {beta:?}"
             )),
+            Loss::MultiMargin { margin, .. } if !margin.is_finite() => Err(invalid!(
+                "multi-margin: --margin must be a finite number, got {margin:?}"
+            )),
+            Loss::MultiMargin { power, .. } if power != 1 && power != 2 => Err(invalid!(
+                "multi-margin: --power must be 1 or 2, got {power}"
+            )),
             _ => Ok(()),
         }
     }
@@ -257,6 +300,12 @@ impl Loss {
             Loss::SmoothL1 { beta } => beta,
             _ => 0.0,
         }
+    }
+
+    /// Whether class weights also weigh the mean's denominator
+    /// (cross-entropy and nll, as PyTorch; multi-margin divides by rows).
+    pub(crate) fn mean_by_class_weight(&self) -> bool {
+        matches!(self, Loss::CrossEntropy | Loss::Nll)
     }
 
     /// Allowed values of the prediction.

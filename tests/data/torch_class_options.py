@@ -1,5 +1,5 @@
 """Generates torch_class_options.json: PyTorch's own values and gradients of
-cross_entropy and nll_loss with class weights, ignore_index and
+cross_entropy, nll_loss and multi_margin_loss with class weights, ignore_index and
 label_smoothing, class-index and probability targets, plus the z-loss
 (PaLM's lambda * logsumexp^2, written out in torch), the cases
 tests/class_options.rs holds lossgpu to.
@@ -30,7 +30,7 @@ def nan_null(v):
 
 
 def case(name, loss, n, m, ignore=None, class_weights=False, scale=3.0, all_ignored=False,
-         smoothing=0.0, z_loss=0.0, probs=False):
+         smoothing=0.0, z_loss=0.0, probs=False, margin=1.0, power=1):
     # Options as the f32 values lossgpu receives.
     smoothing, z_loss = float(np.float32(smoothing)), float(np.float32(z_loss))
     z = f32(rng.normal(0.0, scale, size=(n, m)))
@@ -50,7 +50,8 @@ def case(name, loss, n, m, ignore=None, class_weights=False, scale=3.0, all_igno
            "target": [float(v) for v in t.ravel()] if probs else [int(v) for v in y],
            "probabilities": probs, "ignore_index": ignore,
            "class_weights": None if w is None else [float(v) for v in w],
-           "label_smoothing": smoothing, "z_loss": z_loss, "reductions": {}}
+           "label_smoothing": smoothing, "z_loss": z_loss, "margin": margin, "power": power,
+           "reductions": {}}
     target = torch.tensor(t, dtype=torch.float64) if probs else torch.tensor(y)
     weight = None if w is None else torch.tensor(w, dtype=torch.float64)
     for reduction in ["mean", "sum", "none"]:
@@ -63,9 +64,13 @@ def case(name, loss, n, m, ignore=None, class_weights=False, scale=3.0, all_igno
         if loss == "cross-entropy":
             rows = F.cross_entropy(x, target, reduction="none", label_smoothing=smoothing, **kw)
             own = F.cross_entropy(x, target, reduction=reduction, label_smoothing=smoothing, **kw)
-        else:
+        elif loss == "nll":
             rows = F.nll_loss(x, target, reduction="none", **kw)
             own = F.nll_loss(x, target, reduction=reduction, **kw)
+        else:
+            mm = {"p": power, "margin": margin, **kw}
+            rows = F.multi_margin_loss(x, target, reduction="none", **mm)
+            own = F.multi_margin_loss(x, target, reduction=reduction, **mm)
         # The z-loss (PaLM) is not PyTorch's: lambda * lse^2 per row, scaled as
         # the row's unsmoothed term (w[y] for classes, 1 for probabilities),
         # 0 for ignored rows; the mean keeps PyTorch's denominator.
@@ -74,7 +79,8 @@ def case(name, loss, n, m, ignore=None, class_weights=False, scale=3.0, all_igno
             den = torch.tensor(float(n), dtype=torch.float64)
         else:
             kept = (target != (ignore if ignore is not None else -(2**62))).double()
-            wy = weight[target.clamp(0, m - 1)] if weight is not None else torch.ones(n, dtype=torch.float64)
+            by_class = weight is not None and loss != "multi-margin"
+            wy = weight[target.clamp(0, m - 1)] if by_class else torch.ones(n, dtype=torch.float64)
             den = (wy * kept).sum()
             kept = kept * wy
         rows = rows + z_loss * kept * torch.logsumexp(x, 1) ** 2
@@ -117,6 +123,11 @@ cases = [
     case("nll ignore + weights", "nll", 50, 6, ignore=-100, class_weights=True),
     case("nll wide rows", "nll", 5, 257, ignore=3, class_weights=True),
     case("nll all ignored", "nll", 4, 3, ignore=1, all_ignored=True),
+    case("multi-margin plain", "multi-margin", 17, 5),
+    case("multi-margin p=2 margin 0.5 weights", "multi-margin", 29, 4, power=2, margin=0.5,
+         class_weights=True),
+    case("multi-margin wide", "multi-margin", 6, 150, class_weights=True, scale=0.05),
+    case("multi-margin p=2 wide", "multi-margin", 4, 300, power=2, margin=2.0, scale=1.0),
 ]
 path = pathlib.Path(__file__).with_name("torch_class_options.json")
 path.write_text(json.dumps({"torch": torch.__version__, "cases": cases}, indent=None) + "\n")
