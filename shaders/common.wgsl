@@ -192,3 +192,17 @@ fn kahan_add(k: Kahan, v: vec2<f32>) -> Kahan {
     c = select(c, vec2<f32>(0.0), !(vec2<bool>(is_finite(t.x), is_finite(t.y))));
     return Kahan(t, c);
 }
+
+// Whether v is allowed in a DOMAIN_* (Domain in ops/loss.rs); NaN always is.
+fn in_domain(v: f32, domain: u32) -> bool {
+    if (domain == DOMAIN_SIGN) {
+        return v == 1.0 || v == -1.0 || is_nan(v);
+    }
+    if (domain == DOMAIN_UNIT) {
+        return (v >= 0.0 && v <= 1.0) || is_nan(v);
+    }
+    if (domain == DOMAIN_NON_POSITIVE) {
+        return v <= 0.0 || is_nan(v);
+    }
+    return true;
+}

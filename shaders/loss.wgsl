@@ -35,16 +35,6 @@ struct LossParams {
 // param (f32 bits), then padding.
 @group(0) @binding(7) var<storage, read> segments: array<u32>;
 
-fn in_domain(v: f32, domain: u32) -> bool {
-    if (domain == DOMAIN_SIGN) {
-        return v == 1.0 || v == -1.0 || is_nan(v);
-    }
-    if (domain == DOMAIN_UNIT) {
-        return (v >= 0.0 && v <= 1.0) || is_nan(v);
-    }
-    return true;
-}
-
 fn term_grads4(p: vec4<f32>, t: vec4<f32>) -> vec4<f32> {
     return vec4<f32>(
         loss_term_grad(OP, p.x, t.x, params.param),

@@ -6,8 +6,8 @@
 
 override OP: u32;                  // a ROW_* id
 override HAS_WEIGHTS: bool = false;
-override PRED_UNIT: bool = false;     // pred must be in [0, 1] (kl-div, entropy)
-override TARGET_UNIT: bool = false;   // target distribution must be in [0, 1]
+override PRED_DOMAIN: u32 = 0u;      // a DOMAIN_* id: [0, 1] for kl-div, entropy
+override TARGET_DOMAIN: u32 = 0u;    // of a target distribution; ≤ 0 for a log target
 override HAS_IGNORE: bool = false;    // rows whose class is params.ignore are left out
 // Cross-entropy's class weights, label smoothing or z-loss: the row's loss
 // is Σ_j c_j·(lse − p_j) + λκ·lse² (ce_coef), with class weights read from
@@ -107,8 +107,29 @@ fn class_op() -> bool {
     return OP == ROW_ARGMAX || OP == ROW_CE_CLASS || OP == ROW_NLL || OP == ROW_MULTI_MARGIN;
 }
 
-fn unit(v: f32) -> bool {
-    return (v >= 0.0 && v <= 1.0) || is_nan(v);
+// kl-div's t from its target: e^target for a log target (DOMAIN_NON_POSITIVE),
+// clamped so that a bad value cannot overflow and −inf gives 0. NaN stays.
+fn kl_t(raw: f32) -> f32 {
+    if (TARGET_DOMAIN == DOMAIN_NON_POSITIVE) {
+        return select(exp(clamp(raw, -104.0, 0.0)), raw, is_nan(raw));
+    }
+    return raw;
+}
+
+// kl-div's term t·(log t − log q) of one column, 0 where t = 0 (unless q is
+// NaN). A log target or a log prediction (pred of DOMAIN_NON_POSITIVE) is
+// used as its own log.
+fn kl_term(raw: f32, q: f32) -> f32 {
+    let t = kl_t(raw);
+    var t_log_t = xlogy(t, t);
+    if (TARGET_DOMAIN == DOMAIN_NON_POSITIVE) {
+        t_log_t = t * raw;
+    }
+    var t_log_q = xlogy(t, q);
+    if (PRED_DOMAIN == DOMAIN_NON_POSITIVE) {
+        t_log_q = t * q;
+    }
+    return select(t_log_t - t_log_q, 0.0, t == 0.0 && !is_nan(q));
 }
 
 // Each row is scanned in strided parts: columns j0, j0 + step, ... A
@@ -133,13 +154,13 @@ fn scan_max(p0: u32, m: u32, j0: u32, step: u32) -> ArgMax {
     return best;
 }
 
-// 1 for NaN, else 0; flags values outside [0, 1] where they must be in.
+// 1 for NaN, else 0; flags values outside their domains.
 fn check_at(row: u32, m: u32, j: u32, v: f32) -> f32 {
     let global = (params.base_row + row) * m;
-    if (PRED_UNIT && !unit(v)) {
+    if (!in_domain(v, PRED_DOMAIN)) {
         atomicMin(&errors[0], global + j);
     }
-    if (TARGET_UNIT && !unit(target_f32(row * m + j))) {
+    if (TARGET_DOMAIN != DOMAIN_ANY && !in_domain(target_f32(row * m + j), TARGET_DOMAIN)) {
         atomicMin(&errors[1], global + j);
     }
     return select(0.0, 1.0, is_nan(v));
@@ -190,8 +211,7 @@ fn scan_terms(row: u32, p0: u32, m: u32, j0: u32, step: u32, mx: f32, rest: f32)
             let t = target_f32(row * m + j);
             acc = acc + select(t * ((mx - q) + rest), 0.0, t == 0.0);
         } else if (OP == ROW_KL) {
-            let t = target_f32(row * m + j);
-            acc = acc + select(xlogy(t, t) - xlogy(t, q), 0.0, t == 0.0 && !is_nan(q));
+            acc = acc + kl_term(target_f32(row * m + j), q);
         } else {
             acc = acc - xlogy(q, q);
         }
@@ -381,8 +401,12 @@ fn grad_at(row: u32, idx: u32, j: u32, p: f32, l: vec4<f32>) -> f32 {
         }
         case ROW_CE_PROB: { d = softmax_from(p, l) - target_f32(idx); }
         case ROW_KL: {
-            let t = target_f32(idx);
-            d = select(select(-t / p, -inf_f32(), p == 0.0), keep_nan(p, 0.0), t == 0.0);
+            let t = kl_t(target_f32(idx));
+            var dq = select(-t / p, -inf_f32(), p == 0.0);
+            if (PRED_DOMAIN == DOMAIN_NON_POSITIVE) {
+                dq = -t;
+            }
+            d = select(dq, keep_nan(p, 0.0), t == 0.0);
         }
         case ROW_ENTROPY: { d = -(log_safe(p) + 1.0); }
         case ROW_NLL: {

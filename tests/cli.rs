@@ -2258,3 +2258,134 @@ fn metrics_name_the_file_whose_length_does_not_match() {
         "{line}"
     );
 }
+
+/// `--reduction batchmean` of a row loss read in chunks gives the whole
+/// file's value (Σ aᵢ·ℓᵢ / rows) and gradient; `--log-input` and
+/// `--log-target` give the library's kl-div; a 1-D loss refuses batchmean
+/// whether streamed or not.
+#[test]
+fn batchmean_and_kl_log_flags_from_the_command_line() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let (rows, m) = (3_001usize, 4usize);
+    let z: Vec<f32> = (0..rows * m)
+        .map(|i| ((i * 37) % 101) as f32 * 0.05 - 2.5)
+        .collect();
+    let y: Vec<i64> = (0..rows).map(|i| ((i * 7) % m) as i64).collect();
+    let a: Vec<f32> = (0..rows).map(|i| (i % 5) as f32 * 0.5).collect();
+    write_npy(d, "z.npy", &z, &[rows as u64, m as u64]);
+    write_npy(d, "y.npy", &y, &[rows as u64]);
+    write_npy(d, "a.npy", &a, &[rows as u64]);
+    let classes: Vec<u32> = y.iter().map(|&c| c as u32).collect();
+    let input = lossgpu::LossInput::classes(&z, m, &classes).with_weights(&a);
+    let ce = lossgpu::Loss::CrossEntropy;
+    let want = lossgpu::cpu::loss_scalar(&ce, &input, lossgpu::Reduction::BatchMean).unwrap();
+    let want_grad = lossgpu::cpu::loss_grad(&ce, &input, lossgpu::Reduction::BatchMean).unwrap();
+    for backend in ["cpu", "gpu"] {
+        if backend == "gpu" && !gpu_available() {
+            continue;
+        }
+        for chunk in ["1000000", "1000"] {
+            let args = [
+                "loss",
+                "cross-entropy",
+                "--pred",
+                "z.npy",
+                "--target",
+                "y.npy",
+                "--weights",
+                "a.npy",
+                "--reduction",
+                "batchmean",
+                "--grad-out",
+                "g.npy",
+                "--backend",
+                backend,
+            ];
+            let v = json_chunked(d, &args, chunk);
+            let what = format!("{backend} chunk {chunk}");
+            assert_eq!(v["reduction"], "batchmean", "{what}");
+            let got = v["value"].as_f64().unwrap();
+            assert!(
+                (got - want).abs() <= 1e-5 * want.abs(),
+                "{what}: {got} vs {want}"
+            );
+            let (g, shape) = read_npy(&d.join("g.npy"));
+            assert_eq!(shape, [rows as u64, m as u64]);
+            for (i, (&a, &b)) in g.iter().zip(&want_grad).enumerate() {
+                assert!(
+                    (a as f64 - b).abs() <= 1e-5 * b.abs() + 1e-9,
+                    "{what} [{i}]"
+                );
+            }
+        }
+    }
+    // kl-div on log q and log t against the library.
+    let log_q: Vec<f32> = z.iter().map(|v| -(v.abs()) - 0.1).collect();
+    let log_t: Vec<f32> = z.iter().map(|v| -(v * v)).collect();
+    write_npy(d, "lq.npy", &log_q, &[rows as u64, m as u64]);
+    write_npy(d, "lt.npy", &log_t, &[rows as u64, m as u64]);
+    let kl = lossgpu::LossInput::rows(&log_q, m, &log_t)
+        .with_log_input()
+        .with_log_target();
+    let want =
+        lossgpu::cpu::loss_scalar(&lossgpu::Loss::KlDiv, &kl, lossgpu::Reduction::Sum).unwrap();
+    let args = [
+        "loss",
+        "kl-div",
+        "--pred",
+        "lq.npy",
+        "--target",
+        "lt.npy",
+        "--log-input",
+        "--log-target",
+        "--reduction",
+        "sum",
+        "--backend",
+        "cpu",
+    ];
+    let got = json_chunked(d, &args, "1000")["value"].as_f64().unwrap();
+    assert!((got - want).abs() <= 1e-6 * want.abs(), "{got} vs {want}");
+    // Without --log-input the logs are out of [0, 1].
+    let line = fails(
+        d,
+        &[
+            "loss",
+            "kl-div",
+            "--pred",
+            "lq.npy",
+            "--target",
+            "lt.npy",
+            "--log-target",
+        ],
+    );
+    assert!(
+        line.contains("lq.npy") && line.contains("pred[0]"),
+        "{line}"
+    );
+    // A 1-D loss takes mean: the library's message, streamed or not.
+    write_npy(d, "p.npy", &a, &[rows as u64]);
+    for chunk in ["1000000", "100"] {
+        let r = run_env(
+            d,
+            &[
+                "loss",
+                "mse",
+                "--pred",
+                "p.npy",
+                "--target",
+                "p.npy",
+                "--reduction",
+                "batchmean",
+            ],
+            &[("LOSSGPU_CLI_CHUNK", chunk)],
+        );
+        assert_eq!(r.code, Some(2), "chunk {chunk}: {}", r.stdout);
+        assert!(
+            r.stderr
+                .contains("mse: batchmean is for losses over n×m rows"),
+            "chunk {chunk}: {}",
+            r.stderr
+        );
+    }
+}

@@ -32,9 +32,10 @@ pub struct Args {
     /// Per-sample (per-row) weights, each >= 0.
     #[arg(long, value_name = "FILE")]
     weights: Option<String>,
-    /// How per-sample losses are combined.
+    /// How per-sample losses are combined (batchmean: the sum over the rows
+    /// of a row loss divided by the rows, PyTorch's kl_div batchmean).
     #[arg(long, value_name = "R", default_value = "mean",
-          value_parser = ["mean", "sum", "none"])]
+          value_parser = ["mean", "sum", "none", "batchmean"])]
     reduction: String,
     /// δ of huber (default 1.0, > 0).
     #[arg(long, value_name = "F", allow_negative_numbers = true)]
@@ -65,6 +66,12 @@ pub struct Args {
     /// z-loss coefficient λ >= 0 of cross-entropy: adds λ·logsumexp(p)² per row (PaLM).
     #[arg(long, value_name = "L", allow_negative_numbers = true)]
     z_loss: Option<f32>,
+    /// kl-div's --pred holds log q, each <= 0 (PyTorch's kl_div convention).
+    #[arg(long)]
+    log_input: bool,
+    /// kl-div's --target holds log t, each <= 0 (PyTorch's log_target).
+    #[arg(long)]
+    log_target: bool,
     /// Allow an output to replace an input file (written durably: the input
     /// is read whole first, and replaced only once the output is complete).
     #[arg(long)]
@@ -100,7 +107,7 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
                 "--reduction none needs --out FILE.npy".into(),
             ))
         }
-        (Reduction::Mean | Reduction::Sum, Some(_)) => {
+        (Reduction::Mean | Reduction::Sum | Reduction::BatchMean, Some(_)) => {
             return Err(Error::InvalidInput(format!(
             "--out takes the per-sample losses of --reduction none; with {} the value is printed",
             reduction.name()
@@ -179,6 +186,8 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
             ignore_index: args.ignore_index,
             label_smoothing: args.label_smoothing.unwrap_or(0.0),
             z_loss: args.z_loss.unwrap_or(0.0),
+            log_input: args.log_input,
+            log_target: args.log_target,
         },
     };
 
@@ -252,11 +261,13 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
 /// whole, where the usual checks name what does not fit.
 fn streams<'a>(loss: &Loss, args: &'a Args) -> Option<(usize, TargetFile<'a>)> {
     let npy = |p: &str| p.to_ascii_lowercase().ends_with(".npy");
-    // Class options are read whole.
+    // Options are read whole.
     if args.class_weights.is_some()
         || args.ignore_index.is_some()
         || args.label_smoothing.is_some()
         || args.z_loss.is_some()
+        || args.log_input
+        || args.log_target
     {
         return None;
     }

@@ -199,14 +199,10 @@ pub fn loss(
     outputs: LossOutputs,
     backend: BackendChoice,
 ) -> Result<Report> {
-    if *loss == Loss::Rmse {
-        // Mean only: the library's own message for any other reduction.
-        let one = LossSums {
-            sum: 0.0,
-            weight_sum: 1.0,
-            count: 1,
-        };
-        one.finish(loss, reduction)?;
+    if loss.is_pointwise() && matches!(target, TargetFile::Values(_)) {
+        // The library's own message for a reduction a 1-D loss lacks
+        // (rmse's sum or none, batchmean), from one valid sample.
+        lossgpu::cpu::validate_call(loss, &LossInput::new(&[0.5], &[1.0]), reduction)?;
     }
     let target_name = match target {
         TargetFile::Values(t) | TargetFile::Classes(t) => Some(t.to_string()),
@@ -233,7 +229,8 @@ pub fn loss(
             Reduction::Mean if *loss == Loss::Rmse && v == 0.0 => 0.0,
             Reduction::Mean if *loss == Loss::Rmse => 1.0 / (2.0 * sums.weight_sum * v),
             Reduction::Mean => 1.0 / sums.weight_sum,
-            _ => 1.0,
+            Reduction::BatchMean => 1.0 / sums.count as f64,
+            Reduction::Sum | Reduction::None => 1.0,
         };
         value = Some(v);
     }

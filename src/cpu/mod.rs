@@ -43,9 +43,9 @@ fn check(loss: &Loss, input: &LossInput, reduction: Reduction) -> Result<Call> {
 /// Every value against its domain (the lengths are checked in `call`).
 pub(crate) fn check_values(call: &Call, input: &LossInput) -> Result<()> {
     let (loss, shape) = (&call.loss, call.shape);
-    check_domain(loss, "pred", loss.pred_domain(), input.pred)?;
+    check_domain(loss, "pred", call.pred_domain(), input.pred)?;
     match input.target {
-        Target::Values(t) => check_domain(loss, "target", loss.target_domain(), t)?,
+        Target::Values(t) => check_domain(loss, "target", call.target_domain(), t)?,
         Target::Classes(c) => {
             // An ignored row's target is no class; it is not checked.
             let ignored = input.ignored();
@@ -68,6 +68,7 @@ fn check_domain(loss: &Loss, what: &'static str, domain: Domain, v: &[f32]) -> R
         Domain::Any => None,
         Domain::Sign => first_offender(v, |x| !Domain::Sign.contains(x)),
         Domain::Unit => first_offender(v, |x| !Domain::Unit.contains(x)),
+        Domain::NonPositive => first_offender(v, |x| !Domain::NonPositive.contains(x)),
     };
     match found {
         Some(i) => Err(loss.domain_error(what, domain, i, v[i])),
@@ -180,6 +181,8 @@ fn row_options<'a>(loss: &Loss, input: &LossInput<'a>) -> rows::RowOptions<'a> {
         z_loss: input.options.z_loss as f64,
         margin,
         power,
+        log_input: input.options.log_input,
+        log_target: input.options.log_target,
     }
 }
 
@@ -236,6 +239,7 @@ pub fn loss_grad(loss: &Loss, input: &LossInput, reduction: Reduction) -> Result
 pub(crate) fn grad_coefficient(call: &Call, sum: f64, wsum: f64) -> Result<f64> {
     match call.reduction {
         Reduction::Sum | Reduction::None => Ok(1.0),
+        Reduction::BatchMean => Ok(1.0 / call.shape.rows as f64),
         Reduction::Mean => {
             let value = call.finish(sum, wsum)?;
             if call.rmse() {

@@ -64,6 +64,10 @@ pub struct RowOptions<'a> {
     pub margin: f64,
     /// multi-margin's power P (1 or 2).
     pub power: u32,
+    /// kl-div's prediction is log q.
+    pub log_input: bool,
+    /// kl-div's target is log t.
+    pub log_target: bool,
 }
 
 impl RowOptions<'_> {
@@ -96,6 +100,41 @@ impl RowOptions<'_> {
 
     fn plain(&self) -> bool {
         self.class_weights.is_none() && self.smoothing == 0.0 && self.z_loss == 0.0
+    }
+
+    /// kl-div's (t, log t) from a target value: a log target is its own
+    /// log (−inf is t = 0).
+    fn kl_target(&self, raw: f32) -> (f64, f64) {
+        let raw = raw as f64;
+        match self.log_target {
+            true => (raw.exp(), raw),
+            false => (raw, raw.ln()),
+        }
+    }
+
+    /// kl-div's term t·(log t − log q) at a prediction value, 0 where t = 0
+    /// (NaN where the prediction is).
+    fn kl_term(&self, q: f32, raw_t: f32) -> f64 {
+        let (t, log_t) = self.kl_target(raw_t);
+        let q = q as f64;
+        if t == 0.0 {
+            return propagate_nan(&[q], 0.0);
+        }
+        let log_q = if self.log_input { q } else { q.ln() };
+        t * (log_t - log_q)
+    }
+
+    /// d(kl term)/d pred: −t/q, or −t for a log prediction.
+    fn kl_grad(&self, q: f32, raw_t: f32) -> f64 {
+        let (t, _) = self.kl_target(raw_t);
+        let q = q as f64;
+        if t == 0.0 {
+            propagate_nan(&[q], 0.0)
+        } else if self.log_input {
+            -t
+        } else {
+            -t / q
+        }
     }
 
     /// Cross-entropy as Σⱼ cⱼ·(lse − pⱼ) + λκ·lse²: the coefficients cⱼ
@@ -142,6 +181,11 @@ pub(crate) fn row_loss_with(op: RowOp, p: &[f32], t: RowTarget, o: &RowOptions) 
             terms + o.z_loss * kappa * lse * lse
         }
         RowOp::Nll => -o.w(class(t)) * p[class(t)] as f64,
+        RowOp::Kl if o.log_input || o.log_target => p
+            .iter()
+            .zip(dist(t))
+            .map(|(&q, &tj)| o.kl_term(q, tj))
+            .sum(),
         RowOp::MultiMargin => {
             let y = class(t);
             let hinge: f64 = (0..p.len())
@@ -167,6 +211,11 @@ pub(crate) fn row_grad_with(op: RowOp, p: &[f32], t: RowTarget, o: &RowOptions) 
                 .map(|(&pj, &cj)| (pj as f64 - lse).exp() * scale - cj)
                 .collect()
         }
+        RowOp::Kl if o.log_input || o.log_target => p
+            .iter()
+            .zip(dist(t))
+            .map(|(&q, &tj)| o.kl_grad(q, tj))
+            .collect(),
         RowOp::Nll => {
             let w = o.w(class(t));
             row_grad(op, p, t).iter().map(|d| w * d).collect()

@@ -191,6 +191,8 @@ impl Engine {
             ignore_index: None,
             label_smoothing: 0.0,
             z_loss: 0.0,
+            log_input: false,
+            log_target: false,
         };
         let call = loss.check(lengths, reduction)?;
         let shaped = |data| Tensor::new(data, pred.rows, pred.cols);

@@ -309,9 +309,11 @@ impl Gpu {
                 let kernel = RowKernel {
                     op,
                     weighted,
-                    pred_unit: loss.pred_domain() == Domain::Unit,
-                    target_unit: call.target == TargetKind::Values
-                        && loss.target_domain() == Domain::Unit,
+                    pred_domain: call.pred_domain(),
+                    target_domain: match call.target {
+                        TargetKind::Values => call.target_domain(),
+                        _ => Domain::Any,
+                    },
                     ignore: options.ignore,
                     ce_options: options.class_weights.is_some()
                         || options.smoothing != 0.0
@@ -366,8 +368,8 @@ impl Gpu {
             }
             Reduction::Mean if rmse => Coef::Rmse,
             Reduction::Mean if weighted => Coef::InverseWeightSum,
-            Reduction::Mean => Coef::Scale((1.0 / rows as f64) as f32),
-            _ => Coef::Scale(1.0),
+            Reduction::Mean | Reduction::BatchMean => Coef::Scale((1.0 / rows as f64) as f32),
+            Reduction::Sum | Reduction::None => Coef::Scale(1.0),
         };
         let grad = match (&row_state, want.grad) {
             (_, false) => None,
@@ -451,14 +453,14 @@ impl Gpu {
             if slots[0] != u32::MAX {
                 let i = slots[0] as usize;
                 let v = self.read_resident_at(pred, i)?;
-                return Err(loss.domain_error("pred", loss.pred_domain(), i, v));
+                return Err(loss.domain_error("pred", call.pred_domain(), i, v));
             }
             if let (Some(t), true) = (target, slots[1] != u32::MAX) {
                 let i = slots[1] as usize;
                 let v = self.read_resident_at(t, i)?;
                 return Err(match call.target {
                     TargetKind::Classes => class_error(loss, i, v.to_bits(), call.shape.cols),
-                    _ => loss.domain_error("target", loss.target_domain(), i, v),
+                    _ => loss.domain_error("target", call.target_domain(), i, v),
                 });
             }
             Ok((p.value(call, &read)?, grad))
@@ -524,13 +526,13 @@ impl Gpu {
         let loss = &call.loss;
         if let Some(&i) = slots.first().filter(|&&i| i != u32::MAX) {
             let i = i as usize;
-            return Err(loss.domain_error("pred", loss.pred_domain(), i, input.pred[i]));
+            return Err(loss.domain_error("pred", call.pred_domain(), i, input.pred[i]));
         }
         if let Some(&i) = slots.get(1).filter(|&&i| i != u32::MAX) {
             let i = i as usize;
             return Err(match input.target {
                 Target::Classes(c) => class_error(loss, i, c[i], call.shape.cols),
-                Target::Values(t) => loss.domain_error("target", loss.target_domain(), i, t[i]),
+                Target::Values(t) => loss.domain_error("target", call.target_domain(), i, t[i]),
                 Target::None => Error::Gpu("a kernel flagged a target that does not exist".into()),
             });
         }

@@ -10,15 +10,16 @@ use super::params::RowParams;
 use super::pipelines::Family;
 use super::Gpu;
 use crate::error::Result;
-use crate::ops::loss::RowOp;
+use crate::ops::loss::{Domain, RowOp};
 
 /// A row kernel's specialisation.
 #[derive(Clone, Copy)]
 pub(super) struct RowKernel {
     pub op: RowOp,
     pub weighted: bool,
-    pub pred_unit: bool,
-    pub target_unit: bool,
+    /// The domains checked (and kl-div's log forms, by DOMAIN_NON_POSITIVE).
+    pub pred_domain: Domain,
+    pub target_domain: Domain,
     /// The ignored class target, if any.
     pub ignore: Option<u32>,
     /// Cross-entropy's class weights, label smoothing or z-loss apply.
@@ -38,8 +39,8 @@ impl RowKernel {
         [
             ("OP", self.op.id()),
             ("HAS_WEIGHTS", self.weighted as u32),
-            ("PRED_UNIT", self.pred_unit as u32),
-            ("TARGET_UNIT", self.target_unit as u32),
+            ("PRED_DOMAIN", self.pred_domain.id()),
+            ("TARGET_DOMAIN", self.target_domain.id()),
             ("HAS_IGNORE", self.ignore.is_some() as u32),
             ("CE_OPTIONS", self.ce_options as u32),
             ("HAS_CLASS_WEIGHTS", self.class_weights as u32),

@@ -53,11 +53,21 @@ pub struct LossOptions<'a> {
     pub label_smoothing: f32,
     /// The z-loss coefficient λ ≥ 0 of cross-entropy (PaLM; 0 is none).
     pub z_loss: f32,
+    /// kl-div's prediction holds log q (PyTorch's `kl_div` convention).
+    pub log_input: bool,
+    /// kl-div's target holds log t (PyTorch's `log_target`).
+    pub log_target: bool,
 }
 
 impl LossOptions<'_> {
     /// Whether any option is set.
     pub(crate) fn any(&self) -> bool {
+        self.class() || self.log_input || self.log_target
+    }
+
+    /// Whether an option of the class losses is set (they make a mean
+    /// over no weight NaN, as PyTorch).
+    pub(crate) fn class(&self) -> bool {
         self.class_weights.is_some()
             || self.ignore_index.is_some()
             || self.label_smoothing != 0.0
@@ -182,8 +192,35 @@ impl<'a> LossInput<'a> {
         }
     }
 
-    /// Whether any option of cross-entropy or nll applies (class weights,
-    /// ignore index, label smoothing, z-loss).
+    /// The same input with kl-div's prediction given as log q (each ≤ 0),
+    /// PyTorch's `kl_div` convention: row i's loss is
+    /// Σⱼ tⱼ·(log tⱼ − pⱼ) and d/dpⱼ = −tⱼ.
+    pub fn with_log_input(self) -> Self {
+        LossInput {
+            options: LossOptions {
+                log_input: true,
+                ..self.options
+            },
+            ..self
+        }
+    }
+
+    /// The same input with kl-div's target given as log t (each ≤ 0),
+    /// PyTorch's `log_target=True`: tⱼ = e^(target), and a target of −inf
+    /// is a t of 0, whose term is 0.
+    pub fn with_log_target(self) -> Self {
+        LossInput {
+            options: LossOptions {
+                log_target: true,
+                ..self.options
+            },
+            ..self
+        }
+    }
+
+    /// Whether any option applies (class weights, ignore index, label
+    /// smoothing, z-loss, log input or target): the CPU backend then takes
+    /// the reference formulas.
     pub(crate) fn has_class_options(&self) -> bool {
         self.options.any()
     }
@@ -277,11 +314,35 @@ pub(crate) struct Call {
     /// Class weights, an ignore index, label smoothing or a z-loss apply:
     /// a mean over no weight is NaN (PyTorch) rather than an error.
     pub class_options: bool,
+    /// kl-div's prediction and target given as logs.
+    pub log_input: bool,
+    pub log_target: bool,
 }
 
 impl Call {
+    /// The allowed values of the prediction (a log-probability with
+    /// `log_input`).
+    pub fn pred_domain(&self) -> Domain {
+        match self.log_input {
+            true => Domain::NonPositive,
+            false => self.loss.pred_domain(),
+        }
+    }
+
+    /// The allowed values of a real target.
+    pub fn target_domain(&self) -> Domain {
+        match self.log_target {
+            true => Domain::NonPositive,
+            false => self.loss.target_domain(),
+        }
+    }
+
     /// The reduced value from (Σ wᵢlᵢ, Σ wᵢ); see [`super::reduction::finish`].
+    /// `batchmean` divides the sum by the rows.
     pub fn finish(&self, sum: f64, wsum: f64) -> Result<f64> {
+        if self.reduction == Reduction::BatchMean {
+            return Ok(sum / self.shape.rows as f64);
+        }
         if self.class_options && self.reduction == Reduction::Mean && wsum == 0.0 {
             return Ok(f64::NAN);
         }
@@ -308,6 +369,8 @@ pub(crate) struct Lengths {
     pub ignore_index: Option<i64>,
     pub label_smoothing: f32,
     pub z_loss: f32,
+    pub log_input: bool,
+    pub log_target: bool,
 }
 
 impl LossInput<'_> {
@@ -331,6 +394,8 @@ impl LossInput<'_> {
             ignore_index: self.options.ignore_index,
             label_smoothing: self.options.label_smoothing,
             z_loss: self.options.z_loss,
+            log_input: self.options.log_input,
+            log_target: self.options.log_target,
         }
     }
 }
@@ -387,6 +452,19 @@ impl Loss {
         if class_options {
             self.check_class_options(&n, form)?;
         }
+        if (n.log_input || n.log_target) && form != Form::Rows(RowOp::Kl) {
+            let flag = if n.log_input {
+                "log input"
+            } else {
+                "log target"
+            };
+            return Err(invalid!("{name} takes no {flag} (only kl-div does)"));
+        }
+        if reduction == Reduction::BatchMean && !matches!(form, Form::Rows(_)) {
+            return Err(invalid!(
+                "{name}: batchmean is for losses over n×m rows; a 1-D loss takes mean"
+            ));
+        }
         Ok(Call {
             loss: *self,
             reduction,
@@ -394,6 +472,8 @@ impl Loss {
             target: n.target,
             weighted: n.weights.is_some(),
             class_options,
+            log_input: n.log_input,
+            log_target: n.log_target,
         })
     }
 

@@ -47,6 +47,9 @@ op_enum! {
         /// [`crate::LossInput::with_z_loss`]).
         CrossEntropy => "cross-entropy",
         /// Σ_j t_j·(log t_j − log q_j) with q = pred, 0·log 0 = 0; d/dq_j = −t_j/q_j.
+        /// PyTorch's `kl_div` takes log q: give it with
+        /// [`crate::LossInput::with_log_input`] (then d/dp_j = −t_j), and a
+        /// log target with [`crate::LossInput::with_log_target`].
         KlDiv => "kl-div",
         /// −Σ_j p_j log p_j of each row of `pred` (no target); d/dp_j = −(log p_j + 1).
         Entropy => "entropy",
@@ -339,6 +342,8 @@ kernel_ids! {
         Sign,
         /// [0, 1]
         Unit,
+        /// ≤ 0: the log of a probability
+        NonPositive,
     }
 }
 
@@ -350,6 +355,7 @@ impl Domain {
                 Domain::Any => true,
                 Domain::Sign => v == 1.0 || v == -1.0,
                 Domain::Unit => (0.0..=1.0).contains(&v),
+                Domain::NonPositive => v <= 0.0,
             }
     }
 
@@ -358,6 +364,7 @@ impl Domain {
             Domain::Any => "any value",
             Domain::Sign => "-1 or +1",
             Domain::Unit => "in [0, 1]",
+            Domain::NonPositive => "<= 0, a log-probability",
         }
     }
 }

@@ -26,6 +26,10 @@ pub enum Reduction {
     Sum,
     /// The n values wᵢ·lᵢ.
     None,
+    /// Σ wᵢ lᵢ / n over the n rows of a loss over n×m rows (PyTorch
+    /// `kl_div`'s `batchmean`; unweighted, the same as `mean`). A 1-D loss
+    /// takes `mean`.
+    BatchMean,
 }
 
 impl Reduction {
@@ -35,8 +39,9 @@ impl Reduction {
             "mean" => Ok(Reduction::Mean),
             "sum" => Ok(Reduction::Sum),
             "none" => Ok(Reduction::None),
+            "batchmean" => Ok(Reduction::BatchMean),
             _ => Err(invalid!(
-                "unknown reduction '{name}' (expected mean, sum or none)"
+                "unknown reduction '{name}' (expected mean, sum, none or batchmean)"
             )),
         }
     }
@@ -47,6 +52,7 @@ impl Reduction {
             Reduction::Mean => "mean",
             Reduction::Sum => "sum",
             Reduction::None => "none",
+            Reduction::BatchMean => "batchmean",
         }
     }
 }
@@ -93,6 +99,7 @@ pub(crate) fn finish(reduction: Reduction, sum: f64, weight_sum: f64, rmse: bool
             Ok(if rmse { mean.sqrt() } else { mean })
         }
         Reduction::None => Err(invalid!("internal: finish() called for reduction none")),
+        Reduction::BatchMean => Err(invalid!("internal: batchmean needs the row count")),
     }
 }
 
@@ -134,6 +141,9 @@ impl LossSums {
         }
         if reduction == Reduction::None {
             return Err(invalid!("reduction none has no reduced value"));
+        }
+        if reduction == Reduction::BatchMean {
+            return Ok(self.sum / self.count as f64);
         }
         finish(
             reduction,
