@@ -12,15 +12,18 @@ override HAS_TARGET: bool = true;
 override HAS_WEIGHTS: bool = false;
 override PRED_DOMAIN: u32;        // a DOMAIN_* id
 override TARGET_DOMAIN: u32;
+// bce-logits' pos_weight per column of n×m multi-label input: m columns,
+// value k of the loss taking per_class[k mod m]; 0: one pw in params.param.
+override POS_WEIGHT_COLS: u32 = 0u;
 
 struct LossParams {
     n: u32,            // elements in this chunk
     base: u32,         // global index of the chunk's first element
     partial_base: u32, // first partial slot of this chunk
     coef_mode: u32,    // a COEF_* id: how grad_factor scales the gradient
-    param: f32,        // delta (huber) or gamma (quantile)
+    param: f32,        // delta (huber), gamma (quantile), beta (smooth-l1), pw (bce-logits)
     scale: f32,
-    _pad0: u32,
+    col0: u32,         // the column of the chunk's first value (POS_WEIGHT_COLS)
     _pad1: u32,
 }
 
@@ -34,13 +37,30 @@ struct LossParams {
 // Per packed loss, 8 words: first vec4, n, first workgroup, workgroups,
 // param (f32 bits), then padding.
 @group(0) @binding(7) var<storage, read> segments: array<u32>;
+@group(0) @binding(8) var<storage, read> per_class: array<f32>;
 
-fn term_grads4(p: vec4<f32>, t: vec4<f32>) -> vec4<f32> {
+// The params of the four values from `first` (of this chunk): `param`, or
+// the pos_weight of each value's column.
+fn params4(first: u32, param: f32) -> vec4<f32> {
+    if (POS_WEIGHT_COLS == 0u) {
+        return vec4<f32>(param);
+    }
+    let m = max(POS_WEIGHT_COLS, 1u); // never 0: naga folds a modulo by a constant 0
+    let c = (params.col0 + first % m) % m;
     return vec4<f32>(
-        loss_term_grad(OP, p.x, t.x, params.param),
-        loss_term_grad(OP, p.y, t.y, params.param),
-        loss_term_grad(OP, p.z, t.z, params.param),
-        loss_term_grad(OP, p.w, t.w, params.param),
+        per_class[c],
+        per_class[(c + 1u) % m],
+        per_class[(c + 2u) % m],
+        per_class[(c + 3u) % m],
+    );
+}
+
+fn term_grads4(p: vec4<f32>, t: vec4<f32>, param: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(
+        loss_term_grad(OP, p.x, t.x, param.x),
+        loss_term_grad(OP, p.y, t.y, param.y),
+        loss_term_grad(OP, p.z, t.z, param.z),
+        loss_term_grad(OP, p.w, t.w, param.w),
     );
 }
 
@@ -99,7 +119,7 @@ fn sum_terms(off4: u32, n: u32, base: u32, slot: u32, param: f32, group: u32, gr
     var acc = vec2<f32>(0.0);
     for (var i4 = group * WG + lid; i4 < n4; i4 = i4 + groups * WG) {
         let q = load_from(off4 + i4, 4u * i4, n, base, slot);
-        let l = loss_terms4(OP, q.p, q.t, param);
+        let l = loss_terms4(OP, q.p, q.t, params4(4u * i4, param));
         let z = vec4<f32>(0.0);
         let w = select(z, q.w, q.valid);
         acc = acc + vec2<f32>(weighted_sum4(w, select(z, l, q.valid)), dot(w, vec4<f32>(1.0)));
@@ -235,7 +255,7 @@ fn terms(
     if (OP == TERM_EXPONENTIAL) {
         out[i4] = scaled_exp4(q.p, q.t, q.w);
     } else {
-        out[i4] = weighted4(q.w, loss_terms4(OP, q.p, q.t, params.param));
+        out[i4] = weighted4(q.w, loss_terms4(OP, q.p, q.t, params4(4u * i4, params.param)));
     }
 }
 
@@ -254,6 +274,6 @@ fn grad(
     if (OP == TERM_EXPONENTIAL) {
         out[i4] = scaled_exp4(q.p, q.t, -q.t * q.w * c);
     } else {
-        out[i4] = weighted4(q.w * c, term_grads4(q.p, q.t));
+        out[i4] = weighted4(q.w * c, term_grads4(q.p, q.t, params4(4u * i4, params.param)));
     }
 }

@@ -37,10 +37,10 @@ struct Sums {
 
 // Four elements (lanes past n have p = t = w = 0, whose terms are all 0).
 fn add_quad(s: Sums, p: vec4<f32>, t: vec4<f32>, w: vec4<f32>) -> Sums {
-    let a = vec2<f32>(weighted_sum4(w, loss_terms4(TERM_MSE, p, t, 0.0)), weighted_sum4(w, loss_terms4(TERM_MAE, p, t, 0.0)));
-    let b = vec2<f32>(weighted_sum4(w, loss_terms4(TERM_MAPE, p, t, 0.0)), weighted_sum4(w, loss_terms4(TERM_SMAPE, p, t, 0.0)));
-    let c = vec2<f32>(weighted_sum4(w, loss_terms4(TERM_HUBER, p, t, params.delta)), weighted_sum4(w, loss_terms4(TERM_LOG_COSH, p, t, 0.0)));
-    let d = vec2<f32>(weighted_sum4(w, loss_terms4(TERM_QUANTILE, p, t, params.gamma)), dot(w, vec4<f32>(1.0)));
+    let a = vec2<f32>(weighted_sum4(w, loss_terms4(TERM_MSE, p, t, vec4<f32>(0.0))), weighted_sum4(w, loss_terms4(TERM_MAE, p, t, vec4<f32>(0.0))));
+    let b = vec2<f32>(weighted_sum4(w, loss_terms4(TERM_MAPE, p, t, vec4<f32>(0.0))), weighted_sum4(w, loss_terms4(TERM_SMAPE, p, t, vec4<f32>(0.0))));
+    let c = vec2<f32>(weighted_sum4(w, loss_terms4(TERM_HUBER, p, t, vec4<f32>(params.delta))), weighted_sum4(w, loss_terms4(TERM_LOG_COSH, p, t, vec4<f32>(0.0))));
+    let d = vec2<f32>(weighted_sum4(w, loss_terms4(TERM_QUANTILE, p, t, vec4<f32>(params.gamma))), dot(w, vec4<f32>(1.0)));
     return Sums(s.a + a, s.b + b, s.c + c, s.d + d);
 }
 

@@ -37,7 +37,8 @@ fn loss_term(op: u32, p: f32, t: f32, param: f32) -> f32 {
         }
         case TERM_EXPONENTIAL: { l = exp_sat(-m); }
         case TERM_LOGISTIC: { l = softplus(-m); }
-        case TERM_BCE_LOGITS: { l = t * softplus(-p) + (1.0 - t) * softplus(p); }
+        // param: the positive weight pw (PyTorch's pos_weight; 1 is none).
+        case TERM_BCE_LOGITS: { l = param * t * softplus(-p) + (1.0 - t) * softplus(p); }
         case TERM_BCE: {
             let lp = max(log_safe(p), -100.0);
             let lq = max(log_safe(1.0 - p), -100.0);
@@ -81,7 +82,8 @@ fn loss_term_grad(op: u32, p: f32, t: f32, param: f32) -> f32 {
         case TERM_SQUARED_HINGE: { g = -2.0 * t * max(0.0, 1.0 - m); }
         case TERM_EXPONENTIAL: { g = -t * exp_sat(-m); }
         case TERM_LOGISTIC: { g = -t * sigmoid(-m); }
-        case TERM_BCE_LOGITS: { g = sigmoid(p) - t; }
+        // σ(p) − t, plus (1 − pw)·t·σ(−p): exactly σ(p) − t at pw = 1.
+        case TERM_BCE_LOGITS: { g = (sigmoid(p) - t) + (1.0 - param) * t * sigmoid(-p); }
         case TERM_BCE: { g = (p - t) / max(p * (1.0 - p), 1e-12); }
         case TERM_SQUARED: { g = -e; }
         case TERM_MSE: { g = -2.0 * e; }
@@ -107,14 +109,15 @@ fn loss_term_grad(op: u32, p: f32, t: f32, param: f32) -> f32 {
     return select(g, nan_f32(), is_nan(p) || is_nan(t));
 }
 
-// loss_term on four lanes, written out lane by lane: a vec4 indexed by a
-// loop variable costs some compilers a trip through memory per access.
-fn loss_terms4(op: u32, p: vec4<f32>, t: vec4<f32>, param: f32) -> vec4<f32> {
+// loss_term on four lanes, each with its param, written out lane by lane: a
+// vec4 indexed by a loop variable costs some compilers a trip through memory
+// per access.
+fn loss_terms4(op: u32, p: vec4<f32>, t: vec4<f32>, param: vec4<f32>) -> vec4<f32> {
     return vec4<f32>(
-        loss_term(op, p.x, t.x, param),
-        loss_term(op, p.y, t.y, param),
-        loss_term(op, p.z, t.z, param),
-        loss_term(op, p.w, t.w, param),
+        loss_term(op, p.x, t.x, param.x),
+        loss_term(op, p.y, t.y, param.y),
+        loss_term(op, p.z, t.z, param.z),
+        loss_term(op, p.w, t.w, param.w),
     );
 }
 

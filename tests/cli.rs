@@ -2389,3 +2389,118 @@ fn batchmean_and_kl_log_flags_from_the_command_line() {
         );
     }
 }
+
+/// `--pos-weight F|FILE` on 1-D and n×m multi-label bce-logits: the
+/// library's values, per-row weights broadcast over the columns, `none`
+/// written n×m, and the errors naming the file.
+#[test]
+fn pos_weight_from_the_command_line() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let (rows, m) = (50usize, 3usize);
+    let z: Vec<f32> = (0..rows * m)
+        .map(|i| ((i * 37) % 101) as f32 * 0.1 - 5.0)
+        .collect();
+    let y: Vec<f32> = (0..rows * m)
+        .map(|i| ((i * 7) % 3 == 0) as u8 as f32)
+        .collect();
+    let a: Vec<f32> = (0..rows).map(|i| (i % 4) as f32 * 0.5).collect();
+    write_npy(d, "z.npy", &z, &[rows as u64, m as u64]);
+    write_npy(d, "y.npy", &y, &[rows as u64, m as u64]);
+    write_npy(d, "a.npy", &a, &[rows as u64]);
+    std::fs::write(d.join("pw.csv"), "1.5\n0.5\n3\n").unwrap();
+    std::fs::write(d.join("pw2.csv"), "1.5\n0.5\n").unwrap();
+    let pw = [1.5f32, 0.5, 3.0];
+    let wide: Vec<f32> = a.iter().flat_map(|&v| std::iter::repeat_n(v, m)).collect();
+    let bce = lossgpu::Loss::BceLogits;
+    let per_column = lossgpu::LossInput::rows(&z, m, &y).with_pos_weight(&pw);
+    for backend in ["cpu", "gpu"] {
+        if backend == "gpu" && !gpu_available() {
+            continue;
+        }
+        let b = ["--backend", backend];
+        let base = ["loss", "bce-logits", "--pred", "z.npy", "--target", "y.npy"];
+        // One per column, weights per row.
+        let args = [
+            &base[..],
+            &["--pos-weight", "pw.csv", "--weights", "a.npy"],
+            &b,
+        ]
+        .concat();
+        let v = json_chunked(d, &args, "1000000");
+        let inp = per_column.with_weights(&wide);
+        let want = lossgpu::cpu::loss_scalar(&bce, &inp, lossgpu::Reduction::Mean).unwrap();
+        close(
+            &v["value"],
+            &serde_json::json!(want),
+            "per column, row weights",
+        );
+        assert_eq!(v["n"], rows * m, "n counts values");
+        // One for all, as a number.
+        let args = [
+            &base[..],
+            &["--pos-weight", "2.5", "--reduction", "sum"],
+            &b,
+        ]
+        .concat();
+        let v = json_chunked(d, &args, "1000000");
+        let scalar = lossgpu::LossInput::rows(&z, m, &y).with_pos_weight(&[2.5]);
+        let want = lossgpu::cpu::loss_scalar(&bce, &scalar, lossgpu::Reduction::Sum).unwrap();
+        close(&v["value"], &serde_json::json!(want), "scalar");
+        // none keeps the n×m shape.
+        let args = [
+            &base[..],
+            &[
+                "--pos-weight",
+                "pw.csv",
+                "--reduction",
+                "none",
+                "--out",
+                "o.npy",
+            ],
+            &b,
+        ]
+        .concat();
+        json_chunked(d, &args, "1000000");
+        let (o, shape) = read_npy(&d.join("o.npy"));
+        assert_eq!(shape, [rows as u64, m as u64]);
+        let want = lossgpu::cpu::loss_per_sample(&bce, &per_column).unwrap();
+        for (i, (&a, &b)) in o.iter().zip(&want).enumerate() {
+            assert!(
+                (a as f64 - b).abs() <= 1e-5 * b.abs() + 1e-7,
+                "{backend} none [{i}]"
+            );
+        }
+    }
+    let base = ["loss", "bce-logits", "--pred", "z.npy", "--target", "y.npy"];
+    let line = fails(d, &[&base[..], &["--pos-weight", "pw2.csv"]].concat());
+    assert!(line.contains("2 pos weights for 3 columns"), "{line}");
+    let line = fails(d, &[&base[..], &["--pos-weight", "-1"]].concat());
+    assert!(line.contains("pos weight[0] = -1.0"), "{line}");
+    std::fs::write(d.join("pwbad.csv"), "1.5\nnan\n3\n").unwrap();
+    let line = fails(d, &[&base[..], &["--pos-weight", "pwbad.csv"]].concat());
+    assert!(
+        line.contains("pwbad.csv") && line.contains("pos weight[1]"),
+        "{line}"
+    );
+    let line = fails(
+        d,
+        &[
+            "loss",
+            "mse",
+            "--pred",
+            "z.npy",
+            "--target",
+            "y.npy",
+            "--pos-weight",
+            "2",
+        ],
+    );
+    assert!(line.contains("mse takes no pos weight"), "{line}");
+    write_npy(d, "a7.npy", &[1.0f32; 7], &[7]);
+    let line = fails(d, &[&base[..], &["--weights", "a7.npy"]].concat());
+    assert!(
+        line.contains("7 weights for 50 rows of 3 (150 values)"),
+        "{line}"
+    );
+}

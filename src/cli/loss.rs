@@ -66,6 +66,10 @@ pub struct Args {
     /// z-loss coefficient λ >= 0 of cross-entropy: adds λ·logsumexp(p)² per row (PaLM).
     #[arg(long, value_name = "L", allow_negative_numbers = true)]
     z_loss: Option<f32>,
+    /// bce-logits' weight of positive labels (PyTorch's pos_weight): one
+    /// number, or a file of m values, one per column of n×m multi-label input.
+    #[arg(long, value_name = "F|FILE", allow_negative_numbers = true)]
+    pos_weight: Option<String>,
     /// kl-div's --pred holds log q, each <= 0 (PyTorch's kl_div convention).
     #[arg(long)]
     log_input: bool,
@@ -159,19 +163,39 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
 
     let p = pred.to_f32()?;
     let (cols, owned) = arrange(&loss, &pred, target.as_ref(), args.ignore_index)?;
-    let n = p.len() / cols;
+    // n×m multi-label bce-logits is pointwise: each of its values a sample.
+    let multi_label = loss.is_pointwise() && cols > 1;
+    let n = if multi_label { p.len() } else { p.len() / cols };
     let w = match &weights {
+        // One weight per row of multi-label input, broadcast over its columns.
+        Some(w) if multi_label && w.len() == n / cols => Some(
+            w.to_f32()?
+                .iter()
+                .flat_map(|&v| std::iter::repeat_n(v, cols))
+                .collect(),
+        ),
         Some(w) if w.len() != n => {
-            return Err(w.error(format!(
-                "{} weights for {n} samples in {}",
-                w.len(),
-                pred.path
-            )))
+            return Err(w.error(match multi_label {
+                true => format!(
+                    "{} weights for {} rows of {cols} ({n} values) in {}",
+                    w.len(),
+                    n / cols,
+                    pred.path
+                ),
+                false => format!("{} weights for {n} samples in {}", w.len(), pred.path),
+            }))
         }
         Some(w) => Some(w.to_f32()?),
         None => None,
     };
     let cw = class_weights.as_ref().map(|c| c.to_f32()).transpose()?;
+    let pos_weight = match &args.pos_weight {
+        None => None,
+        Some(v) => match v.parse::<f32>() {
+            Ok(pw) => Some(vec![pw]),
+            Err(_) => Some(io::read(v)?.to_f32()?),
+        },
+    };
     let input = LossInput {
         pred: &p,
         cols,
@@ -182,6 +206,7 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
         },
         weights: w.as_deref(),
         options: LossOptions {
+            pos_weight: pos_weight.as_deref(),
             class_weights: cw.as_deref(),
             ignore_index: args.ignore_index,
             label_smoothing: args.label_smoothing.unwrap_or(0.0),
@@ -204,6 +229,13 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
             Some(path) => io::file_error(path, e),
             None => e,
         },
+        Error::Value {
+            input: "pos weight",
+            ..
+        } => match &args.pos_weight {
+            Some(path) if path.parse::<f32>().is_err() => io::file_error(path, e),
+            _ => e,
+        },
         e => name_file(e, files),
     };
     // Every input is checked before a device is opened.
@@ -220,7 +252,11 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
     }
     .map_err(name_file)?;
     if let (Some(out), Some(per_sample)) = (&args.out, value.per_sample()) {
-        io::write_npy(out, per_sample, &[per_sample.len()])?;
+        let dims = match multi_label {
+            true => pred.dims.clone(),
+            false => vec![per_sample.len()],
+        };
+        io::write_npy(out, per_sample, &dims)?;
     }
     if let (Some(grad_out), Some(grad)) = (&args.grad_out, grad) {
         io::write_npy(grad_out, &grad, &pred.dims)?;
@@ -268,6 +304,7 @@ fn streams<'a>(loss: &Loss, args: &'a Args) -> Option<(usize, TargetFile<'a>)> {
         || args.z_loss.is_some()
         || args.log_input
         || args.log_target
+        || args.pos_weight.is_some()
     {
         return None;
     }
@@ -278,6 +315,12 @@ fn streams<'a>(loss: &Loss, args: &'a Args) -> Option<(usize, TargetFile<'a>)> {
         return None;
     }
     let pred = chunks::NpyChunks::open(&args.pred).ok()?;
+    // One weight per row of multi-label bce-logits is broadcast, whole.
+    if let Some(w) = &args.weights {
+        if loss.is_pointwise() && chunks::NpyChunks::open(w).ok()?.len() != pred.len() {
+            return None;
+        }
+    }
     let target = match &args.target {
         Some(t) if npy(t) => Some((t.as_str(), chunks::NpyChunks::open(t).ok()?.dims)),
         Some(_) => return None,
@@ -321,6 +364,10 @@ fn arrange(
         return Ok((row_cols(pred), Owned::None));
     };
     let argmax = matches!(loss, Loss::ZeroOne) && pred.is_2d() && t.len() != pred.len();
+    // n×m multi-label logits: pointwise, with columns for pos_weight.
+    if matches!(loss, Loss::BceLogits) && pred.is_2d() && t.dims == pred.dims {
+        return Ok((row_cols(pred), Owned::Values(t.to_f32()?)));
+    }
     if !row_loss && !argmax {
         if t.len() != pred.len() {
             return Err(t.error(format!(

@@ -239,7 +239,14 @@ pub fn loss(
         if reduction != Reduction::None {
             inputs = open()?; // the second pass
         }
-        let mut out = per_sample.map(|o| NpyOut::create(o, &[n])).transpose()?;
+        // Multi-label bce-logits keeps its n×m shape (SPEC §1b).
+        let out_dims = match loss {
+            Loss::BceLogits => dims.clone(),
+            _ => vec![n],
+        };
+        let mut out = per_sample
+            .map(|o| NpyOut::create(o, &out_dims))
+            .transpose()?;
         let mut grad_out = outputs
             .grad_out
             .map(|g| NpyOut::create(g, &dims))

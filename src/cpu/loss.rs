@@ -135,3 +135,14 @@ impl Loss {
         propagate_nan(&[p, t], g)
     }
 }
+
+/// bce-logits with a positive weight pw (PyTorch's `pos_weight`):
+/// pw·t·softplus(−p) + (1−t)·softplus(p).
+pub(crate) fn bce_logits_pos(p: f64, t: f64, pw: f64) -> f64 {
+    propagate_nan(&[p, t], pw * t * softplus(-p) + (1.0 - t) * softplus(p))
+}
+
+/// d/dp of [`bce_logits_pos`]: (1−t)·σ(p) − pw·t·σ(−p).
+pub(crate) fn bce_logits_pos_grad(p: f64, t: f64, pw: f64) -> f64 {
+    propagate_nan(&[p, t], (1.0 - t) * sigmoid(p) - pw * t * sigmoid(-p))
+}

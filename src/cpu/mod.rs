@@ -110,7 +110,13 @@ pub(crate) fn sample_term(loss: &Loss, input: &LossInput, shape: &Shape, i: usiz
         return 0.0;
     }
     match shape.form {
-        Form::Pointwise(_) => loss.term_f64(input.pred[i] as f64, target_value(input, i)),
+        Form::Pointwise(_) => {
+            let (p, t) = (input.pred[i] as f64, target_value(input, i));
+            match input.pos_weight_at(i) {
+                Some(pw) => loss::bce_logits_pos(p, t, pw),
+                None => loss.term_f64(p, t),
+            }
+        }
         Form::Rows(op) => rows::row_loss_with(
             op,
             &input.pred[i * shape.cols..(i + 1) * shape.cols],
@@ -136,7 +142,11 @@ pub(crate) fn sample_grad(
     let w = weight(input, i) * coef;
     match shape.form {
         Form::Pointwise(_) => {
-            let d = loss.term_grad_f64(input.pred[i] as f64, target_value(input, i));
+            let (p, t) = (input.pred[i] as f64, target_value(input, i));
+            let d = match input.pos_weight_at(i) {
+                Some(pw) => loss::bce_logits_pos_grad(p, t, pw),
+                None => loss.term_grad_f64(p, t),
+            };
             out.push(weighted(w, d));
         }
         Form::Rows(op) => {

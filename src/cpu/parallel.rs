@@ -109,7 +109,8 @@ fn sums(call: &Call, input: &LossInput) -> (f64, f64) {
 /// Σ wᵢlᵢ of values already checked, added in block order.
 fn loss_sum(call: &Call, input: &LossInput) -> f64 {
     let (loss, shape) = (&call.loss, call.shape);
-    if let (Form::Pointwise(_), Target::Values(t)) = (shape.form, input.target) {
+    let plain = !input.has_class_options();
+    if let (Form::Pointwise(_), Target::Values(t), true) = (shape.form, input.target, plain) {
         let (p, w) = (input.pred, input.weights);
         if let Some(term) = Term32::of(loss) {
             return block_sums(p.len(), BLOCK, |at| {
@@ -270,7 +271,7 @@ pub fn loss_value(call: &Call, input: &LossInput) -> Result<LossValue> {
 fn per_sample(call: &Call, input: &LossInput) -> Vec<f32> {
     let (loss, shape) = (&call.loss, call.shape);
     let mut out = vec![0.0f32; shape.rows];
-    if let (Some(term), Target::Values(t)) = (pointwise32(call), input.target) {
+    if let (Some(term), Target::Values(t)) = (pointwise32(call, input), input.target) {
         fill_blocks(&mut out, |at, block| {
             let w = input.weights.map(|w| &w[at.clone()]);
             lanes::per_sample(term, &input.pred[at.clone()], &t[at], w, block);
@@ -336,7 +337,7 @@ pub fn loss_and_grad(call: &Call, input: &LossInput, value: bool) -> Result<(Los
 /// c·wᵢ·∂lᵢ/∂p of values already checked, rounded to f32.
 fn grad(call: &Call, input: &LossInput, coef: f64) -> Vec<f32> {
     let (loss, shape) = (&call.loss, call.shape);
-    if let (Some(term), Target::Values(t)) = (pointwise32(call), input.target) {
+    if let (Some(term), Target::Values(t)) = (pointwise32(call, input), input.target) {
         let mut g = vec![0.0f32; shape.rows];
         fill_blocks(&mut g, |at, block| {
             let w = input.weights.map(|w| &w[at.clone()]);
@@ -372,10 +373,11 @@ fn grad(call: &Call, input: &LossInput, coef: f64) -> Vec<f32> {
 }
 
 /// The f32 loops' twin of a pointwise call, if they have one.
-fn pointwise32(call: &Call) -> Option<Term32> {
+fn pointwise32(call: &Call, input: &LossInput) -> Option<Term32> {
     match call.shape.form {
-        Form::Pointwise(_) => Term32::of(&call.loss),
-        Form::Rows(_) => None,
+        // An option (pos_weight) takes the reference formula.
+        Form::Pointwise(_) if !input.has_class_options() => Term32::of(&call.loss),
+        _ => None,
     }
 }
 

@@ -193,6 +193,8 @@ impl Engine {
             z_loss: 0.0,
             log_input: false,
             log_target: false,
+            pos_weight: None,
+            bad_pos_weight: None,
         };
         let call = loss.check(lengths, reduction)?;
         let shaped = |data| Tensor::new(data, pred.rows, pred.cols);

@@ -124,7 +124,8 @@ impl Gpu {
         for (i, (call, input)) in items.iter().enumerate() {
             let (loss, shape) = (&call.loss, call.shape);
             let op = match shape.form {
-                Form::Pointwise(op) if op != Term::Exponential => op,
+                // An option (pos_weight) is evaluated alone.
+                Form::Pointwise(op) if op != Term::Exponential && !input.has_class_options() => op,
                 _ => continue,
             };
             if call.reduction == Reduction::None || shape.rows > chunk {
@@ -236,6 +237,7 @@ impl Gpu {
             errors.as_entire_binding(),
             head(&pred), // stats: unused
             table.as_entire_binding(),
+            head(&pred), // per class: unused
         ];
         let g = grid(ctx, workgroups)?;
         self.run(

@@ -58,7 +58,11 @@ pub(super) struct Pending {
 #[derive(Default)]
 pub(super) struct ClassOptions<'b> {
     ignore: Option<u32>,
-    class_weights: Option<&'b wgpu::Buffer>,
+    /// Class weights, or bce-logits' pos_weight per column.
+    per_class: Option<&'b wgpu::Buffer>,
+    /// bce-logits' one pos_weight, or its columns with one each.
+    pos_weight: Option<f32>,
+    pos_weight_cols: u32,
     smoothing: f32,
     z_loss: f32,
     /// Σ of the rows' mean weights (the host's f64), where options apply.
@@ -197,9 +201,11 @@ impl Gpu {
             pred: input.pred,
             target: Some(target),
             weights: input.weights,
+            per_class: input.options.pos_weight.filter(|pw| pw.len() > 1),
         };
         let errors = error_slots(&self.ctx);
-        let (encoder, result) = self.reduce_streamed(Self::point_op(call, op), host, &errors)?;
+        let op = Self::point_op(call, op, &Self::pos_weight(input));
+        let (encoder, result) = self.reduce_streamed(op, host, &errors)?;
         let pending = Pending {
             errors,
             sums: Some(result),
@@ -214,12 +220,29 @@ impl Gpu {
         Ok(Some((pending, bytes)))
     }
 
-    fn point_op(call: &Call, op: Term) -> PointOp {
+    fn point_op(call: &Call, op: Term, options: &ClassOptions) -> PointOp {
         PointOp {
             op,
-            param: call.loss.param(),
+            param: options.pos_weight.unwrap_or(call.loss.param()),
             pred_domain: call.loss.pred_domain(),
             target_domain: call.loss.target_domain(),
+            pos_weight_cols: options.pos_weight_cols,
+        }
+    }
+
+    /// bce-logits' pos_weight as the kernels take it: one value as the
+    /// param, m values as a per-class buffer (bound by the caller).
+    fn pos_weight(input: &LossInput) -> ClassOptions<'static> {
+        match input.options.pos_weight {
+            Some(&[pw]) => ClassOptions {
+                pos_weight: Some(pw),
+                ..Default::default()
+            },
+            Some(pw) => ClassOptions {
+                pos_weight_cols: pw.len() as u32,
+                ..Default::default()
+            },
+            None => ClassOptions::default(),
         }
     }
 
@@ -246,19 +269,22 @@ impl Gpu {
             .or(input.weights)
             .map(|w| upload(ctx, w, "weights"))
             .transpose()?;
-        let class_weights = input
+        // Class weights, or a pos_weight per column (never both).
+        let per_class = input
             .options
             .class_weights
-            .map(|w| upload(ctx, w, "class weights"))
+            .or(input.options.pos_weight.filter(|pw| pw.len() > 1))
+            .map(|w| upload(ctx, w, "per class"))
             .transpose()?;
         let options = ClassOptions {
             ignore: input.ignored(),
-            class_weights: class_weights.as_ref(),
+            per_class: per_class.as_ref(),
             smoothing: input.options.label_smoothing,
             z_loss: input.options.z_loss,
             mean_weight_sum: call
                 .class_options
                 .then(|| input.mean_weight_sum(call.shape.rows, call.loss.mean_by_class_weight())),
+            ..Self::pos_weight(input)
         };
         let buffers = (&pred, target.as_ref(), weights.as_ref());
         self.encode_on(encoder, call, buffers, want, &options)
@@ -283,7 +309,7 @@ impl Gpu {
             target,
             weights,
             errors: &errors,
-            class_weights: options.class_weights,
+            per_class: options.per_class,
         };
         let weighted = weights.is_some();
         let rmse = call.rmse();
@@ -301,7 +327,7 @@ impl Gpu {
         let (point_op, point_inputs, row_state);
         match call.shape.form {
             Form::Pointwise(op) => {
-                point_op = Self::point_op(call, op);
+                point_op = Self::point_op(call, op, options);
                 point_inputs = None;
                 row_state = None;
             }
@@ -315,10 +341,10 @@ impl Gpu {
                         _ => Domain::Any,
                     },
                     ignore: options.ignore,
-                    ce_options: options.class_weights.is_some()
+                    ce_options: options.per_class.is_some()
                         || options.smoothing != 0.0
                         || options.z_loss != 0.0,
-                    class_weights: options.class_weights.is_some(),
+                    class_weights: options.per_class.is_some(),
                     smoothing: options.smoothing,
                     z_loss: options.z_loss,
                     margin: match *loss {
@@ -335,6 +361,7 @@ impl Gpu {
                     param: 0.0,
                     pred_domain: Domain::Any,
                     target_domain: Domain::Any,
+                    pos_weight_cols: 0,
                 };
                 if fused_grad {
                     point_inputs = None;
@@ -355,7 +382,7 @@ impl Gpu {
             },
             weights: inputs.weights,
             errors: &errors,
-            class_weights: None,
+            per_class: inputs.per_class,
         };
         let sums = if reduction != Reduction::None && needs_sums {
             Some(self.reduce(encoder, point_op, &reduce_inputs, rows)?)
@@ -474,6 +501,7 @@ impl Gpu {
             param: 0.0,
             pred_domain: Domain::Any,
             target_domain: Domain::Any,
+            pos_weight_cols: 0,
         };
         self.ctx.scoped(|| {
             if x.len() > reduce_chunk_elements(&self.ctx) {
@@ -481,6 +509,7 @@ impl Gpu {
                     pred: x,
                     target: t,
                     weights: None,
+                    per_class: None,
                 };
                 let errors = error_slots(&self.ctx);
                 let (encoder, result) = self.reduce_streamed(op, host, &errors)?;
@@ -497,7 +526,7 @@ impl Gpu {
                 target: tb.as_ref(),
                 weights: None,
                 errors: &errors,
-                class_weights: None,
+                per_class: None,
             };
             let mut encoder = self.encoder();
             let result = self.reduce(&mut encoder, op, &inputs, x.len())?;

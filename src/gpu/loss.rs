@@ -22,6 +22,18 @@ pub(super) struct PointOp {
     pub param: f32,
     pub pred_domain: Domain,
     pub target_domain: Domain,
+    /// bce-logits' columns with a pos_weight each (0: `param` is the one pw).
+    pub pos_weight_cols: u32,
+}
+
+impl PointOp {
+    /// The column of value `start` for a per-column pos_weight.
+    fn col0(self, start: usize) -> u32 {
+        match self.pos_weight_cols {
+            0 => 0,
+            m => (start % m as usize) as u32,
+        }
+    }
 }
 
 /// The elementwise entry points of `shaders/loss.wgsl`.
@@ -48,18 +60,20 @@ pub(super) struct Inputs<'b> {
     pub target: Option<&'b wgpu::Buffer>,
     pub weights: Option<&'b wgpu::Buffer>,
     pub errors: &'b wgpu::Buffer,
-    /// Cross-entropy's and nll's class weights (rows.wgsl only).
-    pub class_weights: Option<&'b wgpu::Buffer>,
+    /// Per-class values: the class weights of rows.wgsl, bce-logits'
+    /// pos_weight per column in loss.wgsl.
+    pub per_class: Option<&'b wgpu::Buffer>,
 }
 
 impl Gpu {
-    pub(super) fn point_constants(op: PointOp, inputs: &Inputs) -> [(&'static str, u32); 5] {
+    pub(super) fn point_constants(op: PointOp, inputs: &Inputs) -> [(&'static str, u32); 6] {
         [
             ("OP", op.op.id()),
             ("HAS_TARGET", inputs.target.is_some() as u32),
             ("HAS_WEIGHTS", inputs.weights.is_some() as u32),
             ("PRED_DOMAIN", op.pred_domain.id()),
             ("TARGET_DOMAIN", op.target_domain.id()),
+            ("POS_WEIGHT_COLS", op.pos_weight_cols),
         ]
     }
 
@@ -83,6 +97,9 @@ impl Gpu {
             inputs.errors.as_entire_binding(),
             head(stats.unwrap_or(inputs.pred)),
             head(inputs.pred), // segments: reduce_segments only
+            inputs
+                .per_class
+                .map_or_else(|| head(inputs.pred), |w| w.as_entire_binding()),
         ]
     }
 
@@ -104,7 +121,7 @@ impl Gpu {
             target: chunk.target,
             weights: chunk.weights,
             errors,
-            class_weights: None,
+            per_class: chunk.per_class,
         };
         let groups = partials_for(c.len);
         let params = uniform(
@@ -116,6 +133,7 @@ impl Gpu {
                 coef_mode: CoefMode::Scale.id(),
                 param: op.param,
                 scale: 1.0,
+                col0: op.col0(c.start),
                 ..Default::default()
             },
         );
@@ -164,6 +182,7 @@ impl Gpu {
                     coef_mode,
                     param: op.param,
                     scale,
+                    col0: op.col0(c.start),
                     ..Default::default()
                 },
             );

@@ -74,6 +74,7 @@ impl Gpu {
                 pred: input.pred,
                 target: Some(target),
                 weights: input.weights,
+                per_class: None,
             };
             let mut encoder;
             let uploaded;
@@ -89,6 +90,7 @@ impl Gpu {
                     pred: &uploaded[0],
                     target: Some(&uploaded[1]),
                     weights: input.weights.map(|_| &uploaded[2]),
+                    per_class: None,
                     at: 0,
                 };
                 encoder = self.encoder();

@@ -48,7 +48,7 @@ uniforms! {
         coef_mode: u32,
         param: f32,
         scale: f32,
-        _pad0: u32,
+        col0: u32,
         _pad1: u32,
     }
 

@@ -78,8 +78,8 @@ impl Family {
         match self {
             // x, upstream, out
             Family::Activation => &[true, true, false],
-            // pred, target, weights, out, errors, stats, segments
-            Family::Loss => &[true, true, true, false, false, true, true],
+            // pred, target, weights, out, errors, stats, segments, per class
+            Family::Loss => &[true, true, true, false, false, true, true, true],
             // pred, target, weights, out, lse, errors, stats, class weights
             Family::Rows => &[true, true, true, false, false, false, true, true],
             // partials, out, segments

@@ -39,6 +39,7 @@ impl Gpu {
                 pred: inputs.pred,
                 target: inputs.target,
                 weights: inputs.weights,
+                per_class: inputs.per_class,
                 at: c.start,
             };
             base += self.reduce_chunk(encoder, op, &chunk, inputs.errors, *c, &partials, base)?;

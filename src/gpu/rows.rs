@@ -187,7 +187,7 @@ impl Gpu {
                 inputs.errors.as_entire_binding(),
                 head(stats.unwrap_or(inputs.pred)),
                 inputs
-                    .class_weights
+                    .per_class
                     .map_or_else(|| head(inputs.pred), |w| w.as_entire_binding()),
             ];
             let groups = entry.groups(ctx, c.len, cols)?;

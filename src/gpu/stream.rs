@@ -22,6 +22,8 @@ pub(crate) struct HostInputs<'a> {
     pub pred: &'a [f32],
     pub target: Option<&'a [f32]>,
     pub weights: Option<&'a [f32]>,
+    /// Per-class values (bce-logits' pos_weight per column), uploaded once.
+    pub per_class: Option<&'a [f32]>,
 }
 
 /// Device buffers holding one chunk: `at` is the element of the chunk's
@@ -30,6 +32,7 @@ pub(crate) struct ChunkInputs<'b> {
     pub pred: &'b wgpu::Buffer,
     pub target: Option<&'b wgpu::Buffer>,
     pub weights: Option<&'b wgpu::Buffer>,
+    pub per_class: Option<&'b wgpu::Buffer>,
     pub at: usize,
 }
 
@@ -62,6 +65,10 @@ impl Gpu {
                 ]
             })
             .collect();
+        let per_class = host
+            .per_class
+            .map(|v| super::buffers::upload(ctx, v, "per class"))
+            .transpose()?;
         let mut in_flight: [Option<wgpu::SubmissionIndex>; 2] = [None, None];
         for (k, c) in parts.iter().enumerate() {
             let s = k % 2;
@@ -88,6 +95,7 @@ impl Gpu {
                 pred,
                 target: target.as_ref(),
                 weights: weights.as_ref(),
+                per_class: per_class.as_ref(),
                 at: 0,
             };
             let mut encoder = self.encoder();

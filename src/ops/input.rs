@@ -57,12 +57,15 @@ pub struct LossOptions<'a> {
     pub log_input: bool,
     /// kl-div's target holds log t (PyTorch's `log_target`).
     pub log_target: bool,
+    /// bce-logits' weight of the positive term (PyTorch's `pos_weight`):
+    /// one value, or one per column of n×m multi-label input.
+    pub pos_weight: Option<&'a [f32]>,
 }
 
 impl LossOptions<'_> {
     /// Whether any option is set.
     pub(crate) fn any(&self) -> bool {
-        self.class() || self.log_input || self.log_target
+        self.class() || self.log_input || self.log_target || self.pos_weight.is_some()
     }
 
     /// Whether an option of the class losses is set (they make a mean
@@ -98,7 +101,9 @@ impl<'a> LossInput<'a> {
         }
     }
 
-    /// n×m scores (or distributions) with an n×m target.
+    /// n×m scores (or distributions) with an n×m target; for bce-logits,
+    /// n×m multi-label logits and 0/1 (or soft) labels, pointwise over the
+    /// n·m values (one weight per value).
     pub fn rows(pred: &'a [f32], cols: usize, target: &'a [f32]) -> Self {
         LossInput {
             pred,
@@ -218,9 +223,30 @@ impl<'a> LossInput<'a> {
         }
     }
 
+    /// The same input with bce-logits' positive weight (PyTorch's
+    /// `pos_weight`): one value pw, or m values for n×m multi-label input
+    /// ([`LossInput::rows`]), each finite and ≥ 0, value k taking
+    /// pw[k mod m]. The loss of a value is
+    /// pw·t·softplus(−p) + (1−t)·softplus(p) = −[pw·t·log σ(p) + (1−t)·log σ(−p)]
+    /// and its derivative σ(p)·(1−t) − pw·t·σ(−p); pw = 1 is plain bce-logits.
+    pub fn with_pos_weight(self, pos_weight: &'a [f32]) -> Self {
+        LossInput {
+            options: LossOptions {
+                pos_weight: Some(pos_weight),
+                ..self.options
+            },
+            ..self
+        }
+    }
+
+    /// bce-logits' positive weight of value i (None without the option).
+    pub(crate) fn pos_weight_at(&self, i: usize) -> Option<f64> {
+        self.options.pos_weight.map(|pw| pw[i % pw.len()] as f64)
+    }
+
     /// Whether any option applies (class weights, ignore index, label
-    /// smoothing, z-loss, log input or target): the CPU backend then takes
-    /// the reference formulas.
+    /// smoothing, z-loss, log input or target, pos_weight): the CPU backend
+    /// then takes the reference formulas.
     pub(crate) fn has_class_options(&self) -> bool {
         self.options.any()
     }
@@ -371,6 +397,9 @@ pub(crate) struct Lengths {
     pub z_loss: f32,
     pub log_input: bool,
     pub log_target: bool,
+    pub pos_weight: Option<usize>,
+    /// The first pos_weight that is negative, infinite or NaN.
+    pub bad_pos_weight: Option<(usize, f32)>,
 }
 
 impl LossInput<'_> {
@@ -396,6 +425,11 @@ impl LossInput<'_> {
             z_loss: self.options.z_loss,
             log_input: self.options.log_input,
             log_target: self.options.log_target,
+            pos_weight: self.options.pos_weight.map(<[f32]>::len),
+            bad_pos_weight: self.options.pos_weight.and_then(|w| {
+                let i = w.iter().position(|v| !(v.is_finite() && *v >= 0.0))?;
+                Some((i, w[i]))
+            }),
         }
     }
 }
@@ -423,8 +457,12 @@ impl Loss {
                 "{name}: the prediction has {len} values, not a multiple of {cols} columns"
             ));
         }
-        let rows = len / cols;
         let form = self.form(n.target, cols)?;
+        // n×m multi-label bce-logits is pointwise over its n·m values.
+        let (rows, cols) = match form {
+            Form::Pointwise(_) => (len, 1),
+            Form::Rows(_) => (len / cols, cols),
+        };
         match n.target {
             TargetKind::Values if n.target_len != len => {
                 return Err(invalid!(
@@ -442,9 +480,16 @@ impl Loss {
         }
         if let Some(w) = n.weights {
             if w != rows {
-                return Err(invalid!("{name}: {w} weights for {rows} samples"));
+                return Err(match n.cols {
+                    1 => invalid!("{name}: {w} weights for {rows} samples"),
+                    m => invalid!(
+                        "{name}: {w} weights for {rows} values ({} rows of {m}): n×m multi-label input takes one weight per value",
+                        rows / m
+                    ),
+                });
             }
         }
+        self.check_pos_weight(&n)?;
         let class_options = n.class_weights.is_some()
             || n.ignore_index.is_some()
             || n.label_smoothing != 0.0
@@ -547,6 +592,36 @@ impl Loss {
         Ok(())
     }
 
+    /// bce-logits' pos_weight: one value, or one per column of n×m input,
+    /// each finite and ≥ 0.
+    fn check_pos_weight(&self, n: &Lengths) -> Result<()> {
+        let Some(k) = n.pos_weight else {
+            return Ok(());
+        };
+        let name = self.name();
+        if *self != Loss::BceLogits {
+            return Err(invalid!(
+                "{name} takes no pos weight (only bce-logits does)"
+            ));
+        }
+        if k != 1 && k != n.cols {
+            return Err(invalid!(
+                "{name}: {k} pos weights for {} columns (give one, or one per column)",
+                n.cols
+            ));
+        }
+        if let Some((i, v)) = n.bad_pos_weight {
+            return Err(crate::Error::Value {
+                op: name,
+                input: "pos weight",
+                index: i,
+                value: format!("{v:?}"),
+                rule: "is not a finite number >= 0".to_string(),
+            });
+        }
+        Ok(())
+    }
+
     /// How the kernels evaluate this loss with a target of `kind` and rows
     /// of `cols` values.
     pub(crate) fn form(&self, kind: TargetKind, cols: usize) -> Result<Form> {
@@ -582,7 +657,8 @@ impl Loss {
                 return Err(invalid!("{name} needs real targets, not class indices"))
             }
             (_, TargetKind::Values) => {
-                if cols != 1 {
+                // bce-logits also takes n×m multi-label input.
+                if cols != 1 && *self != Loss::BceLogits {
                     return Err(invalid!(
                         "{name} is pointwise: give 1-D predictions (cols = 1), got {cols} columns"
                     ));

@@ -32,7 +32,9 @@ op_enum! {
         /// log(1 + exp(−t·p)) = softplus(−t·p); d/dp = −t·σ(−t·p).
         Logistic => "logistic",
         /// −[t·logσ(p) + (1−t)·logσ(−p)] = t·softplus(−p) + (1−t)·softplus(p),
-        /// t ∈ [0, 1]; d/dp = σ(p) − t.
+        /// t ∈ [0, 1]; d/dp = σ(p) − t. Also n×m multi-label logits
+        /// ([`crate::LossInput::rows`], pointwise over the n·m values), with
+        /// PyTorch's `pos_weight` ([`crate::LossInput::with_pos_weight`]).
         BceLogits => "bce-logits",
         /// −[t·max(log p, −100) + (1−t)·max(log(1−p), −100)], p, t ∈ [0, 1]
         /// (PyTorch's clamp); d/dp = (p − t)/max(p(1−p), 1e-12).
@@ -301,6 +303,8 @@ impl Loss {
             Loss::Huber { delta } => delta,
             Loss::Quantile { gamma } => gamma,
             Loss::SmoothL1 { beta } => beta,
+            // The neutral pos_weight.
+            Loss::BceLogits => 1.0,
             _ => 0.0,
         }
     }
