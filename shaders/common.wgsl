@@ -206,3 +206,66 @@ fn in_domain(v: f32, domain: u32) -> bool {
     }
     return true;
 }
+
+// Inputs are bound as raw 32-bit words and widened as they are read: an f32
+// is its word; f16 and bf16 (DTYPE_*, DType in ops/dtype.rs) pack two values
+// a word, the first in the low half. bf16 is the upper half of an f32; f16 is
+// widened with integer ops (f16_bits), not unpack2x16float, which needs a
+// downlevel capability some adapters lack.
+
+// The f32 of the f16 whose bits are h (low 16 bits), exactly: normals
+// rebias their exponent, subnormals are m·2^-24 (a normal f32, so no
+// denormal flushing), inf and NaN keep their payload.
+fn f16_bits(h: u32) -> f32 {
+    let sign = (h & 0x8000u) << 16u;
+    let e = (h >> 10u) & 0x1fu;
+    let m = h & 0x3ffu;
+    let normal = sign | ((e + 112u) << 23u) | (m << 13u);
+    let special = sign | 0x7f800000u | (m << 13u);
+    let small = sign | bitcast<u32>(f32(m) * 5.9604645e-8);
+    return bitcast<f32>(select(select(normal, special, e == 31u), small, e == 0u));
+}
+
+// The word that holds value i of an input of `dtype`.
+fn raw1(i: u32, dtype: u32) -> u32 {
+    return select(i, i >> 1u, dtype != DTYPE_F32);
+}
+
+// Value i of an input of `dtype` from its word.
+fn unpack1(word: u32, i: u32, dtype: u32) -> f32 {
+    if (dtype == DTYPE_F32) {
+        return bitcast<f32>(word);
+    }
+    let h = (word >> ((i & 1u) * 16u)) & 0xffffu;
+    if (dtype == DTYPE_F16) {
+        return f16_bits(h);
+    }
+    return bitcast<f32>(h << 16u);
+}
+
+// The vec4 of words that holds values 4·i4 .. 4·i4 + 3.
+fn raw4(i4: u32, dtype: u32) -> u32 {
+    return select(i4, i4 >> 1u, dtype != DTYPE_F32);
+}
+
+// Values 4·i4 .. 4·i4 + 3 of an input of `dtype` from their vec4 of words.
+fn unpack4(raw: vec4<u32>, i4: u32, dtype: u32) -> vec4<f32> {
+    if (dtype == DTYPE_F32) {
+        return bitcast<vec4<f32>>(raw);
+    }
+    let w = select(raw.xy, raw.zw, (i4 & 1u) == 1u);
+    if (dtype == DTYPE_F16) {
+        return vec4<f32>(
+            f16_bits(w.x & 0xffffu),
+            f16_bits(w.x >> 16u),
+            f16_bits(w.y & 0xffffu),
+            f16_bits(w.y >> 16u),
+        );
+    }
+    return vec4<f32>(
+        bitcast<f32>(w.x << 16u),
+        bitcast<f32>(w.x & 0xffff0000u),
+        bitcast<f32>(w.y << 16u),
+        bitcast<f32>(w.y & 0xffff0000u),
+    );
+}

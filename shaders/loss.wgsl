@@ -15,6 +15,9 @@ override TARGET_DOMAIN: u32;
 // bce-logits' pos_weight per column of n×m multi-label input: m columns,
 // value k of the loss taking per_class[k mod m]; 0: one pw in params.param.
 override POS_WEIGHT_COLS: u32 = 0u;
+override PRED_DTYPE: u32 = 0u;    // a DTYPE_* id of each input
+override TARGET_DTYPE: u32 = 0u;
+override WEIGHTS_DTYPE: u32 = 0u;
 
 struct LossParams {
     n: u32,            // elements in this chunk
@@ -28,9 +31,10 @@ struct LossParams {
 }
 
 @group(0) @binding(0) var<uniform> params: LossParams;
-@group(0) @binding(1) var<storage, read> pred: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> tgt: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> weights: array<vec4<f32>>;
+// Raw words, widened by unpack4 (common.wgsl).
+@group(0) @binding(1) var<storage, read> pred: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> tgt: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> weights: array<vec4<u32>>;
 @group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> errors: array<atomic<u32>>;
 @group(0) @binding(6) var<storage, read> stats: array<vec4<f32>>;
@@ -75,14 +79,14 @@ struct Quad {
 // `first` is the index of its first element among the loss's n values, `base`
 // turns that into the index an error names, `slot` picks the error slots.
 fn load_from(i4: u32, first: u32, n: u32, base: u32, slot: u32) -> Quad {
-    let p = pred[i4];
+    let p = unpack4(pred[raw4(i4, PRED_DTYPE)], i4, PRED_DTYPE);
     var t = vec4<f32>(0.0);
     if (HAS_TARGET) {
-        t = tgt[i4];
+        t = unpack4(tgt[raw4(i4, TARGET_DTYPE)], i4, TARGET_DTYPE);
     }
     var w = vec4<f32>(1.0);
     if (HAS_WEIGHTS) {
-        w = weights[i4];
+        w = unpack4(weights[raw4(i4, WEIGHTS_DTYPE)], i4, WEIGHTS_DTYPE);
     }
     let valid = lanes_below(first, n);
     if (PRED_DOMAIN == DOMAIN_ANY && TARGET_DOMAIN == DOMAIN_ANY && !HAS_WEIGHTS) {

@@ -14,6 +14,9 @@ override HAS_IGNORE: bool = false;    // rows whose class is params.ignore are l
 // class_weights where HAS_CLASS_WEIGHTS. nll reads its class weight too.
 override CE_OPTIONS: bool = false;
 override HAS_CLASS_WEIGHTS: bool = false;
+override PRED_DTYPE: u32 = 0u;       // a DTYPE_* id of pred, a real target, weights
+override TARGET_DTYPE: u32 = 0u;
+override WEIGHTS_DTYPE: u32 = 0u;
 
 struct RowParams {
     rows: u32,
@@ -35,9 +38,11 @@ struct RowParams {
 }
 
 @group(0) @binding(0) var<uniform> params: RowParams;
-@group(0) @binding(1) var<storage, read> pred: array<f32>;
-@group(0) @binding(2) var<storage, read> tgt: array<u32>;   // class index, or f32 bits
-@group(0) @binding(3) var<storage, read> weights: array<f32>;
+// pred, a real target and the weights as raw words (unpack1 in common.wgsl);
+// class indices as they are.
+@group(0) @binding(1) var<storage, read> pred: array<u32>;
+@group(0) @binding(2) var<storage, read> tgt: array<u32>;
+@group(0) @binding(3) var<storage, read> weights: array<u32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 // (max, log1p of the rest, Σ_j c_j with CE_OPTIONS or Σ_j dh_j^P for
 // multi-margin, 0)
@@ -52,7 +57,17 @@ var<workgroup> arg_val: array<f32, WG>;
 var<workgroup> arg_idx: array<u32, WG>;
 
 fn target_f32(i: u32) -> f32 {
-    return bitcast<f32>(tgt[params.target_skip + i]);
+    let k = params.target_skip + i;
+    return unpack1(tgt[raw1(k, TARGET_DTYPE)], k, TARGET_DTYPE);
+}
+
+// Value k of the bound pred.
+fn pred_at(k: u32) -> f32 {
+    return unpack1(pred[raw1(k, PRED_DTYPE)], k, PRED_DTYPE);
+}
+
+fn weight_at(k: u32) -> f32 {
+    return unpack1(weights[raw1(k, WEIGHTS_DTYPE)], k, WEIGHTS_DTYPE);
 }
 
 // Whether the row's class target is the ignored one: its loss and gradient
@@ -146,7 +161,7 @@ struct ArgMax {
 fn scan_max(p0: u32, m: u32, j0: u32, step: u32) -> ArgMax {
     var best = ArgMax(-3.4028235e38, NO_INDEX);
     for (var j = j0; j < m; j = j + step) {
-        let v = pred[p0 + j];
+        let v = pred_at(p0 + j);
         if (best.idx == NO_INDEX || v > best.val) {
             best = ArgMax(v, j);
         }
@@ -170,7 +185,7 @@ fn check_at(row: u32, m: u32, j: u32, v: f32) -> f32 {
 fn scan_check(row: u32, p0: u32, m: u32, j0: u32, step: u32) -> f32 {
     var nans = 0.0;
     for (var j = j0; j < m; j = j + step) {
-        nans = nans + check_at(row, m, j, pred[p0 + j]);
+        nans = nans + check_at(row, m, j, pred_at(p0 + j));
     }
     return nans;
 }
@@ -180,7 +195,7 @@ fn scan_rest(p0: u32, m: u32, j0: u32, step: u32, mx: f32, am: u32) -> f32 {
     var s = 0.0;
     for (var j = j0; j < m; j = j + step) {
         if (j != am) {
-            s = s + exp(min(pred[p0 + j] - mx, 0.0));
+            s = s + exp(min(pred_at(p0 + j) - mx, 0.0));
         }
     }
     return s;
@@ -195,7 +210,7 @@ fn scan_terms(row: u32, p0: u32, m: u32, j0: u32, step: u32, mx: f32, rest: f32)
     var acc = 0.0;
     var coefs = 0.0;
     for (var j = j0; j < m; j = j + step) {
-        let q = pred[p0 + j];
+        let q = pred_at(p0 + j);
         if (ce_options()) {
             let c = ce_coef(row, row * m + j, j, m);
             acc = acc + select(c * ((mx - q) + rest), 0.0, c == 0.0);
@@ -203,7 +218,7 @@ fn scan_terms(row: u32, p0: u32, m: u32, j0: u32, step: u32, mx: f32, rest: f32)
         } else if (OP == ROW_MULTI_MARGIN) {
             let c = tgt[params.target_skip + row];
             if (j != c) {
-                let h = margin_term(params.margin - pred[p0 + min(c, m - 1u)] + q);
+                let h = margin_term(params.margin - pred_at(p0 + min(c, m - 1u)) + q);
                 acc = acc + h.x;
                 coefs = coefs + h.y;
             }
@@ -249,11 +264,11 @@ fn finish_row(row: u32, p0: u32, m: u32, best: ArgMax, rest: f32, terms: vec2<f3
         } else if (OP == ROW_ARGMAX) {
             loss = select(1.0, 0.0, best.idx == c);
         } else if (OP == ROW_NLL) {
-            loss = -class_weight(c) * pred[p0 + c];
+            loss = -class_weight(c) * pred_at(p0 + c);
         } else if (OP == ROW_MULTI_MARGIN) {
             loss = class_weight(c) * terms.x / f32(m);
         } else if (!ce_options()) {
-            loss = (best.val - pred[p0 + c]) + rest;
+            loss = (best.val - pred_at(p0 + c)) + rest;
         }
     }
     out[params.out_skip + row] = select(loss, nan_f32(), nan_row);
@@ -335,7 +350,7 @@ fn scan_online(row: u32, p0: u32, m: u32) -> Online {
     var rest = 0.0;
     var nans = 0.0;
     for (var j = 0u; j < m; j = j + 1u) {
-        let v = pred[p0 + j];
+        let v = pred_at(p0 + j);
         nans = nans + check_at(row, m, j, v);
         if (best.idx == NO_INDEX) {
             best = ArgMax(v, j);
@@ -416,7 +431,7 @@ fn grad_at(row: u32, idx: u32, j: u32, p: f32, l: vec4<f32>) -> f32 {
         case ROW_MULTI_MARGIN: {
             let c = tgt[params.target_skip + row];
             let m = params.cols;
-            let h = margin_term(params.margin - pred[params.pred_skip + row * m + min(c, m - 1u)] + p);
+            let h = margin_term(params.margin - pred_at(params.pred_skip + row * m + min(c, m - 1u)) + p);
             d = class_weight(c) / f32(m) * select(h.y, -l.z, j == c);
         }
         default: { d = nan_f32(); }
@@ -424,7 +439,7 @@ fn grad_at(row: u32, idx: u32, j: u32, p: f32, l: vec4<f32>) -> f32 {
     }
     var w = 1.0;
     if (HAS_WEIGHTS) {
-        w = weights[params.weight_skip + row];
+        w = weight_at(params.weight_skip + row);
     }
     // nll's derivative is a gather: it reads no value, NaN or not.
     let dp = select(keep_nan(p, d), d, OP == ROW_NLL);
@@ -444,7 +459,7 @@ fn row_grad(
     }
     let row = idx / m;
     let l = lse[params.lse_skip / 4u + row];
-    out[params.out_skip + idx] = grad_at(row, idx, idx - row * m, pred[params.pred_skip + idx], l);
+    out[params.out_skip + idx] = grad_at(row, idx, idx - row * m, pred_at(params.pred_skip + idx), l);
 }
 
 // The gradient of narrow rows without a row_loss pass first (used when the
@@ -472,6 +487,6 @@ fn row_grad_small(
     }
     let l = vec4<f32>(o.best.val, o.rest, coefs, 0.0);
     for (var j = 0u; j < m; j = j + 1u) {
-        out[params.out_skip + row * m + j] = grad_at(row, row * m + j, j, pred[p0 + j], l);
+        out[params.out_skip + row * m + j] = grad_at(row, row * m + j, j, pred_at(p0 + j), l);
     }
 }

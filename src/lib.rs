@@ -111,6 +111,7 @@ pub use gpu::pipelines::{shader_source, Family};
 pub use ops::activation::{
     rrelu_alpha, uniform01, Activation, ActivationParams, Pass, ACTIVATION_NAMES,
 };
+pub use ops::dtype::{bf16, f16, DType, Float};
 pub use ops::gradient::{
     Clip, GradStats, HealthReport, HealthThresholds, LayerHealth, Verdict, VANISH_EPS,
 };

@@ -760,7 +760,11 @@ fn bad_values_name_the_first_offender_on_both_backends() {
         let m = err(Loss::Mse, LossInput::new(&p, &t01[..4]), Reduction::Mean);
         assert!(m.contains('4') && m.contains('5'), "{m}");
         assert_err(
-            engine.loss(&Loss::Mse, &LossInput::new(&[], &[]), Reduction::Mean),
+            engine.loss(
+                &Loss::Mse,
+                &LossInput::<f32>::new(&[], &[]),
+                Reduction::Mean,
+            ),
             "prediction is empty",
         );
         assert_err(

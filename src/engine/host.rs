@@ -7,6 +7,7 @@ use crate::cpu;
 use crate::error::{invalid, Error, Result};
 use crate::gpu::Want;
 use crate::ops::activation::{Activation, Pass};
+use crate::ops::dtype::Float;
 use crate::ops::gradient::{Clip, GradStats, HealthReport, HealthThresholds};
 use crate::ops::input::{Call, Form, LossInput};
 use crate::ops::loss::{Loss, Term};
@@ -82,24 +83,31 @@ impl Engine {
     /// The loss with the given reduction: a scalar for `mean`/`sum`, the
     /// per-sample wᵢ·lᵢ for `none`. Input errors (lengths, labels outside
     /// their domain, class indices ≥ m, negative weights) name the first
-    /// offender.
-    pub fn loss(&self, loss: &Loss, input: &LossInput, reduction: Reduction) -> Result<LossValue> {
+    /// offender. The input may hold f32, [`crate::f16`] or [`crate::bf16`]
+    /// values (SPEC §1c): half values are widened as they are read (on the
+    /// GPU the kernels read 2 bytes a value), and the sums are as for f32.
+    pub fn loss<F: Float>(
+        &self,
+        loss: &Loss,
+        input: &LossInput<F>,
+        reduction: Reduction,
+    ) -> Result<LossValue> {
         let call = loss.check(input.lengths(), reduction)?;
         self.dispatch_sized(
             (work(&call), loss.name(), ""),
             input.pred.len(),
             |g| Ok(g.loss(&call, input, Want::VALUE)?.0),
-            || cpu::parallel::loss_value(&call, input),
+            || cpu::parallel::loss_value(&call, &input.widen().input()),
         )
     }
 
     /// The gradient of the reduced loss with respect to every prediction
     /// (same length as `pred`): wᵢ·(d lᵢ/d pᵢ)/Σw for `mean`, wᵢ·d lᵢ/d pᵢ
     /// for `sum` and `none`; rmse uses its own chain rule.
-    pub fn loss_grad(
+    pub fn loss_grad<F: Float>(
         &self,
         loss: &Loss,
-        input: &LossInput,
+        input: &LossInput<F>,
         reduction: Reduction,
     ) -> Result<Vec<f32>> {
         let call = loss.check(input.lengths(), reduction)?;
@@ -107,17 +115,17 @@ impl Engine {
             (Work::LossGrad, loss.name(), ""),
             input.pred.len(),
             |g| gradient(g.loss(&call, input, Want::GRAD)?.1),
-            || cpu::parallel::loss_grad(&call, input),
+            || cpu::parallel::loss_grad(&call, &input.widen().input()),
         )
     }
 
     /// The value of [`Engine::loss`] and the gradient of
     /// [`Engine::loss_grad`] from one set of passes over the data: what a
     /// training step needs, for the price of about one call.
-    pub fn loss_and_grad(
+    pub fn loss_and_grad<F: Float>(
         &self,
         loss: &Loss,
-        input: &LossInput,
+        input: &LossInput<F>,
         reduction: Reduction,
     ) -> Result<(LossValue, Vec<f32>)> {
         let call = loss.check(input.lengths(), reduction)?;
@@ -128,16 +136,16 @@ impl Engine {
                 let (value, grad) = g.loss(&call, input, Want::BOTH)?;
                 Ok((value, gradient(grad)?))
             },
-            || cpu::parallel::loss_and_grad(&call, input, true),
+            || cpu::parallel::loss_and_grad(&call, &input.widen().input(), true),
         )
     }
 
     /// Many losses at once: on the GPU one submission and one readback for
     /// all of them, so per-layer or per-task losses do not each pay a round
     /// trip. Values as [`Engine::loss`] gives them, in order.
-    pub fn loss_batch(
+    pub fn loss_batch<F: Float>(
         &self,
-        items: &[(Loss, LossInput)],
+        items: &[(Loss, LossInput<F>)],
         reduction: Reduction,
     ) -> Result<Vec<LossValue>> {
         let calls = items
@@ -154,7 +162,7 @@ impl Engine {
                 use rayon::prelude::*;
                 calls
                     .par_iter()
-                    .map(|(call, input)| cpu::parallel::loss_value(call, input))
+                    .map(|(call, input)| cpu::parallel::loss_value(call, &input.widen().input()))
                     .collect::<Vec<_>>()
                     .into_iter()
                     .collect() // the first error in item order
@@ -163,10 +171,10 @@ impl Engine {
     }
 
     /// The regularised objective: loss (`mean` or `sum`) + λ·Ω(θ).
-    pub fn objective(
+    pub fn objective<F: Float>(
         &self,
         loss: &Loss,
-        input: &LossInput,
+        input: &LossInput<F>,
         reduction: Reduction,
         theta: &[f32],
         reg: Regularizer,
@@ -230,13 +238,13 @@ impl Engine {
     /// state of a reduction that sees its data in parts: parts
     /// [`merge`](LossSums::merge), and [`LossSums::finish`] gives the mean
     /// or sum that [`Engine::loss`] gives for all of them at once.
-    pub fn loss_sums(&self, loss: &Loss, input: &LossInput) -> Result<LossSums> {
+    pub fn loss_sums<F: Float>(&self, loss: &Loss, input: &LossInput<F>) -> Result<LossSums> {
         let call = loss.check(input.lengths(), Reduction::Mean)?;
         let (sum, weight_sum) = self.dispatch_sized(
             (work(&call), loss.name(), ""),
             input.pred.len(),
             |g| g.loss_sums(&call, input),
-            || cpu::parallel::loss_sums(&call, input),
+            || cpu::parallel::loss_sums(&call, &input.widen().input()),
         )?;
         Ok(LossSums {
             sum,

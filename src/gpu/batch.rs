@@ -14,6 +14,7 @@ use super::pipelines::Family;
 use super::reduce::scaled_sum;
 use super::Gpu;
 use crate::error::Result;
+use crate::ops::dtype::{DType, Float};
 use crate::ops::input::{Call, Form, LossInput, Target};
 use crate::ops::loss::Term;
 use crate::ops::reduction::CoefMode;
@@ -54,7 +55,10 @@ struct Packed {
 
 impl Gpu {
     /// Many losses in one submission and one readback (values only).
-    pub(crate) fn loss_batch(&self, items: &[(Call, LossInput)]) -> Result<Vec<LossValue>> {
+    pub(crate) fn loss_batch<F: Float>(
+        &self,
+        items: &[(Call, LossInput<F>)],
+    ) -> Result<Vec<LossValue>> {
         self.ctx.scoped(|| {
             let groups = self.plan_groups(items)?;
             let mut encoder = self.encoder();
@@ -117,15 +121,21 @@ impl Gpu {
 
     /// Sorts the packable items into groups that share a specialisation and
     /// fit one binding.
-    fn plan_groups(&self, items: &[(Call, LossInput)]) -> Result<Vec<Group>> {
+    fn plan_groups<F: Float>(&self, items: &[(Call, LossInput<F>)]) -> Result<Vec<Group>> {
         let chunk = reduce_chunk_elements(&self.ctx);
         let mut groups: Vec<Group> = Vec::new();
         let mut open: HashMap<GroupKey, usize> = HashMap::new();
         for (i, (call, input)) in items.iter().enumerate() {
             let (loss, shape) = (&call.loss, call.shape);
             let op = match shape.form {
-                // An option (pos_weight) is evaluated alone.
-                Form::Pointwise(op) if op != Term::Exponential && !input.has_class_options() => op,
+                // An option (pos_weight) or half values are evaluated alone.
+                Form::Pointwise(op)
+                    if op != Term::Exponential
+                        && !input.has_class_options()
+                        && F::DTYPE == DType::F32 =>
+                {
+                    op
+                }
                 _ => continue,
             };
             if call.reduction == Reduction::None || shape.rows > chunk {
@@ -159,11 +169,12 @@ impl Gpu {
         Ok(groups)
     }
 
-    /// Packs a group's inputs and records its two dispatches.
-    fn encode_group(
+    /// Packs a group's inputs (f32 only: plan_groups) and records its two
+    /// dispatches.
+    fn encode_group<F: Float>(
         &self,
         encoder: &mut wgpu::CommandEncoder,
-        items: &[(Call, LossInput)],
+        items: &[(Call, LossInput<F>)],
         group: &Group,
     ) -> Result<Packed> {
         let ctx = &self.ctx;

@@ -21,14 +21,19 @@ fn check_size(ctx: &Context, bytes: u64, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Uploads 32-bit values (f32, or u32 class indices) into a read-only
-/// storage buffer, zero-padded to a whole vec4.
+/// Uploads values (f32, f16 or bf16, or u32 class indices) into a
+/// read-only storage buffer, zero-padded to a whole vec4.
 pub(crate) fn upload<T: bytemuck::Pod>(
     ctx: &Context,
     data: &[T],
     what: &str,
 ) -> Result<wgpu::Buffer> {
-    packed(ctx, &[(data, 0)], data.len().div_ceil(4), what)
+    packed(
+        ctx,
+        &[(data, 0)],
+        std::mem::size_of_val(data).div_ceil(16),
+        what,
+    )
 }
 
 /// A read-write storage buffer for `elements` 32-bit values, readable back.

@@ -2,6 +2,7 @@
 
 use super::context::Context;
 use crate::error::{Error, Result};
+use crate::ops::dtype::DType;
 
 /// Invocations per workgroup (WG in shaders/common.wgsl).
 pub(crate) const WG: usize = 256;
@@ -102,17 +103,30 @@ pub(crate) fn binding<'a>(
     start: usize,
     len: usize,
 ) -> (wgpu::BindingResource<'a>, u32) {
+    binding_of(ctx, buffer, start, len, DType::F32)
+}
+
+/// [`binding`] for values of `dtype` (2 bytes a value for the halves);
+/// the skip counts values.
+pub(crate) fn binding_of<'a>(
+    ctx: &Context,
+    buffer: &'a wgpu::Buffer,
+    start: usize,
+    len: usize,
+    dtype: DType,
+) -> (wgpu::BindingResource<'a>, u32) {
+    let bytes = dtype.size() as u64;
     let align = ctx.limits.min_storage_buffer_offset_alignment as u64;
-    let begin = start as u64 * 4;
+    let begin = start as u64 * bytes;
     let offset = begin / align * align;
-    let end = ((start + len) as u64 * 4).div_ceil(16) * 16;
+    let end = ((start + len) as u64 * bytes).div_ceil(16) * 16;
     let size = (end - offset).min(buffer.size() - offset).max(4);
     let resource = wgpu::BindingResource::Buffer(wgpu::BufferBinding {
         buffer,
         offset,
         size: wgpu::BufferSize::new(size),
     });
-    (resource, ((begin - offset) / 4) as u32)
+    (resource, ((begin - offset) / bytes) as u32)
 }
 
 /// The first 16 bytes of `buffer`: a small buffer's whole contents, or what

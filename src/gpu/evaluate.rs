@@ -4,13 +4,14 @@
 
 use super::buffers::{error_slots, output, submit_and_read, to_f32, to_u32, upload};
 use super::dispatch::reduce_chunk_elements;
-use super::loss::{Inputs, PointEntry, PointOp};
+use super::loss::{Dtypes, Inputs, PointEntry, PointOp};
 use super::params::Coef;
 use super::reduce::scaled_sum;
 use super::rows::{RowEntry, RowKernel, SMALL_ROW};
 use super::stream::HostInputs;
 use super::Gpu;
 use crate::error::{Error, Result};
+use crate::ops::dtype::{DType, Float};
 use crate::ops::input::{class_error, weight_error, Call, Form, LossInput, Target, TargetKind};
 use crate::ops::loss::{Domain, Loss, Term};
 use crate::ops::reduction::{LossValue, Reduction};
@@ -37,6 +38,13 @@ impl Want {
         grad: true,
     };
 }
+
+/// An evaluation's pred, target and weights on the device.
+type DeviceInputs<'b> = (
+    &'b wgpu::Buffer,
+    Option<&'b wgpu::Buffer>,
+    Option<&'b wgpu::Buffer>,
+);
 
 /// What one recorded loss evaluation leaves to read back.
 pub(super) struct Pending {
@@ -133,10 +141,10 @@ impl Pending {
 impl Gpu {
     /// A checked call on host slices: its value and/or gradient as `want`
     /// says (the value is NaN when not asked for).
-    pub(crate) fn loss(
+    pub(crate) fn loss<F: Float>(
         &self,
         call: &Call,
-        input: &LossInput,
+        input: &LossInput<F>,
         want: Want,
     ) -> Result<(LossValue, Option<Vec<f32>>)> {
         self.ctx.scoped(|| {
@@ -155,7 +163,11 @@ impl Gpu {
     /// The value of a pointwise loss over host slices longer than one
     /// reduction chunk, streamed with bounded device memory (stream.rs);
     /// None when the evaluation is not such a reduction.
-    fn loss_streamed(&self, call: &Call, input: &LossInput) -> Result<Option<LossValue>> {
+    fn loss_streamed<F: Float>(
+        &self,
+        call: &Call,
+        input: &LossInput<F>,
+    ) -> Result<Option<LossValue>> {
         let Some((pending, bytes)) = self.stream_reduction(call, input)? else {
             return Ok(None);
         };
@@ -164,7 +176,11 @@ impl Gpu {
 
     /// (Σ w·l, Σ w) of a checked call whose reduction is mean or sum: the
     /// state of a reduction over data that arrives in parts.
-    pub(crate) fn loss_sums(&self, call: &Call, input: &LossInput) -> Result<(f64, f64)> {
+    pub(crate) fn loss_sums<F: Float>(
+        &self,
+        call: &Call,
+        input: &LossInput<F>,
+    ) -> Result<(f64, f64)> {
         self.ctx.scoped(|| {
             let (pending, bytes) = match self.stream_reduction(call, input)? {
                 Some(streamed) => streamed,
@@ -185,10 +201,10 @@ impl Gpu {
 
     /// The reduction of a pointwise loss over host slices longer than one
     /// chunk, streamed, submitted and read back; None for other calls.
-    fn stream_reduction(
+    fn stream_reduction<F: Float>(
         &self,
         call: &Call,
-        input: &LossInput,
+        input: &LossInput<F>,
     ) -> Result<Option<(Pending, Vec<Vec<u8>>)>> {
         let (Form::Pointwise(op), Target::Values(target)) = (call.shape.form, input.target) else {
             return Ok(None);
@@ -232,7 +248,7 @@ impl Gpu {
 
     /// bce-logits' pos_weight as the kernels take it: one value as the
     /// param, m values as a per-class buffer (bound by the caller).
-    fn pos_weight(input: &LossInput) -> ClassOptions<'static> {
+    fn pos_weight<F: Float>(input: &LossInput<F>) -> ClassOptions<'static> {
         match input.options.pos_weight {
             Some(&[pw]) => ClassOptions {
                 pos_weight: Some(pw),
@@ -247,11 +263,11 @@ impl Gpu {
     }
 
     /// Uploads a call's host slices and records its passes into `encoder`.
-    pub(super) fn encode_loss(
+    pub(super) fn encode_loss<F: Float>(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         call: &Call,
-        input: &LossInput,
+        input: &LossInput<F>,
         want: Want,
     ) -> Result<Pending> {
         let ctx = &self.ctx;
@@ -263,12 +279,15 @@ impl Gpu {
         };
         // With an ignore index the weights are 0 on the ignored rows
         // (whose kernels also skip them).
-        let row_weights = input.row_weights();
-        let weights = row_weights
-            .as_deref()
-            .or(input.weights)
-            .map(|w| upload(ctx, w, "weights"))
-            .transpose()?;
+        let (weights, weights_dtype) = match (input.row_weights(), input.weights) {
+            (Some(w), _) => (Some(upload(ctx, &w, "weights")?), DType::F32),
+            (None, Some(w)) => (Some(upload(ctx, w, "weights")?), F::DTYPE),
+            (None, None) => (None, F::DTYPE),
+        };
+        let dtypes = Dtypes {
+            weights: weights_dtype,
+            ..Dtypes::all(F::DTYPE)
+        };
         // Class weights, or a pos_weight per column (never both).
         let per_class = input
             .options
@@ -287,20 +306,21 @@ impl Gpu {
             ..Self::pos_weight(input)
         };
         let buffers = (&pred, target.as_ref(), weights.as_ref());
-        self.encode_on(encoder, call, buffers, want, &options)
+        self.encode_on(encoder, call, (buffers, dtypes), want, &options)
     }
 
     /// Records every pass of one evaluation on device buffers (pred,
-    /// target, weights) of the call's shape.
+    /// target, weights) of the call's shape, stored as `dtypes` say.
     fn encode_on(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         call: &Call,
-        (pred, target, weights): (&wgpu::Buffer, Option<&wgpu::Buffer>, Option<&wgpu::Buffer>),
+        (buffers, dtypes): (DeviceInputs, Dtypes),
         want: Want,
         options: &ClassOptions,
     ) -> Result<Pending> {
         let ctx = &self.ctx;
+        let (pred, target, weights) = buffers;
         let (loss, reduction) = (&call.loss, call.reduction);
         let (rows, cols) = (call.shape.rows, call.shape.cols);
         let errors = error_slots(ctx);
@@ -310,6 +330,7 @@ impl Gpu {
             weights,
             errors: &errors,
             per_class: options.per_class,
+            dtypes,
         };
         let weighted = weights.is_some();
         let rmse = call.rmse();
@@ -383,6 +404,14 @@ impl Gpu {
             weights: inputs.weights,
             errors: &errors,
             per_class: inputs.per_class,
+            // Row losses are reduced from their f32 outputs.
+            dtypes: match point_inputs {
+                Some(_) => Dtypes {
+                    pred: DType::F32,
+                    ..dtypes
+                },
+                None => dtypes,
+            },
         };
         let sums = if reduction != Reduction::None && needs_sums {
             Some(self.reduce(encoder, point_op, &reduce_inputs, rows)?)
@@ -443,10 +472,10 @@ impl Gpu {
 
     /// Turns the read-back bytes of one evaluation into its value and
     /// gradient, after naming any offending input value.
-    pub(super) fn finish_loss(
+    pub(super) fn finish_loss<F: Float>(
         &self,
         call: &Call,
-        input: &LossInput,
+        input: &LossInput<F>,
         p: &Pending,
         bytes: &[Vec<u8>],
     ) -> Result<(LossValue, Option<Vec<f32>>)> {
@@ -471,7 +500,8 @@ impl Gpu {
         self.ctx.scoped(|| {
             let mut encoder = self.encoder();
             let plain = ClassOptions::default();
-            let mut p = self.encode_on(&mut encoder, call, (pred, target, None), want, &plain)?;
+            let buffers = ((pred, target, None), Dtypes::F32);
+            let mut p = self.encode_on(&mut encoder, call, buffers, want, &plain)?;
             let grad = p.grad.take();
             let bytes = submit_and_read(&self.ctx, encoder, &p.parts())?;
             let read = p.read(&bytes);
@@ -527,6 +557,7 @@ impl Gpu {
                 weights: None,
                 errors: &errors,
                 per_class: None,
+                dtypes: Dtypes::F32,
             };
             let mut encoder = self.encoder();
             let result = self.reduce(&mut encoder, op, &inputs, x.len())?;
@@ -546,27 +577,30 @@ impl Gpu {
 
     /// Turns the first offending index found by the kernels into the same
     /// error the CPU reference gives.
-    pub(super) fn raise_value_errors(
+    pub(super) fn raise_value_errors<F: Float>(
         &self,
         call: &Call,
-        input: &LossInput,
+        input: &LossInput<F>,
         slots: &[u32],
     ) -> Result<()> {
         let loss = &call.loss;
         if let Some(&i) = slots.first().filter(|&&i| i != u32::MAX) {
             let i = i as usize;
-            return Err(loss.domain_error("pred", call.pred_domain(), i, input.pred[i]));
+            let v = input.pred[i].to_f32();
+            return Err(loss.domain_error("pred", call.pred_domain(), i, v));
         }
         if let Some(&i) = slots.get(1).filter(|&&i| i != u32::MAX) {
             let i = i as usize;
             return Err(match input.target {
                 Target::Classes(c) => class_error(loss, i, c[i], call.shape.cols),
-                Target::Values(t) => loss.domain_error("target", call.target_domain(), i, t[i]),
+                Target::Values(t) => {
+                    loss.domain_error("target", call.target_domain(), i, t[i].to_f32())
+                }
                 Target::None => Error::Gpu("a kernel flagged a target that does not exist".into()),
             });
         }
         if let (Some(&i), Some(w)) = (slots.get(2).filter(|&&i| i != u32::MAX), input.weights) {
-            return Err(weight_error(loss, i as usize, w[i as usize]));
+            return Err(weight_error(loss, i as usize, w[i as usize].to_f32()));
         }
         Ok(())
     }

@@ -4,7 +4,7 @@
 
 use super::buffers::{output, uniform};
 use super::dispatch::{
-    binding, chunks, grid, groups_for, head, max_chunk_elements, partials_for, Chunk,
+    binding, binding_of, chunks, grid, groups_for, head, max_chunk_elements, partials_for, Chunk,
 };
 use super::params::Coef;
 use super::params::LossParams;
@@ -12,6 +12,7 @@ use super::pipelines::Family;
 use super::stream::ChunkInputs;
 use super::Gpu;
 use crate::error::Result;
+use crate::ops::dtype::DType;
 use crate::ops::loss::{Domain, Term};
 use crate::ops::reduction::CoefMode;
 
@@ -54,6 +55,37 @@ impl PointEntry {
     }
 }
 
+/// How the bound pred, target and weights are stored (overrides
+/// `*_DTYPE` of loss.wgsl and rows.wgsl; class indices are u32 whatever
+/// `target` says).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Dtypes {
+    pub pred: DType,
+    pub target: DType,
+    pub weights: DType,
+}
+
+impl Dtypes {
+    pub const F32: Dtypes = Dtypes::all(DType::F32);
+
+    /// Every input of one type.
+    pub const fn all(d: DType) -> Dtypes {
+        Dtypes {
+            pred: d,
+            target: d,
+            weights: d,
+        }
+    }
+
+    pub(super) fn constants(self) -> [(&'static str, u32); 3] {
+        [
+            ("PRED_DTYPE", self.pred.id()),
+            ("TARGET_DTYPE", self.target.id()),
+            ("WEIGHTS_DTYPE", self.weights.id()),
+        ]
+    }
+}
+
 /// Device buffers of one loss evaluation.
 pub(super) struct Inputs<'b> {
     pub pred: &'b wgpu::Buffer,
@@ -63,10 +95,12 @@ pub(super) struct Inputs<'b> {
     /// Per-class values: the class weights of rows.wgsl, bce-logits'
     /// pos_weight per column in loss.wgsl.
     pub per_class: Option<&'b wgpu::Buffer>,
+    pub dtypes: Dtypes,
 }
 
 impl Gpu {
-    pub(super) fn point_constants(op: PointOp, inputs: &Inputs) -> [(&'static str, u32); 6] {
+    pub(super) fn point_constants(op: PointOp, inputs: &Inputs) -> [(&'static str, u32); 9] {
+        let [p, t, w] = inputs.dtypes.constants();
         [
             ("OP", op.op.id()),
             ("HAS_TARGET", inputs.target.is_some() as u32),
@@ -74,6 +108,9 @@ impl Gpu {
             ("PRED_DOMAIN", op.pred_domain.id()),
             ("TARGET_DOMAIN", op.target_domain.id()),
             ("POS_WEIGHT_COLS", op.pos_weight_cols),
+            p,
+            t,
+            w,
         ]
     }
 
@@ -88,11 +125,21 @@ impl Gpu {
         len: usize,
     ) -> Vec<wgpu::BindingResource<'b>> {
         let ctx = &self.ctx;
+        let d = inputs.dtypes;
+        // An absent input is bound as pred, with pred's dtype.
+        let (target, target_dtype) = match inputs.target {
+            Some(t) => (t, d.target),
+            None => (inputs.pred, d.pred),
+        };
+        let (weights, weights_dtype) = match inputs.weights {
+            Some(w) => (w, d.weights),
+            None => (inputs.pred, d.pred),
+        };
         vec![
             params.as_entire_binding(),
-            binding(ctx, inputs.pred, start, len).0,
-            binding(ctx, inputs.target.unwrap_or(inputs.pred), start, len).0,
-            binding(ctx, inputs.weights.unwrap_or(inputs.pred), start, len).0,
+            binding_of(ctx, inputs.pred, start, len, d.pred).0,
+            binding_of(ctx, target, start, len, target_dtype).0,
+            binding_of(ctx, weights, start, len, weights_dtype).0,
             out,
             inputs.errors.as_entire_binding(),
             head(stats.unwrap_or(inputs.pred)),
@@ -122,6 +169,7 @@ impl Gpu {
             weights: chunk.weights,
             errors,
             per_class: chunk.per_class,
+            dtypes: chunk.dtypes,
         };
         let groups = partials_for(c.len);
         let params = uniform(

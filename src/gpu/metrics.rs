@@ -91,6 +91,7 @@ impl Gpu {
                     target: Some(&uploaded[1]),
                     weights: input.weights.map(|_| &uploaded[2]),
                     per_class: None,
+                    dtypes: super::loss::Dtypes::F32,
                     at: 0,
                 };
                 encoder = self.encoder();

@@ -40,6 +40,7 @@ impl Gpu {
                 target: inputs.target,
                 weights: inputs.weights,
                 per_class: inputs.per_class,
+                dtypes: inputs.dtypes,
                 at: c.start,
             };
             base += self.reduce_chunk(encoder, op, &chunk, inputs.errors, *c, &partials, base)?;
@@ -51,10 +52,10 @@ impl Gpu {
 
     /// [`Gpu::reduce`] over host slices longer than one chunk, streamed
     /// (stream.rs); returns the unsubmitted last encoder and the result.
-    pub(super) fn reduce_streamed(
+    pub(super) fn reduce_streamed<F: crate::ops::dtype::Float>(
         &self,
         op: PointOp,
-        host: HostInputs,
+        host: HostInputs<F>,
         errors: &wgpu::Buffer,
     ) -> Result<(wgpu::CommandEncoder, wgpu::Buffer)> {
         let chunk = reduce_chunk_elements(&self.ctx);

@@ -3,13 +3,14 @@
 
 use super::buffers::{output, uniform};
 use super::context::Context;
-use super::dispatch::{binding, chunks, grid, groups_for, head, max_chunk_rows};
-use super::loss::Inputs;
+use super::dispatch::{binding, binding_of, chunks, grid, groups_for, head, max_chunk_rows};
+use super::loss::{Dtypes, Inputs};
 use super::params::Coef;
 use super::params::RowParams;
 use super::pipelines::Family;
 use super::Gpu;
 use crate::error::Result;
+use crate::ops::dtype::DType;
 use crate::ops::loss::{Domain, RowOp};
 
 /// A row kernel's specialisation.
@@ -142,14 +143,18 @@ impl Gpu {
         let classes = kernel.op.class_target();
         let (coef_mode, scale) = coef.mode();
         for c in chunks(rows, max_chunk_rows(ctx, cols)?) {
-            let (pred, pred_skip) = binding(ctx, inputs.pred, c.start * cols, c.len * cols);
+            let d = inputs.dtypes;
+            let (pred, pred_skip) =
+                binding_of(ctx, inputs.pred, c.start * cols, c.len * cols, d.pred);
             let (target, target_skip) = match inputs.target {
                 Some(t) if classes => binding(ctx, t, c.start, c.len),
-                Some(t) => binding(ctx, t, c.start * cols, c.len * cols),
-                None => binding(ctx, inputs.pred, c.start * cols, c.len * cols),
+                Some(t) => binding_of(ctx, t, c.start * cols, c.len * cols, d.target),
+                None => binding_of(ctx, inputs.pred, c.start * cols, c.len * cols, d.pred),
             };
-            let (weights, weight_skip) =
-                binding(ctx, inputs.weights.unwrap_or(inputs.pred), c.start, c.len);
+            let (weights, weight_skip) = match inputs.weights {
+                Some(w) => binding_of(ctx, w, c.start, c.len, d.weights),
+                None => binding_of(ctx, inputs.pred, c.start, c.len, d.pred),
+            };
             let (out_binding, out_skip) = if entry.per_element() {
                 binding(ctx, out, c.start * cols, c.len * cols)
             } else {
@@ -191,7 +196,13 @@ impl Gpu {
                     .map_or_else(|| head(inputs.pred), |w| w.as_entire_binding()),
             ];
             let groups = entry.groups(ctx, c.len, cols)?;
-            let constants = kernel.constants();
+            // Class indices are u32, read as they are.
+            let target_dtype = if classes { DType::F32 } else { d.target };
+            let dtypes = Dtypes {
+                target: target_dtype,
+                ..d
+            };
+            let constants = [&kernel.constants()[..], &dtypes.constants()[..]].concat();
             self.run(
                 encoder,
                 Family::Rows,

@@ -13,15 +13,17 @@
 
 use super::buffers::padded_bytes;
 use super::dispatch::{chunks, Chunk};
+use super::loss::Dtypes;
 use super::Gpu;
 use crate::error::{Error, Result};
+use crate::ops::dtype::Float;
 
 /// One reduction's inputs on the host.
 #[derive(Clone, Copy)]
-pub(crate) struct HostInputs<'a> {
-    pub pred: &'a [f32],
-    pub target: Option<&'a [f32]>,
-    pub weights: Option<&'a [f32]>,
+pub(crate) struct HostInputs<'a, F: Float = f32> {
+    pub pred: &'a [F],
+    pub target: Option<&'a [F]>,
+    pub weights: Option<&'a [F]>,
     /// Per-class values (bce-logits' pos_weight per column), uploaded once.
     pub per_class: Option<&'a [f32]>,
 }
@@ -33,6 +35,7 @@ pub(crate) struct ChunkInputs<'b> {
     pub target: Option<&'b wgpu::Buffer>,
     pub weights: Option<&'b wgpu::Buffer>,
     pub per_class: Option<&'b wgpu::Buffer>,
+    pub dtypes: Dtypes,
     pub at: usize,
 }
 
@@ -40,9 +43,9 @@ impl Gpu {
     /// Streams `host` through two slots of `chunk` values per input, calling
     /// `record` for each chunk; returns the encoder of the last chunk, not
     /// yet submitted, for the caller's second pass and readback.
-    pub(super) fn stream(
+    pub(super) fn stream<F: Float>(
         &self,
-        host: HostInputs,
+        host: HostInputs<F>,
         chunk: usize,
         mut record: impl FnMut(&mut wgpu::CommandEncoder, &ChunkInputs, Chunk) -> Result<()>,
     ) -> Result<wgpu::CommandEncoder> {
@@ -96,6 +99,7 @@ impl Gpu {
                 target: target.as_ref(),
                 weights: weights.as_ref(),
                 per_class: per_class.as_ref(),
+                dtypes: Dtypes::all(F::DTYPE),
                 at: 0,
             };
             let mut encoder = self.encoder();

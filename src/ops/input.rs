@@ -3,34 +3,40 @@
 //! `Call`: the shape, the kernel family and the reduction rule that the
 //! CPU and the GPU backends both evaluate, without checking again.
 
+use super::dtype::Float;
 use super::loss::{Domain, Loss, RowOp, Term};
 use super::reduction::Reduction;
 use crate::error::{invalid, Result};
+use std::borrow::Cow;
 
-/// The target of a loss.
+/// The target of a loss; real targets hold values of `F` (f32, f16 or
+/// bf16).
 #[derive(Debug, Clone, Copy)]
-pub enum Target<'a> {
+pub enum Target<'a, F: Float = f32> {
     /// No target (`entropy`).
     None,
     /// Real targets: one per element of `pred` (labels, values or
     /// probabilities).
-    Values(&'a [f32]),
+    Values(&'a [F]),
     /// One class index in [0, m) per row of n×m `pred` (`cross-entropy`,
     /// `zero-one`).
     Classes(&'a [u32]),
 }
 
-/// The data a loss is evaluated on.
+/// The data a loss is evaluated on: predictions, real targets and weights
+/// of one float type `F` (f32, [`crate::f16`] or [`crate::bf16`]; SPEC §1c),
+/// class targets as u32. Half values are widened to f32 where they are read;
+/// the per-class options stay f32.
 #[derive(Debug, Clone, Copy)]
-pub struct LossInput<'a> {
+pub struct LossInput<'a, F: Float = f32> {
     /// Predictions: n values, or n×m row-major scores.
-    pub pred: &'a [f32],
+    pub pred: &'a [F],
     /// Columns m of `pred` (1 for pointwise losses).
     pub cols: usize,
     /// The target.
-    pub target: Target<'a>,
+    pub target: Target<'a, F>,
     /// Optional per-sample (per-row) weights, each ≥ 0.
-    pub weights: Option<&'a [f32]>,
+    pub weights: Option<&'a [F]>,
     /// PyTorch's options of the classification losses, each off by
     /// default (set them with the `with_` methods).
     pub options: LossOptions<'a>,
@@ -78,9 +84,9 @@ impl LossOptions<'_> {
     }
 }
 
-impl<'a> LossInput<'a> {
+impl<'a, F: Float> LossInput<'a, F> {
     /// 1-D predictions and targets of equal length.
-    pub fn new(pred: &'a [f32], target: &'a [f32]) -> Self {
+    pub fn new(pred: &'a [F], target: &'a [F]) -> Self {
         LossInput {
             pred,
             cols: 1,
@@ -91,7 +97,7 @@ impl<'a> LossInput<'a> {
     }
 
     /// n×m scores with one class index per row.
-    pub fn classes(pred: &'a [f32], cols: usize, classes: &'a [u32]) -> Self {
+    pub fn classes(pred: &'a [F], cols: usize, classes: &'a [u32]) -> Self {
         LossInput {
             pred,
             cols,
@@ -104,7 +110,7 @@ impl<'a> LossInput<'a> {
     /// n×m scores (or distributions) with an n×m target; for bce-logits,
     /// n×m multi-label logits and 0/1 (or soft) labels, pointwise over the
     /// n·m values (one weight per value).
-    pub fn rows(pred: &'a [f32], cols: usize, target: &'a [f32]) -> Self {
+    pub fn rows(pred: &'a [F], cols: usize, target: &'a [F]) -> Self {
         LossInput {
             pred,
             cols,
@@ -115,7 +121,7 @@ impl<'a> LossInput<'a> {
     }
 
     /// n×m distributions, no target (`entropy`).
-    pub fn unlabelled(pred: &'a [f32], cols: usize) -> Self {
+    pub fn unlabelled(pred: &'a [F], cols: usize) -> Self {
         LossInput {
             pred,
             cols,
@@ -126,7 +132,7 @@ impl<'a> LossInput<'a> {
     }
 
     /// The same input with per-sample weights.
-    pub fn with_weights(self, weights: &'a [f32]) -> Self {
+    pub fn with_weights(self, weights: &'a [F]) -> Self {
         LossInput {
             weights: Some(weights),
             ..self
@@ -257,7 +263,7 @@ impl<'a> LossInput<'a> {
         if self.is_ignored(i) {
             return 0.0;
         }
-        self.weights.map_or(1.0, |w| w[i] as f64)
+        self.weights.map_or(1.0, |w| w[i].to_f32() as f64)
     }
 
     /// Row i's weight in the mean's denominator: aᵢ·w[tᵢ] for class
@@ -301,6 +307,52 @@ impl<'a> LossInput<'a> {
     /// mean's denominator of a call with class options.
     pub(crate) fn mean_weight_sum(&self, rows: usize, by_class: bool) -> f64 {
         (0..rows).map(|i| self.mean_weight(i, by_class)).sum()
+    }
+}
+
+/// An input's values as f32: borrowed for f32 data, widened copies of half
+/// data (the CPU backend reads f32).
+pub(crate) struct Widened<'a> {
+    pred: Cow<'a, [f32]>,
+    target: Option<Cow<'a, [f32]>>,
+    classes: Option<&'a [u32]>,
+    weights: Option<Cow<'a, [f32]>>,
+    cols: usize,
+    options: LossOptions<'a>,
+}
+
+impl<'a, F: Float> LossInput<'a, F> {
+    /// The same input in f32.
+    pub(crate) fn widen(&self) -> Widened<'a> {
+        let (target, classes) = match self.target {
+            Target::Values(t) => (Some(F::widen(t)), None),
+            Target::Classes(c) => (None, Some(c)),
+            Target::None => (None, None),
+        };
+        Widened {
+            pred: F::widen(self.pred),
+            target,
+            classes,
+            weights: self.weights.map(F::widen),
+            cols: self.cols,
+            options: self.options,
+        }
+    }
+}
+
+impl Widened<'_> {
+    pub(crate) fn input(&self) -> LossInput<'_> {
+        LossInput {
+            pred: &self.pred,
+            cols: self.cols,
+            target: match (&self.target, self.classes) {
+                (Some(t), _) => Target::Values(t),
+                (None, Some(c)) => Target::Classes(c),
+                (None, None) => Target::None,
+            },
+            weights: self.weights.as_deref(),
+            options: self.options,
+        }
     }
 }
 
@@ -402,7 +454,7 @@ pub(crate) struct Lengths {
     pub bad_pos_weight: Option<(usize, f32)>,
 }
 
-impl LossInput<'_> {
+impl<F: Float> LossInput<'_, F> {
     pub(crate) fn lengths(&self) -> Lengths {
         let (target, target_len) = match self.target {
             Target::None => (TargetKind::None, 0),
@@ -414,7 +466,7 @@ impl LossInput<'_> {
             cols: self.cols,
             target,
             target_len,
-            weights: self.weights.map(<[f32]>::len),
+            weights: self.weights.map(<[F]>::len),
             class_weights: self.options.class_weights.map(<[f32]>::len),
             bad_class_weight: self.options.class_weights.and_then(|w| {
                 let i = w.iter().position(|v| v.is_nan() || *v < 0.0)?;

@@ -2,6 +2,7 @@
 //! parameters, validation and shader specialisation.
 
 pub mod activation;
+pub mod dtype;
 pub mod gradient;
 pub(crate) mod ids;
 pub mod input;
@@ -24,6 +25,7 @@ pub(crate) fn kernel_constants() -> Vec<(String, u32)> {
         Pass::constants(),
         Domain::constants(),
         CoefMode::constants(),
+        dtype::DType::constants(),
     ]
     .concat()
 }

@@ -1,0 +1,493 @@
+//! f16 and bf16 inputs (SPEC §1c): every loss on every backend gives, from
+//! half predictions, targets and weights, the bits it gives for the same
+//! values widened to f32 (the kernels widen as they read, 2 bytes a value;
+//! the CPU widens first), and agrees with the f64 reference of those
+//! values; every one of the 65,536 half bit patterns widens exactly; a
+//! value outside its domain is named as the half value it is.
+
+mod common;
+
+use common::{
+    agrees, assert_all_close_with, assert_err, assert_scalar_close, data, exp_rtol, gpu,
+    gpu_narrow, gpu_small, rng,
+};
+use lossgpu::{bf16, cpu, f16, Engine, Float, Loss, LossInput, LossValue, Reduction};
+use rand::rngs::StdRng;
+use rand::Rng;
+
+fn engines(cpu: &Engine) -> Vec<&Engine> {
+    [Some(cpu), gpu(), gpu_small(), gpu_narrow()]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// A half type the tests build inputs of.
+trait Half: Float {
+    fn round(v: f32) -> Self;
+    fn from_bits(b: u16) -> Self;
+}
+
+impl Half for f16 {
+    fn round(v: f32) -> Self {
+        f16::from_f32(v)
+    }
+    fn from_bits(b: u16) -> Self {
+        f16::from_bits(b)
+    }
+}
+
+impl Half for bf16 {
+    fn round(v: f32) -> Self {
+        bf16::from_f32(v)
+    }
+    fn from_bits(b: u16) -> Self {
+        bf16::from_bits(b)
+    }
+}
+
+fn half<H: Half>(v: &[f32]) -> Vec<H> {
+    v.iter().map(|&x| H::round(x)).collect()
+}
+
+fn wide<H: Half>(v: &[H]) -> Vec<f32> {
+    v.iter().map(|x| x.to_f32()).collect()
+}
+
+fn same_bits(what: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    for (i, (a, b)) in got.iter().zip(want).enumerate() {
+        assert!(
+            a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+            "{what}[{i}]: {a} from half, {b} from f32"
+        );
+    }
+}
+
+/// The reductions of `loss` (rmse: mean only).
+fn reductions(loss: &Loss) -> Vec<Reduction> {
+    match loss {
+        Loss::Rmse => vec![Reduction::Mean],
+        _ => vec![Reduction::Mean, Reduction::Sum, Reduction::None],
+    }
+}
+
+/// `input` (half values) against `widened` (the same values in f32): the
+/// same bits on `engine`, and within SPEC §5 of the f64 reference.
+fn compare<H: Half>(
+    engine: &Engine,
+    label: &str,
+    loss: &Loss,
+    input: &LossInput<H>,
+    widened: &LossInput,
+    rtol_at: &dyn Fn(usize) -> f64,
+) {
+    for reduction in reductions(loss) {
+        let what = format!("{label} {} {}", loss.name(), reduction.name());
+        let (v, g) = engine
+            .loss_and_grad(loss, input, reduction)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let (v32, g32) = engine.loss_and_grad(loss, widened, reduction).unwrap();
+        same_bits(&format!("{what} grad"), &g, &g32);
+        let alone = engine.loss_grad(loss, input, reduction).unwrap();
+        same_bits(&format!("{what} loss_grad"), &alone, &g32);
+        match (v, v32) {
+            (LossValue::Scalar(a), LossValue::Scalar(b)) => {
+                assert!(
+                    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                    "{what}: {a} vs {b}"
+                );
+                let want = cpu::loss_scalar(loss, widened, reduction).unwrap();
+                // A sum of terms of both signs (kl-div of close rows) keeps
+                // the absolute error of its terms: 1e-6 of their magnitude.
+                let scale = magnitude(loss, widened, reduction);
+                if want.is_finite() && a.is_finite() && scale.is_finite() {
+                    let err = (a - want).abs();
+                    let what = format!("{what}: {a} vs {want}");
+                    assert!(err <= 1e-5 * want.abs() + 1e-6 * scale, "{what}");
+                } else {
+                    assert_scalar_close(&what, a, want, 1e-5);
+                }
+            }
+            (LossValue::PerSample(a), LossValue::PerSample(b)) => {
+                same_bits(&what, &a, &b);
+                let want = cpu::loss_per_sample(loss, widened).unwrap();
+                assert_all_close_with(&what, &a, &want, |i| (rtol_at(i * widened.cols), 1e-6));
+            }
+            _ => panic!("{what}: the value's kinds differ"),
+        }
+        let want = cpu::loss_grad(loss, widened, reduction).unwrap();
+        let (sum, wsum) = cpu::loss_sums(loss, widened).unwrap();
+        let c = match reduction {
+            Reduction::Mean if *loss == Loss::Rmse => 1.0 / (wsum * (sum / wsum).sqrt()).max(1e-30),
+            Reduction::Mean => 1.0 / wsum,
+            _ => 1.0,
+        };
+        let w = |i: usize| widened.weights.map_or(1.0, |w| w[i / widened.cols] as f64);
+        assert_all_close_with(&format!("{what} grad"), &g, &want, |i| {
+            (rtol_at(i), 1e-6 * w(i) * c)
+        });
+    }
+}
+
+/// Σ |wᵢ·lᵢ| of a reduced value (÷ Σw for mean); kl-div sums the
+/// magnitudes of its rows' terms tⱼ·(|log tⱼ| + |log qⱼ|), which cancel.
+fn magnitude(loss: &Loss, input: &LossInput, reduction: Reduction) -> f64 {
+    if *loss == Loss::Rmse {
+        return 0.0;
+    }
+    let per: Vec<f64> = match (loss, input.target) {
+        (Loss::KlDiv, lossgpu::Target::Values(t)) => input
+            .pred
+            .chunks(input.cols)
+            .zip(t.chunks(input.cols))
+            .enumerate()
+            .map(|(i, (q, t))| {
+                let w = input.weights.map_or(1.0, |w| w[i] as f64);
+                let terms: f64 = q
+                    .iter()
+                    .zip(t)
+                    .filter(|(_, &t)| t > 0.0)
+                    .map(|(&q, &t)| t as f64 * ((t as f64).ln().abs() + (q as f64).ln().abs()))
+                    .sum();
+                w * terms
+            })
+            .collect(),
+        _ => cpu::loss_per_sample(loss, input).unwrap(),
+    };
+    let mag: f64 = per.iter().map(|v| v.abs()).sum();
+    match reduction {
+        Reduction::Mean => mag / cpu::loss_sums(loss, input).unwrap().1,
+        _ => mag,
+    }
+}
+
+/// Predictions and targets in the loss's domain (before rounding).
+fn pointwise_data(loss: &Loss, rng: &mut StdRng, n: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut p = data(rng, n);
+    let t: Vec<f32> = match loss.name() {
+        "zero-one" | "hinge" | "squared-hinge" | "exponential" | "logistic" => (0..n)
+            .map(|_| if rng.random::<bool>() { 1.0 } else { -1.0 })
+            .collect(),
+        "bce-logits" | "bce" => (0..n).map(|i| [0.0, 1.0, rng.random()][i % 3]).collect(),
+        _ => data(rng, n),
+    };
+    if *loss == Loss::Bce {
+        p = (0..n).map(|i| [0.0, 1.0, rng.random()][i % 3]).collect();
+    }
+    (p, t)
+}
+
+fn exp_arg(loss: &Loss, p: f32, t: f32) -> f32 {
+    match loss {
+        Loss::Exponential | Loss::Logistic => t * p,
+        Loss::BceLogits => p,
+        Loss::LogCosh => 2.0 * (t - p),
+        _ => 0.0,
+    }
+}
+
+fn check_pointwise<H: Half>(dtype: &str, lengths: &[usize]) {
+    let mut rng = rng(&format!("half pointwise {dtype}"));
+    let cpu_engine = Engine::cpu();
+    let losses: Vec<Loss> = Loss::ALL
+        .iter()
+        .copied()
+        .filter(Loss::is_pointwise)
+        .collect();
+    for loss in losses {
+        for &n in lengths {
+            let (p, t) = pointwise_data(&loss, &mut rng, n);
+            let w: Vec<f32> = (0..n).map(|i| ((i + 1) % 5) as f32 * 0.7).collect();
+            let (ph, th, wh) = (half::<H>(&p), half::<H>(&t), half::<H>(&w));
+            let (pw, tw, ww) = (wide(&ph), wide(&th), wide(&wh));
+            let rtol = |i: usize| exp_rtol(exp_arg(&loss, pw[i], tw[i]));
+            for engine in engines(&cpu_engine) {
+                let label = format!("{dtype} {} n={n}", engine.device_name());
+                let (input, widened) = (LossInput::new(&ph, &th), LossInput::new(&pw, &tw));
+                compare(engine, &label, &loss, &input, &widened, &rtol);
+                compare(
+                    engine,
+                    &format!("{label} weighted"),
+                    &loss,
+                    &input.with_weights(&wh),
+                    &widened.with_weights(&ww),
+                    &rtol,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn f16_pointwise_losses_give_the_bits_of_their_f32_values() {
+    check_pointwise::<f16>("f16", &[1, 7, 255, 257, 65_537]);
+}
+
+#[test]
+fn bf16_pointwise_losses_give_the_bits_of_their_f32_values() {
+    check_pointwise::<bf16>("bf16", &[1, 7, 255, 257, 65_537]);
+}
+
+/// Softmax rows with exact zeros.
+fn distributions(rng: &mut StdRng, rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(rows * cols);
+    for _ in 0..rows {
+        let raw: Vec<f32> = (0..cols)
+            .map(|j| {
+                if j % 3 == 0 {
+                    0.0
+                } else {
+                    rng.random::<f32>() + 0.01
+                }
+            })
+            .collect();
+        let s: f32 = raw.iter().sum();
+        out.extend(raw.iter().map(|v| v / s));
+    }
+    out
+}
+
+fn check_rows<H: Half>(dtype: &str) {
+    let mut rng = rng(&format!("half rows {dtype}"));
+    let cpu_engine = Engine::cpu();
+    for (rows, cols) in [(1, 3), (7, 5), (257, 10), (3, 300), (2_049, 3)] {
+        let z = half::<H>(&data(&mut rng, rows * cols));
+        let t = half::<H>(&distributions(&mut rng, rows, cols));
+        let q = half::<H>(&distributions(&mut rng, rows, cols));
+        let w = half::<H>(
+            &(0..rows)
+                .map(|i| ((i + 1) % 4) as f32 * 0.6)
+                .collect::<Vec<_>>(),
+        );
+        let (zw, tw, qw, ww) = (wide(&z), wide(&t), wide(&q), wide(&w));
+        // nll's log-probabilities are ≤ 0: a sum of arbitrary logits cancels.
+        let lp: Vec<H> = z.iter().map(|&v| H::round(-v.to_f32().abs())).collect();
+        let lpw = wide(&lp);
+        let classes: Vec<u32> = (0..rows)
+            .map(|_| rng.random_range(0..cols as u32))
+            .collect();
+        let cases = [
+            (
+                Loss::CrossEntropy,
+                LossInput::classes(&z, cols, &classes),
+                LossInput::classes(&zw, cols, &classes),
+            ),
+            (
+                Loss::CrossEntropy,
+                LossInput::rows(&z, cols, &t),
+                LossInput::rows(&zw, cols, &tw),
+            ),
+            (
+                Loss::ZeroOne,
+                LossInput::classes(&z, cols, &classes),
+                LossInput::classes(&zw, cols, &classes),
+            ),
+            (
+                Loss::KlDiv,
+                LossInput::rows(&q, cols, &t),
+                LossInput::rows(&qw, cols, &tw),
+            ),
+            (
+                Loss::Entropy,
+                LossInput::unlabelled(&q, cols),
+                LossInput::unlabelled(&qw, cols),
+            ),
+            (
+                Loss::Nll,
+                LossInput::classes(&lp, cols, &classes),
+                LossInput::classes(&lpw, cols, &classes),
+            ),
+            (
+                Loss::BceLogits,
+                LossInput::rows(&z, cols, &t),
+                LossInput::rows(&zw, cols, &tw),
+            ),
+        ];
+        for engine in engines(&cpu_engine) {
+            for (loss, input, widened) in cases {
+                let label = format!("{dtype} {} {rows}x{cols}", engine.device_name());
+                compare(engine, &label, &loss, &input, &widened, &|_| 1e-5);
+                if loss.is_pointwise() {
+                    continue; // its weights are per value
+                }
+                let label = format!("{label} weighted");
+                let (a, b) = (input.with_weights(&w), widened.with_weights(&ww));
+                compare(engine, &label, &loss, &a, &b, &|_| 1e-5);
+                // With an ignore index the weights the GPU binds are f32.
+                if loss == Loss::CrossEntropy && matches!(input.target, lossgpu::Target::Classes(_))
+                {
+                    let (a, b) = (a.with_ignore_index(1), b.with_ignore_index(1));
+                    compare(engine, &format!("{label} ignore"), &loss, &a, &b, &|_| 1e-5);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn f16_row_losses_give_the_bits_of_their_f32_values() {
+    check_rows::<f16>("f16");
+}
+
+#[test]
+fn bf16_row_losses_give_the_bits_of_their_f32_values() {
+    check_rows::<bf16>("bf16");
+}
+
+/// Every half bit pattern widens exactly on every backend: mae against 0
+/// gives |x| per sample and its sum gradient sign(x), so together x.
+fn check_every_pattern<H: Half>(dtype: &str, flushes: &dyn Fn(f32) -> bool) {
+    let cpu_engine = Engine::cpu();
+    let x: Vec<H> = (0..=u16::MAX).map(H::from_bits).collect();
+    let zero = vec![H::round(0.0); x.len()];
+    let xw = wide(&x);
+    for engine in engines(&cpu_engine) {
+        let name = engine.device_name();
+        let input = LossInput::new(&x, &zero);
+        let abs = engine.loss(&Loss::Mae, &input, Reduction::None).unwrap();
+        let sign = engine
+            .loss_grad(&Loss::Mae, &input, Reduction::Sum)
+            .unwrap();
+        for (k, (&a, &s)) in abs.per_sample().unwrap().iter().zip(&sign).enumerate() {
+            let want = xw[k];
+            let what = format!("{dtype} {name} bits {k:#06x} ({want})");
+            if want.is_nan() {
+                assert!(a.is_nan() && s.is_nan(), "{what}: |x| {a}, sign {s}");
+                continue;
+            }
+            // A GPU may flush an f32 subnormal (bf16's smallest) to 0.
+            if a == 0.0 && want != 0.0 && !name.starts_with("cpu") && flushes(want) {
+                continue;
+            }
+            assert_eq!(a, want.abs(), "{what}");
+            if a != 0.0 {
+                assert_eq!(a * s, want, "{what}: sign {s}");
+            }
+        }
+    }
+}
+
+#[test]
+fn every_f16_value_widens_exactly() {
+    check_every_pattern::<f16>("f16", &|_| false);
+}
+
+#[test]
+fn every_bf16_value_widens_exactly() {
+    check_every_pattern::<bf16>("bf16", &|v| v.abs() < f32::MIN_POSITIVE);
+}
+
+/// Half extremes: f16's largest finite logits and bf16's of 1e38 stay
+/// finite in bce-logits, as in f32; a half value outside its domain is
+/// named as the value it is; an inf propagates.
+#[test]
+fn half_extremes_and_errors() {
+    let cpu_engine = Engine::cpu();
+    let z = [65504.0f32, -65504.0, 1e4, -1e4, 6.1e-5, -6e-8, 0.0, 3.0];
+    let t = [0.0f32, 1.0, 1.0, 0.0, 0.5, 0.5, 1.0, 0.25];
+    // Two losses of 1e38: the sum stays below f32::MAX.
+    let zb = [1e38f32, -1e38, 1e30, -1e30, 1e-38, -1e-38, 0.0, 3.0];
+    for engine in engines(&cpu_engine) {
+        let name = engine.device_name();
+        let (zh, th) = (half::<f16>(&z), half::<f16>(&t));
+        let (zbh, tbh) = (half::<bf16>(&zb), half::<bf16>(&t));
+        for (label, got, want) in [
+            (
+                "f16",
+                engine.loss_and_grad(&Loss::BceLogits, &LossInput::new(&zh, &th), Reduction::Sum),
+                cpu::loss_scalar(
+                    &Loss::BceLogits,
+                    &LossInput::new(&wide(&zh), &wide(&th)),
+                    Reduction::Sum,
+                ),
+            ),
+            (
+                "bf16",
+                engine.loss_and_grad(
+                    &Loss::BceLogits,
+                    &LossInput::new(&zbh, &tbh),
+                    Reduction::Sum,
+                ),
+                cpu::loss_scalar(
+                    &Loss::BceLogits,
+                    &LossInput::new(&wide(&zbh), &wide(&tbh)),
+                    Reduction::Sum,
+                ),
+            ),
+        ] {
+            let (v, g) = got.unwrap();
+            let (v, want) = (v.scalar().unwrap(), want.unwrap());
+            assert!(
+                v.is_finite() && want.is_finite(),
+                "{name} {label}: {v} vs {want}"
+            );
+            assert_scalar_close(&format!("{name} {label}"), v, want, 1e-5);
+            assert!(g.iter().all(|x| x.is_finite()), "{name} {label} grad {g:?}");
+        }
+        // An inf propagates as in f32.
+        let inf = half::<bf16>(&[f32::INFINITY, 1.0]);
+        let v = engine
+            .loss(
+                &Loss::Mse,
+                &LossInput::new(&inf, &half::<bf16>(&[0.0, 1.0])),
+                Reduction::Sum,
+            )
+            .unwrap();
+        assert!(
+            agrees(v.scalar().unwrap() as f32, f64::INFINITY, 1e-5, 0.0),
+            "{name} inf"
+        );
+        // Domain errors name the half value.
+        assert_err(
+            engine.loss(
+                &Loss::BceLogits,
+                &LossInput::new(&th, &half::<f16>(&[0.0, 1.0, 0.5, 1.5, 0.0, 0.0, 0.0, 0.0])),
+                Reduction::Mean,
+            ),
+            "target[3] = 1.5",
+        );
+        assert_err(
+            engine.loss(
+                &Loss::Mse,
+                &LossInput::new(&th, &th)
+                    .with_weights(&half::<f16>(&[1.0, 1.0, -2.0, 1.0, 1.0, 1.0, 1.0, 1.0])),
+                Reduction::Mean,
+            ),
+            "weights[2] = -2.0",
+        );
+        assert_err(
+            engine.loss(
+                &Loss::KlDiv,
+                &LossInput::rows(
+                    &half::<bf16>(&[0.5, 0.5, 1.25, -0.25]),
+                    2,
+                    &half::<bf16>(&[0.5; 4]),
+                ),
+                Reduction::Sum,
+            ),
+            "pred[2] = 1.25",
+        );
+    }
+}
+
+/// A batch of half losses gives each loss's own value, bit for bit.
+#[test]
+fn half_batches_give_each_loss_s_value() {
+    let mut rng = rng("half batch");
+    let cpu_engine = Engine::cpu();
+    let p = half::<bf16>(&data(&mut rng, 1000));
+    let t = half::<bf16>(&data(&mut rng, 1000));
+    let items = [
+        (Loss::Mse, LossInput::new(&p[..7], &t[..7])),
+        (Loss::Huber { delta: 0.5 }, LossInput::new(&p, &t)),
+        (Loss::Mae, LossInput::new(&p[..257], &t[..257])),
+    ];
+    for engine in engines(&cpu_engine) {
+        let batch = engine.loss_batch(&items, Reduction::Mean).unwrap();
+        for (k, (loss, input)) in items.iter().enumerate() {
+            let alone = engine.loss(loss, input, Reduction::Mean).unwrap();
+            assert_eq!(batch[k], alone, "{} item {k}", engine.device_name());
+        }
+    }
+}
