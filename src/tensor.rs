@@ -3,16 +3,23 @@
 
 use crate::error::{invalid, Result};
 
+use crate::ops::dtype::{bf16, f16, Float};
+
 mod sealed {
     pub trait Sealed {}
     impl Sealed for f32 {}
     impl Sealed for u32 {}
+    impl Sealed for super::f16 {}
+    impl Sealed for super::bf16 {}
 }
 
-/// What a tensor holds: f32 values or u32 class indices.
+/// What a tensor holds: f32, f16 or bf16 values (stored as they are, 2
+/// bytes a half value), or u32 class indices.
 pub trait Element: bytemuck::Pod + Send + Sync + std::fmt::Debug + sealed::Sealed {}
 impl Element for f32 {}
 impl Element for u32 {}
+impl Element for f16 {}
+impl Element for bf16 {}
 
 /// An n×m row-major tensor owned by one [`crate::Engine`]: a device buffer on
 /// the GPU, a `Vec` on the CPU. `Tensor` holds f32 values (predictions,
@@ -77,23 +84,24 @@ impl<T: Element> Tensor<T> {
 /// The target of a loss on resident tensors ([`crate::Engine::loss_tensor`]).
 /// `&Tensor` and `&Tensor<u32>` convert into it, so a call reads
 /// `engine.loss_tensor(&loss, &pred, &target, reduction)`.
+/// Real targets have the prediction's float type `F`.
 #[derive(Debug, Clone, Copy)]
-pub enum TensorTarget<'a> {
+pub enum TensorTarget<'a, F: Float + Element = f32> {
     /// None (entropy).
     None,
     /// Real targets or distributions, as many values as the prediction.
-    Values(&'a Tensor),
+    Values(&'a Tensor<F>),
     /// One class index per row of the prediction.
     Classes(&'a Tensor<u32>),
 }
 
-impl<'a> From<&'a Tensor> for TensorTarget<'a> {
-    fn from(t: &'a Tensor) -> Self {
+impl<'a, F: Float + Element> From<&'a Tensor<F>> for TensorTarget<'a, F> {
+    fn from(t: &'a Tensor<F>) -> Self {
         TensorTarget::Values(t)
     }
 }
 
-impl<'a> From<&'a Tensor<u32>> for TensorTarget<'a> {
+impl<'a, F: Float + Element> From<&'a Tensor<u32>> for TensorTarget<'a, F> {
     fn from(t: &'a Tensor<u32>) -> Self {
         TensorTarget::Classes(t)
     }

@@ -1056,7 +1056,7 @@ fn metrics_command_gives_every_metric() {
 // ---- bench -------------------------------------------------------------
 
 /// The op rows `lossgpu bench` times at every size.
-const BENCH_OPS: [&str; 16] = [
+const BENCH_OPS: [&str; 19] = [
     "sigmoid",
     "tanh",
     "swish",
@@ -1073,6 +1073,9 @@ const BENCH_OPS: [&str; 16] = [
     "mae",
     "quantile",
     "metrics (fused)",
+    "mse bf16",
+    "bce-logits bf16",
+    "cross-entropy m=10 bf16",
 ];
 
 /// A positive, finite number of seconds (or ratio).
@@ -1134,6 +1137,19 @@ fn check_bench_report(v: &Value, sizes: &[u64]) -> Vec<Value> {
     );
     positive(&summary["batch_cpu_separate_over_batched"], "summary batch");
     positive(&v["batch"]["cpu_separate_over_batched"], "cpu batch ratio");
+    // bf16 rows against their f32 rows: half the bytes, a measured time.
+    for (op, bytes) in [
+        ("mse", 0.5),
+        ("bce-logits", 0.5),
+        ("cross-entropy m=10", 2.4 / 4.4),
+    ] {
+        let half = &summary["bf16_over_f32"][op];
+        assert!(
+            (num(&half["bytes_read"]) - bytes).abs() < 1e-9,
+            "{op}: {half}"
+        );
+        positive(&half["cpu"], op);
+    }
     rows
 }
 
@@ -1291,6 +1307,10 @@ fn gpu_bench_times_every_column_against_the_ceilings() {
         &summary["metrics_over_mse"]["gpu_e2e"],
         "summary metrics/mse gpu",
     );
+    for op in ["mse", "bce-logits", "cross-entropy m=10"] {
+        positive(&summary["bf16_over_f32"][op]["gpu_resident"], op);
+        positive(&summary["bf16_over_f32"][op]["gpu_e2e"], op);
+    }
 }
 
 // ---- outputs -----------------------------------------------------------

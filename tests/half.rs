@@ -491,3 +491,72 @@ fn half_batches_give_each_loss_s_value() {
         }
     }
 }
+
+/// Resident half tensors stay 2 bytes a value: they read back exactly
+/// (odd lengths too), and a loss on them gives the bits of the same host
+/// halves, value and gradient, pointwise and over rows; an offender is
+/// named as its half value.
+fn check_resident<H: Half + lossgpu::Element>(dtype: &str) {
+    let mut rng = rng(&format!("half resident {dtype}"));
+    let cpu_engine = Engine::cpu();
+    for engine in engines(&cpu_engine) {
+        let name = engine.device_name();
+        for n in [1, 7, 257, 65_537] {
+            let p = half::<H>(&data(&mut rng, n));
+            let t = half::<H>(&(0..n).map(|_| rng.random::<f32>()).collect::<Vec<_>>());
+            let (pt, tt) = (engine.upload(&p).unwrap(), engine.upload(&t).unwrap());
+            assert_eq!(
+                engine.read(&pt).unwrap(),
+                p,
+                "{dtype} {name} n={n} read back"
+            );
+            for loss in [Loss::BceLogits, Loss::Mse] {
+                for reduction in [Reduction::Mean, Reduction::Sum] {
+                    let what = format!("{dtype} {name} n={n} {} {}", loss.name(), reduction.name());
+                    let (v, g) = engine
+                        .loss_and_grad_tensor(&loss, &pt, &tt, reduction)
+                        .unwrap();
+                    let (hv, hg) = engine
+                        .loss_and_grad(&loss, &LossInput::new(&p, &t), reduction)
+                        .unwrap();
+                    assert_eq!(v, hv, "{what}");
+                    same_bits(&what, &engine.read(&g).unwrap(), &hg);
+                }
+            }
+        }
+        let (rows, cols) = (129, 33);
+        let z = half::<H>(&data(&mut rng, rows * cols));
+        let classes: Vec<u32> = (0..rows)
+            .map(|_| rng.random_range(0..cols as u32))
+            .collect();
+        let zt = engine.upload_rows(&z, cols).unwrap();
+        let ct = engine.upload_classes(&classes).unwrap();
+        let what = format!("{dtype} {name} cross-entropy {rows}x{cols}");
+        let (v, g) = engine
+            .loss_and_grad_tensor(&Loss::CrossEntropy, &zt, &ct, Reduction::Mean)
+            .unwrap();
+        let host = LossInput::classes(&z, cols, &classes);
+        let (hv, hg) = engine
+            .loss_and_grad(&Loss::CrossEntropy, &host, Reduction::Mean)
+            .unwrap();
+        assert_eq!(v, hv, "{what}");
+        same_bits(&what, &engine.read(&g).unwrap(), &hg);
+        // The offender at an odd index of a half tensor.
+        let bad = half::<H>(&[0.0, 1.0, 0.5, 1.5, 0.25]);
+        let (x, y) = (engine.upload(&bad).unwrap(), engine.upload(&bad).unwrap());
+        assert_err(
+            engine.loss_tensor(&Loss::BceLogits, &x, &y, Reduction::Mean),
+            "target[3] = 1.5",
+        );
+    }
+}
+
+#[test]
+fn f16_resident_tensors() {
+    check_resident::<f16>("f16");
+}
+
+#[test]
+fn bf16_resident_tensors() {
+    check_resident::<bf16>("bf16");
+}

@@ -103,7 +103,7 @@ fn resident_inputs_are_validated() {
             engine.activation_tensor(&Activation::Relu, Pass::Backward, &p, None),
             "needs an upstream gradient",
         );
-        assert_err(engine.upload(&[]), "tensor is empty");
+        assert_err(engine.upload::<f32>(&[]), "tensor is empty");
     }
 }
 

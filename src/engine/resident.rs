@@ -7,6 +7,7 @@ use crate::cpu;
 use crate::error::{invalid, Result};
 use crate::gpu::Want;
 use crate::ops::activation::{Activation, Pass};
+use crate::ops::dtype::Float;
 use crate::ops::gradient::{Clip, GradStats};
 use crate::ops::input::{Lengths, LossInput, Target, TargetKind};
 use crate::ops::loss::Loss;
@@ -21,13 +22,15 @@ fn mixed() -> crate::Error {
 impl Engine {
     /// Copies `data` to the engine's device (or keeps it in host memory on
     /// the CPU backend) as an n×1 tensor, for operations that run in place.
-    pub fn upload(&self, data: &[f32]) -> Result<Tensor> {
+    /// f16 and bf16 values stay 2 bytes each (the loss kernels widen them
+    /// as they read).
+    pub fn upload<F: Float + Element>(&self, data: &[F]) -> Result<Tensor<F>> {
         self.upload_as(data, 1)
     }
 
     /// Copies n×m row-major scores (logits, distributions) to the device
     /// as an n×m tensor, the input of the row losses.
-    pub fn upload_rows(&self, data: &[f32], cols: usize) -> Result<Tensor> {
+    pub fn upload_rows<F: Float + Element>(&self, data: &[F], cols: usize) -> Result<Tensor<F>> {
         self.upload_as(data, cols)
     }
 
@@ -79,8 +82,8 @@ impl Engine {
         Ok(Tensor::new(TensorData::Gpu(buffer), len, 1))
     }
 
-    /// The values of a tensor, row-major.
-    pub fn read(&self, tensor: &Tensor) -> Result<Vec<f32>> {
+    /// The values of a tensor, row-major, in its own type.
+    pub fn read<T: Element>(&self, tensor: &Tensor<T>) -> Result<Vec<T>> {
         match (&self.inner, &tensor.data) {
             (Inner::Gpu(g), TensorData::Gpu(b)) => g.read_resident(b, tensor.len()),
             (_, TensorData::Cpu(v)) => Ok(v.clone()),
@@ -130,11 +133,11 @@ impl Engine {
     /// (`&Tensor` of values, `&Tensor<u32>` of class indices, or
     /// [`TensorTarget::None`]); the value comes back to the host, as
     /// [`Engine::loss`] gives it for the same values.
-    pub fn loss_tensor<'t>(
+    pub fn loss_tensor<'t, F: Float + Element>(
         &self,
         loss: &Loss,
-        pred: &Tensor,
-        target: impl Into<TensorTarget<'t>>,
+        pred: &Tensor<F>,
+        target: impl Into<TensorTarget<'t, F>>,
         reduction: Reduction,
     ) -> Result<LossValue> {
         let (value, _) = self.resident_loss(loss, pred, target.into(), reduction, Want::VALUE)?;
@@ -142,12 +145,12 @@ impl Engine {
     }
 
     /// The gradient of [`Engine::loss_tensor`] with respect to the
-    /// prediction, as a new resident tensor of its shape.
-    pub fn loss_grad_tensor<'t>(
+    /// prediction, as a new resident f32 tensor of its shape.
+    pub fn loss_grad_tensor<'t, F: Float + Element>(
         &self,
         loss: &Loss,
-        pred: &Tensor,
-        target: impl Into<TensorTarget<'t>>,
+        pred: &Tensor<F>,
+        target: impl Into<TensorTarget<'t, F>>,
         reduction: Reduction,
     ) -> Result<Tensor> {
         let (_, grad) = self.resident_loss(loss, pred, target.into(), reduction, Want::GRAD)?;
@@ -156,22 +159,22 @@ impl Engine {
 
     /// The value of [`Engine::loss_tensor`] and the resident gradient of
     /// [`Engine::loss_grad_tensor`] from one set of passes.
-    pub fn loss_and_grad_tensor<'t>(
+    pub fn loss_and_grad_tensor<'t, F: Float + Element>(
         &self,
         loss: &Loss,
-        pred: &Tensor,
-        target: impl Into<TensorTarget<'t>>,
+        pred: &Tensor<F>,
+        target: impl Into<TensorTarget<'t, F>>,
         reduction: Reduction,
     ) -> Result<(LossValue, Tensor)> {
         let (value, grad) = self.resident_loss(loss, pred, target.into(), reduction, Want::BOTH)?;
         Ok((value, gradient(grad)?))
     }
 
-    fn resident_loss(
+    fn resident_loss<F: Float + Element>(
         &self,
         loss: &Loss,
-        pred: &Tensor,
-        target: TensorTarget,
+        pred: &Tensor<F>,
+        target: TensorTarget<F>,
         reduction: Reduction,
         want: Want,
     ) -> Result<(LossValue, Option<Tensor>)> {
@@ -212,11 +215,11 @@ impl Engine {
                     }) => Some(b),
                     _ => return Err(mixed()),
                 };
-                let (value, grad) = g.loss_on_device(&call, p, t, want)?;
+                let (value, grad) = g.loss_on_device(&call, (p, t), F::DTYPE, want)?;
                 Ok((value, grad.map(|b| shaped(TensorData::Gpu(b)))))
             }
             (_, TensorData::Cpu(p)) => {
-                let target = match target {
+                let target: Target<F> = match target {
                     TensorTarget::None => Target::None,
                     TensorTarget::Values(Tensor {
                         data: TensorData::Cpu(v),
@@ -228,13 +231,15 @@ impl Engine {
                     }) => Target::Classes(c),
                     _ => return Err(mixed()),
                 };
-                let input = LossInput {
+                let halves = LossInput {
                     pred: p,
                     cols: pred.cols,
                     target,
                     weights: None,
                     options: Default::default(),
                 };
+                let widened = halves.widen();
+                let input = widened.input();
                 if !want.grad {
                     return Ok((cpu::parallel::loss_value(&call, &input)?, None));
                 }

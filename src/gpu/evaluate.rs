@@ -493,14 +493,14 @@ impl Gpu {
     pub(crate) fn loss_on_device(
         &self,
         call: &Call,
-        pred: &wgpu::Buffer,
-        target: Option<&wgpu::Buffer>,
+        (pred, target): (&wgpu::Buffer, Option<&wgpu::Buffer>),
+        dtype: DType,
         want: Want,
     ) -> Result<(LossValue, Option<wgpu::Buffer>)> {
         self.ctx.scoped(|| {
             let mut encoder = self.encoder();
             let plain = ClassOptions::default();
-            let buffers = ((pred, target, None), Dtypes::F32);
+            let buffers = ((pred, target, None), Dtypes::all(dtype));
             let mut p = self.encode_on(&mut encoder, call, buffers, want, &plain)?;
             let grad = p.grad.take();
             let bytes = submit_and_read(&self.ctx, encoder, &p.parts())?;
@@ -509,12 +509,13 @@ impl Gpu {
             let loss = &call.loss;
             if slots[0] != u32::MAX {
                 let i = slots[0] as usize;
-                let v = self.read_resident_at(pred, i)?;
+                let v = self.read_resident_at(pred, i, dtype)?;
                 return Err(loss.domain_error("pred", call.pred_domain(), i, v));
             }
             if let (Some(t), true) = (target, slots[1] != u32::MAX) {
                 let i = slots[1] as usize;
-                let v = self.read_resident_at(t, i)?;
+                let classes = call.target == TargetKind::Classes;
+                let v = self.read_resident_at(t, i, if classes { DType::F32 } else { dtype })?;
                 return Err(match call.target {
                     TargetKind::Classes => class_error(loss, i, v.to_bits(), call.shape.cols),
                     _ => loss.domain_error("target", call.target_domain(), i, v),
@@ -567,12 +568,21 @@ impl Gpu {
     }
 
     /// One value of a resident buffer (to name an offender in an error).
-    fn read_resident_at(&self, buffer: &wgpu::Buffer, i: usize) -> Result<f32> {
+    /// Value i of a resident buffer of `dtype` (to name an offender in an
+    /// error): its aligned word is copied, and a half value widened.
+    fn read_resident_at(&self, buffer: &wgpu::Buffer, i: usize, dtype: DType) -> Result<f32> {
         let one = output(&self.ctx, 1, "offender")?;
         let mut encoder = self.encoder();
-        encoder.copy_buffer_to_buffer(buffer, i as u64 * 4, &one, 0, 4);
+        let byte = (i * dtype.size()) as u64;
+        encoder.copy_buffer_to_buffer(buffer, byte & !3, &one, 0, 4);
         let bytes = submit_and_read(&self.ctx, encoder, &[(&one, 4)])?;
-        Ok(to_f32(&bytes[0], 1)[0])
+        let at = (byte & 3) as usize;
+        let half = u16::from_le_bytes([bytes[0][at], bytes[0][at + 1]]);
+        Ok(match dtype {
+            DType::F32 => to_f32(&bytes[0], 1)[0],
+            DType::F16 => crate::f16::from_bits(half).to_f32(),
+            DType::Bf16 => crate::bf16::from_bits(half).to_f32(),
+        })
     }
 
     /// Turns the first offending index found by the kernels into the same

@@ -37,20 +37,35 @@ impl StatsEntry {
 
 impl Gpu {
     /// A read-write storage buffer holding `data`, readable back.
+    /// A device buffer holding `data` as it is (2 bytes a half value),
+    /// padded to whole vec4s.
     pub fn upload_resident<T: bytemuck::Pod>(&self, data: &[T]) -> Result<wgpu::Buffer> {
         self.ctx.scoped(|| {
             let out = output(&self.ctx, data.len(), "tensor")?;
-            self.ctx
-                .queue
-                .write_buffer(&out, 0, bytemuck::cast_slice(data));
+            let bytes: &[u8] = bytemuck::cast_slice(data);
+            // Copies are whole 4-byte words: an odd count of halves is padded.
+            let whole = bytes.len() & !3;
+            self.ctx.queue.write_buffer(&out, 0, &bytes[..whole]);
+            if whole < bytes.len() {
+                let mut last = [0u8; 4];
+                last[..bytes.len() - whole].copy_from_slice(&bytes[whole..]);
+                self.ctx.queue.write_buffer(&out, whole as u64, &last);
+            }
             Ok(out)
         })
     }
 
-    pub fn read_resident(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
+    /// The first `len` values of a resident buffer of `T`.
+    pub fn read_resident<T: bytemuck::Pod>(
+        &self,
+        buffer: &wgpu::Buffer,
+        len: usize,
+    ) -> Result<Vec<T>> {
         self.ctx.scoped(|| {
-            let bytes = submit_and_read(&self.ctx, self.encoder(), &[(buffer, len as u64 * 4)])?;
-            Ok(to_f32(&bytes[0], len))
+            let size = (len * std::mem::size_of::<T>()) as u64;
+            let bytes =
+                submit_and_read(&self.ctx, self.encoder(), &[(buffer, size.div_ceil(4) * 4)])?;
+            Ok(bytemuck::pod_collect_to_vec(&bytes[0][..size as usize]))
         })
     }
 

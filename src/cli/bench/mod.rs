@@ -11,7 +11,9 @@
 //! figures are shown as fractions of: the adapter's buffer-to-buffer copy and
 //! minimal read kernel (`lossgpu::probe::Probe`), and the host's
 //! single-pass read, on one thread and on all cores. A batch row times 64
-//! small losses as one `loss_batch` against 64 `loss` calls. The report
+//! small losses as one `loss_batch` against 64 `loss` calls; three bf16
+//! rows (mse, bce-logits, cross-entropy on bf16 inputs, 2 bytes a value)
+//! are set against their f32 rows in the summary. The report
 //! opens with a short summary of ratios at the largest size; it measures and
 //! compares, it does not judge.
 //!
@@ -155,6 +157,7 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
                 cpu: cpu_time,
                 auto: auto_time,
                 max_err: err,
+                f32_twin: op.f32_twin(),
             });
             bar.inc(1);
         }
@@ -208,9 +211,10 @@ impl Results<'_> {
 }
 
 /// Host bytes per element at the peak of a size: the inputs (x, t and the
-/// class indices), the CPU's and the GPU's outputs, the f64 comparison
-/// copies, and lavapipe's device memory, which is host memory.
-const BYTES_PER_ELEMENT: u64 = 64;
+/// class indices, and their bf16 copies), the CPU's and the GPU's outputs,
+/// the f64 comparison copies, and lavapipe's device memory, which is host
+/// memory.
+const BYTES_PER_ELEMENT: u64 = 72;
 
 /// Refuses, before anything is allocated, a size this machine's memory
 /// cannot hold: one line instead of an aborted allocation.

@@ -5,8 +5,8 @@ use super::timing::{time, Timing};
 use super::{BATCH, BATCH_N, CLASSES};
 use crate::cli::io::reserve;
 use lossgpu::{
-    Activation, ActivationParams, ClassTensor, Engine, Error, Loss, LossInput, Pass, Reduction,
-    Result, Tensor,
+    bf16, Activation, ActivationParams, ClassTensor, Engine, Error, Loss, LossInput, Pass,
+    Reduction, Result, Tensor,
 };
 use std::hint::black_box;
 
@@ -15,6 +15,9 @@ pub(super) struct Data {
     pub(super) x: Vec<f32>,
     pub(super) t: Vec<f32>,
     pub(super) classes: Vec<u32>,
+    /// x and t rounded to bf16, for the bf16 rows.
+    pub(super) xb: Vec<bf16>,
+    pub(super) tb: Vec<bf16>,
 }
 
 pub(super) fn data(n: usize) -> Result<Data> {
@@ -31,7 +34,16 @@ pub(super) fn data(n: usize) -> Result<Data> {
     x.extend((0..n).map(|_| (next() - 0.5) * 8.0));
     t.extend((0..n).map(|_| next()));
     classes.extend((0..n / CLASSES).map(|_| (next() * CLASSES as f32) as u32 % CLASSES as u32));
-    Ok(Data { x, t, classes })
+    let (mut xb, mut tb) = (reserve(n)?, reserve(n)?);
+    xb.extend(x.iter().map(|&v| bf16::from_f32(v)));
+    tb.extend(t.iter().map(|&v| bf16::from_f32(v)));
+    Ok(Data {
+        x,
+        t,
+        classes,
+        xb,
+        tb,
+    })
 }
 
 /// What an operation returns, compared GPU against CPU after the timing.
@@ -57,6 +69,8 @@ pub(super) enum Op {
     Loss(Loss, bool),
     /// `Engine::regression_metrics`: eight metrics in one pass.
     Metrics,
+    /// The mean loss on bf16 inputs (2 bytes a value).
+    Bf16(Loss),
 }
 
 impl Op {
@@ -69,22 +83,33 @@ impl Op {
             }
             Op::Loss(l, g) => format!("{}{}", l.name(), if *g { " grad" } else { "" }),
             Op::Metrics => "metrics (fused)".to_string(),
+            Op::Bf16(l) => format!("{} bf16", Op::Loss(*l, false).name()),
+        }
+    }
+
+    /// The f32 row a bf16 row reads twice the bytes of.
+    pub(super) fn f32_twin(&self) -> Option<String> {
+        match self {
+            Op::Bf16(l) => Some(Op::Loss(*l, false).name()),
+            _ => None,
         }
     }
 
     /// Elements processed at size n (whole rows for cross-entropy).
     pub(super) fn elements(&self, n: usize) -> usize {
         match self {
-            Op::Loss(Loss::CrossEntropy, _) => n / CLASSES * CLASSES,
+            Op::Loss(Loss::CrossEntropy, _) | Op::Bf16(Loss::CrossEntropy) => n / CLASSES * CLASSES,
             _ => n,
         }
     }
 
-    /// Input tensors of n values read, for the ceilings: cross-entropy reads
-    /// its scores and n/10 class indices, counted as one tensor.
+    /// Input tensors of n f32 values read, for the ceilings: cross-entropy
+    /// reads its scores and n/10 class indices, counted as one tensor; two
+    /// bf16 inputs are the bytes of one f32 tensor (and bf16 cross-entropy,
+    /// about half of one, is counted as one).
     pub(super) fn inputs(&self) -> usize {
         match self {
-            Op::Act(..) | Op::Loss(Loss::CrossEntropy, _) => 1,
+            Op::Act(..) | Op::Loss(Loss::CrossEntropy, _) | Op::Bf16(_) => 1,
             _ => 2,
         }
     }
@@ -99,6 +124,11 @@ impl Op {
             }
             Op::Loss(_, g) => 8 * n + if *g { 4 * n } else { 0 },
             Op::Metrics => 8 * n,
+            Op::Bf16(Loss::CrossEntropy) => {
+                let n = self.elements(n);
+                2 * n + 4 * n / CLASSES
+            }
+            Op::Bf16(_) => 4 * n,
         }
     }
 
@@ -127,6 +157,18 @@ impl Op {
                 Out::F64(vec![
                     m.mse, m.rmse, m.mae, m.mape, m.smape, m.huber, m.log_cosh, m.quantile,
                 ])
+            }
+            Op::Bf16(l) => {
+                let rows = d.classes.len();
+                let v = match l {
+                    Loss::CrossEntropy => engine.loss(
+                        l,
+                        &LossInput::classes(&d.xb[..rows * CLASSES], CLASSES, &d.classes),
+                        Reduction::Mean,
+                    )?,
+                    _ => engine.loss(l, &LossInput::new(&d.xb, &d.tb), Reduction::Mean)?,
+                };
+                Out::F64(vec![v.scalar().unwrap_or(f64::NAN)])
             }
         })
     }
@@ -168,6 +210,18 @@ impl Op {
                     "the metrics have no resident path".into(),
                 ))
             }
+            Op::Bf16(l @ Loss::CrossEntropy) => drop(black_box(engine.loss_tensor(
+                l,
+                &r.logits_b,
+                &r.classes,
+                Reduction::Mean,
+            )?)),
+            Op::Bf16(l) => drop(black_box(engine.loss_tensor(
+                l,
+                &r.xb,
+                &r.tb,
+                Reduction::Mean,
+            )?)),
         }
         Ok(())
     }
@@ -180,6 +234,9 @@ pub(super) struct Resident {
     pub(super) t: Tensor,
     pub(super) logits: Tensor,
     pub(super) classes: ClassTensor,
+    pub(super) xb: Tensor<bf16>,
+    pub(super) tb: Tensor<bf16>,
+    pub(super) logits_b: Tensor<bf16>,
 }
 
 impl Resident {
@@ -189,6 +246,9 @@ impl Resident {
             t: g.upload(&d.t)?,
             logits: g.upload_rows(&d.x[..d.classes.len() * CLASSES], CLASSES)?,
             classes: g.upload_classes(&d.classes)?,
+            xb: g.upload(&d.xb)?,
+            tb: g.upload(&d.tb)?,
+            logits_b: g.upload_rows(&d.xb[..d.classes.len() * CLASSES], CLASSES)?,
         })
     }
 }
@@ -216,6 +276,8 @@ pub(super) fn ops() -> Result<Vec<Op>> {
     ops.push(Op::Loss(Loss::Mae, false));
     ops.push(Op::Loss(Loss::Quantile { gamma: 0.5 }, false));
     ops.push(Op::Metrics);
+    // bf16 inputs: half the bytes of the f32 rows above.
+    ops.extend([Loss::Mse, Loss::BceLogits, Loss::CrossEntropy].map(Op::Bf16));
     Ok(ops)
 }
 

@@ -20,6 +20,8 @@ pub(super) struct Row {
     pub(super) cpu: Timing,
     pub(super) auto: Option<Timing>,
     pub(super) max_err: Option<f64>,
+    /// The f32 row of a bf16 row.
+    pub(super) f32_twin: Option<String>,
 }
 
 impl Row {

@@ -93,6 +93,39 @@ pub(super) fn summary(res: &Results) -> (Value, String) {
         ));
     }
 
+    // bf16 inputs against the same loss on f32 inputs: half the bytes read.
+    let mut halves = Vec::new();
+    for r in &at_n {
+        let Some(f32_row) = r.f32_twin.as_deref().and_then(row) else {
+            continue;
+        };
+        let bytes = r.bytes as f64 / f32_row.bytes as f64;
+        let times = [
+            ("gpu_resident", ratio(r.resident, f32_row.resident)),
+            ("gpu_e2e", ratio(r.e2e, f32_row.e2e)),
+            ("cpu", ratio(Some(r.cpu), Some(f32_row.cpu))),
+        ];
+        let mut fields = vec![("bytes_read".to_string(), Value::Num(bytes))];
+        fields.extend(
+            times
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.map_or(Value::Null, Value::Num))),
+        );
+        halves.push((f32_row.op.clone(), Value::Object(fields)));
+        let shown: Vec<String> = times
+            .iter()
+            .filter_map(|(k, v)| Some(format!("{:.2}× {}", (*v)?, k.replace('_', " "))))
+            .collect();
+        text.push(format!(
+            "  {} on bf16 reads {bytes:.2}× the bytes of f32 and takes {}",
+            f32_row.op,
+            shown.join(", ")
+        ));
+    }
+    if !halves.is_empty() {
+        json.push(("bf16_over_f32".into(), Value::Object(halves)));
+    }
+
     // The CPU backend against the host's plain read of the same slices.
     if let Some(f) = row("mse").and_then(frac) {
         if let (Some(one), Some(all)) = (f.cpu_host_one, f.cpu_host_all) {
