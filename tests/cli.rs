@@ -2524,3 +2524,180 @@ fn pos_weight_from_the_command_line() {
         "{line}"
     );
 }
+
+// ---- half precision --------------------------------------------------
+
+/// An .npy of 2-byte values under `descr` (`<f2`, `<V2`, `|V2`).
+fn write_half_npy(dir: &Path, name: &str, descr: &str, bits: &[u16], shape: &[usize]) {
+    let shape = match shape {
+        [n] => format!("({n},)"),
+        [r, c] => format!("({r}, {c})"),
+        _ => unreachable!(),
+    };
+    let mut dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + dict.len() + 1) % 64 != 0 {
+        dict.push(' ');
+    }
+    dict.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+    out.extend_from_slice(dict.as_bytes());
+    out.extend(bits.iter().flat_map(|b| b.to_le_bytes()));
+    std::fs::write(dir.join(name), out).unwrap();
+}
+
+/// (descr, 2-byte values) of an .npy of 2-byte values.
+fn read_half_npy(path: &Path) -> (String, Vec<u16>) {
+    let bytes = std::fs::read(path).unwrap();
+    let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let dict = std::str::from_utf8(&bytes[10..10 + len]).unwrap();
+    let descr = dict.split('\'').nth(3).unwrap().to_string();
+    let data = bytes[10 + len..]
+        .chunks_exact(2)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    (descr, data)
+}
+
+/// bf16 files (`<V2` and `|V2`, as numpy saves ml_dtypes.bfloat16) and f16
+/// files (`<f2`) give the library's value on those halves, `--dtype`
+/// reinterprets every 2-byte file, and `--out-dtype` writes f16 (`<f2`) or
+/// bf16 (`<V2`) rounded to nearest even, ties included.
+#[test]
+fn half_files_and_out_dtype() {
+    use lossgpu::{bf16, f16, Engine, Loss, LossInput, Reduction};
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let n = 37;
+    let z: Vec<bf16> = (0..n)
+        .map(|i| bf16::from_f32((i as f32 - 18.0) * 0.37))
+        .collect();
+    let y: Vec<bf16> = (0..n)
+        .map(|i| bf16::from_f32((i % 3) as f32 / 2.0))
+        .collect();
+    let bits = |v: &[bf16]| v.iter().map(|x| x.to_bits()).collect::<Vec<u16>>();
+    write_half_npy(d, "z.npy", "<V2", &bits(&z), &[n]);
+    write_half_npy(d, "y.npy", "|V2", &bits(&y), &[n]);
+    // The same bits as f16 data.
+    write_half_npy(d, "zf.npy", "<f2", &bits(&z), &[n]);
+    write_half_npy(d, "yf.npy", "<f2", &bits(&y), &[n]);
+    let cpu = Engine::cpu();
+    let want = |input: LossInput<bf16>| {
+        cpu.loss(&Loss::Mse, &input, Reduction::Mean)
+            .unwrap()
+            .scalar()
+            .unwrap()
+    };
+    let bf = want(LossInput::new(&z, &y));
+    let as_f16: Vec<f16> = bits(&z).iter().map(|&b| f16::from_bits(b)).collect();
+    let yf16: Vec<f16> = bits(&y).iter().map(|&b| f16::from_bits(b)).collect();
+    let f16_want = cpu
+        .loss(&Loss::Mse, &LossInput::new(&as_f16, &yf16), Reduction::Mean)
+        .unwrap()
+        .scalar()
+        .unwrap();
+    for backend in ["cpu", "gpu"] {
+        if backend == "gpu" && !gpu_available() {
+            continue;
+        }
+        let b = ["--backend", backend];
+        let run = |extra: &[&str], p: &str, t: &str| {
+            let args = [&["loss", "mse", "--pred", p, "--target", t][..], extra, &b].concat();
+            let v = ok_json(d, &args);
+            // The engine ran on the halves as they are.
+            let dtype = match extra {
+                ["--dtype", h] => h.to_string(),
+                _ if p == "z.npy" => "bf16".into(),
+                _ => "f16".into(),
+            };
+            assert_eq!(v["dtype"], dtype.as_str(), "{args:?}");
+            v["value"].as_f64().unwrap()
+        };
+        let close = |a: f64, b: f64, what: &str| {
+            assert!(
+                (a - b).abs() <= 1e-6 * b.abs(),
+                "{backend} {what}: {a} vs {b}"
+            )
+        };
+        close(run(&[], "z.npy", "y.npy"), bf, "bf16 files");
+        close(run(&[], "zf.npy", "yf.npy"), f16_want, "f16 files");
+        close(
+            run(&["--dtype", "bf16"], "zf.npy", "yf.npy"),
+            bf,
+            "--dtype bf16 on <f2",
+        );
+        close(
+            run(&["--dtype", "f16"], "z.npy", "y.npy"),
+            f16_want,
+            "--dtype f16 on <V2",
+        );
+    }
+    // Read in chunks, bf16 files give the whole file's value.
+    let args = [
+        "loss",
+        "mse",
+        "--pred",
+        "z.npy",
+        "--target",
+        "y.npy",
+        "--backend",
+        "cpu",
+    ];
+    let parts = json_chunked(d, &args, "10");
+    assert!(
+        (parts["value"].as_f64().unwrap() - bf).abs() <= 1e-6 * bf.abs(),
+        "{parts}"
+    );
+    // Ties between halves round to the even one.
+    let ties: [f32; 4] = [
+        1.0 + 2f32.powi(-11),       // f16: 1.0
+        1.0 + 3.0 * 2f32.powi(-11), // f16: 1 + 2^-9
+        1.0 + 2f32.powi(-8),        // bf16: 1.0
+        1.0 + 3.0 * 2f32.powi(-8),  // bf16: 1 + 2^-6
+    ];
+    std::fs::write(
+        d.join("x.csv"),
+        ties.iter().map(|v| format!("{v:e}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let relu = ["activation", "relu", "--input", "x.csv", "--backend", "cpu"];
+    ok(
+        d,
+        &[&relu[..], &["--out", "h.npy", "--out-dtype", "f16"]].concat(),
+    );
+    ok(
+        d,
+        &[&relu[..], &["--out", "b.npy", "--out-dtype", "bf16"]].concat(),
+    );
+    let (descr, h) = read_half_npy(&d.join("h.npy"));
+    assert_eq!(descr, "<f2");
+    let want: Vec<u16> = ties.iter().map(|&v| f16::from_f32(v).to_bits()).collect();
+    assert_eq!(h, want);
+    assert_eq!(f16::from_bits(h[0]).to_f32(), 1.0);
+    assert_eq!(f16::from_bits(h[1]).to_f32(), 1.0 + 2f32.powi(-9));
+    let (descr, b) = read_half_npy(&d.join("b.npy"));
+    assert_eq!(descr, "<V2");
+    assert_eq!(bf16::from_bits(b[2]).to_f32(), 1.0);
+    assert_eq!(bf16::from_bits(b[3]).to_f32(), 1.0 + 2f32.powi(-6));
+    // A gradient written in bf16 is the f32 gradient rounded.
+    let grad = [
+        "loss",
+        "bce-logits",
+        "--pred",
+        "z.npy",
+        "--target",
+        "y.npy",
+        "--backend",
+        "cpu",
+    ];
+    ok(d, &[&grad[..], &["--grad-out", "g32.npy"]].concat());
+    ok(
+        d,
+        &[&grad[..], &["--grad-out", "g16.npy", "--out-dtype", "bf16"]].concat(),
+    );
+    let (g32, _) = read_npy(&d.join("g32.npy"));
+    let (descr, g16) = read_half_npy(&d.join("g16.npy"));
+    assert_eq!(descr, "<V2");
+    let want: Vec<u16> = g32.iter().map(|&v| bf16::from_f32(v).to_bits()).collect();
+    assert_eq!(g16, want);
+}

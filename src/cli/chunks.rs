@@ -105,7 +105,8 @@ impl NpyChunks {
         let integer = matches!(self.kind, Kind::I32 | Kind::I64);
         for (i, b) in self.bytes.chunks_exact(size).enumerate() {
             let v = match self.kind {
-                Kind::F16 => half::f16::from_le_bytes([b[0], b[1]]).to_f64(),
+                Kind::F16 => lossgpu::f16::from_le_bytes([b[0], b[1]]).to_f64(),
+                Kind::Bf16 => lossgpu::bf16::from_le_bytes([b[0], b[1]]).to_f64(),
                 Kind::F32 => f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64,
                 Kind::I32 => i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64,
                 Kind::F64 => f64::from_le_bytes(b.try_into().unwrap_or([0; 8])),
@@ -139,22 +140,25 @@ impl NpyChunks {
 pub struct NpyOut {
     file: Durable,
     bytes: Vec<u8>,
+    dtype: lossgpu::DType,
 }
 
 impl NpyOut {
+    /// An `.npy` of `--out-dtype` (f32 by default).
     pub fn create(path: &str, dims: &[usize]) -> Result<NpyOut> {
+        let dtype = super::dtypes::out();
         let mut file = Durable::create(path)?;
-        file.write(&npy::f32_header(dims))?;
+        file.write(&npy::header(super::dtypes::descr(dtype), dims))?;
         Ok(NpyOut {
             file,
             bytes: Vec::new(),
+            dtype,
         })
     }
 
     pub fn write(&mut self, values: &[f32]) -> Result<()> {
         self.bytes.clear();
-        self.bytes
-            .extend(values.iter().flat_map(|v| v.to_le_bytes()));
+        super::dtypes::encode(values, self.dtype, &mut self.bytes);
         self.file.write(&self.bytes)
     }
 

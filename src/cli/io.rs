@@ -17,6 +17,8 @@ pub struct Array {
     pub dims: Vec<usize>,
     /// Read from an integer dtype.
     pub integer: bool,
+    /// Read from a 2-byte float file, of this type.
+    pub half: Option<lossgpu::DType>,
     /// The path as the user wrote it, for messages.
     pub path: String,
 }
@@ -194,6 +196,7 @@ fn read_bytes(path: &str) -> Result<Vec<u8>> {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     F16,
+    Bf16,
     F32,
     F64,
     I32,
@@ -203,14 +206,20 @@ pub enum Kind {
 impl Kind {
     /// The kind of a numpy dtype string, e.g. `<f4`.
     fn of(descr: &str) -> std::result::Result<Kind, String> {
-        let expected = "expected little-endian float16, float32, float64, int32 or int64";
+        let expected =
+            "expected little-endian float16, bfloat16 (<V2), float32, float64, int32 or int64";
+        let half = |void| match super::dtypes::half_of(void) {
+            lossgpu::DType::Bf16 => Kind::Bf16,
+            _ => Kind::F16,
+        };
         let shown = npy_quote(descr);
         let (order, code) = descr.split_at(descr.len().min(1));
         match (order, code) {
             (">", _) => Err(format!(
                 "big-endian dtype {shown} is not supported (save it little-endian)"
             )),
-            ("<" | "=", "f2") => Ok(Kind::F16),
+            ("<" | "=", "f2") => Ok(half(false)),
+            ("<" | "=" | "|", "V2") => Ok(half(true)),
             ("<" | "=", "f4") => Ok(Kind::F32),
             ("<" | "=", "f8") => Ok(Kind::F64),
             ("<" | "=", "i4") => Ok(Kind::I32),
@@ -221,7 +230,7 @@ impl Kind {
 
     pub fn size(self) -> usize {
         match self {
-            Kind::F16 => 2,
+            Kind::F16 | Kind::Bf16 => 2,
             Kind::F32 | Kind::I32 => 4,
             Kind::F64 | Kind::I64 => 8,
         }
@@ -297,7 +306,10 @@ fn read_npy(path: &str, bytes: &[u8]) -> Result<Array> {
     let body = &body[..count as usize * size];
     let named = |e: Error| bad(e.to_string());
     let data: Vec<f64> = match kind {
-        Kind::F16 => le_values(body, |b| half::f16::from_le_bytes(b).to_f64()).map_err(named)?,
+        Kind::F16 => le_values(body, |b| lossgpu::f16::from_le_bytes(b).to_f64()).map_err(named)?,
+        Kind::Bf16 => {
+            le_values(body, |b| lossgpu::bf16::from_le_bytes(b).to_f64()).map_err(named)?
+        }
         Kind::F32 => le_values(body, |b| f32::from_le_bytes(b) as f64).map_err(named)?,
         Kind::F64 => le_values(body, f64::from_le_bytes).map_err(named)?,
         Kind::I32 => le_values(body, |b| i32::from_le_bytes(b) as f64).map_err(named)?,
@@ -319,6 +331,11 @@ fn read_npy(path: &str, bytes: &[u8]) -> Result<Array> {
         data,
         dims,
         integer: matches!(kind, Kind::I32 | Kind::I64),
+        half: match kind {
+            Kind::F16 => Some(lossgpu::DType::F16),
+            Kind::Bf16 => Some(lossgpu::DType::Bf16),
+            _ => None,
+        },
         path: path.to_string(),
     })
 }
@@ -374,6 +391,7 @@ fn read_csv(path: &str, bytes: &[u8]) -> Result<Array> {
         data,
         dims,
         integer: false,
+        half: None,
         path: path.to_string(),
     })
 }

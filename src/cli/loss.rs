@@ -14,7 +14,8 @@ use super::output::{Report, Value};
 use super::streamed::TargetFile;
 use super::{add_engine, add_underflow, chunks, open_engine, streamed, BackendChoice};
 use lossgpu::{
-    Error, Loss, LossInput, LossOptions, LossParams, Reduction, Result, Target, LOSS_NAMES,
+    bf16, f16, DType, Error, Float, Loss, LossInput, LossOptions, LossParams, LossValue, Reduction,
+    Result, Target, LOSS_NAMES,
 };
 
 #[derive(Debug, clap::Args)]
@@ -241,14 +242,27 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
     // Every input is checked before a device is opened.
     lossgpu::cpu::validate_call(&loss, &input, reduction).map_err(name_file)?;
     let engine = open_engine(backend)?;
-    // With --grad-out, the value and the gradient come from one set of passes.
-    let (value, grad) = match &args.grad_out {
-        Some(_) => engine
-            .loss_and_grad(&loss, &input, reduction)
-            .map(|(value, grad)| (value, Some(grad))),
-        None => engine
-            .loss(&loss, &input, reduction)
-            .map(|value| (value, None)),
+    // Half files the engine reads as they are (2 bytes a value on the GPU):
+    // the same values as the f32 input just checked.
+    let float_inputs = [
+        Some(&pred),
+        target
+            .as_ref()
+            .filter(|_| matches!(owned, Owned::Values(_))),
+        weights.as_ref(),
+    ];
+    let grad = args.grad_out.is_some();
+    let half = shared_half(&float_inputs);
+    let (value, grad) = match half {
+        Some(DType::F16) => {
+            let halves = Narrowed::<f16>::of(&input);
+            evaluate(&engine, &loss, &halves.input(&input), reduction, grad)
+        }
+        Some(DType::Bf16) => {
+            let halves = Narrowed::<bf16>::of(&input);
+            evaluate(&engine, &loss, &halves.input(&input), reduction, grad)
+        }
+        _ => evaluate(&engine, &loss, &input, reduction, grad),
     }
     .map_err(name_file)?;
     if let (Some(out), Some(per_sample)) = (&args.out, value.per_sample()) {
@@ -274,6 +288,9 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
         ),
     }
     report.int("n", n);
+    if let Some(h) = half {
+        report.str("dtype", h.name());
+    }
     let underflowed: usize = [Some(&pred), target.as_ref(), weights.as_ref()]
         .iter()
         .flatten()
@@ -288,6 +305,84 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
         report.text_only("grad_out", grad_out.clone());
     }
     Ok(report)
+}
+
+/// The half type every given float file shares, if each is one.
+fn shared_half(arrays: &[Option<&Array>]) -> Option<DType> {
+    let mut given = arrays.iter().flatten().map(|a| a.half);
+    let first = given.next()??;
+    given.all(|h| h == Some(first)).then_some(first)
+}
+
+/// An input's values in `H`, exactly (they were read from `H` files).
+struct Narrowed<H> {
+    pred: Vec<H>,
+    target: Option<Vec<H>>,
+    weights: Option<Vec<H>>,
+}
+
+impl<H: HalfValue> Narrowed<H> {
+    fn of(input: &LossInput) -> Self {
+        let to = |v: &[f32]| v.iter().map(|&x| H::exact(x)).collect::<Vec<H>>();
+        Narrowed {
+            pred: to(input.pred),
+            target: match input.target {
+                Target::Values(t) => Some(to(t)),
+                _ => None,
+            },
+            weights: input.weights.map(to),
+        }
+    }
+
+    /// `base` with these values.
+    fn input<'a>(&'a self, base: &LossInput<'a>) -> LossInput<'a, H> {
+        LossInput {
+            pred: &self.pred,
+            cols: base.cols,
+            target: match (base.target, &self.target) {
+                (Target::Values(_), Some(t)) => Target::Values(t),
+                (Target::Classes(c), _) => Target::Classes(c),
+                _ => Target::None,
+            },
+            weights: self.weights.as_deref(),
+            options: base.options,
+        }
+    }
+}
+
+/// f16 or bf16, from an f32 that holds one exactly.
+trait HalfValue: Float {
+    fn exact(v: f32) -> Self;
+}
+
+impl HalfValue for f16 {
+    fn exact(v: f32) -> Self {
+        f16::from_f32(v)
+    }
+}
+
+impl HalfValue for bf16 {
+    fn exact(v: f32) -> Self {
+        bf16::from_f32(v)
+    }
+}
+
+/// The loss and, with `grad`, its gradient from one set of passes.
+fn evaluate<F: Float>(
+    engine: &lossgpu::Engine,
+    loss: &Loss,
+    input: &LossInput<F>,
+    reduction: Reduction,
+    grad: bool,
+) -> Result<(LossValue, Option<Vec<f32>>)> {
+    match grad {
+        true => engine
+            .loss_and_grad(loss, input, reduction)
+            .map(|(value, grad)| (value, Some(grad))),
+        false => engine
+            .loss(loss, input, reduction)
+            .map(|value| (value, None)),
+    }
 }
 
 /// How this call reads its inputs in chunks, where it does: `.npy` files

@@ -6,6 +6,7 @@ mod activation;
 mod bench;
 mod chunks;
 mod devices;
+mod dtypes;
 mod gradient;
 mod io;
 mod loss;
@@ -36,6 +37,14 @@ pub struct Cli {
     /// Output on stdout: readable lines, or exactly one JSON object.
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     format: Format,
+
+    /// How every 2-byte float input is read (default: <f2 is f16, <V2 and |V2 bf16).
+    #[arg(long, global = true, value_enum)]
+    dtype: Option<dtypes::Half>,
+
+    /// The dtype of every array written (f16 as <f2, bf16 as <V2; rounded to nearest even).
+    #[arg(long, global = true, value_enum, default_value_t = dtypes::Out::F32)]
+    out_dtype: dtypes::Out,
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,6 +77,7 @@ enum BackendChoice {
 /// Runs the parsed command and prints its report.
 pub fn run(cli: Cli) -> Result<()> {
     let backend = cli.backend;
+    dtypes::set(cli.dtype, cli.out_dtype);
     let report = match cli.command {
         Command::Devices => devices::run(backend)?,
         Command::Activation(args) => activation::run(args, backend)?,

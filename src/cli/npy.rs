@@ -287,7 +287,7 @@ fn header_from(items: Vec<(Literal, Literal)>, data_offset: usize) -> Parsed<Hea
 
 /// A version 1.0 header for little-endian f32 data of `dims`, padded with
 /// spaces to a multiple of 64 bytes as numpy writes it.
-pub fn f32_header(dims: &[usize]) -> Vec<u8> {
+pub fn header(descr: &str, dims: &[usize]) -> Vec<u8> {
     let shape = match dims {
         [n] => format!("({n},)"),
         _ => format!(
@@ -298,7 +298,7 @@ pub fn f32_header(dims: &[usize]) -> Vec<u8> {
                 .join(", ")
         ),
     };
-    let mut dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+    let mut dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
     let unpadded = MAGIC.len() + 4 + dict.len() + 1;
     dict.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
     dict.push('\n');
@@ -341,7 +341,7 @@ mod tests {
     #[test]
     fn the_writer_s_header_reads_back() {
         for dims in [vec![1], vec![7], vec![3, 5], vec![123456789, 2]] {
-            let bytes = f32_header(&dims);
+            let bytes = header("<f4", &dims);
             assert_eq!(bytes.len() % 64, 0);
             let h = parse_header(&bytes).unwrap();
             assert_eq!(h.data_offset, bytes.len());
