@@ -4,6 +4,8 @@
 
 override OP: u32;      // an ACT_* id
 override PASS: u32;    // a PASS_* id
+override X_DTYPE: u32 = 0u;         // a DTYPE_* id of x and of upstream
+override UPSTREAM_DTYPE: u32 = 0u;
 
 struct ActParams {
     n4: u32,        // vec4s in this chunk
@@ -17,8 +19,9 @@ struct ActParams {
 }
 
 @group(0) @binding(0) var<uniform> params: ActParams;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> upstream: array<vec4<f32>>;
+// Raw words, widened by unpack4 (common.wgsl).
+@group(0) @binding(1) var<storage, read> x: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> upstream: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read_write> out: array<vec4<f32>>;
 
 // Negative-side slope of the leaky family at global element i.
@@ -87,10 +90,10 @@ fn activation(
     if (i4 >= params.n4) {
         return;
     }
-    let v = x[i4];
+    let v = unpack4(x[raw4(i4, X_DTYPE)], i4, X_DTYPE);
     var u = vec4<f32>(1.0);
     if (PASS == PASS_BACKWARD) {
-        u = upstream[i4];
+        u = unpack4(upstream[raw4(i4, UPSTREAM_DTYPE)], i4, UPSTREAM_DTYPE);
     }
     let i = params.base + 4u * i4;
     out[i4] = vec4<f32>(apply(v.x, u.x, i), apply(v.y, u.y, i + 1u), apply(v.z, u.z, i + 2u), apply(v.w, u.w, i + 3u));

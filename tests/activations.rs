@@ -283,7 +283,7 @@ fn cpu_engine_agrees_with_reference() {
 #[test]
 fn bad_input_is_an_error_not_a_panic() {
     for engine in [Some(&Engine::cpu()), gpu()].into_iter().flatten() {
-        assert_err(engine.activation(&Activation::Relu, &[]), "is empty");
+        assert_err(engine.activation::<f32>(&Activation::Relu, &[]), "is empty");
         assert_err(
             engine.activation_backward(&Activation::Relu, &[1.0, 2.0], &[1.0]),
             "upstream has 1 values",

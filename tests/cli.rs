@@ -2632,6 +2632,26 @@ fn half_files_and_out_dtype() {
             "--dtype f16 on <V2",
         );
     }
+    // An activation on a bf16 file runs on the halves.
+    let v = ok_json(
+        d,
+        &[
+            "activation",
+            "sigmoid",
+            "--input",
+            "z.npy",
+            "--out",
+            "s.npy",
+            "--backend",
+            "cpu",
+        ],
+    );
+    assert_eq!(v["dtype"], "bf16");
+    let sigmoid = lossgpu::Activation::Sigmoid;
+    assert_eq!(
+        read_npy(&d.join("s.npy")).0,
+        cpu.activation(&sigmoid, &z).unwrap()
+    );
     // Read in chunks, bf16 files give the whole file's value.
     let args = [
         "loss",

@@ -560,3 +560,52 @@ fn f16_resident_tensors() {
 fn bf16_resident_tensors() {
     check_resident::<bf16>("bf16");
 }
+
+/// Every activation's forward, derivative and backward pass on f16 and
+/// bf16 inputs (x and upstream) gives the bits of the widened f32 values,
+/// from host slices and resident tensors, on every backend.
+fn check_activations<H: Half + lossgpu::Element>(dtype: &str) {
+    use lossgpu::{Activation, Pass};
+    let mut rng = rng(&format!("half activations {dtype}"));
+    let cpu_engine = Engine::cpu();
+    for n in [1, 7, 257, 65_537] {
+        let x = half::<H>(&data(&mut rng, n));
+        let u = half::<H>(&data(&mut rng, n));
+        let (xw, uw) = (wide(&x), wide(&u));
+        for engine in engines(&cpu_engine) {
+            let (xt, ut) = (engine.upload(&x).unwrap(), engine.upload(&u).unwrap());
+            for act in Activation::ALL {
+                let what = format!("{dtype} {} {} n={n}", engine.device_name(), act.name());
+                let f = engine.activation(act, &x).unwrap();
+                same_bits(&what, &f, &engine.activation(act, &xw).unwrap());
+                let d = engine.activation_derivative(act, &x).unwrap();
+                same_bits(
+                    &format!("{what}'"),
+                    &d,
+                    &engine.activation_derivative(act, &xw).unwrap(),
+                );
+                let b = engine.activation_backward(act, &x, &u).unwrap();
+                let want = engine.activation_backward(act, &xw, &uw).unwrap();
+                same_bits(&format!("{what} backward"), &b, &want);
+                let r = engine
+                    .activation_tensor(act, Pass::Backward, &xt, Some(&ut))
+                    .unwrap();
+                same_bits(
+                    &format!("{what} resident"),
+                    &engine.read(&r).unwrap(),
+                    &want,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn f16_activations_give_the_bits_of_their_f32_values() {
+    check_activations::<f16>("f16");
+}
+
+#[test]
+fn bf16_activations_give_the_bits_of_their_f32_values() {
+    check_activations::<bf16>("bf16");
+}

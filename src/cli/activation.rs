@@ -2,7 +2,9 @@
 
 use super::output::Report;
 use super::{add_engine, add_underflow, io, open_engine, BackendChoice};
-use lossgpu::{Activation, ActivationParams, Error, Result, ACTIVATION_NAMES};
+use lossgpu::{
+    bf16, f16, Activation, ActivationParams, DType, Engine, Error, Result, ACTIVATION_NAMES,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -62,10 +64,17 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
     let x = input.to_f32()?;
 
     let engine = open_engine(backend)?;
-    let y = if args.derivative {
-        engine.activation_derivative(&act, &x)?
-    } else {
-        engine.activation(&act, &x)?
+    // A half file is read by the engine as it is (2 bytes a value on the GPU).
+    let y = match input.half {
+        Some(DType::F16) => {
+            let h: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
+            apply(&engine, &act, &h, args.derivative)?
+        }
+        Some(DType::Bf16) => {
+            let h: Vec<bf16> = x.iter().map(|&v| bf16::from_f32(v)).collect();
+            apply(&engine, &act, &h, args.derivative)?
+        }
+        _ => apply(&engine, &act, &x, args.derivative)?,
     };
     io::write_npy(&args.out, &y, &input.dims)?;
 
@@ -73,10 +82,26 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
     report.str("activation", act.name());
     report.bool("derivative", args.derivative);
     report.int("n", x.len());
+    if let Some(h) = input.half {
+        report.str("dtype", h.name());
+    }
     report.str("out", &args.out);
     add_underflow(&mut report, input.underflowed());
     add_engine(&mut report, &engine);
     Ok(report)
+}
+
+/// f(x), or f'(x) with `derivative`.
+fn apply<F: lossgpu::Float>(
+    engine: &Engine,
+    act: &Activation,
+    x: &[F],
+    derivative: bool,
+) -> Result<Vec<f32>> {
+    match derivative {
+        true => engine.activation_derivative(act, x),
+        false => engine.activation(act, x),
+    }
 }
 
 /// A parameter the activation does not have would be silently ignored;

@@ -30,40 +30,50 @@ pub(super) fn gradient<T>(grad: Option<T>) -> Result<T> {
 }
 
 impl Engine {
-    fn run_activation(
+    fn run_activation<F: Float>(
         &self,
         act: &Activation,
         pass: Pass,
-        x: &[f32],
-        upstream: Option<&[f32]>,
+        x: &[F],
+        upstream: Option<&[F]>,
     ) -> Result<Vec<f32>> {
         act.validate()?;
         nonempty("the input", x)?;
-        check_upstream(x.len(), upstream.map(<[f32]>::len))?;
+        check_upstream(x.len(), upstream.map(<[F]>::len))?;
         self.dispatch_sized(
             (Work::Activation, act.name(), pass.suffix()),
             x.len(),
             |g| g.activation(act, pass, x, upstream),
-            || Ok(cpu::parallel::activation(act, pass, x, upstream)),
+            || {
+                let up = upstream.map(F::widen);
+                Ok(cpu::parallel::activation(
+                    act,
+                    pass,
+                    &F::widen(x),
+                    up.as_deref(),
+                ))
+            },
         )
     }
 
-    /// f(x) elementwise.
-    pub fn activation(&self, act: &Activation, x: &[f32]) -> Result<Vec<f32>> {
+    /// f(x) elementwise, as f32. `x` may be f32, [`crate::f16`] or
+    /// [`crate::bf16`] (widened as read; on the GPU 2 bytes a value).
+    pub fn activation<F: Float>(&self, act: &Activation, x: &[F]) -> Result<Vec<f32>> {
         self.run_activation(act, Pass::Forward, x, None)
     }
 
-    /// f'(x) elementwise.
-    pub fn activation_derivative(&self, act: &Activation, x: &[f32]) -> Result<Vec<f32>> {
+    /// f'(x) elementwise, as f32.
+    pub fn activation_derivative<F: Float>(&self, act: &Activation, x: &[F]) -> Result<Vec<f32>> {
         self.run_activation(act, Pass::Derivative, x, None)
     }
 
-    /// upstream ⊙ f'(x): the backward pass through the activation.
-    pub fn activation_backward(
+    /// upstream ⊙ f'(x): the backward pass through the activation, as f32
+    /// (x and upstream of one float type).
+    pub fn activation_backward<F: Float>(
         &self,
         act: &Activation,
-        x: &[f32],
-        upstream: &[f32],
+        x: &[F],
+        upstream: &[F],
     ) -> Result<Vec<f32>> {
         self.run_activation(act, Pass::Backward, x, Some(upstream))
     }

@@ -96,12 +96,12 @@ impl Engine {
     /// An activation pass on a resident tensor, leaving the result resident
     /// in the same shape: f(x), f'(x), or upstream ⊙ f'(x) for
     /// [`Pass::Backward`].
-    pub fn activation_tensor(
+    pub fn activation_tensor<F: Float + Element>(
         &self,
         act: &Activation,
         pass: Pass,
-        x: &Tensor,
-        upstream: Option<&Tensor>,
+        x: &Tensor<F>,
+        upstream: Option<&Tensor<F>>,
     ) -> Result<Tensor> {
         act.validate()?;
         if pass == Pass::Backward && upstream.is_none() {
@@ -115,14 +115,14 @@ impl Engine {
                     Some(TensorData::Gpu(b)) => Some(b),
                     _ => None,
                 };
-                TensorData::Gpu(g.activation_resident(act, pass, xb, ub, len)?)
+                TensorData::Gpu(g.activation_resident(act, pass, (xb, ub), F::DTYPE, len)?)
             }
             (_, TensorData::Cpu(xv), None) => {
-                TensorData::Cpu(cpu::parallel::activation(act, pass, xv, None))
+                TensorData::Cpu(cpu::parallel::activation(act, pass, &F::widen(xv), None))
             }
-            (_, TensorData::Cpu(xv), Some(TensorData::Cpu(uv))) => {
-                TensorData::Cpu(cpu::parallel::activation(act, pass, xv, Some(uv)))
-            }
+            (_, TensorData::Cpu(xv), Some(TensorData::Cpu(uv))) => TensorData::Cpu(
+                cpu::parallel::activation(act, pass, &F::widen(xv), Some(&F::widen(uv))),
+            ),
             _ => return Err(mixed()),
         };
         Ok(Tensor::new(data, x.rows, x.cols))

@@ -2,20 +2,21 @@
 //! elementwise, chunked to the storage binding.
 
 use super::buffers::{output, submit_and_read, to_f32, uniform, upload};
-use super::dispatch::{binding, chunks, grid, groups_for, max_chunk_elements};
+use super::dispatch::{binding, binding_of, chunks, grid, groups_for, max_chunk_elements};
 use super::params::ActParams;
 use super::pipelines::Family;
 use super::Gpu;
 use crate::error::Result;
 use crate::ops::activation::{Activation, Pass};
+use crate::ops::dtype::{DType, Float};
 
 impl Gpu {
-    pub(crate) fn activation(
+    pub(crate) fn activation<F: Float>(
         &self,
         act: &Activation,
         pass: Pass,
-        x: &[f32],
-        upstream: Option<&[f32]>,
+        x: &[F],
+        upstream: Option<&[F]>,
     ) -> Result<Vec<f32>> {
         let n = x.len();
         self.ctx.scoped(|| {
@@ -26,7 +27,8 @@ impl Gpu {
             };
             let out = output(&self.ctx, n, "activation output")?;
             let mut encoder = self.encoder();
-            self.encode_activation(&mut encoder, act, pass, &xb, ub.as_ref(), &out, n)?;
+            let inputs = (&xb, ub.as_ref(), F::DTYPE);
+            self.encode_activation(&mut encoder, act, pass, inputs, &out, n)?;
             let bytes = submit_and_read(&self.ctx, encoder, &[(&out, n as u64 * 4)])?;
             Ok(to_f32(&bytes[0], n))
         })
@@ -37,33 +39,38 @@ impl Gpu {
         &self,
         act: &Activation,
         pass: Pass,
-        x: &wgpu::Buffer,
-        upstream: Option<&wgpu::Buffer>,
+        (x, upstream): (&wgpu::Buffer, Option<&wgpu::Buffer>),
+        dtype: DType,
         n: usize,
     ) -> Result<wgpu::Buffer> {
         self.ctx.scoped(|| {
             let out = output(&self.ctx, n, "activation output")?;
             let mut encoder = self.encoder();
-            self.encode_activation(&mut encoder, act, pass, x, upstream, &out, n)?;
+            self.encode_activation(&mut encoder, act, pass, (x, upstream, dtype), &out, n)?;
             self.ctx.queue.submit([encoder.finish()]);
             Ok(out)
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Records f, f' or upstream ⊙ f' of `n` values of x (and upstream),
+    /// both stored as `dtype`, into the f32 `out`.
     pub(super) fn encode_activation(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         act: &Activation,
         pass: Pass,
-        xb: &wgpu::Buffer,
-        ub: Option<&wgpu::Buffer>,
+        (xb, ub, dtype): (&wgpu::Buffer, Option<&wgpu::Buffer>, DType),
         out: &wgpu::Buffer,
         n: usize,
     ) -> Result<()> {
         let [a, _, lower, upper] = act.shader_params();
         let [training, seed_lo, seed_hi] = act.shader_rng();
-        let constants = [("OP", act.kernel().id()), ("PASS", pass.id())];
+        let constants = [
+            ("OP", act.kernel().id()),
+            ("PASS", pass.id()),
+            ("X_DTYPE", dtype.id()),
+            ("UPSTREAM_DTYPE", dtype.id()),
+        ];
         for c in chunks(n, max_chunk_elements(&self.ctx)) {
             let params = uniform(
                 &self.ctx,
@@ -80,8 +87,8 @@ impl Gpu {
             );
             let resources = vec![
                 params.as_entire_binding(),
-                binding(&self.ctx, xb, c.start, c.len).0,
-                binding(&self.ctx, ub.unwrap_or(xb), c.start, c.len).0,
+                binding_of(&self.ctx, xb, c.start, c.len, dtype).0,
+                binding_of(&self.ctx, ub.unwrap_or(xb), c.start, c.len, dtype).0,
                 binding(&self.ctx, out, c.start, c.len).0,
             ];
             let groups = grid(&self.ctx, groups_for(c.len.div_ceil(4)))?;
