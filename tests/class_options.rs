@@ -9,35 +9,16 @@
 mod common;
 
 use common::{
-    assert_all_close_with, assert_err, assert_scalar_close, gpu, gpu_narrow, gpu_small, rng,
+    assert_all_close_with, assert_err, assert_scalar_close, check_torch_case, engines, floats, rng,
+    to_f32,
 };
-use lossgpu::{cpu, Engine, Loss, LossInput, LossValue, Reduction};
+use lossgpu::{cpu, Engine, Loss, LossInput, Reduction};
 use rand::Rng;
-
-fn engines(cpu: &Engine) -> Vec<&Engine> {
-    [Some(cpu), gpu(), gpu_small(), gpu_narrow()]
-        .into_iter()
-        .flatten()
-        .collect()
-}
 
 const REDUCTIONS: [Reduction; 3] = [Reduction::Mean, Reduction::Sum, Reduction::None];
 
 fn loss_named(name: &str) -> Loss {
     Loss::from_name(name, Default::default()).unwrap()
-}
-
-/// NaN is stored as null.
-fn floats(v: &serde_json::Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap_or(f64::NAN))
-        .collect()
-}
-
-fn to_f32(v: &[f64]) -> Vec<f32> {
-    v.iter().map(|&x| x as f32).collect()
 }
 
 /// Every backend's value and gradient against PyTorch's, for every
@@ -48,7 +29,6 @@ fn pytorch_values_and_gradients_on_every_backend() {
     let data: serde_json::Value = serde_json::from_str(&text).unwrap();
     let cases = data["cases"].as_array().unwrap();
     assert!(cases.len() >= 25, "the generated cases are missing");
-    let cpu_engine = Engine::cpu();
     for case in cases {
         let name = case["name"].as_str().unwrap();
         let loss = match case["loss"].as_str().unwrap() {
@@ -93,44 +73,7 @@ fn pytorch_values_and_gradients_on_every_backend() {
             let want = &case["reductions"][reduction.name()];
             let (value, grad) = (floats(&want["value"]), floats(&want["grad"]));
             let label = format!("{name} {}", reduction.name());
-            // The reference first: it is what the backends are held to elsewhere.
-            match reduction {
-                Reduction::None => assert_all_close_with(
-                    &format!("reference {label}"),
-                    &to_f32(&cpu::loss_per_sample(&loss, &input).unwrap()),
-                    &value,
-                    |_| (1e-6, 1e-7),
-                ),
-                _ => assert_scalar_close(
-                    &format!("reference {label}"),
-                    cpu::loss_scalar(&loss, &input, reduction).unwrap(),
-                    value[0],
-                    1e-9,
-                ),
-            }
-            let reference_grad = cpu::loss_grad(&loss, &input, reduction).unwrap();
-            assert_all_close_with(
-                &format!("reference {label} grad"),
-                &to_f32(&reference_grad),
-                &grad,
-                |_| (1e-6, 1e-9),
-            );
-            for engine in engines(&cpu_engine) {
-                let at = format!("{} {label}", engine.device_name());
-                let (v, g) = engine.loss_and_grad(&loss, &input, reduction).unwrap();
-                match v {
-                    LossValue::Scalar(s) => assert_scalar_close(&at, s, value[0], 1e-5),
-                    LossValue::PerSample(s) => {
-                        assert_all_close_with(&at, &s, &value, |_| (1e-5, 1e-6))
-                    }
-                }
-                assert_all_close_with(&format!("{at} grad"), &g, &grad, |_| (1e-5, 1e-6));
-                // loss_grad may take another pass (row_grad_small): the same
-                // gradient up to rounding.
-                let alone = engine.loss_grad(&loss, &input, reduction).unwrap();
-                let g64: Vec<f64> = g.iter().map(|&v| v as f64).collect();
-                assert_all_close_with(&format!("{at} loss_grad"), &alone, &g64, |_| (1e-6, 1e-9));
-            }
+            check_torch_case(&label, &loss, &input, reduction, (&value, &grad), 1e-6);
         }
     }
 }

@@ -8,19 +8,11 @@
 mod common;
 
 use common::{
-    agrees, assert_all_close_with, assert_err, assert_scalar_close, data, exp_rtol, gpu,
-    gpu_narrow, gpu_small, rng,
+    agrees, assert_all_close_with, assert_err, assert_scalar_close, data, engines, exp_rtol, rng,
 };
 use lossgpu::{bf16, cpu, f16, Engine, Float, Loss, LossInput, LossValue, Reduction};
 use rand::rngs::StdRng;
 use rand::Rng;
-
-fn engines(cpu: &Engine) -> Vec<&Engine> {
-    [Some(cpu), gpu(), gpu_small(), gpu_narrow()]
-        .into_iter()
-        .flatten()
-        .collect()
-}
 
 /// A half type the tests build inputs of.
 trait Half: Float {

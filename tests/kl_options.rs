@@ -10,29 +10,11 @@
 mod common;
 
 use common::{
-    assert_all_close_with, assert_err, assert_scalar_close, gpu, gpu_narrow, gpu_small, rng,
+    assert_all_close_with, assert_err, assert_scalar_close, check_torch_case, engines, floats, rng,
+    to_f32,
 };
-use lossgpu::{cpu, Engine, Loss, LossInput, LossValue, Reduction};
+use lossgpu::{cpu, Engine, Loss, LossInput, Reduction};
 use rand::Rng;
-
-fn engines(cpu: &Engine) -> Vec<&Engine> {
-    [Some(cpu), gpu(), gpu_small(), gpu_narrow()]
-        .into_iter()
-        .flatten()
-        .collect()
-}
-
-fn floats(v: &serde_json::Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
-}
-
-fn to_f32(v: &[f64]) -> Vec<f32> {
-    v.iter().map(|&x| x as f32).collect()
-}
 
 fn with_logs<'a>(input: LossInput<'a>, log_input: bool, log_target: bool) -> LossInput<'a> {
     let input = if log_input {
@@ -56,7 +38,6 @@ fn pytorch_values_and_gradients_on_every_backend() {
     let data: serde_json::Value = serde_json::from_str(&text).unwrap();
     let cases = data["cases"].as_array().unwrap();
     assert!(cases.len() >= 8, "the generated cases are missing");
-    let cpu_engine = Engine::cpu();
     for case in cases {
         let name = case["name"].as_str().unwrap();
         let m = case["m"].as_u64().unwrap() as usize;
@@ -77,42 +58,14 @@ fn pytorch_values_and_gradients_on_every_backend() {
             let want = &case["reductions"][torch_name];
             let (value, grad) = (floats(&want["value"]), floats(&want["grad"]));
             let label = format!("{name} {}", reduction.name());
-            match reduction {
-                Reduction::None => assert_all_close_with(
-                    &format!("reference {label}"),
-                    &to_f32(&cpu::loss_per_sample(&Loss::KlDiv, &input).unwrap()),
-                    &value,
-                    |_| (1e-6, 1e-7),
-                ),
-                _ => assert_scalar_close(
-                    &format!("reference {label}"),
-                    cpu::loss_scalar(&Loss::KlDiv, &input, reduction).unwrap(),
-                    value[0],
-                    1e-9,
-                ),
-            }
-            let reference_grad = cpu::loss_grad(&Loss::KlDiv, &input, reduction).unwrap();
-            assert_all_close_with(
-                &format!("reference {label} grad"),
-                &to_f32(&reference_grad),
-                &grad,
-                |_| (1e-6, 1e-9),
+            check_torch_case(
+                &label,
+                &Loss::KlDiv,
+                &input,
+                reduction,
+                (&value, &grad),
+                1e-7,
             );
-            for engine in engines(&cpu_engine) {
-                let at = format!("{} {label}", engine.device_name());
-                let (v, g) = engine
-                    .loss_and_grad(&Loss::KlDiv, &input, reduction)
-                    .unwrap();
-                match v {
-                    LossValue::Scalar(s) => assert_scalar_close(&at, s, value[0], 1e-5),
-                    LossValue::PerSample(s) => {
-                        assert_all_close_with(&at, &s, &value, |_| (1e-5, 1e-6))
-                    }
-                }
-                assert_all_close_with(&format!("{at} grad"), &g, &grad, |_| (1e-5, 1e-7));
-                let alone = engine.loss_grad(&Loss::KlDiv, &input, reduction).unwrap();
-                assert_all_close_with(&format!("{at} loss_grad"), &alone, &grad, |_| (1e-5, 1e-7));
-            }
         }
     }
 }

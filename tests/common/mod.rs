@@ -193,3 +193,76 @@ pub fn assert_err<T: std::fmt::Debug>(result: lossgpu::Result<T>, needle: &str) 
         Ok(v) => panic!("expected an error naming {needle:?}, got Ok({v:?})"),
     }
 }
+
+/// `cpu` and every GPU engine this run has (the plain one, and the small
+/// and narrow ones that force chunking and 2-D grids).
+pub fn engines(cpu: &Engine) -> Vec<&Engine> {
+    [Some(cpu), gpu(), gpu_small(), gpu_narrow()]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// Numbers of a JSON array; null is NaN.
+pub fn floats(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|x| x.as_f64().unwrap_or(f64::NAN))
+        .collect()
+}
+
+pub fn to_f32(v: &[f64]) -> Vec<f32> {
+    v.iter().map(|&x| x as f32).collect()
+}
+
+/// A case PyTorch generated (tests/data/torch_*.json) for one reduction:
+/// the reference within 1e-9 (values) and 1e-6 (gradient), then every
+/// backend's `loss_and_grad` within SPEC §5 (the gradient within
+/// `grad_atol`), and `loss_grad` equal to it up to rounding.
+pub fn check_torch_case(
+    label: &str,
+    loss: &lossgpu::Loss,
+    input: &lossgpu::LossInput,
+    reduction: lossgpu::Reduction,
+    (value, grad): (&[f64], &[f64]),
+    grad_atol: f64,
+) {
+    use lossgpu::{cpu, LossValue, Reduction};
+    match reduction {
+        Reduction::None => assert_all_close_with(
+            &format!("reference {label}"),
+            &to_f32(&cpu::loss_per_sample(loss, input).unwrap()),
+            value,
+            |_| (1e-6, 1e-7),
+        ),
+        _ => assert_scalar_close(
+            &format!("reference {label}"),
+            cpu::loss_scalar(loss, input, reduction).unwrap(),
+            value[0],
+            1e-9,
+        ),
+    }
+    let reference_grad = cpu::loss_grad(loss, input, reduction).unwrap();
+    assert_all_close_with(
+        &format!("reference {label} grad"),
+        &to_f32(&reference_grad),
+        grad,
+        |_| (1e-6, 1e-9),
+    );
+    let cpu_engine = Engine::cpu();
+    for engine in engines(&cpu_engine) {
+        let at = format!("{} {label}", engine.device_name());
+        let (v, g) = engine.loss_and_grad(loss, input, reduction).unwrap();
+        match v {
+            LossValue::Scalar(s) => assert_scalar_close(&at, s, value[0], 1e-5),
+            LossValue::PerSample(s) => assert_all_close_with(&at, &s, value, |_| (1e-5, 1e-6)),
+        }
+        assert_all_close_with(&format!("{at} grad"), &g, grad, |_| (1e-5, grad_atol));
+        // loss_grad may take another pass (row_grad_small): the same
+        // gradient up to rounding.
+        let alone = engine.loss_grad(loss, input, reduction).unwrap();
+        let g64: Vec<f64> = g.iter().map(|&v| v as f64).collect();
+        assert_all_close_with(&format!("{at} loss_grad"), &alone, &g64, |_| (1e-6, 1e-9));
+    }
+}
