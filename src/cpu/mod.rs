@@ -15,6 +15,7 @@ pub mod stats;
 pub use activation::{activation, prelu_alpha_grad};
 
 use crate::error::Result;
+use crate::ops::dtype::Float;
 use crate::ops::input::{class_error, weight_error, Call, Form, LossInput, Shape, Target};
 use crate::ops::loss::{Domain, Loss};
 use crate::ops::reduction::Reduction;
@@ -41,7 +42,7 @@ fn check(loss: &Loss, input: &LossInput, reduction: Reduction) -> Result<Call> {
 }
 
 /// Every value against its domain (the lengths are checked in `call`).
-pub(crate) fn check_values(call: &Call, input: &LossInput) -> Result<()> {
+pub(crate) fn check_values<F: Float>(call: &Call, input: &LossInput<F>) -> Result<()> {
     let (loss, shape) = (&call.loss, call.shape);
     check_domain(loss, "pred", call.pred_domain(), input.pred)?;
     match input.target {
@@ -56,22 +57,22 @@ pub(crate) fn check_values(call: &Call, input: &LossInput) -> Result<()> {
         Target::None => {}
     }
     if let Some(w) = input.weights {
-        if let Some(i) = first_offender(w, |v| v < 0.0) {
-            return Err(weight_error(loss, i, w[i]));
+        if let Some(i) = first_offender(w, |v| v.to_f32() < 0.0) {
+            return Err(weight_error(loss, i, w[i].to_f32()));
         }
     }
     Ok(())
 }
 
-fn check_domain(loss: &Loss, what: &'static str, domain: Domain, v: &[f32]) -> Result<()> {
+fn check_domain<F: Float>(loss: &Loss, what: &'static str, domain: Domain, v: &[F]) -> Result<()> {
     let found = match domain {
         Domain::Any => None,
-        Domain::Sign => first_offender(v, |x| !Domain::Sign.contains(x)),
-        Domain::Unit => first_offender(v, |x| !Domain::Unit.contains(x)),
-        Domain::NonPositive => first_offender(v, |x| !Domain::NonPositive.contains(x)),
+        Domain::Sign => first_offender(v, |x| !Domain::Sign.contains(x.to_f32())),
+        Domain::Unit => first_offender(v, |x| !Domain::Unit.contains(x.to_f32())),
+        Domain::NonPositive => first_offender(v, |x| !Domain::NonPositive.contains(x.to_f32())),
     };
     match found {
-        Some(i) => Err(loss.domain_error(what, domain, i, v[i])),
+        Some(i) => Err(loss.domain_error(what, domain, i, v[i].to_f32())),
         None => Ok(()),
     }
 }

@@ -11,6 +11,7 @@ use super::rows32;
 use super::{check_values, grad_coefficient, sample_grad, sample_term, weight, weighted};
 use crate::error::Result;
 use crate::ops::activation::{Activation, Pass};
+use crate::ops::dtype::Float;
 use crate::ops::gradient::GradStats;
 use crate::ops::input::{Call, Form, LossInput, Target};
 use crate::ops::loss::{Loss, RowOp};
@@ -68,15 +69,23 @@ macro_rules! with_term {
 }
 
 /// f(x), f'(x) or upstream ⊙ f'(x), rounded to f32.
-pub fn activation(act: &Activation, pass: Pass, x: &[f32], upstream: Option<&[f32]>) -> Vec<f32> {
+/// Half inputs are widened a block at a time.
+pub fn activation<F: Float>(
+    act: &Activation,
+    pass: Pass,
+    x: &[F],
+    upstream: Option<&[F]>,
+) -> Vec<f32> {
     let mut out = vec![0.0f32; x.len()];
     if let Some(a) = Act32::of(act) {
-        fill_blocks(&mut out, |at, block| {
-            let up = upstream.map(|u| &u[at.clone()]);
-            lanes::activation(a, pass, &x[at], up, block);
+        fill_blocks(&mut out, |at, o| {
+            let up = upstream.map(|u| block(u, at.clone()));
+            lanes::activation(a, pass, &block(x, at), up.as_deref(), o);
         });
         return out;
     }
+    let (x, upstream) = (F::widen(x), upstream.map(F::widen));
+    let upstream = upstream.as_deref();
     out.par_chunks_mut(BLOCK)
         .enumerate()
         .for_each(|(b, block)| {
@@ -96,27 +105,40 @@ pub fn activation(act: &Activation, pass: Pass, x: &[f32], upstream: Option<&[f3
 }
 
 /// (Σ wᵢlᵢ, Σ wᵢ) of a checked call, after its values are checked.
-pub fn loss_sums(call: &Call, input: &LossInput) -> Result<(f64, f64)> {
+pub fn loss_sums<F: Float>(call: &Call, input: &LossInput<F>) -> Result<(f64, f64)> {
     check_values(call, input)?;
     Ok(sums(call, input))
 }
 
 /// (Σ wᵢlᵢ, Σ wᵢ) of values already checked.
-fn sums(call: &Call, input: &LossInput) -> (f64, f64) {
+fn sums<F: Float>(call: &Call, input: &LossInput<F>) -> (f64, f64) {
     (loss_sum(call, input), weight_sum(call, input))
 }
 
-/// Σ wᵢlᵢ of values already checked, added in block order.
-fn loss_sum(call: &Call, input: &LossInput) -> f64 {
+/// The f32 values of `v[at]`: the slice itself for f32, a widened block
+/// (a small buffer, not the whole input) for halves.
+fn block<F: Float>(v: &[F], at: std::ops::Range<usize>) -> std::borrow::Cow<'_, [f32]> {
+    F::widen(&v[at])
+}
+
+/// Σ wᵢlᵢ of values already checked, added in block order. The pointwise
+/// f32 loops read half inputs a block at a time, widened as they go (the
+/// same blocks, so the same bits as the input widened whole); other calls
+/// see the input widened whole.
+fn loss_sum<F: Float>(call: &Call, input: &LossInput<F>) -> f64 {
+    if let (Some(term), Target::Values(t)) = (pointwise32(call, input), input.target) {
+        let (p, w) = (input.pred, input.weights);
+        return block_sums(p.len(), BLOCK, |at| {
+            let wb = w.map(|w| block(w, at.clone()));
+            lanes::sums(term, &block(p, at.clone()), &block(t, at), wb.as_deref())
+        });
+    }
+    let wide = input.widen();
+    let input = &wide.input();
     let (loss, shape) = (&call.loss, call.shape);
     let plain = !input.has_class_options();
     if let (Form::Pointwise(_), Target::Values(t), true) = (shape.form, input.target, plain) {
         let (p, w) = (input.pred, input.weights);
-        if let Some(term) = Term32::of(loss) {
-            return block_sums(p.len(), BLOCK, |at| {
-                lanes::sums(term, &p[at.clone()], &t[at.clone()], w.map(|w| &w[at]))
-            });
-        }
         return with_term!(loss, |term| block_sums(p.len(), BLOCK, |at| {
             let (p, t) = (&p[at.clone()], &t[at.clone()]);
             match w {
@@ -161,7 +183,7 @@ fn loss_sum(call: &Call, input: &LossInput) -> f64 {
 /// Σ wᵢ over the n samples (n without weights), added in block order: the
 /// one Σw of the backend, so a value and a gradient computed by different
 /// calls share their mean's divisor to the bit.
-fn weight_sum(call: &Call, input: &LossInput) -> f64 {
+fn weight_sum<F: Float>(call: &Call, input: &LossInput<F>) -> f64 {
     let n = call.shape.rows;
     if input.has_class_options() {
         let by_class = call.loss.mean_by_class_weight();
@@ -171,7 +193,9 @@ fn weight_sum(call: &Call, input: &LossInput) -> f64 {
     }
     match input.weights {
         None => n as f64,
-        Some(w) => block_sums(w.len(), BLOCK, |at| w[at].iter().map(|&v| v as f64).sum()),
+        Some(w) => block_sums(w.len(), BLOCK, |at| {
+            w[at].iter().map(|&v| v.to_f32() as f64).sum()
+        }),
     }
 }
 
@@ -254,7 +278,7 @@ pub fn metric_sums(
 
 /// The value of a checked call: the reduced loss, or the per-sample wᵢ·lᵢ
 /// rounded to f32 for reduction none.
-pub fn loss_value(call: &Call, input: &LossInput) -> Result<LossValue> {
+pub fn loss_value<F: Float>(call: &Call, input: &LossInput<F>) -> Result<LossValue> {
     Ok(match call.reduction {
         Reduction::None => {
             check_values(call, input)?;
@@ -268,16 +292,19 @@ pub fn loss_value(call: &Call, input: &LossInput) -> Result<LossValue> {
 }
 
 /// The per-sample wᵢ·lᵢ, rounded to f32, of values already checked.
-fn per_sample(call: &Call, input: &LossInput) -> Vec<f32> {
-    let (loss, shape) = (&call.loss, call.shape);
-    let mut out = vec![0.0f32; shape.rows];
+fn per_sample<F: Float>(call: &Call, input: &LossInput<F>) -> Vec<f32> {
+    let mut out = vec![0.0f32; call.shape.rows];
     if let (Some(term), Target::Values(t)) = (pointwise32(call, input), input.target) {
-        fill_blocks(&mut out, |at, block| {
-            let w = input.weights.map(|w| &w[at.clone()]);
-            lanes::per_sample(term, &input.pred[at.clone()], &t[at], w, block);
+        fill_blocks(&mut out, |at, o| {
+            let w = input.weights.map(|w| block(w, at.clone()));
+            let (p, t) = (block(input.pred, at.clone()), block(t, at));
+            lanes::per_sample(term, &p, &t, w.as_deref(), o);
         });
         return out;
     }
+    let wide = input.widen();
+    let input = &wide.input();
+    let (loss, shape) = (&call.loss, call.shape);
     if let Some((op, t)) = row_loops(call, input) {
         let m = shape.cols;
         let per = rows_per_block(m);
@@ -308,13 +335,17 @@ fn per_sample(call: &Call, input: &LossInput) -> Vec<f32> {
 }
 
 /// The gradient of the reduced loss, rounded to f32.
-pub fn loss_grad(call: &Call, input: &LossInput) -> Result<Vec<f32>> {
+pub fn loss_grad<F: Float>(call: &Call, input: &LossInput<F>) -> Result<Vec<f32>> {
     Ok(loss_and_grad(call, input, false)?.1)
 }
 
 /// The gradient of the reduced loss, rounded to f32, and with `value` the
 /// loss's value from the same sums (NaN without).
-pub fn loss_and_grad(call: &Call, input: &LossInput, value: bool) -> Result<(LossValue, Vec<f32>)> {
+pub fn loss_and_grad<F: Float>(
+    call: &Call,
+    input: &LossInput<F>,
+    value: bool,
+) -> Result<(LossValue, Vec<f32>)> {
     let reduction = call.reduction;
     check_values(call, input)?;
     // The loss's sums only where the value or the coefficient needs them
@@ -335,16 +366,19 @@ pub fn loss_and_grad(call: &Call, input: &LossInput, value: bool) -> Result<(Los
 }
 
 /// c·wᵢ·∂lᵢ/∂p of values already checked, rounded to f32.
-fn grad(call: &Call, input: &LossInput, coef: f64) -> Vec<f32> {
-    let (loss, shape) = (&call.loss, call.shape);
+fn grad<F: Float>(call: &Call, input: &LossInput<F>, coef: f64) -> Vec<f32> {
     if let (Some(term), Target::Values(t)) = (pointwise32(call, input), input.target) {
-        let mut g = vec![0.0f32; shape.rows];
-        fill_blocks(&mut g, |at, block| {
-            let w = input.weights.map(|w| &w[at.clone()]);
-            lanes::grad(term, coef as f32, &input.pred[at.clone()], &t[at], w, block);
+        let mut g = vec![0.0f32; call.shape.rows];
+        fill_blocks(&mut g, |at, o| {
+            let w = input.weights.map(|w| block(w, at.clone()));
+            let (p, t) = (block(input.pred, at.clone()), block(t, at));
+            lanes::grad(term, coef as f32, &p, &t, w.as_deref(), o);
         });
         return g;
     }
+    let wide = input.widen();
+    let input = &wide.input();
+    let (loss, shape) = (&call.loss, call.shape);
     if let Some((op, t)) = row_loops(call, input) {
         let m = shape.cols;
         let per = rows_per_block(m);
@@ -373,7 +407,7 @@ fn grad(call: &Call, input: &LossInput, coef: f64) -> Vec<f32> {
 }
 
 /// The f32 loops' twin of a pointwise call, if they have one.
-fn pointwise32(call: &Call, input: &LossInput) -> Option<Term32> {
+fn pointwise32<F: Float>(call: &Call, input: &LossInput<F>) -> Option<Term32> {
     match call.shape.form {
         // An option (pos_weight) takes the reference formula.
         Form::Pointwise(_) if !input.has_class_options() => Term32::of(&call.loss),

@@ -44,15 +44,7 @@ impl Engine {
             (Work::Activation, act.name(), pass.suffix()),
             x.len(),
             |g| g.activation(act, pass, x, upstream),
-            || {
-                let up = upstream.map(F::widen);
-                Ok(cpu::parallel::activation(
-                    act,
-                    pass,
-                    &F::widen(x),
-                    up.as_deref(),
-                ))
-            },
+            || Ok(cpu::parallel::activation(act, pass, x, upstream)),
         )
     }
 
@@ -107,7 +99,7 @@ impl Engine {
             (work(&call), loss.name(), ""),
             input.pred.len(),
             |g| Ok(g.loss(&call, input, Want::VALUE)?.0),
-            || cpu::parallel::loss_value(&call, &input.widen().input()),
+            || cpu::parallel::loss_value(&call, input),
         )
     }
 
@@ -125,7 +117,7 @@ impl Engine {
             (Work::LossGrad, loss.name(), ""),
             input.pred.len(),
             |g| gradient(g.loss(&call, input, Want::GRAD)?.1),
-            || cpu::parallel::loss_grad(&call, &input.widen().input()),
+            || cpu::parallel::loss_grad(&call, input),
         )
     }
 
@@ -146,7 +138,7 @@ impl Engine {
                 let (value, grad) = g.loss(&call, input, Want::BOTH)?;
                 Ok((value, gradient(grad)?))
             },
-            || cpu::parallel::loss_and_grad(&call, &input.widen().input(), true),
+            || cpu::parallel::loss_and_grad(&call, input, true),
         )
     }
 
@@ -172,7 +164,7 @@ impl Engine {
                 use rayon::prelude::*;
                 calls
                     .par_iter()
-                    .map(|(call, input)| cpu::parallel::loss_value(call, &input.widen().input()))
+                    .map(|(call, input)| cpu::parallel::loss_value(call, input))
                     .collect::<Vec<_>>()
                     .into_iter()
                     .collect() // the first error in item order
@@ -254,7 +246,7 @@ impl Engine {
             (work(&call), loss.name(), ""),
             input.pred.len(),
             |g| g.loss_sums(&call, input),
-            || cpu::parallel::loss_sums(&call, &input.widen().input()),
+            || cpu::parallel::loss_sums(&call, input),
         )?;
         Ok(LossSums {
             sum,

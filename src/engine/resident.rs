@@ -118,11 +118,11 @@ impl Engine {
                 TensorData::Gpu(g.activation_resident(act, pass, (xb, ub), F::DTYPE, len)?)
             }
             (_, TensorData::Cpu(xv), None) => {
-                TensorData::Cpu(cpu::parallel::activation(act, pass, &F::widen(xv), None))
+                TensorData::Cpu(cpu::parallel::activation(act, pass, xv, None))
             }
-            (_, TensorData::Cpu(xv), Some(TensorData::Cpu(uv))) => TensorData::Cpu(
-                cpu::parallel::activation(act, pass, &F::widen(xv), Some(&F::widen(uv))),
-            ),
+            (_, TensorData::Cpu(xv), Some(TensorData::Cpu(uv))) => {
+                TensorData::Cpu(cpu::parallel::activation(act, pass, xv, Some(uv)))
+            }
             _ => return Err(mixed()),
         };
         Ok(Tensor::new(data, x.rows, x.cols))
@@ -238,8 +238,7 @@ impl Engine {
                     weights: None,
                     options: Default::default(),
                 };
-                let widened = halves.widen();
-                let input = widened.input();
+                let input = halves;
                 if !want.grad {
                     return Ok((cpu::parallel::loss_value(&call, &input)?, None));
                 }
