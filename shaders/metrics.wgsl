@@ -5,6 +5,7 @@
 // (one workgroup) folds them in a fixed order into out[0..2].
 
 override HAS_WEIGHTS: bool = false;
+override DTYPE: u32 = 0u;   // a DTYPE_* id of pred, target and weights
 
 struct MetricParams {
     n: u32,            // elements in this chunk (metrics_partials) or partial pairs (metrics_final)
@@ -18,9 +19,10 @@ struct MetricParams {
 }
 
 @group(0) @binding(0) var<uniform> params: MetricParams;
-@group(0) @binding(1) var<storage, read> pred: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> tgt: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> weights: array<vec4<f32>>;
+// Raw words, widened by unpack4 (common.wgsl).
+@group(0) @binding(1) var<storage, read> pred: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> tgt: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> weights: array<vec4<u32>>;
 @group(0) @binding(4) var<storage, read_write> partials: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> errors: array<atomic<u32>, 4>;
 
@@ -58,11 +60,12 @@ fn metrics_partials(
         // loop body has no per-lane branch.
         let valid = lanes_below(4u * i4, params.n);
         let z4 = vec4<f32>(0.0);
-        let p = select(z4, pred[i4], valid);
-        let t = select(z4, tgt[i4], valid);
+        let r = raw4(i4, DTYPE);
+        let p = select(z4, unpack4(pred[r], i4, DTYPE), valid);
+        let t = select(z4, unpack4(tgt[r], i4, DTYPE), valid);
         var w = select(z4, vec4<f32>(1.0), valid);
         if (HAS_WEIGHTS) {
-            w = select(z4, weights[i4], valid);
+            w = select(z4, unpack4(weights[r], i4, DTYPE), valid);
             if (any(w < z4)) {
                 for (var k = 0u; k < 4u; k = k + 1u) {
                     if (w[k] < 0.0) {

@@ -83,6 +83,10 @@ fn compare<H: Half>(
         same_bits(&format!("{what} grad"), &g, &g32);
         let alone = engine.loss_grad(loss, input, reduction).unwrap();
         same_bits(&format!("{what} loss_grad"), &alone, &g32);
+        // The value alone (streamed through the small engines' chunks).
+        let value = engine.loss(loss, input, reduction).unwrap();
+        let value32 = engine.loss(loss, widened, reduction).unwrap();
+        assert_eq!(format!("{value:?}"), format!("{value32:?}"), "{what} loss");
         match (v, v32) {
             (LossValue::Scalar(a), LossValue::Scalar(b)) => {
                 assert!(
@@ -600,4 +604,44 @@ fn f16_activations_give_the_bits_of_their_f32_values() {
 #[test]
 fn bf16_activations_give_the_bits_of_their_f32_values() {
     check_activations::<bf16>("bf16");
+}
+
+/// The fused metrics on half predictions, targets and weights give the
+/// bits of the widened f32 values on every backend.
+fn check_metrics<H: Half>(dtype: &str) {
+    let mut rng = rng(&format!("half metrics {dtype}"));
+    let cpu_engine = Engine::cpu();
+    for n in [1, 7, 257, 65_537] {
+        let (p, t) = (half::<H>(&data(&mut rng, n)), half::<H>(&data(&mut rng, n)));
+        let w = half::<H>(
+            &(0..n)
+                .map(|i| ((i + 1) % 4) as f32 * 0.5)
+                .collect::<Vec<_>>(),
+        );
+        let (pw, tw, ww) = (wide(&p), wide(&t), wide(&w));
+        for engine in engines(&cpu_engine) {
+            let what = format!("{dtype} {} n={n}", engine.device_name());
+            for (a, b) in [
+                (LossInput::new(&p, &t), LossInput::new(&pw, &tw)),
+                (
+                    LossInput::new(&p, &t).with_weights(&w),
+                    LossInput::new(&pw, &tw).with_weights(&ww),
+                ),
+            ] {
+                let got = engine.regression_metrics(&a, 0.7, 0.3).unwrap();
+                let want = engine.regression_metrics(&b, 0.7, 0.3).unwrap();
+                assert_eq!(format!("{got:?}"), format!("{want:?}"), "{what}");
+            }
+        }
+    }
+}
+
+#[test]
+fn f16_metrics_give_the_bits_of_their_f32_values() {
+    check_metrics::<f16>("f16");
+}
+
+#[test]
+fn bf16_metrics_give_the_bits_of_their_f32_values() {
+    check_metrics::<bf16>("bf16");
 }

@@ -249,9 +249,9 @@ fn row_loops<'a>(call: &Call, input: &LossInput<'a>) -> Option<(RowOp, rows32::T
 
 /// The seven metric sums of [`crate::cpu::metric_sums`] and Σw in one pass
 /// (the twin of metrics.wgsl) of a checked mse call.
-pub fn metric_sums(
+pub fn metric_sums<F: Float>(
     call: &Call,
-    input: &LossInput,
+    input: &LossInput<F>,
     delta: f32,
     gamma: f32,
 ) -> Result<([f64; 7], f64)> {
@@ -264,7 +264,8 @@ pub fn metric_sums(
         .into_par_iter()
         .map(|b| {
             let at = b * BLOCK..((b + 1) * BLOCK).min(p.len());
-            lanes::metric_sums(m, &p[at.clone()], &t[at.clone()], w.map(|w| &w[at]))
+            let wb = w.map(|w| block(w, at.clone()));
+            lanes::metric_sums(m, &block(p, at.clone()), &block(t, at), wb.as_deref())
         })
         .collect();
     let mut s = [0.0; 7];

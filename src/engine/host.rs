@@ -207,9 +207,9 @@ impl Engine {
     /// mse, rmse, mae, mape, smape, huber (δ), log-cosh and quantile (γ) of
     /// 1-D predictions and targets, optionally weighted, in one pass that
     /// reads each input once.
-    pub fn regression_metrics(
+    pub fn regression_metrics<F: Float>(
         &self,
-        input: &LossInput,
+        input: &LossInput<F>,
         delta: f32,
         gamma: f32,
     ) -> Result<RegressionMetrics> {
@@ -219,7 +219,12 @@ impl Engine {
     /// The sums behind [`Engine::regression_metrics`] for one part of the
     /// data; parts [`merge`](MetricSums::merge), then
     /// [`finish`](MetricSums::finish).
-    pub fn metric_sums(&self, input: &LossInput, delta: f32, gamma: f32) -> Result<MetricSums> {
+    pub fn metric_sums<F: Float>(
+        &self,
+        input: &LossInput<F>,
+        delta: f32,
+        gamma: f32,
+    ) -> Result<MetricSums> {
         crate::ops::metrics::metric_losses(delta, gamma)?;
         let call = Loss::Mse.check(input.lengths(), Reduction::Mean)?;
         let rows = call.shape.rows;

@@ -97,6 +97,19 @@ pub(crate) fn packed<T: bytemuck::Pod>(
     Ok(buffer)
 }
 
+/// Writes `data` at the start of `buffer`: copies are whole 4-byte words,
+/// so an odd count of half values is padded with a zero half.
+pub(crate) fn write_padded<T: bytemuck::Pod>(ctx: &Context, buffer: &wgpu::Buffer, data: &[T]) {
+    let bytes: &[u8] = bytemuck::cast_slice(data);
+    let whole = bytes.len() & !3;
+    ctx.queue.write_buffer(buffer, 0, &bytes[..whole]);
+    if whole < bytes.len() {
+        let mut last = [0u8; 4];
+        last[..bytes.len() - whole].copy_from_slice(&bytes[whole..]);
+        ctx.queue.write_buffer(buffer, whole as u64, &last);
+    }
+}
+
 pub(crate) fn uniform<T: bytemuck::Pod>(ctx: &Context, value: &T) -> wgpu::Buffer {
     ctx.device
         .create_buffer_init(&wgpu::util::BufferInitDescriptor {

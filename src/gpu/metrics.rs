@@ -1,21 +1,22 @@
 //! The fused regression-metrics pass.
 
 use super::buffers::{error_slots, output, submit_and_read, to_f32, to_u32, uniform, upload};
-use super::dispatch::{binding, chunks, partials_for, reduce_chunk_elements, Chunk};
+use super::dispatch::{binding_of, chunks, partials_for, reduce_chunk_elements, Chunk};
 use super::params::MetricParams;
 use super::pipelines::Family;
 use super::stream::{ChunkInputs, HostInputs};
 use super::Gpu;
 use crate::error::Result;
+use crate::ops::dtype::Float;
 use crate::ops::input::{weight_error, Call, LossInput, Target};
 
 impl Gpu {
     /// The seven weighted sums of metrics.wgsl and Σw of a checked mse
     /// call, one read of the data.
-    pub(crate) fn metric_sums(
+    pub(crate) fn metric_sums<F: Float>(
         &self,
         call: &Call,
-        input: &LossInput,
+        input: &LossInput<F>,
         delta: f32,
         gamma: f32,
     ) -> Result<([f64; 7], f64)> {
@@ -31,7 +32,10 @@ impl Gpu {
             let total: usize = parts.iter().map(|c| partials_for(c.len)).sum();
             // Two vec4 per partial, and two more for the totals.
             let partials = output(ctx, (total + 1) * 8, "metric partials")?;
-            let constants = [("HAS_WEIGHTS", input.weights.is_some() as u32)];
+            let constants = [
+                ("HAS_WEIGHTS", input.weights.is_some() as u32),
+                ("DTYPE", F::DTYPE.id()),
+            ];
             let mut base = 0;
             let mut record = |encoder: &mut wgpu::CommandEncoder,
                               inputs: &ChunkInputs,
@@ -52,9 +56,23 @@ impl Gpu {
                 let pred = inputs.pred;
                 let resources = vec![
                     params.as_entire_binding(),
-                    binding(ctx, pred, inputs.at, c.len).0,
-                    binding(ctx, inputs.target.unwrap_or(pred), inputs.at, c.len).0,
-                    binding(ctx, inputs.weights.unwrap_or(pred), inputs.at, c.len).0,
+                    binding_of(ctx, pred, inputs.at, c.len, F::DTYPE).0,
+                    binding_of(
+                        ctx,
+                        inputs.target.unwrap_or(pred),
+                        inputs.at,
+                        c.len,
+                        F::DTYPE,
+                    )
+                    .0,
+                    binding_of(
+                        ctx,
+                        inputs.weights.unwrap_or(pred),
+                        inputs.at,
+                        c.len,
+                        F::DTYPE,
+                    )
+                    .0,
                     partials.as_entire_binding(),
                     errors.as_entire_binding(),
                 ];
@@ -91,7 +109,7 @@ impl Gpu {
                     target: Some(&uploaded[1]),
                     weights: input.weights.map(|_| &uploaded[2]),
                     per_class: None,
-                    dtypes: super::loss::Dtypes::F32,
+                    dtypes: super::loss::Dtypes::all(F::DTYPE),
                     at: 0,
                 };
                 encoder = self.encoder();
@@ -132,7 +150,7 @@ impl Gpu {
             let slots = to_u32(&bytes[0]);
             if let (Some(w), true) = (input.weights, slots[2] != u32::MAX) {
                 let i = slots[2] as usize;
-                return Err(weight_error(&call.loss, i, w[i]));
+                return Err(weight_error(&call.loss, i, w[i].to_f32()));
             }
             let v = to_f32(&bytes[1], 8);
             let sums = [v[0], v[1], v[2], v[3], v[4], v[5], v[6]].map(|x| x as f64);

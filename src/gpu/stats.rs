@@ -42,15 +42,7 @@ impl Gpu {
     pub fn upload_resident<T: bytemuck::Pod>(&self, data: &[T]) -> Result<wgpu::Buffer> {
         self.ctx.scoped(|| {
             let out = output(&self.ctx, data.len(), "tensor")?;
-            let bytes: &[u8] = bytemuck::cast_slice(data);
-            // Copies are whole 4-byte words: an odd count of halves is padded.
-            let whole = bytes.len() & !3;
-            self.ctx.queue.write_buffer(&out, 0, &bytes[..whole]);
-            if whole < bytes.len() {
-                let mut last = [0u8; 4];
-                last[..bytes.len() - whole].copy_from_slice(&bytes[whole..]);
-                self.ctx.queue.write_buffer(&out, whole as u64, &last);
-            }
+            super::buffers::write_padded(&self.ctx, &out, data);
             Ok(out)
         })
     }

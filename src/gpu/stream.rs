@@ -87,8 +87,7 @@ impl Gpu {
             let sources = [Some(host.pred), host.target, host.weights];
             for (buffer, data) in slots[s].iter().zip(sources) {
                 if let (Some(b), Some(d)) = (buffer, data) {
-                    let part = &d[c.start..c.start + c.len];
-                    ctx.queue.write_buffer(b, 0, bytemuck::cast_slice(part));
+                    super::buffers::write_padded(ctx, b, &d[c.start..c.start + c.len]);
                 }
             }
             let [Some(pred), target, weights] = &slots[s] else {
