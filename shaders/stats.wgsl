@@ -5,6 +5,8 @@
 // their bits, so an integer atomicMax is exact and order-free).
 // reduce_partials (reduce.wgsl) then folds the partials into stats[0].
 
+override DTYPE: u32 = 0u;   // a DTYPE_* id of data (the clip passes: f32)
+
 struct StatsParams {
     n: u32,            // elements in this chunk
     partial_base: u32, // first partial slot of this chunk
@@ -13,7 +15,9 @@ struct StatsParams {
 }
 
 @group(0) @binding(0) var<uniform> params: StatsParams;
-@group(0) @binding(1) var<storage, read_write> data: array<vec4<f32>>;
+// Raw words: grad_stats widens them (unpack4); the clips, on f32 data only,
+// read and write f32 bits.
+@group(0) @binding(1) var<storage, read_write> data: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read_write> partials: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> counts: array<atomic<u32>, 4>;
 @group(0) @binding(4) var<storage, read> stats: array<vec4<f32>>;
@@ -32,7 +36,7 @@ fn grad_stats(
     var nan_inf = vec2<f32>(0.0);
     var small = 0.0;
     for (var i4 = wid.x * WG + lane.lid; i4 < n4; i4 = i4 + nwg.x * WG) {
-        let v = data[i4];
+        let v = unpack4(data[raw4(i4, DTYPE)], i4, DTYPE);
         for (var k = 0u; k < 4u; k = k + 1u) {
             if (4u * i4 + k < params.n) {
                 let g = v[k];
@@ -99,8 +103,8 @@ fn clip_norm(
     let overflowed = !is_finite(norm) && atomicLoad(&counts[0]) == 0u && atomicLoad(&counts[1]) == 0u;
     let m = select(1.0, max, overflowed && max > 0.0);
     let scaled = min(m, params.limit / (sqrt(stats[0].x) + 1e-6 / m));
-    let v = data[i4];
-    data[i4] = select(v * keep_nan(norm, coef), (v / m) * scaled, overflowed);
+    let v = bitcast<vec4<f32>>(data[i4]);
+    data[i4] = bitcast<vec4<u32>>(select(v * keep_nan(norm, coef), (v / m) * scaled, overflowed));
 }
 
 @compute @workgroup_size(256)
@@ -113,7 +117,7 @@ fn clip_value(
     if (i4 >= (params.n + 3u) / 4u) {
         return;
     }
-    let v = data[i4];
+    let v = bitcast<vec4<f32>>(data[i4]);
     let c = clamp(v, vec4<f32>(-params.limit), vec4<f32>(params.limit));
-    data[i4] = vec4<f32>(keep_nan(v.x, c.x), keep_nan(v.y, c.y), keep_nan(v.z, c.z), keep_nan(v.w, c.w));
+    data[i4] = bitcast<vec4<u32>>(vec4<f32>(keep_nan(v.x, c.x), keep_nan(v.y, c.y), keep_nan(v.z, c.z), keep_nan(v.w, c.w)));
 }

@@ -645,3 +645,34 @@ fn f16_metrics_give_the_bits_of_their_f32_values() {
 fn bf16_metrics_give_the_bits_of_their_f32_values() {
     check_metrics::<bf16>("bf16");
 }
+
+/// Gradient statistics of half values (NaN and ±inf among them) equal those
+/// of the widened f32 values on every backend.
+#[test]
+fn half_grad_stats_equal_those_of_their_f32_values() {
+    let mut rng = rng("half grad stats");
+    let cpu_engine = Engine::cpu();
+    for n in [1, 7, 257, 65_537] {
+        let mut g = data(&mut rng, n);
+        if n > 3 {
+            g[1] = f32::NAN;
+            g[2] = f32::INFINITY;
+        }
+        let (h, b) = (half::<f16>(&g), half::<bf16>(&g));
+        for engine in engines(&cpu_engine) {
+            let what = format!("{} n={n}", engine.device_name());
+            let want = engine.grad_stats(&wide(&h), 1e-3).unwrap();
+            assert_eq!(
+                format!("{:?}", engine.grad_stats(&h, 1e-3).unwrap()),
+                format!("{want:?}"),
+                "f16 {what}"
+            );
+            let want = engine.grad_stats(&wide(&b), 1e-3).unwrap();
+            assert_eq!(
+                format!("{:?}", engine.grad_stats(&b, 1e-3).unwrap()),
+                format!("{want:?}"),
+                "bf16 {what}"
+            );
+        }
+    }
+}

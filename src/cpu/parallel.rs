@@ -418,12 +418,12 @@ fn pointwise32<F: Float>(call: &Call, input: &LossInput<F>) -> Option<Term32> {
 
 /// [`crate::cpu::stats::grad_stats`] on all cores: per-block sums of
 /// squares (f64), maxima and counts, combined in block order.
-pub fn grad_stats(g: &[f32], vanish_eps: f32) -> GradStats {
+pub fn grad_stats<F: Float>(g: &[F], vanish_eps: f32) -> GradStats {
     let blocks: Vec<(f64, f64, [u64; 3])> = g
         .par_chunks(BLOCK)
-        .map(|block| {
+        .map(|chunk| {
             let (mut ssq, mut max, mut counts) = (0.0f64, 0.0f64, [0u64; 3]);
-            for &v in block {
+            for &v in F::widen(chunk).iter() {
                 // Branch-free, so the loop vectorises: NaN and ±inf add 0
                 // here and are counted instead.
                 let finite = v.is_finite();

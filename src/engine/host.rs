@@ -261,8 +261,8 @@ impl Engine {
     }
 
     /// SPEC §3 `grad-stats`: ‖g‖₂, max |g|, NaN and ±inf counts, the share of
-    /// |g| < `vanish_eps`, n — one pass.
-    pub fn grad_stats(&self, g: &[f32], vanish_eps: f32) -> Result<GradStats> {
+    /// |g| < `vanish_eps`, n — one pass, over f32, f16 or bf16 values.
+    pub fn grad_stats<F: Float>(&self, g: &[F], vanish_eps: f32) -> Result<GradStats> {
         nonempty("the gradient", g)?;
         crate::ops::gradient::check_vanish_eps(vanish_eps)?;
         self.dispatch_sized(
@@ -270,7 +270,7 @@ impl Engine {
             g.len(),
             |gpu| {
                 let t = gpu.upload_resident(g)?;
-                gpu.grad_stats(&[(&t, g.len())], vanish_eps, None)
+                gpu.grad_stats(&[(&t, g.len())], vanish_eps, None, F::DTYPE)
             },
             || Ok(cpu::parallel::grad_stats(g, vanish_eps)),
         )

@@ -272,7 +272,7 @@ impl Engine {
                         }
                     }
                 }
-                g.grad_stats(&resident, 0.0, Some(clip))
+                g.grad_stats(&resident, 0.0, Some(clip), crate::ops::dtype::DType::F32)
             }
             _ => {
                 // One norm over all tensors, then each scaled in place.

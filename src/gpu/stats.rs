@@ -3,11 +3,12 @@
 //! reads the norm on the device.
 
 use super::buffers::{output, submit_and_read, to_f32, to_u32, uniform};
-use super::dispatch::{binding, chunks, grid, groups_for, max_chunk_elements, partials_for};
+use super::dispatch::{binding_of, chunks, grid, groups_for, max_chunk_elements, partials_for};
 use super::params::StatsParams;
 use super::pipelines::Family;
 use super::Gpu;
 use crate::error::Result;
+use crate::ops::dtype::DType;
 use crate::ops::gradient::{Clip, GradStats};
 use wgpu::util::DeviceExt;
 
@@ -63,12 +64,17 @@ impl Gpu {
 
     /// Statistics over all `tensors` as one vector; with `clip`, then clips
     /// them in place in the same submission.
+    /// The tensors hold `dtype` values; clipping needs f32.
     pub fn grad_stats(
         &self,
         tensors: &[Resident],
         eps: f32,
         clip: Option<Clip>,
+        dtype: DType,
     ) -> Result<GradStats> {
+        if clip.is_some() && dtype != DType::F32 {
+            return Err(crate::error::invalid!("clipping needs f32 values"));
+        }
         self.ctx.scoped(|| {
             let ctx = &self.ctx;
             let max = max_chunk_elements(ctx);
@@ -109,7 +115,7 @@ impl Gpu {
                         );
                         let resources = vec![
                             params.as_entire_binding(),
-                            binding(ctx, buffer, c.start, c.len).0,
+                            binding_of(ctx, buffer, c.start, c.len, dtype).0,
                             partials.as_entire_binding(),
                             counts.as_entire_binding(),
                             result.as_entire_binding(),
@@ -121,7 +127,15 @@ impl Gpu {
                             }
                         };
                         let name = entry.name();
-                        self.run(encoder, Family::Stats, name, &[], resources, dispatch)?;
+                        let constants = [("DTYPE", dtype.id())];
+                        self.run(
+                            encoder,
+                            Family::Stats,
+                            name,
+                            &constants,
+                            resources,
+                            dispatch,
+                        )?;
                         *base += groups;
                     }
                 }
