@@ -48,7 +48,7 @@ mod sealed {
     impl Sealed for super::bf16 {}
 }
 
-/// A value type of a loss's inputs: `f32`, [`f16`] or [`bf16`]. Every value
+/// A value type of a loss's inputs: `f32`, [`f16`](struct@f16) or [`bf16`]. Every value
 /// widens to f32 exactly.
 ///
 /// ```

@@ -141,9 +141,9 @@ impl<'a, F: Float> LossInput<'a, F> {
 
     /// The same input with per-class weights w (m values, each ≥ 0; NaN is
     /// an error), PyTorch's `weight=` for cross-entropy and nll with class
-    /// targets: row i's loss is scaled by w[tᵢ] and `mean` divides by
-    /// Σ aᵢ·w[tᵢ] over the rows kept (aᵢ the per-sample weight, default 1),
-    /// so the effective weight of a row is aᵢ·w[tᵢ].
+    /// targets: row i's loss is scaled by w\[tᵢ\] and `mean` divides by
+    /// Σ aᵢ·w\[tᵢ\] over the rows kept (aᵢ the per-sample weight, default 1),
+    /// so the effective weight of a row is aᵢ·w\[tᵢ\].
     pub fn with_class_weights(self, class_weights: &'a [f32]) -> Self {
         LossInput {
             options: LossOptions {
@@ -174,10 +174,10 @@ impl<'a, F: Float> LossInput<'a, F> {
 
     /// The same input with label smoothing ε ∈ [0, 1] for cross-entropy
     /// (PyTorch's `label_smoothing`): with class targets row i's loss is
-    /// (1−ε)·w[tᵢ]·(−log s_{tᵢ}) + (ε/m)·Σⱼ wⱼ·(−log sⱼ), s = softmax(pᵢ),
+    /// (1−ε)·w\[tᵢ\]·(−log s_{tᵢ}) + (ε/m)·Σⱼ wⱼ·(−log sⱼ), s = softmax(pᵢ),
     /// w the class weights (1 without); with probability targets the target
     /// becomes (1−ε)·t + ε/m. The mean's denominator is unchanged
-    /// (Σ aᵢ·w[tᵢ] over the kept rows, or Σ aᵢ for probabilities).
+    /// (Σ aᵢ·w\[tᵢ\] over the kept rows, or Σ aᵢ for probabilities).
     pub fn with_label_smoothing(self, epsilon: f32) -> Self {
         LossInput {
             options: LossOptions {
@@ -189,7 +189,7 @@ impl<'a, F: Float> LossInput<'a, F> {
     }
 
     /// The same input with a z-loss of coefficient λ ≥ 0 for cross-entropy
-    /// (PaLM): λ·logsumexp(pᵢ)² is added to row i's loss, scaled by w[tᵢ]
+    /// (PaLM): λ·logsumexp(pᵢ)² is added to row i's loss, scaled by w\[tᵢ\]
     /// with class targets and class weights (as the row's unsmoothed term
     /// is), by 1 with probability targets. Its gradient adds
     /// 2λ·lse·softmax(pᵢ)ⱼ (times that scale).

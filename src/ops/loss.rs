@@ -65,10 +65,10 @@ op_enum! {
         Nll => "nll",
         /// PyTorch's MultiMarginLoss (multi-class hinge): rows of `pred` are
         /// scores, the target one class index t per row; the row's loss is
-        /// w[t]·Σ_{j≠t} max(0, M − p_t + p_j)^P / m with margin M (default
+        /// w\[t\]·Σ_{j≠t} max(0, M − p_t + p_j)^P / m with margin M (default
         /// 1, finite) and power P ∈ {1, 2} (default 1), w the class weights
         /// (1 without). With h_j = max(0, M − p_t + p_j):
-        /// d/dp_j = w[t]·P·h_j^(P−1)/m for j ≠ t where h_j > 0 (0 at the
+        /// d/dp_j = w\[t\]·P·h_j^(P−1)/m for j ≠ t where h_j > 0 (0 at the
         /// kink), d/dp_t = −Σ_{j≠t} of those. `mean` divides by Σ aᵢ (the
         /// rows, as PyTorch), not by the class weights. A NaN in a row
         /// makes its loss NaN (PyTorch's kernel skips it).
