@@ -133,6 +133,18 @@ fn loss_sum<F: Float>(call: &Call, input: &LossInput<F>) -> f64 {
             lanes::sums(term, &block(p, at.clone()), &block(t, at), wb.as_deref())
         });
     }
+    if let Some(op) = row_op(call, input) {
+        let m = call.shape.cols;
+        return block_sums(call.shape.rows, rows_per_block(m), |rows| {
+            let b = RowBlock::of(input, rows.clone(), m);
+            let mut l = vec![0.0f32; rows.len()];
+            rows32::losses(op, &b.pred, m, b.targets(), &mut l);
+            l.iter()
+                .zip(rows)
+                .map(|(&l, i)| weighted(input.weight(i), l as f64))
+                .sum()
+        });
+    }
     let wide = input.widen();
     let input = &wide.input();
     let (loss, shape) = (&call.loss, call.shape);
@@ -155,24 +167,6 @@ fn loss_sum<F: Float>(call: &Call, input: &LossInput<F>) -> f64 {
                     .sum(),
             }
         }));
-    }
-    if let Some((op, t)) = row_loops(call, input) {
-        let m = shape.cols;
-        return block_sums(shape.rows, rows_per_block(m), |rows| {
-            let mut l = vec![0.0f32; rows.len()];
-            rows32::losses(
-                op,
-                p_rows(input, &rows, m),
-                m,
-                t.rows(rows.clone(), m),
-                &mut l,
-            );
-            let at = rows.start;
-            l.iter()
-                .enumerate()
-                .map(|(k, &l)| weighted(weight(input, at + k), l as f64))
-                .sum()
-        });
     }
     block_sums(shape.rows, BLOCK, |rows| {
         rows.map(|i| weighted(weight(input, i), sample_term(loss, input, &shape, i)))
@@ -222,29 +216,47 @@ fn rows_per_block(m: usize) -> usize {
     (BLOCK / m.max(1)).max(1)
 }
 
-/// The predictions of rows `rows`.
-fn p_rows<'a>(input: &LossInput<'a>, rows: &std::ops::Range<usize>, m: usize) -> &'a [f32] {
-    &input.pred[rows.start * m..rows.end * m]
-}
-
-/// The f32 row loops' op and targets for a row loss they compute.
-fn row_loops<'a>(call: &Call, input: &LossInput<'a>) -> Option<(RowOp, rows32::Targets<'a>)> {
+/// The f32 row loops' op for a row loss they compute.
+fn row_op<F: Float>(call: &Call, input: &LossInput<F>) -> Option<RowOp> {
     let Form::Rows(op) = call.shape.form else {
         return None;
     };
     // Class options take the reference formulas (an ignored row's target
     // is no class index).
-    if !rows32::has(op) || input.has_class_options() {
-        return None;
+    (rows32::has(op) && !input.has_class_options()).then_some(op)
+}
+
+/// Rows `rows` of an input for the row loops, in f32: borrowed for f32
+/// data, widened for halves (one block, not the whole input).
+struct RowBlock<'a> {
+    pred: std::borrow::Cow<'a, [f32]>,
+    dist: Option<std::borrow::Cow<'a, [f32]>>,
+    classes: Option<&'a [u32]>,
+}
+
+impl<'a> RowBlock<'a> {
+    fn of<F: Float>(input: &LossInput<'a, F>, rows: std::ops::Range<usize>, m: usize) -> Self {
+        let values = rows.start * m..rows.end * m;
+        RowBlock {
+            pred: block(input.pred, values.clone()),
+            dist: match input.target {
+                Target::Values(t) => Some(block(t, values)),
+                _ => None,
+            },
+            classes: match input.target {
+                Target::Classes(c) => Some(&c[rows]),
+                _ => None,
+            },
+        }
     }
-    Some((
-        op,
-        match input.target {
-            Target::None => rows32::Targets::None,
-            Target::Classes(c) => rows32::Targets::Classes(c),
-            Target::Values(t) => rows32::Targets::Dist(t),
-        },
-    ))
+
+    fn targets(&self) -> rows32::Targets<'_> {
+        match (&self.dist, self.classes) {
+            (Some(d), _) => rows32::Targets::Dist(d),
+            (None, Some(c)) => rows32::Targets::Classes(c),
+            (None, None) => rows32::Targets::None,
+        }
+    }
 }
 
 /// The seven metric sums of [`crate::cpu::metric_sums`] and Σw in one pass
@@ -303,27 +315,22 @@ fn per_sample<F: Float>(call: &Call, input: &LossInput<F>) -> Vec<f32> {
         });
         return out;
     }
-    let wide = input.widen();
-    let input = &wide.input();
-    let (loss, shape) = (&call.loss, call.shape);
-    if let Some((op, t)) = row_loops(call, input) {
-        let m = shape.cols;
+    if let Some(op) = row_op(call, input) {
+        let m = call.shape.cols;
         let per = rows_per_block(m);
-        out.par_chunks_mut(per).enumerate().for_each(|(b, block)| {
-            let rows = b * per..b * per + block.len();
-            rows32::losses(
-                op,
-                p_rows(input, &rows, m),
-                m,
-                t.rows(rows.clone(), m),
-                block,
-            );
-            for (k, o) in block.iter_mut().enumerate() {
-                *o = weighted(weight(input, rows.start + k), *o as f64) as f32;
+        out.par_chunks_mut(per).enumerate().for_each(|(k, o)| {
+            let rows = k * per..k * per + o.len();
+            let b = RowBlock::of(input, rows.clone(), m);
+            rows32::losses(op, &b.pred, m, b.targets(), o);
+            for (o, i) in o.iter_mut().zip(rows) {
+                *o = weighted(input.weight(i), *o as f64) as f32;
             }
         });
         return out;
     }
+    let wide = input.widen();
+    let input = &wide.input();
+    let (loss, shape) = (&call.loss, call.shape);
     out.par_chunks_mut(BLOCK)
         .enumerate()
         .for_each(|(b, block)| {
@@ -377,23 +384,21 @@ fn grad<F: Float>(call: &Call, input: &LossInput<F>, coef: f64) -> Vec<f32> {
         });
         return g;
     }
+    if let Some(op) = row_op(call, input) {
+        let m = call.shape.cols;
+        let per = rows_per_block(m);
+        let mut g = vec![0.0f32; call.shape.rows * m];
+        g.par_chunks_mut(per * m).enumerate().for_each(|(k, o)| {
+            let rows = k * per..k * per + o.len() / m;
+            let w = input.weights.map(|w| block(w, rows.clone()));
+            let b = RowBlock::of(input, rows, m);
+            rows32::grads(op, coef as f32, &b.pred, m, b.targets(), w.as_deref(), o);
+        });
+        return g;
+    }
     let wide = input.widen();
     let input = &wide.input();
     let (loss, shape) = (&call.loss, call.shape);
-    if let Some((op, t)) = row_loops(call, input) {
-        let m = shape.cols;
-        let per = rows_per_block(m);
-        let mut g = vec![0.0f32; shape.rows * m];
-        g.par_chunks_mut(per * m)
-            .enumerate()
-            .for_each(|(b, block)| {
-                let rows = b * per..b * per + block.len() / m;
-                let w = input.weights.map(|w| &w[rows.clone()]);
-                let (x, t) = (p_rows(input, &rows, m), t.rows(rows, m));
-                rows32::grads(op, coef as f32, x, m, t, w, block);
-            });
-        return g;
-    }
     let blocks: Vec<Vec<f32>> = (0..shape.rows.div_ceil(BLOCK))
         .into_par_iter()
         .map(|b| {

@@ -115,19 +115,31 @@ impl Float for bf16 {
 
     fn widen(values: &[bf16]) -> Cow<'_, [f32]> {
         // The upper half of an f32: a shift the compiler vectorises.
-        Cow::Owned(widen_blocks(values, |v, out| {
-            for (o, b) in out.iter_mut().zip(v) {
-                *o = f32::from_bits((b.to_bits() as u32) << 16);
-            }
-        }))
+        let shift = |v: &[bf16]| -> Vec<f32> {
+            v.iter()
+                .map(|b| f32::from_bits((b.to_bits() as u32) << 16))
+                .collect()
+        };
+        if values.len() <= BLOCK {
+            return Cow::Owned(shift(values));
+        }
+        use rayon::prelude::*;
+        Cow::Owned(values.par_chunks(BLOCK).flat_map_iter(shift).collect())
     }
 }
 
-/// Widens `values` on all cores, a block at a time.
+/// Values a widening task takes: a block of the CPU backend's loops is
+/// widened on its own thread.
+const BLOCK: usize = 1 << 16;
+
+/// Widens `values`, on all cores past one block.
 fn widen_blocks<T: Sync>(values: &[T], convert: impl Fn(&[T], &mut [f32]) + Sync) -> Vec<f32> {
     use rayon::prelude::*;
-    const BLOCK: usize = 1 << 16;
     let mut out = vec![0.0f32; values.len()];
+    if values.len() <= BLOCK {
+        convert(values, &mut out);
+        return out;
+    }
     out.par_chunks_mut(BLOCK)
         .zip(values.par_chunks(BLOCK))
         .for_each(|(o, v)| convert(v, o));
