@@ -189,7 +189,7 @@ fn health_report_names_the_symptoms() {
         );
         let r = engine.health_report(&[&ok, &ok], &t).unwrap();
         assert_eq!(r.verdict, Verdict::Healthy);
-        assert_err(engine.health_report(&[], &t), "no layers given");
+        assert_err(engine.health_report::<f32>(&[], &t), "no layers given");
     }
 }
 

@@ -676,3 +676,32 @@ fn half_grad_stats_equal_those_of_their_f32_values() {
         }
     }
 }
+
+/// prelu's dα and the health report on half values equal those of the
+/// widened f32 values on every backend.
+#[test]
+fn half_prelu_alpha_grad_and_health_report() {
+    let mut rng = rng("half prelu health");
+    let cpu_engine = Engine::cpu();
+    for n in [7, 65_537] {
+        let (x, u) = (
+            half::<bf16>(&data(&mut rng, n)),
+            half::<bf16>(&data(&mut rng, n)),
+        );
+        let (xw, uw) = (wide(&x), wide(&u));
+        for engine in engines(&cpu_engine) {
+            let what = format!("{} n={n}", engine.device_name());
+            let got = engine.prelu_alpha_grad(&x, &u).unwrap();
+            let want = engine.prelu_alpha_grad(&xw, &uw).unwrap();
+            assert_eq!(got.to_bits(), want.to_bits(), "prelu dα {what}");
+            let thresholds = lossgpu::HealthThresholds::default();
+            let got = engine
+                .health_report(&[&x[..], &u[..]], &thresholds)
+                .unwrap();
+            let want = engine
+                .health_report(&[&xw[..], &uw[..]], &thresholds)
+                .unwrap();
+            assert_eq!(format!("{got:?}"), format!("{want:?}"), "health {what}");
+        }
+    }
+}

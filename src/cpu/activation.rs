@@ -2,6 +2,7 @@
 
 use super::common::{propagate_nan, sigmoid, sigmoid_grad, softplus};
 use crate::ops::activation::{rrelu_alpha, Activation, Pass};
+use crate::ops::dtype::Float;
 
 impl Activation {
     /// The negative-side slope at element `index` (leaky family), as f64.
@@ -102,11 +103,11 @@ pub fn activation(act: &Activation, pass: Pass, x: &[f32], upstream: Option<&[f3
 }
 
 /// Σ upstream·x over x ≤ 0: the gradient of prelu's α.
-pub fn prelu_alpha_grad(x: &[f32], upstream: &[f32]) -> f64 {
+pub fn prelu_alpha_grad<F: Float>(x: &[F], upstream: &[F]) -> f64 {
     x.iter()
         .zip(upstream)
         .map(|(&x, &u)| {
-            let (x, u) = (x as f64, u as f64);
+            let (x, u) = (x.to_f32() as f64, u.to_f32() as f64);
             let v = if x > 0.0 { 0.0 } else { u * x };
             propagate_nan(&[x, u], v)
         })

@@ -70,8 +70,9 @@ impl Engine {
         self.run_activation(act, Pass::Backward, x, Some(upstream))
     }
 
-    /// d L/d α of prelu: Σ upstream·x over the elements with x ≤ 0.
-    pub fn prelu_alpha_grad(&self, x: &[f32], upstream: &[f32]) -> Result<f64> {
+    /// d L/d α of prelu: Σ upstream·x over the elements with x ≤ 0 (x and
+    /// upstream f32, f16 or bf16).
+    pub fn prelu_alpha_grad<F: Float>(&self, x: &[F], upstream: &[F]) -> Result<f64> {
         nonempty("the input", x)?;
         check_upstream(x.len(), Some(upstream.len()))?;
         self.dispatch_sized(
@@ -289,9 +290,9 @@ impl Engine {
     /// Per-layer gradient health (layers in network order, input first):
     /// each layer's statistics, the ratio of its norm to the next layer's,
     /// and a verdict by the documented [`HealthThresholds`].
-    pub fn health_report(
+    pub fn health_report<F: Float>(
         &self,
-        layers: &[&[f32]],
+        layers: &[&[F]],
         thresholds: &HealthThresholds,
     ) -> Result<HealthReport> {
         if layers.is_empty() {

@@ -526,7 +526,7 @@ impl Gpu {
     }
 
     /// Σ term(x, t) of an internal pointwise op (prelu's dα, the penalties).
-    pub(crate) fn sum_of_terms(&self, op: Term, x: &[f32], t: Option<&[f32]>) -> Result<f64> {
+    pub(crate) fn sum_of_terms<F: Float>(&self, op: Term, x: &[F], t: Option<&[F]>) -> Result<f64> {
         let op = PointOp {
             op,
             param: 0.0,
@@ -558,7 +558,7 @@ impl Gpu {
                 weights: None,
                 errors: &errors,
                 per_class: None,
-                dtypes: Dtypes::F32,
+                dtypes: Dtypes::all(F::DTYPE),
             };
             let mut encoder = self.encoder();
             let result = self.reduce(&mut encoder, op, &inputs, x.len())?;
@@ -567,7 +567,6 @@ impl Gpu {
         })
     }
 
-    /// One value of a resident buffer (to name an offender in an error).
     /// Value i of a resident buffer of `dtype` (to name an offender in an
     /// error): its aligned word is copied, and a half value widened.
     fn read_resident_at(&self, buffer: &wgpu::Buffer, i: usize, dtype: DType) -> Result<f32> {

@@ -66,8 +66,6 @@ pub(crate) struct Dtypes {
 }
 
 impl Dtypes {
-    pub const F32: Dtypes = Dtypes::all(DType::F32);
-
     /// Every input of one type.
     pub const fn all(d: DType) -> Dtypes {
         Dtypes {
