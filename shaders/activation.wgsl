@@ -90,10 +90,10 @@ fn activation(
     if (i4 >= params.n4) {
         return;
     }
-    let v = unpack4(x[raw4(i4, X_DTYPE)], i4, X_DTYPE);
+    let v = unpack4(x[raw_index(i4, X_DTYPE)], i4, X_DTYPE);
     var u = vec4<f32>(1.0);
     if (PASS == PASS_BACKWARD) {
-        u = unpack4(upstream[raw4(i4, UPSTREAM_DTYPE)], i4, UPSTREAM_DTYPE);
+        u = unpack4(upstream[raw_index(i4, UPSTREAM_DTYPE)], i4, UPSTREAM_DTYPE);
     }
     let i = params.base + 4u * i4;
     out[i4] = vec4<f32>(apply(v.x, u.x, i), apply(v.y, u.y, i + 1u), apply(v.z, u.z, i + 2u), apply(v.w, u.w, i + 3u));

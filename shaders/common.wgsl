@@ -226,8 +226,9 @@ fn f16_bits(h: u32) -> f32 {
     return bitcast<f32>(select(select(normal, special, e == 31u), small, e == 0u));
 }
 
-// The word that holds value i of an input of `dtype`.
-fn raw1(i: u32, dtype: u32) -> u32 {
+// The index of the word (or vec4 of words) that holds value (or vec4) i of
+// an input of `dtype`: halves pack two a word.
+fn raw_index(i: u32, dtype: u32) -> u32 {
     return select(i, i >> 1u, dtype != DTYPE_F32);
 }
 
@@ -243,29 +244,17 @@ fn unpack1(word: u32, i: u32, dtype: u32) -> f32 {
     return bitcast<f32>(h << 16u);
 }
 
-// The vec4 of words that holds values 4·i4 .. 4·i4 + 3.
-fn raw4(i4: u32, dtype: u32) -> u32 {
-    return select(i4, i4 >> 1u, dtype != DTYPE_F32);
-}
-
-// Values 4·i4 .. 4·i4 + 3 of an input of `dtype` from their vec4 of words.
+// Values 4·i4 .. 4·i4 + 3 of an input of `dtype` from their vec4 of words
+// (for halves, the first or second pair of it).
 fn unpack4(raw: vec4<u32>, i4: u32, dtype: u32) -> vec4<f32> {
     if (dtype == DTYPE_F32) {
         return bitcast<vec4<f32>>(raw);
     }
     let w = select(raw.xy, raw.zw, (i4 & 1u) == 1u);
-    if (dtype == DTYPE_F16) {
-        return vec4<f32>(
-            f16_bits(w.x & 0xffffu),
-            f16_bits(w.x >> 16u),
-            f16_bits(w.y & 0xffffu),
-            f16_bits(w.y >> 16u),
-        );
-    }
     return vec4<f32>(
-        bitcast<f32>(w.x << 16u),
-        bitcast<f32>(w.x & 0xffff0000u),
-        bitcast<f32>(w.y << 16u),
-        bitcast<f32>(w.y & 0xffff0000u),
+        unpack1(w.x, 0u, dtype),
+        unpack1(w.x, 1u, dtype),
+        unpack1(w.y, 0u, dtype),
+        unpack1(w.y, 1u, dtype),
     );
 }

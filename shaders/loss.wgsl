@@ -79,14 +79,14 @@ struct Quad {
 // `first` is the index of its first element among the loss's n values, `base`
 // turns that into the index an error names, `slot` picks the error slots.
 fn load_from(i4: u32, first: u32, n: u32, base: u32, slot: u32) -> Quad {
-    let p = unpack4(pred[raw4(i4, PRED_DTYPE)], i4, PRED_DTYPE);
+    let p = unpack4(pred[raw_index(i4, PRED_DTYPE)], i4, PRED_DTYPE);
     var t = vec4<f32>(0.0);
     if (HAS_TARGET) {
-        t = unpack4(tgt[raw4(i4, TARGET_DTYPE)], i4, TARGET_DTYPE);
+        t = unpack4(tgt[raw_index(i4, TARGET_DTYPE)], i4, TARGET_DTYPE);
     }
     var w = vec4<f32>(1.0);
     if (HAS_WEIGHTS) {
-        w = unpack4(weights[raw4(i4, WEIGHTS_DTYPE)], i4, WEIGHTS_DTYPE);
+        w = unpack4(weights[raw_index(i4, WEIGHTS_DTYPE)], i4, WEIGHTS_DTYPE);
     }
     let valid = lanes_below(first, n);
     if (PRED_DOMAIN == DOMAIN_ANY && TARGET_DOMAIN == DOMAIN_ANY && !HAS_WEIGHTS) {

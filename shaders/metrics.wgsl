@@ -60,7 +60,7 @@ fn metrics_partials(
         // loop body has no per-lane branch.
         let valid = lanes_below(4u * i4, params.n);
         let z4 = vec4<f32>(0.0);
-        let r = raw4(i4, DTYPE);
+        let r = raw_index(i4, DTYPE);
         let p = select(z4, unpack4(pred[r], i4, DTYPE), valid);
         let t = select(z4, unpack4(tgt[r], i4, DTYPE), valid);
         var w = select(z4, vec4<f32>(1.0), valid);

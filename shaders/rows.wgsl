@@ -58,16 +58,16 @@ var<workgroup> arg_idx: array<u32, WG>;
 
 fn target_f32(i: u32) -> f32 {
     let k = params.target_skip + i;
-    return unpack1(tgt[raw1(k, TARGET_DTYPE)], k, TARGET_DTYPE);
+    return unpack1(tgt[raw_index(k, TARGET_DTYPE)], k, TARGET_DTYPE);
 }
 
 // Value k of the bound pred.
 fn pred_at(k: u32) -> f32 {
-    return unpack1(pred[raw1(k, PRED_DTYPE)], k, PRED_DTYPE);
+    return unpack1(pred[raw_index(k, PRED_DTYPE)], k, PRED_DTYPE);
 }
 
 fn weight_at(k: u32) -> f32 {
-    return unpack1(weights[raw1(k, WEIGHTS_DTYPE)], k, WEIGHTS_DTYPE);
+    return unpack1(weights[raw_index(k, WEIGHTS_DTYPE)], k, WEIGHTS_DTYPE);
 }
 
 // Whether the row's class target is the ignored one: its loss and gradient

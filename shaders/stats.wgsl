@@ -36,7 +36,7 @@ fn grad_stats(
     var nan_inf = vec2<f32>(0.0);
     var small = 0.0;
     for (var i4 = wid.x * WG + lane.lid; i4 < n4; i4 = i4 + nwg.x * WG) {
-        let v = unpack4(data[raw4(i4, DTYPE)], i4, DTYPE);
+        let v = unpack4(data[raw_index(i4, DTYPE)], i4, DTYPE);
         for (var k = 0u; k < 4u; k = k + 1u) {
             if (4u * i4 + k < params.n) {
                 let g = v[k];

@@ -217,7 +217,7 @@ impl Gpu {
             pred: input.pred,
             target: Some(target),
             weights: input.weights,
-            per_class: input.options.pos_weight.filter(|pw| pw.len() > 1),
+            per_class: input.pos_weight_columns(),
         };
         let errors = error_slots(&self.ctx);
         let op = Self::point_op(call, op, &Self::pos_weight(input));
@@ -249,16 +249,16 @@ impl Gpu {
     /// bce-logits' pos_weight as the kernels take it: one value as the
     /// param, m values as a per-class buffer (bound by the caller).
     fn pos_weight<F: Float>(input: &LossInput<F>) -> ClassOptions<'static> {
-        match input.options.pos_weight {
-            Some(&[pw]) => ClassOptions {
-                pos_weight: Some(pw),
-                ..Default::default()
-            },
-            Some(pw) => ClassOptions {
+        match (input.options.pos_weight, input.pos_weight_columns()) {
+            (_, Some(pw)) => ClassOptions {
                 pos_weight_cols: pw.len() as u32,
                 ..Default::default()
             },
-            None => ClassOptions::default(),
+            (Some(&[pw]), None) => ClassOptions {
+                pos_weight: Some(pw),
+                ..Default::default()
+            },
+            _ => ClassOptions::default(),
         }
     }
 
@@ -286,13 +286,13 @@ impl Gpu {
         };
         let dtypes = Dtypes {
             weights: weights_dtype,
-            ..Dtypes::all(F::DTYPE)
+            ..Dtypes::of(call.target, F::DTYPE)
         };
         // Class weights, or a pos_weight per column (never both).
         let per_class = input
             .options
             .class_weights
-            .or(input.options.pos_weight.filter(|pw| pw.len() > 1))
+            .or(input.pos_weight_columns())
             .map(|w| upload(ctx, w, "per class"))
             .transpose()?;
         let options = ClassOptions {
@@ -500,8 +500,14 @@ impl Gpu {
         self.ctx.scoped(|| {
             let mut encoder = self.encoder();
             let plain = ClassOptions::default();
-            let buffers = ((pred, target, None), Dtypes::all(dtype));
-            let mut p = self.encode_on(&mut encoder, call, buffers, want, &plain)?;
+            let dtypes = Dtypes::of(call.target, dtype);
+            let mut p = self.encode_on(
+                &mut encoder,
+                call,
+                ((pred, target, None), dtypes),
+                want,
+                &plain,
+            )?;
             let grad = p.grad.take();
             let bytes = submit_and_read(&self.ctx, encoder, &p.parts())?;
             let read = p.read(&bytes);
@@ -509,13 +515,12 @@ impl Gpu {
             let loss = &call.loss;
             if slots[0] != u32::MAX {
                 let i = slots[0] as usize;
-                let v = self.read_resident_at(pred, i, dtype)?;
+                let v = self.read_resident_at(pred, i, dtypes.pred)?;
                 return Err(loss.domain_error("pred", call.pred_domain(), i, v));
             }
             if let (Some(t), true) = (target, slots[1] != u32::MAX) {
                 let i = slots[1] as usize;
-                let classes = call.target == TargetKind::Classes;
-                let v = self.read_resident_at(t, i, if classes { DType::F32 } else { dtype })?;
+                let v = self.read_resident_at(t, i, dtypes.target)?;
                 return Err(match call.target {
                     TargetKind::Classes => class_error(loss, i, v.to_bits(), call.shape.cols),
                     _ => loss.domain_error("target", call.target_domain(), i, v),

@@ -13,6 +13,7 @@ use super::stream::ChunkInputs;
 use super::Gpu;
 use crate::error::Result;
 use crate::ops::dtype::DType;
+use crate::ops::input::TargetKind;
 use crate::ops::loss::{Domain, Term};
 use crate::ops::reduction::CoefMode;
 
@@ -56,8 +57,7 @@ impl PointEntry {
 }
 
 /// How the bound pred, target and weights are stored (overrides
-/// `*_DTYPE` of loss.wgsl and rows.wgsl; class indices are u32 whatever
-/// `target` says).
+/// `*_DTYPE` of loss.wgsl and rows.wgsl).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Dtypes {
     pub pred: DType,
@@ -72,6 +72,18 @@ impl Dtypes {
             pred: d,
             target: d,
             weights: d,
+        }
+    }
+
+    /// Values of `values`, but class indices, which are u32 and read as
+    /// they are.
+    pub fn of(target: TargetKind, values: DType) -> Dtypes {
+        match target {
+            TargetKind::Classes => Dtypes {
+                target: DType::F32,
+                ..Dtypes::all(values)
+            },
+            _ => Dtypes::all(values),
         }
     }
 

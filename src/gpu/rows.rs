@@ -4,13 +4,12 @@
 use super::buffers::{output, uniform};
 use super::context::Context;
 use super::dispatch::{binding, binding_of, chunks, grid, groups_for, head, max_chunk_rows};
-use super::loss::{Dtypes, Inputs};
+use super::loss::Inputs;
 use super::params::Coef;
 use super::params::RowParams;
 use super::pipelines::Family;
 use super::Gpu;
 use crate::error::Result;
-use crate::ops::dtype::DType;
 use crate::ops::loss::{Domain, RowOp};
 
 /// A row kernel's specialisation.
@@ -196,13 +195,7 @@ impl Gpu {
                     .map_or_else(|| head(inputs.pred), |w| w.as_entire_binding()),
             ];
             let groups = entry.groups(ctx, c.len, cols)?;
-            // Class indices are u32, read as they are.
-            let target_dtype = if classes { DType::F32 } else { d.target };
-            let dtypes = Dtypes {
-                target: target_dtype,
-                ..d
-            };
-            let constants = [&kernel.constants()[..], &dtypes.constants()[..]].concat();
+            let constants = [&kernel.constants()[..], &d.constants()[..]].concat();
             self.run(
                 encoder,
                 Family::Rows,

@@ -245,6 +245,12 @@ impl<'a, F: Float> LossInput<'a, F> {
         }
     }
 
+    /// bce-logits' pos_weight of each column, where it has one per column
+    /// (the kernels bind it; one value is their param).
+    pub(crate) fn pos_weight_columns(&self) -> Option<&'a [f32]> {
+        self.options.pos_weight.filter(|pw| pw.len() > 1)
+    }
+
     /// bce-logits' positive weight of value i (None without the option).
     pub(crate) fn pos_weight_at(&self, i: usize) -> Option<f64> {
         self.options.pos_weight.map(|pw| pw[i % pw.len()] as f64)
