@@ -89,8 +89,9 @@ impl RowOptions<'_> {
         }
     }
 
-    /// multi-margin's PyTorch defaults (M = 1, P = 1), nothing else.
-    fn multi_margin_defaults() -> Self {
+    /// PyTorch's defaults: multi-margin's M = 1 and P = 1, nothing else
+    /// (kl-div on probabilities).
+    fn defaults() -> Self {
         RowOptions {
             margin: 1.0,
             power: 1,
@@ -112,16 +113,13 @@ impl RowOptions<'_> {
         }
     }
 
-    /// kl-div's term t·(log t − log q) at a prediction value, 0 where t = 0
-    /// (NaN where the prediction is).
+    /// kl-div's term t·log t − t·log q at a prediction value, 0 where
+    /// t = 0 (whose logs may be −inf), NaN where the prediction is.
     fn kl_term(&self, q: f32, raw_t: f32) -> f64 {
         let (t, log_t) = self.kl_target(raw_t);
         let q = q as f64;
-        if t == 0.0 {
-            return propagate_nan(&[q], 0.0);
-        }
         let log_q = if self.log_input { q } else { q.ln() };
-        t * (log_t - log_q)
+        propagate_nan(&[q], if t == 0.0 { 0.0 } else { t * log_t - t * log_q })
     }
 
     /// d(kl term)/d pred: −t/q, or −t for a log prediction.
@@ -181,7 +179,7 @@ pub(crate) fn row_loss_with(op: RowOp, p: &[f32], t: RowTarget, o: &RowOptions) 
             terms + o.z_loss * kappa * lse * lse
         }
         RowOp::Nll => -o.w(class(t)) * p[class(t)] as f64,
-        RowOp::Kl if o.log_input || o.log_target => p
+        RowOp::Kl => p
             .iter()
             .zip(dist(t))
             .map(|(&q, &tj)| o.kl_term(q, tj))
@@ -211,7 +209,7 @@ pub(crate) fn row_grad_with(op: RowOp, p: &[f32], t: RowTarget, o: &RowOptions) 
                 .map(|(&pj, &cj)| (pj as f64 - lse).exp() * scale - cj)
                 .collect()
         }
-        RowOp::Kl if o.log_input || o.log_target => p
+        RowOp::Kl => p
             .iter()
             .zip(dist(t))
             .map(|(&q, &tj)| o.kl_grad(q, tj))
@@ -262,24 +260,16 @@ pub(crate) fn row_loss(op: RowOp, p: &[f32], t: RowTarget) -> f64 {
                 })
                 .sum()
         }
-        RowOp::Kl => p
-            .iter()
-            .zip(dist(t))
-            .map(|(&q, &tj)| {
-                let (q, tj) = (q as f64, tj as f64);
-                propagate_nan(&[q], xlogy(tj, tj) - xlogy(tj, q))
-            })
-            .sum(),
         RowOp::Entropy => p.iter().map(|&pj| -xlogy(pj as f64, pj as f64)).sum(),
         RowOp::Nll => -(p[class(t)] as f64),
-        RowOp::MultiMargin => row_loss_with(op, p, t, &RowOptions::multi_margin_defaults()),
+        RowOp::Kl | RowOp::MultiMargin => row_loss_with(op, p, t, &RowOptions::defaults()),
     }
 }
 
 /// d (row loss) / d p_j for every j of the row.
 pub(crate) fn row_grad(op: RowOp, p: &[f32], t: RowTarget) -> Vec<f64> {
-    if op == RowOp::MultiMargin {
-        return row_grad_with(op, p, t, &RowOptions::multi_margin_defaults());
+    if matches!(op, RowOp::Kl | RowOp::MultiMargin) {
+        return row_grad_with(op, p, t, &RowOptions::defaults());
     }
     let lse = match op {
         RowOp::CeClass | RowOp::CeProb => logsumexp(p),
@@ -293,18 +283,10 @@ pub(crate) fn row_grad(op: RowOp, p: &[f32], t: RowTarget) -> Vec<f64> {
                 RowOp::Argmax => propagate_nan(&[pj], 0.0),
                 RowOp::CeClass => (pj - lse).exp() - if j == class(t) { 1.0 } else { 0.0 },
                 RowOp::CeProb => (pj - lse).exp() - dist(t)[j] as f64,
-                RowOp::Kl => {
-                    let tj = dist(t)[j] as f64;
-                    if tj == 0.0 {
-                        propagate_nan(&[pj], 0.0)
-                    } else {
-                        -tj / pj
-                    }
-                }
                 RowOp::Entropy => -(pj.ln() + 1.0),
                 // A gather: the derivative reads no value, NaN or not.
                 RowOp::Nll => -((j == class(t)) as u8 as f64),
-                RowOp::MultiMargin => f64::NAN, // returned above
+                RowOp::Kl | RowOp::MultiMargin => f64::NAN, // returned above
             }
         })
         .collect()
