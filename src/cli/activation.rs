@@ -1,5 +1,6 @@
 //! `lossgpu activation NAME --input FILE --out FILE.npy [--derivative] ...`
 
+use super::dtypes::narrow;
 use super::output::Report;
 use super::{add_engine, add_underflow, io, open_engine, BackendChoice};
 use lossgpu::{
@@ -66,14 +67,8 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
     let engine = open_engine(backend)?;
     // A half file is read by the engine as it is (2 bytes a value on the GPU).
     let y = match input.half {
-        Some(DType::F16) => {
-            let h: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
-            apply(&engine, &act, &h, args.derivative)?
-        }
-        Some(DType::Bf16) => {
-            let h: Vec<bf16> = x.iter().map(|&v| bf16::from_f32(v)).collect();
-            apply(&engine, &act, &h, args.derivative)?
-        }
+        Some(DType::F16) => apply(&engine, &act, &narrow::<f16>(&x), args.derivative)?,
+        Some(DType::Bf16) => apply(&engine, &act, &narrow::<bf16>(&x), args.derivative)?,
         _ => apply(&engine, &act, &x, args.derivative)?,
     };
     io::write_npy(&args.out, &y, &input.dims)?;

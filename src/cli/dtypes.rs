@@ -2,7 +2,7 @@
 //! (`--dtype`) and the dtype of every array written (`--out-dtype`), set
 //! once per run by [`set`] and read by the file readers and writers.
 
-use lossgpu::{bf16, f16, DType};
+use lossgpu::{bf16, f16, DType, Float};
 use std::sync::OnceLock;
 
 /// A half-precision input type (`--dtype`).
@@ -59,6 +59,12 @@ pub fn descr(d: DType) -> &'static str {
         DType::F16 => "<f2",
         DType::Bf16 => "<V2",
     }
+}
+
+/// `values` as `H`, rounded to nearest even (exact for values read from
+/// `H` files).
+pub fn narrow<H: Float>(values: &[f32]) -> Vec<H> {
+    values.iter().map(|&v| H::from_f32(v)).collect()
 }
 
 /// `values` in `d`, little-endian, rounded to nearest even.

@@ -321,9 +321,9 @@ struct Narrowed<H> {
     weights: Option<Vec<H>>,
 }
 
-impl<H: HalfValue> Narrowed<H> {
+impl<H: Float> Narrowed<H> {
     fn of(input: &LossInput) -> Self {
-        let to = |v: &[f32]| v.iter().map(|&x| H::exact(x)).collect::<Vec<H>>();
+        let to = |v: &[f32]| super::dtypes::narrow::<H>(v);
         Narrowed {
             pred: to(input.pred),
             target: match input.target {
@@ -347,23 +347,6 @@ impl<H: HalfValue> Narrowed<H> {
             weights: self.weights.as_deref(),
             options: base.options,
         }
-    }
-}
-
-/// f16 or bf16, from an f32 that holds one exactly.
-trait HalfValue: Float {
-    fn exact(v: f32) -> Self;
-}
-
-impl HalfValue for f16 {
-    fn exact(v: f32) -> Self {
-        f16::from_f32(v)
-    }
-}
-
-impl HalfValue for bf16 {
-    fn exact(v: f32) -> Self {
-        bf16::from_f32(v)
     }
 }
 

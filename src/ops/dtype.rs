@@ -76,8 +76,10 @@ pub trait Float:
     /// The value as an f32 (exact).
     fn to_f32(self) -> f32;
 
-    /// The values as f32: the slice itself for f32, else a widened copy
-    /// (vectorised by `half` where the CPU can).
+    /// The nearest value to `v` (round to nearest, ties to even).
+    fn from_f32(v: f32) -> Self;
+
+    /// The values as f32: the slice itself for f32, else a widened copy.
     fn widen(values: &[Self]) -> Cow<'_, [f32]>;
 }
 
@@ -86,6 +88,10 @@ impl Float for f32 {
 
     fn to_f32(self) -> f32 {
         self
+    }
+
+    fn from_f32(v: f32) -> Self {
+        v
     }
 
     fn widen(values: &[f32]) -> Cow<'_, [f32]> {
@@ -100,9 +106,17 @@ impl Float for f16 {
         f16::to_f32(self)
     }
 
+    fn from_f32(v: f32) -> Self {
+        f16::from_f32(v)
+    }
+
     fn widen(values: &[f16]) -> Cow<'_, [f32]> {
         use half::slice::HalfFloatSliceExt;
-        Cow::Owned(widen_blocks(values, |v, out| v.convert_to_f32_slice(out)))
+        Cow::Owned(widen_blocks(values, |v| {
+            let mut out = vec![0.0f32; v.len()];
+            v.convert_to_f32_slice(&mut out);
+            out
+        }))
     }
 }
 
@@ -113,18 +127,17 @@ impl Float for bf16 {
         bf16::to_f32(self)
     }
 
+    fn from_f32(v: f32) -> Self {
+        bf16::from_f32(v)
+    }
+
     fn widen(values: &[bf16]) -> Cow<'_, [f32]> {
         // The upper half of an f32: a shift the compiler vectorises.
-        let shift = |v: &[bf16]| -> Vec<f32> {
+        Cow::Owned(widen_blocks(values, |v| {
             v.iter()
                 .map(|b| f32::from_bits((b.to_bits() as u32) << 16))
                 .collect()
-        };
-        if values.len() <= BLOCK {
-            return Cow::Owned(shift(values));
-        }
-        use rayon::prelude::*;
-        Cow::Owned(values.par_chunks(BLOCK).flat_map_iter(shift).collect())
+        }))
     }
 }
 
@@ -132,23 +145,33 @@ impl Float for bf16 {
 /// widened on its own thread.
 const BLOCK: usize = 1 << 16;
 
-/// Widens `values`, on all cores past one block.
-fn widen_blocks<T: Sync>(values: &[T], convert: impl Fn(&[T], &mut [f32]) + Sync) -> Vec<f32> {
+/// `widen(values)`, on all cores a block at a time past one block.
+fn widen_blocks<T: Sync>(values: &[T], widen: impl Fn(&[T]) -> Vec<f32> + Sync + Send) -> Vec<f32> {
     use rayon::prelude::*;
-    let mut out = vec![0.0f32; values.len()];
     if values.len() <= BLOCK {
-        convert(values, &mut out);
-        return out;
+        return widen(values);
     }
-    out.par_chunks_mut(BLOCK)
-        .zip(values.par_chunks(BLOCK))
-        .for_each(|(o, v)| convert(v, o));
-    out
+    values.par_chunks(BLOCK).flat_map_iter(widen).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn from_f32_rounds_ties_to_even() {
+        let tie = |k: i32| 2f32.powi(k);
+        assert_eq!(<f16 as Float>::from_f32(1.0 + tie(-11)).to_f32(), 1.0);
+        assert_eq!(
+            <f16 as Float>::from_f32(1.0 + 3.0 * tie(-11)).to_f32(),
+            1.0 + tie(-9)
+        );
+        assert_eq!(<bf16 as Float>::from_f32(1.0 + tie(-8)).to_f32(), 1.0);
+        assert_eq!(
+            <bf16 as Float>::from_f32(1.0 + 3.0 * tie(-8)).to_f32(),
+            1.0 + tie(-6)
+        );
+    }
 
     #[test]
     fn widening_is_exact_for_every_half_value() {
