@@ -8,7 +8,8 @@
 mod common;
 
 use common::{
-    agrees, assert_all_close_with, assert_err, assert_scalar_close, data, engines, exp_rtol, rng,
+    agrees, assert_all_close_with, assert_err, assert_grad_close, assert_scalar_close, data,
+    engines, exp_arg, exp_rtol, rng,
 };
 use lossgpu::{bf16, cpu, f16, Engine, Float, Loss, LossInput, LossValue, Reduction};
 use rand::rngs::StdRng;
@@ -105,17 +106,7 @@ fn compare<H: Half>(
             }
             _ => panic!("{what}: the value's kinds differ"),
         }
-        let want = cpu::loss_grad(loss, widened, reduction).unwrap();
-        let (sum, wsum) = cpu::loss_sums(loss, widened).unwrap();
-        let c = match reduction {
-            Reduction::Mean if *loss == Loss::Rmse => 1.0 / (wsum * (sum / wsum).sqrt()).max(1e-30),
-            Reduction::Mean => 1.0 / wsum,
-            _ => 1.0,
-        };
-        let w = |i: usize| widened.weights.map_or(1.0, |w| w[i / widened.cols] as f64);
-        assert_all_close_with(&format!("{what} grad"), &g, &want, |i| {
-            (rtol_at(i), 1e-6 * w(i) * c)
-        });
+        assert_grad_close(&what, loss, widened, reduction, &g, rtol_at);
     }
 }
 
@@ -165,15 +156,6 @@ fn pointwise_data(loss: &Loss, rng: &mut StdRng, n: usize) -> (Vec<f32>, Vec<f32
         p = (0..n).map(|i| [0.0, 1.0, rng.random()][i % 3]).collect();
     }
     (p, t)
-}
-
-fn exp_arg(loss: &Loss, p: f32, t: f32) -> f32 {
-    match loss {
-        Loss::Exponential | Loss::Logistic => t * p,
-        Loss::BceLogits => p,
-        Loss::LogCosh => 2.0 * (t - p),
-        _ => 0.0,
-    }
 }
 
 fn check_pointwise<H: Half>(dtype: &str, lengths: &[usize]) {

@@ -5,8 +5,8 @@
 mod common;
 
 use common::{
-    agrees, assert_all_close_with, assert_err, assert_scalar_close, data, exp_rtol, gpu,
-    gpu_narrow, gpu_small, rng, NARROW_GRID,
+    agrees, assert_all_close_with, assert_err, assert_grad_close, assert_scalar_close, data,
+    exp_arg, exp_rtol, gpu, gpu_narrow, gpu_small, rng, NARROW_GRID,
 };
 use lossgpu::{cpu, Engine, Loss, LossInput, LossValue, Reduction, Regularizer, Target};
 use rand::rngs::StdRng;
@@ -86,16 +86,6 @@ fn weights(rng: &mut StdRng, n: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Largest exp argument the loss evaluates (for WGSL's exp precision).
-fn exp_arg(loss: &Loss, p: f32, t: f32) -> f32 {
-    match loss {
-        Loss::Exponential | Loss::Logistic => t * p,
-        Loss::BceLogits => p,
-        Loss::LogCosh => 2.0 * (t - p),
-        _ => 0.0,
-    }
-}
-
 fn reductions(loss: &Loss) -> Vec<Reduction> {
     if *loss == Loss::Rmse {
         vec![Reduction::Mean]
@@ -130,18 +120,7 @@ fn compare(
         let grad = engine
             .loss_grad(loss, input, reduction)
             .unwrap_or_else(|e| panic!("{what} grad: {e}"));
-        let want = cpu::loss_grad(loss, input, reduction).unwrap();
-        // The gradient is w·c·l'(p): l'(p)'s absolute error is scaled by w·c.
-        let (sum, wsum) = cpu::loss_sums(loss, input).unwrap();
-        let c = match reduction {
-            Reduction::Mean if *loss == Loss::Rmse => 1.0 / (wsum * (sum / wsum).sqrt()).max(1e-30),
-            Reduction::Mean => 1.0 / wsum,
-            _ => 1.0,
-        };
-        let w = |i: usize| input.weights.map_or(1.0, |w| w[i / input.cols] as f64);
-        assert_all_close_with(&format!("{what} grad"), &grad, &want, |i| {
-            (rtol_at(i), 1e-6 * w(i) * c)
-        });
+        assert_grad_close(&what, loss, input, reduction, &grad, rtol_at);
     }
 }
 

@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{assert_all_close_with, assert_scalar_close, exp_rtol, gpu};
+use common::{assert_all_close_with, assert_scalar_close, exp_arg, exp_rtol, gpu};
 use lossgpu::{cpu, Activation, Engine, Loss, LossInput, LossValue, Pass, Reduction};
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -142,16 +142,6 @@ fn loss_data(loss: &Loss, c: &Case) -> (Vec<f32>, Vec<f32>) {
                 .collect();
             (c.p.clone(), t)
         }
-    }
-}
-
-/// The exp argument a loss term rests on (WGSL's exp is good to 3 + 2|x| ULP).
-fn exp_arg(loss: &Loss, p: f32, t: f32) -> f32 {
-    match loss {
-        Loss::Exponential | Loss::Logistic => t * p,
-        Loss::BceLogits => p,
-        Loss::LogCosh => 2.0 * (t - p),
-        _ => 0.0,
     }
 }
 

@@ -181,6 +181,42 @@ pub fn exp_rtol(a: f32) -> f64 {
     (2.0 * ulps * f32::EPSILON as f64).max(1e-5)
 }
 
+/// The exp argument a pointwise loss term rests on, for [`exp_rtol`].
+pub fn exp_arg(loss: &lossgpu::Loss, p: f32, t: f32) -> f32 {
+    use lossgpu::Loss;
+    match loss {
+        Loss::Exponential | Loss::Logistic => t * p,
+        Loss::BceLogits => p,
+        Loss::LogCosh => 2.0 * (t - p),
+        _ => 0.0,
+    }
+}
+
+/// A gradient against the reference's: wᵢ·c·l'(p), whose absolute error
+/// is that of l'(p) scaled by the sample's weight and the reduction's c
+/// (1/Σw for mean, rmse's own chain rule).
+pub fn assert_grad_close(
+    what: &str,
+    loss: &lossgpu::Loss,
+    input: &lossgpu::LossInput,
+    reduction: lossgpu::Reduction,
+    got: &[f32],
+    rtol_at: &dyn Fn(usize) -> f64,
+) {
+    use lossgpu::{cpu, Loss, Reduction};
+    let want = cpu::loss_grad(loss, input, reduction).unwrap();
+    let (sum, wsum) = cpu::loss_sums(loss, input).unwrap();
+    let c = match reduction {
+        Reduction::Mean if *loss == Loss::Rmse => 1.0 / (wsum * (sum / wsum).sqrt()).max(1e-30),
+        Reduction::Mean => 1.0 / wsum,
+        _ => 1.0,
+    };
+    let w = |i: usize| input.weights.map_or(1.0, |w| w[i / input.cols] as f64);
+    assert_all_close_with(&format!("{what} grad"), got, &want, |i| {
+        (rtol_at(i), 1e-6 * w(i) * c)
+    });
+}
+
 /// Asserts that `result` is an error whose message contains `needle` (the
 /// argument, parameter or rule it should name).
 #[track_caller]
