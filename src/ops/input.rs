@@ -474,20 +474,14 @@ impl<F: Float> LossInput<'_, F> {
             target_len,
             weights: self.weights.map(<[F]>::len),
             class_weights: self.options.class_weights.map(<[f32]>::len),
-            bad_class_weight: self.options.class_weights.and_then(|w| {
-                let i = w.iter().position(|v| v.is_nan() || *v < 0.0)?;
-                Some((i, w[i]))
-            }),
+            bad_class_weight: first_bad(self.options.class_weights, |v| v.is_nan() || v < 0.0),
             ignore_index: self.options.ignore_index,
             label_smoothing: self.options.label_smoothing,
             z_loss: self.options.z_loss,
             log_input: self.options.log_input,
             log_target: self.options.log_target,
             pos_weight: self.options.pos_weight.map(<[f32]>::len),
-            bad_pos_weight: self.options.pos_weight.and_then(|w| {
-                let i = w.iter().position(|v| !(v.is_finite() && *v >= 0.0))?;
-                Some((i, w[i]))
-            }),
+            bad_pos_weight: first_bad(self.options.pos_weight, |v| !(v.is_finite() && v >= 0.0)),
         }
     }
 }
@@ -620,13 +614,13 @@ impl Loss {
             }
         }
         if let Some((i, v)) = n.bad_class_weight {
-            return Err(crate::Error::Value {
-                op: name,
-                input: "class weights",
-                index: i,
-                value: format!("{v:?}"),
-                rule: "is not a number >= 0".to_string(),
-            });
+            return Err(value_error(
+                name,
+                "class weights",
+                i,
+                v,
+                "is not a number >= 0",
+            ));
         }
         if let Some(ig) = n.ignore_index {
             if !(-(1i64 << 31)..(1i64 << 32)).contains(&ig) {
@@ -669,13 +663,13 @@ impl Loss {
             ));
         }
         if let Some((i, v)) = n.bad_pos_weight {
-            return Err(crate::Error::Value {
-                op: name,
-                input: "pos weight",
-                index: i,
-                value: format!("{v:?}"),
-                rule: "is not a finite number >= 0".to_string(),
-            });
+            return Err(value_error(
+                name,
+                "pos weight",
+                i,
+                v,
+                "is not a finite number >= 0",
+            ));
         }
         Ok(())
     }
@@ -738,14 +732,33 @@ impl Loss {
         index: usize,
         value: f32,
     ) -> crate::Error {
-        crate::Error::Value {
-            op: self.name(),
-            input: what,
-            index,
-            value: format!("{value:?}"),
-            rule: format!("is outside the allowed values ({})", domain.describe()),
-        }
+        let rule = format!("is outside the allowed values ({})", domain.describe());
+        value_error(self.name(), what, index, value, rule)
     }
+}
+
+/// The error for `value` at `index` of `input` of `op`, which breaks `rule`.
+fn value_error(
+    op: &'static str,
+    input: &'static str,
+    index: usize,
+    value: f32,
+    rule: impl Into<String>,
+) -> crate::Error {
+    crate::Error::Value {
+        op,
+        input,
+        index,
+        value: format!("{value:?}"),
+        rule: rule.into(),
+    }
+}
+
+/// The first value of an option's values that is `bad`, with its index.
+fn first_bad(values: Option<&[f32]>, bad: impl Fn(f32) -> bool) -> Option<(usize, f32)> {
+    let values = values?;
+    let i = values.iter().position(|&v| bad(v))?;
+    Some((i, values[i]))
 }
 
 /// The error for a class index ≥ m found at row `index`.
@@ -761,11 +774,11 @@ pub(crate) fn class_error(loss: &Loss, index: usize, value: u32, cols: usize) ->
 
 /// The error for a negative weight at `index`.
 pub(crate) fn weight_error(loss: &Loss, index: usize, value: f32) -> crate::Error {
-    crate::Error::Value {
-        op: loss.name(),
-        input: "weights",
+    value_error(
+        loss.name(),
+        "weights",
         index,
-        value: format!("{value:?}"),
-        rule: "is negative (weights must be >= 0)".to_string(),
-    }
+        value,
+        "is negative (weights must be >= 0)",
+    )
 }
