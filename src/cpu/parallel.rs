@@ -121,10 +121,10 @@ fn block<F: Float>(v: &[F], at: std::ops::Range<usize>) -> std::borrow::Cow<'_, 
     F::widen(&v[at])
 }
 
-/// Σ wᵢlᵢ of values already checked, added in block order. The pointwise
-/// f32 loops read half inputs a block at a time, widened as they go (the
-/// same blocks, so the same bits as the input widened whole); other calls
-/// see the input widened whole.
+/// Σ wᵢlᵢ of values already checked, added in block order. The f32 loops
+/// (pointwise and rows) read half inputs a block at a time, widened as they
+/// go (the same blocks, so the same bits as the input widened whole); the
+/// reference formulas see the input widened whole.
 fn loss_sum<F: Float>(call: &Call, input: &LossInput<F>) -> f64 {
     if let (Some(term), Target::Values(t)) = (pointwise32(call, input), input.target) {
         let (p, w) = (input.pred, input.weights);

@@ -231,14 +231,13 @@ impl Engine {
                     }) => Target::Classes(c),
                     _ => return Err(mixed()),
                 };
-                let halves = LossInput {
+                let input = LossInput {
                     pred: p,
                     cols: pred.cols,
                     target,
                     weights: None,
                     options: Default::default(),
                 };
-                let input = halves;
                 if !want.grad {
                     return Ok((cpu::parallel::loss_value(&call, &input)?, None));
                 }
