@@ -6,6 +6,7 @@ override OP: u32;      // an ACT_* id
 override PASS: u32;    // a PASS_* id
 override X_DTYPE: u32 = 0u;         // a DTYPE_* id of x and of upstream
 override UPSTREAM_DTYPE: u32 = 0u;
+override OUT_DTYPE: u32 = 0u;       // a DTYPE_* id of the output
 
 struct ActParams {
     n4: u32,        // vec4s in this chunk
@@ -22,7 +23,9 @@ struct ActParams {
 // Raw words, widened by unpack4 (common.wgsl).
 @group(0) @binding(1) var<storage, read> x: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> upstream: array<vec4<u32>>;
-@group(0) @binding(3) var<storage, read_write> out: array<vec4<f32>>;
+// Words of OUT_DTYPE: a vec4 of values is one element for f32, half of one
+// for the halves (each invocation writes its own two words).
+@group(0) @binding(3) var<storage, read_write> out: array<vec4<u32>>;
 
 // Negative-side slope of the leaky family at global element i.
 fn slope(i: u32) -> f32 {
@@ -80,6 +83,19 @@ fn apply(v: f32, u: f32, i: u32) -> f32 {
     return u * derivative(v, i);
 }
 
+// Values 4·i4 .. 4·i4 + 3 of the output: a vec4 of f32 words, or two words
+// of halves (half of a vec4, written alone: no other invocation owns them).
+fn put4(i4: u32, v: vec4<f32>) {
+    let words = pack4(v, OUT_DTYPE);
+    if (OUT_DTYPE == DTYPE_F32) {
+        out[i4] = words;
+    } else {
+        let k = 2u * (i4 & 1u);
+        out[i4 >> 1u][k] = words.x;
+        out[i4 >> 1u][k + 1u] = words.y;
+    }
+}
+
 @compute @workgroup_size(256)
 fn activation(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -96,5 +112,6 @@ fn activation(
         u = unpack4(upstream[raw_index(i4, UPSTREAM_DTYPE)], i4, UPSTREAM_DTYPE);
     }
     let i = params.base + 4u * i4;
-    out[i4] = vec4<f32>(apply(v.x, u.x, i), apply(v.y, u.y, i + 1u), apply(v.z, u.z, i + 2u), apply(v.w, u.w, i + 3u));
+    let y = vec4<f32>(apply(v.x, u.x, i), apply(v.y, u.y, i + 1u), apply(v.z, u.z, i + 2u), apply(v.w, u.w, i + 3u));
+    put4(i4, y);
 }

@@ -258,3 +258,63 @@ fn unpack4(raw: vec4<u32>, i4: u32, dtype: u32) -> vec4<f32> {
         unpack1(w.y, 1u, dtype),
     );
 }
+
+// Outputs of a half dtype are narrowed the way the host's half::from_f32
+// does, with integer ops (no float16 capability needed): round to nearest,
+// ties to even; overflow to ±inf; NaN stays NaN with its payload's top bits
+// and the quiet bit set.
+
+// The bits of the bf16 nearest to v.
+fn bf16_of(v: f32) -> u32 {
+    let x = bitcast<u32>(v);
+    if ((x & 0x7fffffffu) > 0x7f800000u) {
+        return (x >> 16u) | 0x40u;
+    }
+    let round = ((x & 0x8000u) != 0u) && ((x & 0x17fffu) != 0u);
+    return (x >> 16u) + select(0u, 1u, round);
+}
+
+// The bits of the f16 nearest to v.
+fn f16_of(v: f32) -> u32 {
+    let x = bitcast<u32>(v);
+    let sign = (x >> 16u) & 0x8000u;
+    let e = (x >> 23u) & 0xffu;
+    let m = x & 0x7fffffu;
+    if (e == 0xffu) {
+        return sign | 0x7c00u | select(0u, 0x200u, m != 0u) | (m >> 13u);
+    }
+    let he = i32(e) - 112;
+    if (he >= 31) {
+        return sign | 0x7c00u;
+    }
+    if (he <= 0) {
+        if (he < -10) {
+            return sign;
+        }
+        let full = m | 0x800000u;
+        let shift = u32(14 - he);
+        let r = 1u << (shift - 1u);
+        let up = ((full & r) != 0u) && ((full & (3u * r - 1u)) != 0u);
+        return sign | ((full >> shift) + select(0u, 1u, up));
+    }
+    let up = ((m & 0x1000u) != 0u) && ((m & 0x2fffu) != 0u);
+    // A carry out of the mantissa rounds into the exponent, up to inf.
+    return (sign | (u32(he) << 10u) | (m >> 13u)) + select(0u, 1u, up);
+}
+
+// Two values packed into one word of `dtype` (f16 or bf16), the first low.
+fn pack2(a: f32, b: f32, dtype: u32) -> u32 {
+    if (dtype == DTYPE_F16) {
+        return f16_of(a) | (f16_of(b) << 16u);
+    }
+    return bf16_of(a) | (bf16_of(b) << 16u);
+}
+
+// An output vec4 as the words of `dtype`: four for f32, two for a half (the
+// rest zero).
+fn pack4(v: vec4<f32>, dtype: u32) -> vec4<u32> {
+    if (dtype == DTYPE_F32) {
+        return bitcast<vec4<u32>>(v);
+    }
+    return vec4<u32>(pack2(v.x, v.y, dtype), pack2(v.z, v.w, dtype), 0u, 0u);
+}

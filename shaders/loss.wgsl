@@ -18,6 +18,7 @@ override POS_WEIGHT_COLS: u32 = 0u;
 override PRED_DTYPE: u32 = 0u;    // a DTYPE_* id of each input
 override TARGET_DTYPE: u32 = 0u;
 override WEIGHTS_DTYPE: u32 = 0u;
+override OUT_DTYPE: u32 = 0u;     // a DTYPE_* id of terms' and grad's output
 
 struct LossParams {
     n: u32,            // elements in this chunk
@@ -35,7 +36,8 @@ struct LossParams {
 @group(0) @binding(1) var<storage, read> pred: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> tgt: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> weights: array<vec4<u32>>;
-@group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
+// Partials as f32 words; terms and grad as words of OUT_DTYPE (put4).
+@group(0) @binding(4) var<storage, read_write> out: array<vec4<u32>>;
 @group(0) @binding(5) var<storage, read_write> errors: array<atomic<u32>>;
 @group(0) @binding(6) var<storage, read> stats: array<vec4<f32>>;
 // Per packed loss, 8 words: first vec4, n, first workgroup, workgroups,
@@ -192,7 +194,7 @@ fn reduce_scaled(wid: vec3<u32>, nwg: vec3<u32>, lane: Lane) {
     let big_m = wg_max(m, lane);
     let total = wg_sum(vec2<f32>(rescale(s, m, big_m), wsum.sum.x), lane);
     if (lane.lid == 0u) {
-        out[params.partial_base + wid.x] = vec4<f32>(total, big_m, 0.0);
+        out[params.partial_base + wid.x] = bitcast<vec4<u32>>(vec4<f32>(total, big_m, 0.0));
     }
 }
 
@@ -209,7 +211,7 @@ fn reduce_terms(
     let mine = sum_terms(0u, params.n, params.base, 0u, params.param, wid.x, nwg.x, lane.lid);
     let total = wg_sum(mine, lane);
     if (lane.lid == 0u) {
-        out[params.partial_base + wid.x] = vec4<f32>(total, 0.0, 0.0);
+        out[params.partial_base + wid.x] = bitcast<vec4<u32>>(vec4<f32>(total, 0.0, 0.0));
     }
 }
 
@@ -241,7 +243,20 @@ fn reduce_segments(
     let mine = sum_terms(segments[s], segments[s + 1u], 0u, lo, bitcast<f32>(segments[s + 4u]), g - first, segments[s + 3u], lane.lid);
     let total = wg_sum(mine, lane);
     if (lane.lid == 0u) {
-        out[g] = vec4<f32>(total, 0.0, 0.0);
+        out[g] = bitcast<vec4<u32>>(vec4<f32>(total, 0.0, 0.0));
+    }
+}
+
+// Values 4·i4 .. 4·i4 + 3 of the output: a vec4 of f32 words, or two words
+// of halves (half of a vec4, written alone: no other invocation owns them).
+fn put4(i4: u32, v: vec4<f32>) {
+    let words = pack4(v, OUT_DTYPE);
+    if (OUT_DTYPE == DTYPE_F32) {
+        out[i4] = words;
+    } else {
+        let k = 2u * (i4 & 1u);
+        out[i4 >> 1u][k] = words.x;
+        out[i4 >> 1u][k + 1u] = words.y;
     }
 }
 
@@ -257,9 +272,9 @@ fn terms(
     }
     let q = load(i4);
     if (OP == TERM_EXPONENTIAL) {
-        out[i4] = scaled_exp4(q.p, q.t, q.w);
+        put4(i4, scaled_exp4(q.p, q.t, q.w));
     } else {
-        out[i4] = weighted4(q.w, loss_terms4(OP, q.p, q.t, params4(4u * i4, params.param)));
+        put4(i4, weighted4(q.w, loss_terms4(OP, q.p, q.t, params4(4u * i4, params.param))));
     }
 }
 
@@ -276,8 +291,8 @@ fn grad(
     let q = load(i4);
     let c = grad_factor(params.coef_mode, params.scale, stats[0]);
     if (OP == TERM_EXPONENTIAL) {
-        out[i4] = scaled_exp4(q.p, q.t, -q.t * q.w * c);
+        put4(i4, scaled_exp4(q.p, q.t, -q.t * q.w * c));
     } else {
-        out[i4] = weighted4(q.w * c, term_grads4(q.p, q.t, params4(4u * i4, params.param)));
+        put4(i4, weighted4(q.w * c, term_grads4(q.p, q.t, params4(4u * i4, params.param))));
     }
 }

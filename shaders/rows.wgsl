@@ -17,6 +17,7 @@ override HAS_CLASS_WEIGHTS: bool = false;
 override PRED_DTYPE: u32 = 0u;       // a DTYPE_* id of pred, a real target, weights
 override TARGET_DTYPE: u32 = 0u;
 override WEIGHTS_DTYPE: u32 = 0u;
+override OUT_DTYPE: u32 = 0u;        // a DTYPE_* id of row_grad's output
 
 struct RowParams {
     rows: u32,
@@ -43,7 +44,8 @@ struct RowParams {
 @group(0) @binding(1) var<storage, read> pred: array<u32>;
 @group(0) @binding(2) var<storage, read> tgt: array<u32>;
 @group(0) @binding(3) var<storage, read> weights: array<u32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+// f32 words, but row_grad's halves of OUT_DTYPE (two values a word).
+@group(0) @binding(4) var<storage, read_write> out: array<u32>;
 // (max, log1p of the rest, Σ_j c_j with CE_OPTIONS or Σ_j dh_j^P for
 // multi-margin, 0)
 @group(0) @binding(5) var<storage, read_write> lse: array<vec4<f32>>;
@@ -271,7 +273,7 @@ fn finish_row(row: u32, p0: u32, m: u32, best: ArgMax, rest: f32, terms: vec2<f3
             loss = (best.val - pred_at(p0 + c)) + rest;
         }
     }
-    out[params.out_skip + row] = select(loss, nan_f32(), nan_row);
+    out[params.out_skip + row] = bitcast<u32>(select(loss, nan_f32(), nan_row));
     lse[params.lse_skip / 4u + row] = vec4<f32>(best.val, rest, terms.y, 0.0);
 }
 
@@ -452,14 +454,33 @@ fn row_grad(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let m = params.cols;
-    let idx = flat_id(wid, nwg, lid);
-    if (idx >= params.rows * m) {
+    let n = params.rows * params.cols;
+    let t = flat_id(wid, nwg, lid);
+    if (OUT_DTYPE == DTYPE_F32) {
+        if (t < n) {
+            out[params.out_skip + t] = bitcast<u32>(grad_of(t));
+        }
         return;
     }
-    let row = idx / m;
+    // A thread per word of halves: a word may straddle two rows, each with
+    // its logsumexp. Chunks start on even values (the skip is even), so no
+    // other dispatch owns half of a word.
+    let idx = 2u * t;
+    if (idx >= n) {
+        return;
+    }
+    var second = 0.0;
+    if (idx + 1u < n) {
+        second = grad_of(idx + 1u);
+    }
+    out[params.out_skip / 2u + t] = pack2(grad_of(idx), second, OUT_DTYPE);
+}
+
+// The gradient at value idx of the chunk, from its row's logsumexp.
+fn grad_of(idx: u32) -> f32 {
+    let row = idx / params.cols;
     let l = lse[params.lse_skip / 4u + row];
-    out[params.out_skip + idx] = grad_at(row, idx, idx - row * m, pred_at(params.pred_skip + idx), l);
+    return grad_at(row, idx, idx - row * params.cols, pred_at(params.pred_skip + idx), l);
 }
 
 // The gradient of narrow rows without a row_loss pass first (used when the
@@ -487,6 +508,6 @@ fn row_grad_small(
     }
     let l = vec4<f32>(o.best.val, o.rest, coefs, 0.0);
     for (var j = 0u; j < m; j = j + 1u) {
-        out[params.out_skip + row * m + j] = grad_at(row, row * m + j, j, pred_at(p0 + j), l);
+        out[params.out_skip + row * m + j] = bitcast<u32>(grad_at(row, row * m + j, j, pred_at(p0 + j), l));
     }
 }

@@ -18,17 +18,24 @@ use rand::Rng;
 /// A half type the tests build inputs of.
 trait Half: Float {
     fn from_bits(b: u16) -> Self;
+    fn to_bits(self) -> u16;
 }
 
 impl Half for f16 {
     fn from_bits(b: u16) -> Self {
         f16::from_bits(b)
     }
+    fn to_bits(self) -> u16 {
+        f16::to_bits(self)
+    }
 }
 
 impl Half for bf16 {
     fn from_bits(b: u16) -> Self {
         bf16::from_bits(b)
+    }
+    fn to_bits(self) -> u16 {
+        bf16::to_bits(self)
     }
 }
 
@@ -47,6 +54,50 @@ fn same_bits(what: &str, got: &[f32], want: &[f32]) {
             a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
             "{what}[{i}]: {a} from half, {b} from f32"
         );
+    }
+}
+
+/// Half outputs (`_as` methods) are the f32 outputs rounded to nearest
+/// even: the same bits as `half`'s rounding of each f32 value.
+fn same_rounded<H: Half>(what: &str, got: &[H], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    for (i, (a, b)) in got.iter().zip(want).enumerate() {
+        let r = H::from_f32(*b);
+        assert!(
+            a.to_bits() == r.to_bits() || (a.to_f32().is_nan() && b.is_nan()),
+            "{what}[{i}]: {:#06x} written, {:#06x} is {b} rounded",
+            a.to_bits(),
+            r.to_bits()
+        );
+    }
+}
+
+/// The value and gradient as `H` (`loss_and_grad_as`, `loss_grad_as`,
+/// `loss_as`): the rounded f32 results of the same call.
+fn check_half_outputs<H: Half>(
+    engine: &Engine,
+    what: &str,
+    (loss, input, reduction): (&Loss, &LossInput<H>, Reduction),
+    (v32, g32): (&LossValue, &[f32]),
+) {
+    let (v, g) = engine
+        .loss_and_grad_as::<H, H>(loss, input, reduction)
+        .unwrap_or_else(|e| panic!("{what} as half: {e}"));
+    same_rounded(&format!("{what} grad as half"), &g, g32);
+    let alone = engine.loss_grad_as::<H, H>(loss, input, reduction).unwrap();
+    same_rounded(&format!("{what} loss_grad as half"), &alone, g32);
+    let value = engine.loss_as::<H, H>(loss, input, reduction).unwrap();
+    for v in [v, value] {
+        match (v, v32) {
+            (LossValue::PerSample(a), LossValue::PerSample(b)) => {
+                same_rounded(&format!("{what} values as half"), &a, b)
+            }
+            (LossValue::Scalar(a), LossValue::Scalar(b)) => assert!(
+                a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                "{what} as half: {a} vs {b}"
+            ),
+            _ => panic!("{what} as half: the value's kinds differ"),
+        }
     }
 }
 
@@ -75,6 +126,7 @@ fn compare<H: Half>(
             .unwrap_or_else(|e| panic!("{what}: {e}"));
         let (v32, g32) = engine.loss_and_grad(loss, widened, reduction).unwrap();
         same_bits(&format!("{what} grad"), &g, &g32);
+        check_half_outputs(engine, &what, (loss, input, reduction), (&v32, &g32));
         let alone = engine.loss_grad(loss, input, reduction).unwrap();
         same_bits(&format!("{what} loss_grad"), &alone, &g32);
         // The value alone (streamed through the small engines' chunks).
@@ -222,7 +274,9 @@ fn distributions(rng: &mut StdRng, rows: usize, cols: usize) -> Vec<f32> {
 fn check_rows<H: Half>(dtype: &str) {
     let mut rng = rng(&format!("half rows {dtype}"));
     let cpu_engine = Engine::cpu();
-    for (rows, cols) in [(1, 3), (7, 5), (257, 10), (3, 300), (2_049, 3)] {
+    // 401×5 on the small engine: 191 rows fit a binding, so chunks are cut
+    // to 190 rows for half gradients (a chunk must start a word).
+    for (rows, cols) in [(1, 3), (7, 5), (257, 10), (3, 300), (2_049, 3), (401, 5)] {
         let z = half::<H>(&data(&mut rng, rows * cols));
         let t = half::<H>(&distributions(&mut rng, rows, cols));
         let q = half::<H>(&distributions(&mut rng, rows, cols));
@@ -304,6 +358,95 @@ fn f16_row_losses_give_the_bits_of_their_f32_values() {
 #[test]
 fn bf16_row_losses_give_the_bits_of_their_f32_values() {
     check_rows::<bf16>("bf16");
+}
+
+/// f32 values at every rounding boundary of `H`: for each half value, the
+/// value itself, the midpoint to the next (a tie) and the f32s on either
+/// side of it; the overflow threshold; ±0, ±inf, NaN; f32 subnormals.
+fn rounding_cases<H: Half>() -> Vec<f32> {
+    let mut out = vec![0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN];
+    out.extend([
+        1e-45f32,
+        -1e-45,
+        1e-40,
+        f32::MIN_POSITIVE,
+        f32::MAX,
+        -f32::MAX,
+    ]);
+    for b in 0..u16::MAX {
+        let (lo, hi) = (H::from_bits(b).to_f32(), H::from_bits(b + 1).to_f32());
+        if !lo.is_finite() || !hi.is_finite() || (lo.to_bits() >> 31) != (hi.to_bits() >> 31) {
+            continue;
+        }
+        let mid = ((lo as f64 + hi as f64) / 2.0) as f32; // exact: f32 has room
+        out.extend([
+            lo,
+            mid,
+            f32::from_bits(mid.to_bits() - 1),
+            f32::from_bits(mid.to_bits() + 1),
+        ]);
+    }
+    // Past the largest finite half: the tie to inf and either side of it.
+    let max = H::from_bits(if H::DTYPE == lossgpu::DType::F16 {
+        0x7bff
+    } else {
+        0x7f7f
+    })
+    .to_f32();
+    let ulp = max
+        - H::from_bits(if H::DTYPE == lossgpu::DType::F16 {
+            0x7bfe
+        } else {
+            0x7f7e
+        })
+        .to_f32();
+    let tie = max + ulp / 2.0;
+    for v in [
+        tie,
+        f32::from_bits(tie.to_bits() - 1),
+        f32::from_bits(tie.to_bits() + 1),
+    ] {
+        out.extend([v, -v]);
+    }
+    out
+}
+
+/// The kernels' rounding to a half output is `half`'s (to nearest, ties to
+/// even, overflow to inf, NaN kept): leaky-relu with slope 1 writes x itself.
+/// An adapter may flush f32 subnormals (WGSL allows it), which round to ±0
+/// in f16 anyway; in bf16 either the value or ±0 passes.
+fn check_rounding<H: Half>(dtype: &str) {
+    use lossgpu::{Activation, Pass};
+    let cpu_engine = Engine::cpu();
+    let x = rounding_cases::<H>();
+    let identity = Activation::LeakyRelu { alpha: 1.0 };
+    for engine in engines(&cpu_engine) {
+        let y: Vec<H> = engine
+            .activation_as(&identity, Pass::Forward, &x, None)
+            .unwrap();
+        for (i, (&v, h)) in x.iter().zip(&y).enumerate() {
+            let want = H::from_f32(v);
+            let flushed = v != 0.0 && v.abs() < f32::MIN_POSITIVE && h.to_f32() == 0.0;
+            assert!(
+                h.to_bits() == want.to_bits() || (v.is_nan() && h.to_f32().is_nan()) || flushed,
+                "{dtype} {}: x[{i}] = {v:e} ({:#010x}) wrote {:#06x}, want {:#06x}",
+                engine.device_name(),
+                v.to_bits(),
+                h.to_bits(),
+                want.to_bits()
+            );
+        }
+    }
+}
+
+#[test]
+fn f16_outputs_round_to_nearest_even() {
+    check_rounding::<f16>("f16");
+}
+
+#[test]
+fn bf16_outputs_round_to_nearest_even() {
+    check_rounding::<bf16>("bf16");
 }
 
 /// Every half bit pattern widens exactly on every backend: mae against 0
@@ -492,8 +635,27 @@ fn check_resident<H: Half + lossgpu::Element>(dtype: &str) {
                         .unwrap();
                     assert_eq!(v, hv, "{what}");
                     same_bits(&what, &engine.read(&g).unwrap(), &hg);
+                    let (hv2, g2) = engine
+                        .loss_and_grad_tensor_as::<H, H>(&loss, &pt, &tt, reduction)
+                        .unwrap();
+                    assert_eq!(hv2.scalar(), hv.scalar(), "{what} as half");
+                    same_rounded(&format!("{what} as half"), &engine.read(&g2).unwrap(), &hg);
+                    let g3 = engine.loss_grad_tensor_as::<H, H>(&loss, &pt, &tt, reduction);
+                    same_rounded(
+                        &format!("{what} grad as half"),
+                        &engine.read(&g3.unwrap()).unwrap(),
+                        &hg,
+                    );
                 }
             }
+            let what = format!("{dtype} {name} n={n} per-sample");
+            let values = engine.loss_tensor_as::<H, H>(&Loss::Mse, &pt, &tt, Reduction::None);
+            let want = engine.loss(&Loss::Mse, &LossInput::new(&p, &t), Reduction::None);
+            same_rounded(
+                &what,
+                values.unwrap().per_sample().unwrap(),
+                want.unwrap().per_sample().unwrap(),
+            );
         }
         let (rows, cols) = (129, 33);
         let z = half::<H>(&data(&mut rng, rows * cols));
@@ -512,6 +674,13 @@ fn check_resident<H: Half + lossgpu::Element>(dtype: &str) {
             .unwrap();
         assert_eq!(v, hv, "{what}");
         same_bits(&what, &engine.read(&g).unwrap(), &hg);
+        // Rows of odd width: words of halves straddle rows.
+        let g = engine.loss_grad_tensor_as::<H, H>(&Loss::CrossEntropy, &zt, &ct, Reduction::Mean);
+        same_rounded(
+            &format!("{what} as half"),
+            &engine.read(&g.unwrap()).unwrap(),
+            &hg,
+        );
         // The offender at an odd index of a half tensor.
         let bad = half::<H>(&[0.0, 1.0, 0.5, 1.5, 0.25]);
         let (x, y) = (engine.upload(&bad).unwrap(), engine.upload(&bad).unwrap());
@@ -563,6 +732,24 @@ fn check_activations<H: Half + lossgpu::Element>(dtype: &str) {
                     .unwrap();
                 same_bits(
                     &format!("{what} resident"),
+                    &engine.read(&r).unwrap(),
+                    &want,
+                );
+                // As H: the rounded f32 outputs, host and resident.
+                for (pass, f32s) in [
+                    (Pass::Forward, &f),
+                    (Pass::Derivative, &d),
+                    (Pass::Backward, &b),
+                ] {
+                    let up = (pass == Pass::Backward).then_some(&u[..]);
+                    let h: Vec<H> = engine.activation_as(act, pass, &x, up).unwrap();
+                    same_rounded(&format!("{what} {pass:?} as half"), &h, f32s);
+                }
+                let r: lossgpu::Tensor<H> = engine
+                    .activation_tensor_as(act, Pass::Backward, &xt, Some(&ut))
+                    .unwrap();
+                same_rounded(
+                    &format!("{what} resident as half"),
                     &engine.read(&r).unwrap(),
                     &want,
                 );

@@ -11,7 +11,7 @@ use super::rows32;
 use super::{check_values, grad_coefficient, sample_grad, sample_term, weight, weighted};
 use crate::error::Result;
 use crate::ops::activation::{Activation, Pass};
-use crate::ops::dtype::Float;
+use crate::ops::dtype::{DType, Float};
 use crate::ops::gradient::GradStats;
 use crate::ops::input::{Call, Form, LossInput, Target};
 use crate::ops::loss::{Loss, RowOp};
@@ -70,13 +70,13 @@ macro_rules! with_term {
 
 /// f(x), f'(x) or upstream ⊙ f'(x), rounded to f32.
 /// Half inputs are widened a block at a time.
-pub fn activation<F: Float>(
+pub fn activation<F: Float, O: Float>(
     act: &Activation,
     pass: Pass,
     x: &[F],
     upstream: Option<&[F]>,
-) -> Vec<f32> {
-    let mut out = vec![0.0f32; x.len()];
+) -> Vec<O> {
+    let mut out = vec![O::zeroed(); x.len()];
     if let Some(a) = Act32::of(act) {
         fill_blocks(&mut out, |at, o| {
             let up = upstream.map(|u| block(u, at.clone()));
@@ -86,21 +86,16 @@ pub fn activation<F: Float>(
     }
     let (x, upstream) = (F::widen(x), upstream.map(F::widen));
     let upstream = upstream.as_deref();
-    out.par_chunks_mut(BLOCK)
-        .enumerate()
-        .for_each(|(b, block)| {
-            for (k, o) in block.iter_mut().enumerate() {
-                let i = b * BLOCK + k;
-                let v = x[i] as f64;
-                *o = match pass {
-                    Pass::Forward => act.forward_f64(v, i),
-                    Pass::Derivative => act.derivative_f64(v, i),
-                    Pass::Backward => {
-                        upstream.map_or(1.0, |u| u[i] as f64) * act.derivative_f64(v, i)
-                    }
-                } as f32;
-            }
-        });
+    fill_blocks(&mut out, |at, block| {
+        for (i, o) in at.zip(block) {
+            let v = x[i] as f64;
+            *o = match pass {
+                Pass::Forward => act.forward_f64(v, i),
+                Pass::Derivative => act.derivative_f64(v, i),
+                Pass::Backward => upstream.map_or(1.0, |u| u[i] as f64) * act.derivative_f64(v, i),
+            } as f32;
+        }
+    });
     out
 }
 
@@ -194,11 +189,20 @@ fn weight_sum<F: Float>(call: &Call, input: &LossInput<F>) -> f64 {
 }
 
 /// `fill(range, block)` for each block of `out` and its range of indices,
-/// on all cores.
-fn fill_blocks(out: &mut [f32], fill: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync) {
+/// on all cores. A half `out` is filled through one f32 block per task and
+/// narrowed from it.
+fn fill_blocks<O: Float>(out: &mut [O], fill: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync) {
     out.par_chunks_mut(BLOCK)
         .enumerate()
-        .for_each(|(b, block)| fill(b * BLOCK..b * BLOCK + block.len(), block));
+        .for_each(|(b, block)| {
+            let at = b * BLOCK..b * BLOCK + block.len();
+            if O::DTYPE == DType::F32 {
+                return fill(at, bytemuck::cast_slice_mut(block));
+            }
+            let mut wide = vec![0.0f32; block.len()];
+            fill(at, &mut wide);
+            O::narrow_into(&wide, block);
+        });
 }
 
 /// Σ of `sum` over the blocks of `per` of n items, on all cores, added in
@@ -290,8 +294,8 @@ pub fn metric_sums<F: Float>(
 }
 
 /// The value of a checked call: the reduced loss, or the per-sample wᵢ·lᵢ
-/// rounded to f32 for reduction none.
-pub fn loss_value<F: Float>(call: &Call, input: &LossInput<F>) -> Result<LossValue> {
+/// rounded to f32 (then to `O`) for reduction none.
+pub fn loss_value<F: Float, O: Float>(call: &Call, input: &LossInput<F>) -> Result<LossValue<O>> {
     Ok(match call.reduction {
         Reduction::None => {
             check_values(call, input)?;
@@ -304,10 +308,11 @@ pub fn loss_value<F: Float>(call: &Call, input: &LossInput<F>) -> Result<LossVal
     })
 }
 
-/// The per-sample wᵢ·lᵢ, rounded to f32, of values already checked.
-fn per_sample<F: Float>(call: &Call, input: &LossInput<F>) -> Vec<f32> {
-    let mut out = vec![0.0f32; call.shape.rows];
+/// The per-sample wᵢ·lᵢ, rounded to f32 (then to `O`), of values already
+/// checked.
+fn per_sample<F: Float, O: Float>(call: &Call, input: &LossInput<F>) -> Vec<O> {
     if let (Some(term), Target::Values(t)) = (pointwise32(call, input), input.target) {
+        let mut out = vec![O::zeroed(); call.shape.rows];
         fill_blocks(&mut out, |at, o| {
             let w = input.weights.map(|w| block(w, at.clone()));
             let (p, t) = (block(input.pred, at.clone()), block(t, at));
@@ -315,6 +320,7 @@ fn per_sample<F: Float>(call: &Call, input: &LossInput<F>) -> Vec<f32> {
         });
         return out;
     }
+    let mut out = vec![0.0f32; call.shape.rows];
     if let Some(op) = row_op(call, input) {
         let m = call.shape.cols;
         let per = rows_per_block(m);
@@ -326,34 +332,31 @@ fn per_sample<F: Float>(call: &Call, input: &LossInput<F>) -> Vec<f32> {
                 *o = weighted(input.weight(i), *o as f64) as f32;
             }
         });
-        return out;
+        return O::narrow(out);
     }
     let wide = input.widen();
     let input = &wide.input();
     let (loss, shape) = (&call.loss, call.shape);
-    out.par_chunks_mut(BLOCK)
-        .enumerate()
-        .for_each(|(b, block)| {
-            for (k, o) in block.iter_mut().enumerate() {
-                let i = b * BLOCK + k;
-                *o = weighted(weight(input, i), sample_term(loss, input, &shape, i)) as f32;
-            }
-        });
-    out
+    fill_blocks(&mut out, |at, block| {
+        for (i, o) in at.zip(block) {
+            *o = weighted(weight(input, i), sample_term(loss, input, &shape, i)) as f32;
+        }
+    });
+    O::narrow(out)
 }
 
-/// The gradient of the reduced loss, rounded to f32.
-pub fn loss_grad<F: Float>(call: &Call, input: &LossInput<F>) -> Result<Vec<f32>> {
+/// The gradient of the reduced loss, rounded to f32 (then to `O`).
+pub fn loss_grad<F: Float, O: Float>(call: &Call, input: &LossInput<F>) -> Result<Vec<O>> {
     Ok(loss_and_grad(call, input, false)?.1)
 }
 
-/// The gradient of the reduced loss, rounded to f32, and with `value` the
-/// loss's value from the same sums (NaN without).
-pub fn loss_and_grad<F: Float>(
+/// The gradient of the reduced loss, rounded to f32 (then to `O`), and
+/// with `value` the loss's value from the same sums (NaN without).
+pub fn loss_and_grad<F: Float, O: Float>(
     call: &Call,
     input: &LossInput<F>,
     value: bool,
-) -> Result<(LossValue, Vec<f32>)> {
+) -> Result<(LossValue<O>, Vec<O>)> {
     let reduction = call.reduction;
     check_values(call, input)?;
     // The loss's sums only where the value or the coefficient needs them
@@ -373,10 +376,10 @@ pub fn loss_and_grad<F: Float>(
     Ok((value, grad))
 }
 
-/// c·wᵢ·∂lᵢ/∂p of values already checked, rounded to f32.
-fn grad<F: Float>(call: &Call, input: &LossInput<F>, coef: f64) -> Vec<f32> {
+/// c·wᵢ·∂lᵢ/∂p of values already checked, rounded to f32 (then to `O`).
+fn grad<F: Float, O: Float>(call: &Call, input: &LossInput<F>, coef: f64) -> Vec<O> {
     if let (Some(term), Target::Values(t)) = (pointwise32(call, input), input.target) {
-        let mut g = vec![0.0f32; call.shape.rows];
+        let mut g = vec![O::zeroed(); call.shape.rows];
         fill_blocks(&mut g, |at, o| {
             let w = input.weights.map(|w| block(w, at.clone()));
             let (p, t) = (block(input.pred, at.clone()), block(t, at));
@@ -387,26 +390,35 @@ fn grad<F: Float>(call: &Call, input: &LossInput<F>, coef: f64) -> Vec<f32> {
     if let Some(op) = row_op(call, input) {
         let m = call.shape.cols;
         let per = rows_per_block(m);
-        let mut g = vec![0.0f32; call.shape.rows * m];
+        let mut g = vec![O::zeroed(); call.shape.rows * m];
         g.par_chunks_mut(per * m).enumerate().for_each(|(k, o)| {
             let rows = k * per..k * per + o.len() / m;
             let w = input.weights.map(|w| block(w, rows.clone()));
             let b = RowBlock::of(input, rows, m);
-            rows32::grads(op, coef as f32, &b.pred, m, b.targets(), w.as_deref(), o);
+            let targets = b.targets();
+            let fill = |o: &mut [f32]| {
+                rows32::grads(op, coef as f32, &b.pred, m, targets, w.as_deref(), o)
+            };
+            if O::DTYPE == DType::F32 {
+                return fill(bytemuck::cast_slice_mut(o));
+            }
+            let mut wide = vec![0.0f32; o.len()];
+            fill(&mut wide);
+            O::narrow_into(&wide, o);
         });
         return g;
     }
     let wide = input.widen();
     let input = &wide.input();
     let (loss, shape) = (&call.loss, call.shape);
-    let blocks: Vec<Vec<f32>> = (0..shape.rows.div_ceil(BLOCK))
+    let blocks: Vec<Vec<O>> = (0..shape.rows.div_ceil(BLOCK))
         .into_par_iter()
         .map(|b| {
             let mut g = Vec::with_capacity(BLOCK * shape.cols);
             for i in b * BLOCK..((b + 1) * BLOCK).min(shape.rows) {
                 sample_grad(loss, input, &shape, i, coef, &mut g);
             }
-            g.into_iter().map(|v| v as f32).collect()
+            g.into_iter().map(|v| O::from_f32(v as f32)).collect()
         })
         .collect();
     blocks.concat()

@@ -30,15 +30,36 @@ pub(super) fn gradient<T>(grad: Option<T>) -> Result<T> {
 }
 
 impl Engine {
-    fn run_activation<F: Float>(
+    /// f(x), f'(x) or upstream ⊙ f'(x) for [`Pass::Backward`] (the pass
+    /// of [`Engine::activation`], [`Engine::activation_derivative`] or
+    /// [`Engine::activation_backward`]) with the output stored as `O`: f32,
+    /// or a half type, rounded to nearest even from the f32 result (on the
+    /// GPU by the kernel, which then writes 2 bytes a value). `O` is
+    /// usually the input's type: `engine.activation_as::<_, bf16>(…)`.
+    ///
+    /// ```
+    /// use lossgpu::{bf16, Activation, Engine, Float, Pass};
+    ///
+    /// let x: Vec<bf16> = [-1.5f32, 0.25, 3.0].iter().map(|&v| bf16::from_f32(v)).collect();
+    /// let engine = Engine::cpu();
+    /// let y: Vec<bf16> = engine.activation_as(&Activation::Sigmoid, Pass::Forward, &x, None)?;
+    /// // The f32 result, rounded.
+    /// let y32 = engine.activation(&Activation::Sigmoid, &x)?;
+    /// assert!(y.iter().zip(&y32).all(|(a, &b)| *a == bf16::from_f32(b)));
+    /// # Ok::<(), lossgpu::Error>(())
+    /// ```
+    pub fn activation_as<F: Float, O: Float>(
         &self,
         act: &Activation,
         pass: Pass,
         x: &[F],
         upstream: Option<&[F]>,
-    ) -> Result<Vec<f32>> {
+    ) -> Result<Vec<O>> {
         act.validate()?;
         nonempty("the input", x)?;
+        if pass == Pass::Backward && upstream.is_none() {
+            return Err(invalid!("the backward pass needs an upstream gradient"));
+        }
         check_upstream(x.len(), upstream.map(<[F]>::len))?;
         self.dispatch_sized(
             (Work::Activation, act.name(), pass.suffix()),
@@ -51,12 +72,12 @@ impl Engine {
     /// f(x) elementwise, as f32. `x` may be f32, [`crate::f16`] or
     /// [`crate::bf16`] (widened as read; on the GPU 2 bytes a value).
     pub fn activation<F: Float>(&self, act: &Activation, x: &[F]) -> Result<Vec<f32>> {
-        self.run_activation(act, Pass::Forward, x, None)
+        self.activation_as(act, Pass::Forward, x, None)
     }
 
     /// f'(x) elementwise, as f32.
     pub fn activation_derivative<F: Float>(&self, act: &Activation, x: &[F]) -> Result<Vec<f32>> {
-        self.run_activation(act, Pass::Derivative, x, None)
+        self.activation_as(act, Pass::Derivative, x, None)
     }
 
     /// upstream ⊙ f'(x): the backward pass through the activation, as f32
@@ -67,7 +88,7 @@ impl Engine {
         x: &[F],
         upstream: &[F],
     ) -> Result<Vec<f32>> {
-        self.run_activation(act, Pass::Backward, x, Some(upstream))
+        self.activation_as(act, Pass::Backward, x, Some(upstream))
     }
 
     /// d L/d α of prelu: Σ upstream·x over the elements with x ≤ 0 (x and
@@ -95,6 +116,18 @@ impl Engine {
         input: &LossInput<F>,
         reduction: Reduction,
     ) -> Result<LossValue> {
+        self.loss_as(loss, input, reduction)
+    }
+
+    /// [`Engine::loss`] with the per-sample values (reduction `none`)
+    /// stored as `O`, rounded to nearest even from the f32 values (on the
+    /// GPU by the kernel); a scalar is f64 whatever `O`.
+    pub fn loss_as<F: Float, O: Float>(
+        &self,
+        loss: &Loss,
+        input: &LossInput<F>,
+        reduction: Reduction,
+    ) -> Result<LossValue<O>> {
         let call = loss.check(input.lengths(), reduction)?;
         self.dispatch_sized(
             (work(&call), loss.name(), ""),
@@ -113,6 +146,18 @@ impl Engine {
         input: &LossInput<F>,
         reduction: Reduction,
     ) -> Result<Vec<f32>> {
+        self.loss_grad_as(loss, input, reduction)
+    }
+
+    /// [`Engine::loss_grad`] stored as `O`: the f32 gradient rounded to
+    /// nearest even (on the GPU by the kernel, which writes 2 bytes a value
+    /// for a half `O`).
+    pub fn loss_grad_as<F: Float, O: Float>(
+        &self,
+        loss: &Loss,
+        input: &LossInput<F>,
+        reduction: Reduction,
+    ) -> Result<Vec<O>> {
         let call = loss.check(input.lengths(), reduction)?;
         self.dispatch_sized(
             (Work::LossGrad, loss.name(), ""),
@@ -131,6 +176,32 @@ impl Engine {
         input: &LossInput<F>,
         reduction: Reduction,
     ) -> Result<(LossValue, Vec<f32>)> {
+        self.loss_and_grad_as(loss, input, reduction)
+    }
+
+    /// [`Engine::loss_and_grad`] with the gradient and any per-sample
+    /// values stored as `O` (rounded to nearest even from f32).
+    ///
+    /// ```
+    /// use lossgpu::{bf16, Engine, Float, Loss, LossInput, Reduction};
+    ///
+    /// let logits: Vec<bf16> = [2.0f32, -1.0, 0.5].iter().map(|&v| bf16::from_f32(v)).collect();
+    /// let labels: Vec<bf16> = [1.0f32, 0.0, 1.0].iter().map(|&v| bf16::from_f32(v)).collect();
+    /// let input = LossInput::new(&logits, &labels);
+    /// let engine = Engine::cpu();
+    /// let (value, grad) =
+    ///     engine.loss_and_grad_as::<_, bf16>(&Loss::BceLogits, &input, Reduction::Mean)?;
+    /// let (value32, grad32) = engine.loss_and_grad(&Loss::BceLogits, &input, Reduction::Mean)?;
+    /// assert_eq!(value.scalar(), value32.scalar());
+    /// assert!(grad.iter().zip(&grad32).all(|(g, &h)| *g == bf16::from_f32(h)));
+    /// # Ok::<(), lossgpu::Error>(())
+    /// ```
+    pub fn loss_and_grad_as<F: Float, O: Float>(
+        &self,
+        loss: &Loss,
+        input: &LossInput<F>,
+        reduction: Reduction,
+    ) -> Result<(LossValue<O>, Vec<O>)> {
         let call = loss.check(input.lengths(), reduction)?;
         self.dispatch_sized(
             (Work::LossGrad, loss.name(), " and value"),

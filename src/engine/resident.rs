@@ -103,6 +103,19 @@ impl Engine {
         x: &Tensor<F>,
         upstream: Option<&Tensor<F>>,
     ) -> Result<Tensor> {
+        self.activation_tensor_as(act, pass, x, upstream)
+    }
+
+    /// [`Engine::activation_tensor`] with the result stored as `O` (2 bytes
+    /// a value for a half type, rounded to nearest even from f32 by the
+    /// kernel): a bf16 layer stays bf16 on the device.
+    pub fn activation_tensor_as<F: Float + Element, O: Float + Element>(
+        &self,
+        act: &Activation,
+        pass: Pass,
+        x: &Tensor<F>,
+        upstream: Option<&Tensor<F>>,
+    ) -> Result<Tensor<O>> {
         act.validate()?;
         if pass == Pass::Backward && upstream.is_none() {
             return Err(invalid!("the backward pass needs an upstream gradient"));
@@ -115,7 +128,8 @@ impl Engine {
                     Some(TensorData::Gpu(b)) => Some(b),
                     _ => None,
                 };
-                TensorData::Gpu(g.activation_resident(act, pass, (xb, ub), F::DTYPE, len)?)
+                let dtypes = (F::DTYPE, O::DTYPE);
+                TensorData::Gpu(g.activation_resident(act, pass, (xb, ub), dtypes, len)?)
             }
             (_, TensorData::Cpu(xv), None) => {
                 TensorData::Cpu(cpu::parallel::activation(act, pass, xv, None))
@@ -140,6 +154,18 @@ impl Engine {
         target: impl Into<TensorTarget<'t, F>>,
         reduction: Reduction,
     ) -> Result<LossValue> {
+        self.loss_tensor_as(loss, pred, target, reduction)
+    }
+
+    /// [`Engine::loss_tensor`] with the per-sample values (reduction
+    /// `none`) as `O`, rounded to nearest even from f32.
+    pub fn loss_tensor_as<'t, F: Float + Element, O: Float + Element>(
+        &self,
+        loss: &Loss,
+        pred: &Tensor<F>,
+        target: impl Into<TensorTarget<'t, F>>,
+        reduction: Reduction,
+    ) -> Result<LossValue<O>> {
         let (value, _) = self.resident_loss(loss, pred, target.into(), reduction, Want::VALUE)?;
         Ok(value)
     }
@@ -153,6 +179,18 @@ impl Engine {
         target: impl Into<TensorTarget<'t, F>>,
         reduction: Reduction,
     ) -> Result<Tensor> {
+        self.loss_grad_tensor_as(loss, pred, target, reduction)
+    }
+
+    /// [`Engine::loss_grad_tensor`] stored as `O` (2 bytes a value for a
+    /// half type, rounded to nearest even from f32 by the kernel).
+    pub fn loss_grad_tensor_as<'t, F: Float + Element, O: Float + Element>(
+        &self,
+        loss: &Loss,
+        pred: &Tensor<F>,
+        target: impl Into<TensorTarget<'t, F>>,
+        reduction: Reduction,
+    ) -> Result<Tensor<O>> {
         let (_, grad) = self.resident_loss(loss, pred, target.into(), reduction, Want::GRAD)?;
         gradient(grad)
     }
@@ -166,18 +204,30 @@ impl Engine {
         target: impl Into<TensorTarget<'t, F>>,
         reduction: Reduction,
     ) -> Result<(LossValue, Tensor)> {
+        self.loss_and_grad_tensor_as(loss, pred, target, reduction)
+    }
+
+    /// [`Engine::loss_and_grad_tensor`] with the gradient and any
+    /// per-sample values stored as `O`.
+    pub fn loss_and_grad_tensor_as<'t, F: Float + Element, O: Float + Element>(
+        &self,
+        loss: &Loss,
+        pred: &Tensor<F>,
+        target: impl Into<TensorTarget<'t, F>>,
+        reduction: Reduction,
+    ) -> Result<(LossValue<O>, Tensor<O>)> {
         let (value, grad) = self.resident_loss(loss, pred, target.into(), reduction, Want::BOTH)?;
         Ok((value, gradient(grad)?))
     }
 
-    fn resident_loss<F: Float + Element>(
+    fn resident_loss<F: Float + Element, O: Float + Element>(
         &self,
         loss: &Loss,
         pred: &Tensor<F>,
         target: TensorTarget<F>,
         reduction: Reduction,
         want: Want,
-    ) -> Result<(LossValue, Option<Tensor>)> {
+    ) -> Result<(LossValue<O>, Option<Tensor<O>>)> {
         let (kind, target_len) = match target {
             TensorTarget::None => (TargetKind::None, 0),
             TensorTarget::Values(t) => (TargetKind::Values, t.len()),

@@ -1,8 +1,8 @@
 //! Host side of `shaders/activation.wgsl`: f(x), f'(x) or upstream ⊙ f'(x)
 //! elementwise, chunked to the storage binding.
 
-use super::buffers::{output, submit_and_read, to_f32, uniform, upload};
-use super::dispatch::{binding, binding_of, chunks, grid, groups_for, max_chunk_elements};
+use super::buffers::{output_of, read_bytes, submit_and_read, to_values, uniform, upload};
+use super::dispatch::{binding_of, chunks, grid, groups_for, max_chunk_elements};
 use super::params::ActParams;
 use super::pipelines::Family;
 use super::Gpu;
@@ -11,13 +11,14 @@ use crate::ops::activation::{Activation, Pass};
 use crate::ops::dtype::{DType, Float};
 
 impl Gpu {
-    pub(crate) fn activation<F: Float>(
+    /// The pass over host values, read back as `O` (narrowed by the kernel).
+    pub(crate) fn activation<F: Float, O: Float>(
         &self,
         act: &Activation,
         pass: Pass,
         x: &[F],
         upstream: Option<&[F]>,
-    ) -> Result<Vec<f32>> {
+    ) -> Result<Vec<O>> {
         let n = x.len();
         self.ctx.scoped(|| {
             let xb = upload(&self.ctx, x, "input")?;
@@ -25,42 +26,44 @@ impl Gpu {
                 Some(u) if pass == Pass::Backward => Some(upload(&self.ctx, u, "upstream")?),
                 _ => None,
             };
-            let out = output(&self.ctx, n, "activation output")?;
+            let out = output_of(&self.ctx, n, O::DTYPE, "activation output")?;
             let mut encoder = self.encoder();
             let inputs = (&xb, ub.as_ref(), F::DTYPE);
-            self.encode_activation(&mut encoder, act, pass, inputs, &out, n)?;
-            let bytes = submit_and_read(&self.ctx, encoder, &[(&out, n as u64 * 4)])?;
-            Ok(to_f32(&bytes[0], n))
+            self.encode_activation(&mut encoder, act, pass, inputs, (&out, O::DTYPE), n)?;
+            let bytes = submit_and_read(&self.ctx, encoder, &[(&out, read_bytes(n, O::DTYPE))])?;
+            Ok(to_values(&bytes[0], n))
         })
     }
 
-    /// The activation of a resident buffer into a new resident buffer.
+    /// The activation of a resident buffer of `dtype` into a new resident
+    /// buffer of `out_dtype`.
     pub(crate) fn activation_resident(
         &self,
         act: &Activation,
         pass: Pass,
         (x, upstream): (&wgpu::Buffer, Option<&wgpu::Buffer>),
-        dtype: DType,
+        (dtype, out_dtype): (DType, DType),
         n: usize,
     ) -> Result<wgpu::Buffer> {
         self.ctx.scoped(|| {
-            let out = output(&self.ctx, n, "activation output")?;
+            let out = output_of(&self.ctx, n, out_dtype, "activation output")?;
             let mut encoder = self.encoder();
-            self.encode_activation(&mut encoder, act, pass, (x, upstream, dtype), &out, n)?;
+            let inputs = (x, upstream, dtype);
+            self.encode_activation(&mut encoder, act, pass, inputs, (&out, out_dtype), n)?;
             self.ctx.queue.submit([encoder.finish()]);
             Ok(out)
         })
     }
 
     /// Records f, f' or upstream ⊙ f' of `n` values of x (and upstream),
-    /// both stored as `dtype`, into the f32 `out`.
+    /// both stored as `dtype`, into `out` of its dtype.
     pub(super) fn encode_activation(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         act: &Activation,
         pass: Pass,
         (xb, ub, dtype): (&wgpu::Buffer, Option<&wgpu::Buffer>, DType),
-        out: &wgpu::Buffer,
+        (out, out_dtype): (&wgpu::Buffer, DType),
         n: usize,
     ) -> Result<()> {
         let [a, _, lower, upper] = act.shader_params();
@@ -70,6 +73,7 @@ impl Gpu {
             ("PASS", pass.id()),
             ("X_DTYPE", dtype.id()),
             ("UPSTREAM_DTYPE", dtype.id()),
+            ("OUT_DTYPE", out_dtype.id()),
         ];
         for c in chunks(n, max_chunk_elements(&self.ctx)) {
             let params = uniform(
@@ -89,7 +93,7 @@ impl Gpu {
                 params.as_entire_binding(),
                 binding_of(&self.ctx, xb, c.start, c.len, dtype).0,
                 binding_of(&self.ctx, ub.unwrap_or(xb), c.start, c.len, dtype).0,
-                binding(&self.ctx, out, c.start, c.len).0,
+                binding_of(&self.ctx, out, c.start, c.len, out_dtype).0,
             ];
             let groups = grid(&self.ctx, groups_for(c.len.div_ceil(4)))?;
             self.run(

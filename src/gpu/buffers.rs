@@ -3,6 +3,7 @@
 
 use super::context::Context;
 use crate::error::{Error, Result};
+use crate::ops::dtype::{DType, Float};
 use wgpu::util::DeviceExt;
 
 /// Bytes padded to a whole vec4, so the kernels can load 16 bytes at a time
@@ -38,7 +39,18 @@ pub(crate) fn upload<T: bytemuck::Pod>(
 
 /// A read-write storage buffer for `elements` 32-bit values, readable back.
 pub(crate) fn output(ctx: &Context, elements: usize, what: &str) -> Result<wgpu::Buffer> {
-    let bytes = padded_bytes(elements);
+    output_of(ctx, elements, DType::F32, what)
+}
+
+/// A read-write storage buffer for `elements` values of `dtype` (the
+/// halves two a word), padded to a whole vec4 of words, readable back.
+pub(crate) fn output_of(
+    ctx: &Context,
+    elements: usize,
+    dtype: DType,
+    what: &str,
+) -> Result<wgpu::Buffer> {
+    let bytes = ((elements * dtype.size()).div_ceil(16).max(1) * 16) as u64;
     check_size(ctx, bytes, what)?;
     Ok(ctx.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(what),
@@ -179,6 +191,19 @@ pub(crate) fn to_f32(bytes: &[u8], n: usize) -> Vec<f32> {
         .take(n)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect()
+}
+
+/// Bytes to read back for `n` values of `dtype`: whole words, as copies
+/// need.
+pub(crate) fn read_bytes(n: usize, dtype: DType) -> u64 {
+    (n * dtype.size()).next_multiple_of(4) as u64
+}
+
+/// `n` values of type `O` from readback bytes (its own dtype's layout).
+pub(crate) fn to_values<O: Float>(bytes: &[u8], n: usize) -> Vec<O> {
+    let mut out = vec![O::zeroed(); n];
+    bytemuck::cast_slice_mut::<O, u8>(&mut out).copy_from_slice(&bytes[..n * O::DTYPE.size()]);
+    out
 }
 
 /// u32 values from readback bytes.

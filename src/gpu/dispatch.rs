@@ -12,9 +12,10 @@ pub(crate) const WG: usize = 256;
 /// (and the result) is too.
 pub(crate) const MAX_PARTIALS: usize = 1024;
 
-/// Chunk boundaries fall on 64 elements (256 bytes), a multiple of every
-/// adapter's storage offset alignment, so vec4 kernels bind chunks directly.
-const CHUNK_ALIGN: usize = 64;
+/// Chunk boundaries fall on 128 elements (256 bytes of halves), a multiple
+/// of every adapter's storage offset alignment, so vec4 kernels bind chunks
+/// directly whatever the dtype.
+const CHUNK_ALIGN: usize = 128;
 
 /// A run of elements (or rows) processed by one dispatch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

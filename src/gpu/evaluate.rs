@@ -2,7 +2,9 @@
 //! recorded into one encoder (pointwise terms or row losses, the reduction,
 //! the per-sample values, the gradient), one submission, one readback.
 
-use super::buffers::{error_slots, output, submit_and_read, to_f32, to_u32, upload};
+use super::buffers::{
+    error_slots, output, output_of, read_bytes, submit_and_read, to_f32, to_u32, to_values, upload,
+};
 use super::dispatch::reduce_chunk_elements;
 use super::loss::{Dtypes, Inputs, PointEntry, PointOp};
 use super::params::Coef;
@@ -17,26 +19,38 @@ use crate::ops::loss::{Domain, Loss, Term};
 use crate::ops::reduction::{LossValue, Reduction};
 
 /// What an evaluation returns: the value, the gradient, or both from one
-/// set of passes.
+/// set of passes; the per-sample values and the gradient stored as `out`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Want {
     pub value: bool,
     pub grad: bool,
+    pub out: DType,
 }
 
 impl Want {
     pub const VALUE: Want = Want {
         value: true,
         grad: false,
+        out: DType::F32,
     };
     pub const GRAD: Want = Want {
         value: false,
         grad: true,
+        out: DType::F32,
     };
     pub const BOTH: Want = Want {
         value: true,
         grad: true,
+        out: DType::F32,
     };
+
+    /// The same, with outputs of type `O`.
+    pub fn of<O: Float>(self) -> Want {
+        Want {
+            out: O::DTYPE,
+            ..self
+        }
+    }
 }
 
 /// An evaluation's pred, target and weights on the device.
@@ -57,6 +71,8 @@ pub(super) struct Pending {
     grad: Option<wgpu::Buffer>,
     rows: usize,
     cols: usize,
+    /// How the per-sample values and the gradient are stored.
+    out: DType,
     weighted: bool,
     /// The mean's denominator computed on the host (class options).
     mean_weights: Option<f64>,
@@ -94,10 +110,10 @@ impl Pending {
             parts.push((s, 16));
         }
         if let Some(t) = &self.terms {
-            parts.push((t, self.rows as u64 * 4));
+            parts.push((t, read_bytes(self.rows, self.out)));
         }
         if let Some(g) = &self.grad {
-            parts.push((g, (self.rows * self.cols) as u64 * 4));
+            parts.push((g, read_bytes(self.rows * self.cols, self.out)));
         }
         parts
     }
@@ -114,11 +130,11 @@ impl Pending {
     }
 
     /// The value from the read-back sums or per-sample values (NaN when it
-    /// was not asked for).
-    fn value(&self, call: &Call, read: &Read) -> Result<LossValue> {
+    /// was not asked for), per-sample values as `O` (the recorded dtype).
+    fn value<O: Float>(&self, call: &Call, read: &Read) -> Result<LossValue<O>> {
         Ok(match (self.sums(read), read.terms) {
             (Some((sum, wsum)), _) => LossValue::Scalar(call.finish(sum, wsum)?),
-            (None, Some(terms)) => LossValue::PerSample(to_f32(terms, self.rows)),
+            (None, Some(terms)) => LossValue::PerSample(to_values(terms, self.rows)),
             (None, None) => LossValue::Scalar(f64::NAN),
         })
     }
@@ -141,14 +157,15 @@ impl Pending {
 impl Gpu {
     /// A checked call on host slices: its value and/or gradient as `want`
     /// says (the value is NaN when not asked for).
-    pub(crate) fn loss<F: Float>(
+    pub(crate) fn loss<F: Float, O: Float>(
         &self,
         call: &Call,
         input: &LossInput<F>,
         want: Want,
-    ) -> Result<(LossValue, Option<Vec<f32>>)> {
+    ) -> Result<(LossValue<O>, Option<Vec<O>>)> {
+        let want = want.of::<O>();
         self.ctx.scoped(|| {
-            if want == Want::VALUE {
+            if want == Want::VALUE.of::<O>() {
                 if let Some(value) = self.loss_streamed(call, input)? {
                     return Ok((value, None));
                 }
@@ -163,11 +180,11 @@ impl Gpu {
     /// The value of a pointwise loss over host slices longer than one
     /// reduction chunk, streamed with bounded device memory (stream.rs);
     /// None when the evaluation is not such a reduction.
-    fn loss_streamed<F: Float>(
+    fn loss_streamed<F: Float, O: Float>(
         &self,
         call: &Call,
         input: &LossInput<F>,
-    ) -> Result<Option<LossValue>> {
+    ) -> Result<Option<LossValue<O>>> {
         let Some((pending, bytes)) = self.stream_reduction(call, input)? else {
             return Ok(None);
         };
@@ -220,7 +237,7 @@ impl Gpu {
             per_class: input.pos_weight_columns(),
         };
         let errors = error_slots(&self.ctx);
-        let op = Self::point_op(call, op, &Self::pos_weight(input));
+        let op = Self::point_op(call, op, &Self::pos_weight(input), DType::F32);
         let (encoder, result) = self.reduce_streamed(op, host, &errors)?;
         let pending = Pending {
             errors,
@@ -229,6 +246,7 @@ impl Gpu {
             grad: None,
             rows: call.shape.rows,
             cols: 1,
+            out: DType::F32,
             weighted: call.weighted,
             mean_weights: None,
         };
@@ -236,13 +254,15 @@ impl Gpu {
         Ok(Some((pending, bytes)))
     }
 
-    fn point_op(call: &Call, op: Term, options: &ClassOptions) -> PointOp {
+    /// The pointwise kernel of a call, its outputs stored as `out`.
+    fn point_op(call: &Call, op: Term, options: &ClassOptions, out: DType) -> PointOp {
         PointOp {
             op,
             param: options.pos_weight.unwrap_or(call.loss.param()),
             pred_domain: call.loss.pred_domain(),
             target_domain: call.loss.target_domain(),
             pos_weight_cols: options.pos_weight_cols,
+            out,
         }
     }
 
@@ -343,12 +363,14 @@ impl Gpu {
                 && mean_weights.is_none());
         // Narrow rows whose gradient needs nothing else skip the row_loss
         // pass: row_grad_small finds each row's logsumexp itself.
-        let fused_grad = want.grad && !want.value && !needs_sums && cols <= SMALL_ROW;
+        // (It writes a row's values alone, so f32 only: halves pack two a word.)
+        let fused_grad =
+            want.grad && !want.value && !needs_sums && cols <= SMALL_ROW && want.out == DType::F32;
         // The per-sample values and how to reduce them.
         let (point_op, point_inputs, row_state);
         match call.shape.form {
             Form::Pointwise(op) => {
-                point_op = Self::point_op(call, op, options);
+                point_op = Self::point_op(call, op, options, want.out);
                 point_inputs = None;
                 row_state = None;
             }
@@ -383,6 +405,7 @@ impl Gpu {
                     pred_domain: Domain::Any,
                     target_domain: Domain::Any,
                     pos_weight_cols: 0,
+                    out: want.out,
                 };
                 if fused_grad {
                     point_inputs = None;
@@ -439,15 +462,16 @@ impl Gpu {
                 sums.as_ref(),
             )?),
             (Some((kernel, lse)), true) => {
-                let g = output(ctx, rows * cols, "grad")?;
+                let g = output_of(ctx, rows * cols, want.out, "grad")?;
                 let entry = if fused_grad {
                     RowEntry::GradSmall
                 } else {
                     RowEntry::Grad
                 };
                 let stats = sums.as_ref();
+                let out = (&g, want.out);
                 self.row_pass(
-                    encoder, entry, *kernel, &inputs, rows, cols, &g, lse, stats, coef,
+                    encoder, entry, *kernel, &inputs, rows, cols, out, lse, stats, coef,
                 )?;
                 Some(g)
             }
@@ -465,6 +489,7 @@ impl Gpu {
             grad,
             rows,
             cols,
+            out: want.out,
             weighted,
             mean_weights,
         })
@@ -472,17 +497,17 @@ impl Gpu {
 
     /// Turns the read-back bytes of one evaluation into its value and
     /// gradient, after naming any offending input value.
-    pub(super) fn finish_loss<F: Float>(
+    pub(super) fn finish_loss<F: Float, O: Float>(
         &self,
         call: &Call,
         input: &LossInput<F>,
         p: &Pending,
         bytes: &[Vec<u8>],
-    ) -> Result<(LossValue, Option<Vec<f32>>)> {
+    ) -> Result<(LossValue<O>, Option<Vec<O>>)> {
         let read = p.read(bytes);
         self.raise_value_errors(call, input, &to_u32(read.errors))?;
         let value = p.value(call, &read)?;
-        let grad = read.grad.map(|g| to_f32(g, p.rows * p.cols));
+        let grad = read.grad.map(|g| to_values(g, p.rows * p.cols));
         Ok((value, grad))
     }
 
@@ -490,13 +515,14 @@ impl Gpu {
     /// values as the call says): the value read back and/or the gradient
     /// as a new resident buffer. An offending input value is read from its
     /// buffer to be named.
-    pub(crate) fn loss_on_device(
+    pub(crate) fn loss_on_device<O: Float>(
         &self,
         call: &Call,
         (pred, target): (&wgpu::Buffer, Option<&wgpu::Buffer>),
         dtype: DType,
         want: Want,
-    ) -> Result<(LossValue, Option<wgpu::Buffer>)> {
+    ) -> Result<(LossValue<O>, Option<wgpu::Buffer>)> {
+        let want = want.of::<O>();
         self.ctx.scoped(|| {
             let mut encoder = self.encoder();
             let plain = ClassOptions::default();
@@ -538,6 +564,7 @@ impl Gpu {
             pred_domain: Domain::Any,
             target_domain: Domain::Any,
             pos_weight_cols: 0,
+            out: DType::F32,
         };
         self.ctx.scoped(|| {
             if x.len() > reduce_chunk_elements(&self.ctx) {

@@ -2,9 +2,9 @@
 //! is the first pass of a reduction (per-workgroup partials of Σ w·l and
 //! Σ w), `terms` the per-sample values, `grad` the gradient.
 
-use super::buffers::{output, uniform};
+use super::buffers::{output_of, uniform};
 use super::dispatch::{
-    binding, binding_of, chunks, grid, groups_for, head, max_chunk_elements, partials_for, Chunk,
+    binding_of, chunks, grid, groups_for, head, max_chunk_elements, partials_for, Chunk,
 };
 use super::params::Coef;
 use super::params::LossParams;
@@ -26,6 +26,8 @@ pub(super) struct PointOp {
     pub target_domain: Domain,
     /// bce-logits' columns with a pos_weight each (0: `param` is the one pw).
     pub pos_weight_cols: u32,
+    /// How `terms` and `grad` store their output.
+    pub out: DType,
 }
 
 impl PointOp {
@@ -109,7 +111,7 @@ pub(super) struct Inputs<'b> {
 }
 
 impl Gpu {
-    pub(super) fn point_constants(op: PointOp, inputs: &Inputs) -> [(&'static str, u32); 9] {
+    pub(super) fn point_constants(op: PointOp, inputs: &Inputs) -> [(&'static str, u32); 10] {
         let [p, t, w] = inputs.dtypes.constants();
         [
             ("OP", op.op.id()),
@@ -118,6 +120,7 @@ impl Gpu {
             ("PRED_DOMAIN", op.pred_domain.id()),
             ("TARGET_DOMAIN", op.target_domain.id()),
             ("POS_WEIGHT_COLS", op.pos_weight_cols),
+            ("OUT_DTYPE", op.out.id()),
             p,
             t,
             w,
@@ -215,7 +218,8 @@ impl Gpu {
         Ok(groups)
     }
 
-    /// `terms` (w·l per element) or `grad` (w·c·dl/dp per element).
+    /// `terms` (w·l per element) or `grad` (w·c·dl/dp per element), stored
+    /// as `op.out`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn elementwise(
         &self,
@@ -227,7 +231,7 @@ impl Gpu {
         coef: Coef,
         stats: Option<&wgpu::Buffer>,
     ) -> Result<wgpu::Buffer> {
-        let out = output(&self.ctx, n, entry.name())?;
+        let out = output_of(&self.ctx, n, op.out, entry.name())?;
         let constants = Self::point_constants(op, inputs);
         let (coef_mode, scale) = coef.mode();
         for c in chunks(n, max_chunk_elements(&self.ctx)) {
@@ -244,7 +248,7 @@ impl Gpu {
                     ..Default::default()
                 },
             );
-            let out_binding = binding(&self.ctx, &out, c.start, c.len).0;
+            let out_binding = binding_of(&self.ctx, &out, c.start, c.len, op.out).0;
             let resources =
                 self.point_resources(&params, inputs, out_binding, stats, c.start, c.len);
             let groups = grid(&self.ctx, groups_for(c.len.div_ceil(4)))?;

@@ -9,7 +9,8 @@ use super::params::Coef;
 use super::params::RowParams;
 use super::pipelines::Family;
 use super::Gpu;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::ops::dtype::DType;
 use crate::ops::loss::{Domain, RowOp};
 
 /// A row kernel's specialisation.
@@ -55,7 +56,8 @@ pub(super) enum RowEntry {
     Loss,
     /// A thread per narrow row: the row's loss and logsumexp.
     LossSmall,
-    /// A thread per element: the gradient from the row's logsumexp.
+    /// A thread per element (per word of half outputs): the gradient from
+    /// the row's logsumexp.
     Grad,
     /// A thread per narrow row: its logsumexp, then its gradient.
     GradSmall,
@@ -78,9 +80,10 @@ impl RowEntry {
 
     /// Threads needed for `rows` rows of `cols`, as (workgroups, or threads
     /// to be grouped by 256).
-    fn groups(self, ctx: &Context, rows: usize, cols: usize) -> Result<(u32, u32)> {
+    fn groups(self, ctx: &Context, rows: usize, cols: usize, out: DType) -> Result<(u32, u32)> {
         match self {
-            RowEntry::Grad => grid(ctx, groups_for(rows * cols)),
+            // A thread per value, or per word of halves.
+            RowEntry::Grad => grid(ctx, groups_for((rows * cols).div_ceil(4 / out.size()))),
             RowEntry::LossSmall | RowEntry::GradSmall => grid(ctx, groups_for(rows)),
             RowEntry::Loss => grid(ctx, rows),
         }
@@ -116,7 +119,7 @@ impl Gpu {
             inputs,
             rows,
             cols,
-            &out,
+            (&out, DType::F32),
             &lse,
             None,
             Coef::Scale(1.0),
@@ -133,7 +136,7 @@ impl Gpu {
         inputs: &Inputs,
         rows: usize,
         cols: usize,
-        out: &wgpu::Buffer,
+        (out, out_dtype): (&wgpu::Buffer, DType),
         lse: &wgpu::Buffer,
         stats: Option<&wgpu::Buffer>,
         coef: Coef,
@@ -141,7 +144,18 @@ impl Gpu {
         let ctx = &self.ctx;
         let classes = kernel.op.class_target();
         let (coef_mode, scale) = coef.mode();
-        for c in chunks(rows, max_chunk_rows(ctx, cols)?) {
+        let mut per_chunk = max_chunk_rows(ctx, cols)?;
+        if out_dtype != DType::F32 && cols % 2 == 1 && rows > per_chunk {
+            // Every chunk but the last starts a word of halves.
+            if per_chunk == 1 {
+                return Err(Error::Gpu(format!(
+                    "a half gradient of rows of {cols} values needs two rows per binding of {} bytes",
+                    ctx.info.max_binding_bytes
+                )));
+            }
+            per_chunk &= !1;
+        }
+        for c in chunks(rows, per_chunk) {
             let d = inputs.dtypes;
             let (pred, pred_skip) =
                 binding_of(ctx, inputs.pred, c.start * cols, c.len * cols, d.pred);
@@ -155,7 +169,7 @@ impl Gpu {
                 None => binding_of(ctx, inputs.pred, c.start, c.len, d.pred),
             };
             let (out_binding, out_skip) = if entry.per_element() {
-                binding(ctx, out, c.start * cols, c.len * cols)
+                binding_of(ctx, out, c.start * cols, c.len * cols, out_dtype)
             } else {
                 binding(ctx, out, c.start, c.len)
             };
@@ -194,8 +208,9 @@ impl Gpu {
                     .per_class
                     .map_or_else(|| head(inputs.pred), |w| w.as_entire_binding()),
             ];
-            let groups = entry.groups(ctx, c.len, cols)?;
-            let constants = [&kernel.constants()[..], &d.constants()[..]].concat();
+            let groups = entry.groups(ctx, c.len, cols, out_dtype)?;
+            let out_constant = [("OUT_DTYPE", out_dtype.id())];
+            let constants = [&kernel.constants()[..], &d.constants()[..], &out_constant].concat();
             self.run(
                 encoder,
                 Family::Rows,

@@ -81,6 +81,20 @@ pub trait Float:
 
     /// The values as f32: the slice itself for f32, else a widened copy.
     fn widen(values: &[Self]) -> Cow<'_, [f32]>;
+
+    /// `dst[i] = from_f32(src[i])` (equal lengths).
+    fn narrow_into(src: &[f32], dst: &mut [Self]);
+
+    /// The values as `Self`: the vector itself for f32, else a narrowed
+    /// copy (on all cores past one block).
+    fn narrow(values: Vec<f32>) -> Vec<Self> {
+        use rayon::prelude::*;
+        let mut out = vec![Self::zeroed(); values.len()];
+        out.par_chunks_mut(BLOCK)
+            .zip(values.par_chunks(BLOCK))
+            .for_each(|(o, v)| Self::narrow_into(v, o));
+        out
+    }
 }
 
 impl Float for f32 {
@@ -96,6 +110,14 @@ impl Float for f32 {
 
     fn widen(values: &[f32]) -> Cow<'_, [f32]> {
         Cow::Borrowed(values)
+    }
+
+    fn narrow_into(src: &[f32], dst: &mut [f32]) {
+        dst.copy_from_slice(src);
+    }
+
+    fn narrow(values: Vec<f32>) -> Vec<f32> {
+        values
     }
 }
 
@@ -118,6 +140,11 @@ impl Float for f16 {
             out
         }))
     }
+
+    fn narrow_into(src: &[f32], dst: &mut [f16]) {
+        use half::slice::HalfFloatSliceExt;
+        dst.convert_from_f32_slice(src);
+    }
 }
 
 impl Float for bf16 {
@@ -138,6 +165,11 @@ impl Float for bf16 {
                 .map(|b| f32::from_bits((b.to_bits() as u32) << 16))
                 .collect()
         }))
+    }
+
+    fn narrow_into(src: &[f32], dst: &mut [bf16]) {
+        use half::slice::HalfFloatSliceExt;
+        dst.convert_from_f32_slice(src);
     }
 }
 

@@ -1,5 +1,6 @@
 //! Reductions over per-sample losses, and the optional sample weights.
 
+use super::dtype::Float;
 use super::ids::kernel_ids;
 use crate::error::{invalid, Result};
 
@@ -57,16 +58,18 @@ impl Reduction {
     }
 }
 
-/// The value of a loss: one number, or one per sample for [`Reduction::None`].
+/// The value of a loss: one number, or one per sample for [`Reduction::None`]
+/// (f32 by default; f16 or bf16 from the `_as` methods such as
+/// [`crate::Engine::loss_as`]).
 #[derive(Debug, Clone, PartialEq)]
-pub enum LossValue {
+pub enum LossValue<O: Float = f32> {
     /// Mean or sum.
     Scalar(f64),
     /// The n values wᵢ·lᵢ.
-    PerSample(Vec<f32>),
+    PerSample(Vec<O>),
 }
 
-impl LossValue {
+impl<O: Float> LossValue<O> {
     /// The scalar, if this is one.
     pub fn scalar(&self) -> Option<f64> {
         match self {
@@ -76,7 +79,7 @@ impl LossValue {
     }
 
     /// The per-sample values, if reduction was `none`.
-    pub fn per_sample(&self) -> Option<&[f32]> {
+    pub fn per_sample(&self) -> Option<&[O]> {
         match self {
             LossValue::Scalar(_) => None,
             LossValue::PerSample(v) => Some(v),
