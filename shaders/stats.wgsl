@@ -5,7 +5,7 @@
 // their bits, so an integer atomicMax is exact and order-free).
 // reduce_partials (reduce.wgsl) then folds the partials into stats[0].
 
-override DTYPE: u32 = 0u;   // a DTYPE_* id of data (the clip passes: f32)
+override DTYPE: u32 = 0u;   // a DTYPE_* id of data
 
 struct StatsParams {
     n: u32,            // elements in this chunk
@@ -15,8 +15,7 @@ struct StatsParams {
 }
 
 @group(0) @binding(0) var<uniform> params: StatsParams;
-// Raw words: grad_stats widens them (unpack4); the clips, on f32 data only,
-// read and write f32 bits.
+// Raw words: read widened (unpack4); the clips write back in DTYPE (put4).
 @group(0) @binding(1) var<storage, read_write> data: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read_write> partials: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> counts: array<atomic<u32>, 4>;
@@ -81,6 +80,19 @@ fn global_norm() -> f32 {
     return select(norm, nan_f32(), atomicLoad(&counts[0]) > 0u);
 }
 
+// Values 4·i4 .. 4·i4 + 3 written back in DTYPE: a vec4 of f32 words, or two
+// words of halves rounded to nearest even (no other invocation owns them).
+fn put4(i4: u32, v: vec4<f32>) {
+    let words = pack4(v, DTYPE);
+    if (DTYPE == DTYPE_F32) {
+        data[i4] = words;
+    } else {
+        let k = 2u * (i4 & 1u);
+        data[i4 >> 1u][k] = words.x;
+        data[i4 >> 1u][k + 1u] = words.y;
+    }
+}
+
 // PyTorch's clip_grad_norm_ rule: g · min(1, c / (‖g‖ + 1e-6)), in place,
 // reading ‖g‖ from the device so the host never waits in between.
 @compute @workgroup_size(256)
@@ -103,8 +115,8 @@ fn clip_norm(
     let overflowed = !is_finite(norm) && atomicLoad(&counts[0]) == 0u && atomicLoad(&counts[1]) == 0u;
     let m = select(1.0, max, overflowed && max > 0.0);
     let scaled = min(m, params.limit / (sqrt(stats[0].x) + 1e-6 / m));
-    let v = bitcast<vec4<f32>>(data[i4]);
-    data[i4] = bitcast<vec4<u32>>(select(v * keep_nan(norm, coef), (v / m) * scaled, overflowed));
+    let v = unpack4(data[raw_index(i4, DTYPE)], i4, DTYPE);
+    put4(i4, select(v * keep_nan(norm, coef), (v / m) * scaled, overflowed));
 }
 
 @compute @workgroup_size(256)
@@ -117,7 +129,7 @@ fn clip_value(
     if (i4 >= (params.n + 3u) / 4u) {
         return;
     }
-    let v = bitcast<vec4<f32>>(data[i4]);
+    let v = unpack4(data[raw_index(i4, DTYPE)], i4, DTYPE);
     let c = clamp(v, vec4<f32>(-params.limit), vec4<f32>(params.limit));
-    data[i4] = bitcast<vec4<u32>>(vec4<f32>(keep_nan(v.x, c.x), keep_nan(v.y, c.y), keep_nan(v.z, c.z), keep_nan(v.w, c.w)));
+    put4(i4, vec4<f32>(keep_nan(v.x, c.x), keep_nan(v.y, c.y), keep_nan(v.z, c.z), keep_nan(v.w, c.w)));
 }

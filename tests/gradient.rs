@@ -125,7 +125,10 @@ fn clipping_matches_reference() {
             engine.clip(&[1.0], Clip::Value(f32::NAN)),
             "--max-value must be",
         );
-        assert_err(engine.clip(&[], Clip::Value(1.0)), "gradient is empty");
+        assert_err(
+            engine.clip::<f32>(&[], Clip::Value(1.0)),
+            "gradient is empty",
+        );
     }
 }
 

@@ -839,6 +839,57 @@ fn half_grad_stats_equal_those_of_their_f32_values() {
     }
 }
 
+/// Clipping half gradients keeps their type: each value is the f32 clip
+/// of its widened value, rounded to nearest even, on every backend, for one
+/// slice and for a global norm over two resident tensors.
+fn check_clip<H: Half + lossgpu::Element>(dtype: &str) {
+    use lossgpu::Clip;
+    let mut rng = rng(&format!("half clip {dtype}"));
+    let cpu_engine = Engine::cpu();
+    for n in [1, 7, 257, 65_537] {
+        let mut g: Vec<f32> = data(&mut rng, n).iter().map(|v| 10.0 * v).collect();
+        if n > 3 {
+            g[1] = f32::NAN;
+        }
+        let h = half::<H>(&g);
+        let hw = wide(&h);
+        for engine in engines(&cpu_engine) {
+            for clip in [Clip::Value(0.5), Clip::Norm(1.0)] {
+                let what = format!("{dtype} {} n={n} {clip:?}", engine.device_name());
+                let (got, stats) = engine.clip(&h, clip).unwrap();
+                let (want, want_stats) = engine.clip(&hw, clip).unwrap();
+                assert_eq!(format!("{stats:?}"), format!("{want_stats:?}"), "{what}");
+                same_rounded(&what, &got, &want);
+                // Two resident tensors under one global norm.
+                if n == 1 {
+                    continue;
+                }
+                let cut = n.div_ceil(3);
+                let mut ts =
+                    [engine.upload(&h[..cut]), engine.upload(&h[cut..])].map(|t| t.unwrap());
+                let mut ws =
+                    [engine.upload(&hw[..cut]), engine.upload(&hw[cut..])].map(|t| t.unwrap());
+                engine.clip_tensors(&mut ts, clip).unwrap();
+                engine.clip_tensors(&mut ws, clip).unwrap();
+                for (t, w) in ts.iter().zip(&ws) {
+                    let what = format!("{what} resident");
+                    same_rounded(&what, &engine.read(t).unwrap(), &engine.read(w).unwrap());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn f16_clipping_rounds_the_f32_clip() {
+    check_clip::<f16>("f16");
+}
+
+#[test]
+fn bf16_clipping_rounds_the_f32_clip() {
+    check_clip::<bf16>("bf16");
+}
+
 /// prelu's dα and the health report on half values equal those of the
 /// widened f32 values on every backend.
 #[test]

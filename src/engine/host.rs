@@ -349,8 +349,14 @@ impl Engine {
     }
 
     /// Clips a copy of `g` by value or by its L2 norm; returns the clipped
-    /// values and the statistics before clipping.
-    pub fn clip(&self, g: &[f32], clip: Clip) -> Result<(Vec<f32>, GradStats)> {
+    /// values, in g's own type (half values rounded to nearest even from
+    /// the f32 product, as PyTorch's in-place clip keeps the dtype), and the
+    /// statistics before clipping.
+    pub fn clip<F: Float + crate::Element>(
+        &self,
+        g: &[F],
+        clip: Clip,
+    ) -> Result<(Vec<F>, GradStats)> {
         nonempty("the gradient", g)?;
         clip.validate()?;
         let mut t = [self.upload(g)?];

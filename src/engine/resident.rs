@@ -302,8 +302,14 @@ impl Engine {
     /// by value, or by the L2 norm over all of them (PyTorch's
     /// clip_grad_norm_: scale by min(1, c/(‖g‖ + 1e-6))). On the GPU the norm
     /// is computed and applied on the device in one submission, without a
-    /// host round trip in between. Returns the statistics before clipping.
-    pub fn clip_tensors(&self, tensors: &mut [Tensor], clip: Clip) -> Result<GradStats> {
+    /// host round trip in between. Tensors of f16 or bf16 stay so: each
+    /// value is widened, clipped in f32 and rounded back to nearest even.
+    /// Returns the statistics before clipping.
+    pub fn clip_tensors<F: Float + Element>(
+        &self,
+        tensors: &mut [Tensor<F>],
+        clip: Clip,
+    ) -> Result<GradStats> {
         clip.validate()?;
         if tensors.is_empty() {
             return Err(invalid!("clip: no tensors given"));
@@ -321,7 +327,7 @@ impl Engine {
                         }
                     }
                 }
-                g.grad_stats(&resident, 0.0, Some(clip), crate::ops::dtype::DType::F32)
+                g.grad_stats(&resident, 0.0, Some(clip), F::DTYPE)
             }
             _ => {
                 // One norm over all tensors, then each scaled in place.
@@ -337,10 +343,12 @@ impl Engine {
                 let stats = cpu::parallel::grad_stats(&all, 0.0);
                 for t in tensors.iter_mut() {
                     if let TensorData::Cpu(v) = &mut t.data {
+                        let mut wide = F::widen(v).into_owned();
                         match clip {
-                            Clip::Norm(c) => cpu::stats::scale_by_norm(v, stats.l2_norm, c),
-                            Clip::Value(c) => *v = cpu::stats::clip_value(v, c),
+                            Clip::Norm(c) => cpu::stats::scale_by_norm(&mut wide, stats.l2_norm, c),
+                            Clip::Value(c) => wide = cpu::stats::clip_value(&wide, c),
                         }
+                        *v = F::narrow(wide);
                     }
                 }
                 Ok(stats)

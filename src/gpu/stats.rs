@@ -62,9 +62,9 @@ impl Gpu {
         })
     }
 
-    /// Statistics over all `tensors` as one vector; with `clip`, then clips
-    /// them in place in the same submission.
-    /// The tensors hold `dtype` values; clipping needs f32.
+    /// Statistics over all `tensors` (of `dtype` values) as one vector;
+    /// with `clip`, then clips them in place in the same submission, half
+    /// values rounded back to their type.
     pub fn grad_stats(
         &self,
         tensors: &[Resident],
@@ -72,9 +72,6 @@ impl Gpu {
         clip: Option<Clip>,
         dtype: DType,
     ) -> Result<GradStats> {
-        if clip.is_some() && dtype != DType::F32 {
-            return Err(crate::error::invalid!("clipping needs f32 values"));
-        }
         self.ctx.scoped(|| {
             let ctx = &self.ctx;
             let max = max_chunk_elements(ctx);
