@@ -107,6 +107,7 @@ pub use auto::{AutoChoice, Backend, Work};
 pub use engine::Engine;
 pub use error::{Error, Result};
 pub use gpu::context::{DeviceInfo, GpuOptions};
+pub use gpu::memory::DeviceMemory;
 pub use gpu::pipelines::{shader_source, Family};
 pub use ops::activation::{
     rrelu_alpha, uniform01, Activation, ActivationParams, Pass, ACTIVATION_NAMES,

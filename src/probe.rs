@@ -5,6 +5,7 @@
 //! time as a fraction of theirs.
 
 use crate::error::{invalid, Result};
+use crate::gpu::memory::Buffer;
 use crate::gpu::Gpu;
 use crate::tensor::{Tensor, TensorData};
 use crate::Engine;
@@ -22,7 +23,7 @@ impl std::fmt::Debug for Probe<'_> {
 }
 
 /// The device buffers of `tensors`, all of a GPU engine.
-fn buffers<'t>(tensors: &[&'t Tensor], what: &str) -> Result<Vec<&'t wgpu::Buffer>> {
+fn buffers<'t>(tensors: &[&'t Tensor], what: &str) -> Result<Vec<&'t Buffer>> {
     tensors
         .iter()
         .map(|t| match &t.data {
@@ -76,7 +77,7 @@ impl<'e> Probe<'e> {
     /// tensors' buffers need COPY_SRC usage (those of [`Engine::upload`]
     /// have it).
     pub fn copy(&self, tensors: &[&Tensor]) -> Result<Vec<Tensor>> {
-        let pairs: Vec<(&wgpu::Buffer, usize)> = buffers(tensors, "probe copy")?
+        let pairs: Vec<(&Buffer, usize)> = buffers(tensors, "probe copy")?
             .into_iter()
             .zip(tensors.iter().map(|t| t.len()))
             .collect();

@@ -2,6 +2,7 @@
 //! backend), so several operations can run without copying through the host.
 
 use crate::error::{invalid, Result};
+use crate::gpu::memory::Buffer;
 
 use crate::ops::dtype::{bf16, f16, Float};
 
@@ -41,7 +42,7 @@ pub type ClassTensor = Tensor<u32>;
 #[derive(Debug)]
 pub(crate) enum TensorData<T> {
     Cpu(Vec<T>),
-    Gpu(wgpu::Buffer),
+    Gpu(Buffer),
 }
 
 impl<T: Element> Tensor<T> {

@@ -9,6 +9,7 @@ mod resident;
 use crate::auto::{AutoChoice, Backend, Calibration, Work};
 use crate::error::{invalid, Error, Result};
 use crate::gpu::context::{DeviceInfo, GpuOptions};
+use crate::gpu::memory::DeviceMemory;
 use crate::gpu::Gpu;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -280,6 +281,37 @@ impl Engine {
         match &self.inner {
             Inner::Gpu(g) => Some(g.device()),
             Inner::Cpu => None,
+        }
+    }
+
+    /// The device memory this engine's buffers take now and took at most
+    /// (its resident tensors, inputs and outputs in flight, scratch and
+    /// staging buffers), to compare the memory of two ways of computing one
+    /// thing; zero on the CPU backend.
+    ///
+    /// ```
+    /// let engine = lossgpu::Engine::new();
+    /// engine.reset_peak_device_memory();
+    /// let t = engine.upload(&vec![0.5f32; 1000])?;
+    /// let used = engine.device_memory();
+    /// assert!(engine.device_info().is_none() || used.current_bytes >= 4000);
+    /// assert!(used.peak_bytes >= used.current_bytes);
+    /// drop(t);
+    /// assert!(engine.device_memory().current_bytes <= used.current_bytes);
+    /// # Ok::<(), lossgpu::Error>(())
+    /// ```
+    pub fn device_memory(&self) -> DeviceMemory {
+        match &self.inner {
+            Inner::Gpu(g) => g.memory().usage(),
+            Inner::Cpu => DeviceMemory::default(),
+        }
+    }
+
+    /// Starts a new peak for [`Engine::device_memory`] from what is held
+    /// now.
+    pub fn reset_peak_device_memory(&self) {
+        if let Inner::Gpu(g) = &self.inner {
+            g.memory().reset_peak();
         }
     }
 

@@ -5,6 +5,7 @@ use super::host::gradient;
 use super::{check_upstream, nonempty, Inner};
 use crate::cpu;
 use crate::error::{invalid, Result};
+use crate::gpu::memory::Buffer;
 use crate::gpu::Want;
 use crate::ops::activation::{Activation, Pass};
 use crate::ops::dtype::Float;
@@ -79,7 +80,11 @@ impl Engine {
                 buffer.size()
             ));
         }
-        Ok(Tensor::new(TensorData::Gpu(buffer), len, 1))
+        Ok(Tensor::new(
+            TensorData::Gpu(Buffer::foreign(buffer)),
+            len,
+            1,
+        ))
     }
 
     /// The values of a tensor, row-major, in its own type.

@@ -3,6 +3,7 @@
 
 use super::buffers::{output_of, read_bytes, submit_and_read, to_values, uniform, upload};
 use super::dispatch::{binding_of, chunks, grid, groups_for, max_chunk_elements};
+use super::memory::Buffer;
 use super::params::ActParams;
 use super::pipelines::Family;
 use super::Gpu;
@@ -41,10 +42,10 @@ impl Gpu {
         &self,
         act: &Activation,
         pass: Pass,
-        (x, upstream): (&wgpu::Buffer, Option<&wgpu::Buffer>),
+        (x, upstream): (&Buffer, Option<&Buffer>),
         (dtype, out_dtype): (DType, DType),
         n: usize,
-    ) -> Result<wgpu::Buffer> {
+    ) -> Result<Buffer> {
         self.ctx.scoped(|| {
             let out = output_of(&self.ctx, n, out_dtype, "activation output")?;
             let mut encoder = self.encoder();
@@ -62,8 +63,8 @@ impl Gpu {
         encoder: &mut wgpu::CommandEncoder,
         act: &Activation,
         pass: Pass,
-        (xb, ub, dtype): (&wgpu::Buffer, Option<&wgpu::Buffer>, DType),
-        (out, out_dtype): (&wgpu::Buffer, DType),
+        (xb, ub, dtype): (&Buffer, Option<&Buffer>, DType),
+        (out, out_dtype): (&Buffer, DType),
         n: usize,
     ) -> Result<()> {
         let [a, _, lower, upper] = act.shader_params();

@@ -9,6 +9,7 @@
 use super::buffers::{error_slots_for, output, packed, submit_and_read, to_f32, to_u32, upload};
 use super::dispatch::{grid, head, partials_for, reduce_chunk_elements};
 use super::evaluate::{Pending, Want};
+use super::memory::Buffer;
 use super::params::LossParams;
 use super::pipelines::Family;
 use super::reduce::scaled_sum;
@@ -48,8 +49,8 @@ enum Plan {
 
 /// What a packed group leaves to read back.
 struct Packed {
-    errors: wgpu::Buffer,
-    results: wgpu::Buffer,
+    errors: Buffer,
+    results: Buffer,
     segments: usize,
 }
 
@@ -76,7 +77,7 @@ impl Gpu {
                     plans[i] = Some(Plan::Alone(p));
                 }
             }
-            let mut parts: Vec<(&wgpu::Buffer, u64)> = Vec::new();
+            let mut parts: Vec<(&Buffer, u64)> = Vec::new();
             for p in &packs {
                 parts.push((&p.errors, 16 * p.segments as u64));
                 parts.push((&p.results, 16 * p.segments as u64));

@@ -2,6 +2,7 @@
 //! map_async + poll.
 
 use super::context::Context;
+pub(crate) use super::memory::Buffer;
 use crate::error::{Error, Result};
 use crate::ops::dtype::{DType, Float};
 use wgpu::util::DeviceExt;
@@ -24,11 +25,7 @@ fn check_size(ctx: &Context, bytes: u64, what: &str) -> Result<()> {
 
 /// Uploads values (f32, f16 or bf16, or u32 class indices) into a
 /// read-only storage buffer, zero-padded to a whole vec4.
-pub(crate) fn upload<T: bytemuck::Pod>(
-    ctx: &Context,
-    data: &[T],
-    what: &str,
-) -> Result<wgpu::Buffer> {
+pub(crate) fn upload<T: bytemuck::Pod>(ctx: &Context, data: &[T], what: &str) -> Result<Buffer> {
     packed(
         ctx,
         &[(data, 0)],
@@ -38,7 +35,7 @@ pub(crate) fn upload<T: bytemuck::Pod>(
 }
 
 /// A read-write storage buffer for `elements` 32-bit values, readable back.
-pub(crate) fn output(ctx: &Context, elements: usize, what: &str) -> Result<wgpu::Buffer> {
+pub(crate) fn output(ctx: &Context, elements: usize, what: &str) -> Result<Buffer> {
     output_of(ctx, elements, DType::F32, what)
 }
 
@@ -49,33 +46,37 @@ pub(crate) fn output_of(
     elements: usize,
     dtype: DType,
     what: &str,
-) -> Result<wgpu::Buffer> {
+) -> Result<Buffer> {
     let bytes = ((elements * dtype.size()).div_ceil(16).max(1) * 16) as u64;
     check_size(ctx, bytes, what)?;
-    Ok(ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some(what),
-        size: bytes,
-        usage: wgpu::BufferUsages::STORAGE
-            | wgpu::BufferUsages::COPY_SRC
-            | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    }))
+    Ok(
+        ctx.counted(ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(what),
+            size: bytes,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })),
+    )
 }
 
 /// The four error slots (first bad index of pred, target, weights), all
 /// u32::MAX until a kernel finds an offender.
-pub(crate) fn error_slots(ctx: &Context) -> wgpu::Buffer {
+pub(crate) fn error_slots(ctx: &Context) -> Buffer {
     error_slots_for(ctx, 1)
 }
 
 /// Four error slots for each of `losses` packed losses.
-pub(crate) fn error_slots_for(ctx: &Context, losses: usize) -> wgpu::Buffer {
-    ctx.device
-        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("errors"),
-            contents: bytemuck::cast_slice(&vec![u32::MAX; 4 * losses.max(1)]),
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-        })
+pub(crate) fn error_slots_for(ctx: &Context, losses: usize) -> Buffer {
+    ctx.counted(
+        ctx.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("errors"),
+                contents: bytemuck::cast_slice(&vec![u32::MAX; 4 * losses.max(1)]),
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            }),
+    )
 }
 
 /// Several slices in one zero-padded storage buffer of `vec4s` vec4s, each
@@ -85,15 +86,15 @@ pub(crate) fn packed<T: bytemuck::Pod>(
     parts: &[(&[T], usize)],
     vec4s: usize,
     what: &str,
-) -> Result<wgpu::Buffer> {
+) -> Result<Buffer> {
     let bytes = (vec4s.max(1) * 16) as u64;
     check_size(ctx, bytes, what)?;
-    let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+    let buffer = ctx.counted(ctx.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(what),
         size: bytes,
         usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: true,
-    });
+    }));
     {
         let mut view = buffer
             .slice(..)
@@ -111,7 +112,7 @@ pub(crate) fn packed<T: bytemuck::Pod>(
 
 /// Writes `data` at the start of `buffer`: copies are whole 4-byte words,
 /// so an odd count of half values is padded with a zero half.
-pub(crate) fn write_padded<T: bytemuck::Pod>(ctx: &Context, buffer: &wgpu::Buffer, data: &[T]) {
+pub(crate) fn write_padded<T: bytemuck::Pod>(ctx: &Context, buffer: &Buffer, data: &[T]) {
     let bytes: &[u8] = bytemuck::cast_slice(data);
     let whole = bytes.len() & !3;
     ctx.queue.write_buffer(buffer, 0, &bytes[..whole]);
@@ -122,13 +123,15 @@ pub(crate) fn write_padded<T: bytemuck::Pod>(ctx: &Context, buffer: &wgpu::Buffe
     }
 }
 
-pub(crate) fn uniform<T: bytemuck::Pod>(ctx: &Context, value: &T) -> wgpu::Buffer {
-    ctx.device
-        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("params"),
-            contents: bytemuck::bytes_of(value),
-            usage: wgpu::BufferUsages::UNIFORM,
-        })
+pub(crate) fn uniform<T: bytemuck::Pod>(ctx: &Context, value: &T) -> Buffer {
+    ctx.counted(
+        ctx.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("params"),
+                contents: bytemuck::bytes_of(value),
+                usage: wgpu::BufferUsages::UNIFORM,
+            }),
+    )
 }
 
 /// Copies `parts` (buffer, bytes from its start) into one staging buffer at
@@ -136,16 +139,16 @@ pub(crate) fn uniform<T: bytemuck::Pod>(ctx: &Context, value: &T) -> wgpu::Buffe
 pub(crate) fn submit_and_read(
     ctx: &Context,
     mut encoder: wgpu::CommandEncoder,
-    parts: &[(&wgpu::Buffer, u64)],
+    parts: &[(&Buffer, u64)],
 ) -> Result<Vec<Vec<u8>>> {
     let total: u64 = parts.iter().map(|p| p.1).sum();
     check_size(ctx, total, "readback")?;
-    let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+    let staging = ctx.counted(ctx.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("staging"),
         size: total.max(4),
         usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
-    });
+    }));
     let mut offset = 0;
     for (buffer, bytes) in parts {
         encoder.copy_buffer_to_buffer(buffer, 0, &staging, offset, *bytes);

@@ -1,6 +1,7 @@
 //! Adapter, device and queue; the device's limits; error scopes and the
 //! device-lost flag, so that no wgpu failure becomes a panic.
 
+use super::memory::{Buffer, Memory};
 use crate::error::{Error, Result};
 use std::sync::{Arc, Mutex};
 
@@ -56,6 +57,8 @@ pub(crate) struct Context {
     pub queue: wgpu::Queue,
     pub info: DeviceInfo,
     pub limits: wgpu::Limits,
+    /// The bytes of the buffers made through [`Context::counted`].
+    pub memory: Arc<Memory>,
     lost: Arc<Mutex<Option<String>>>,
     uncaptured: Arc<Mutex<Option<String>>>,
 }
@@ -222,9 +225,15 @@ impl Context {
             queue,
             info,
             limits,
+            memory: Arc::default(),
             lost,
             uncaptured,
         }
+    }
+
+    /// `buffer`, counted in this device's memory until dropped.
+    pub fn counted(&self, buffer: wgpu::Buffer) -> Buffer {
+        Buffer::counted(buffer, &self.memory)
     }
 
     pub fn is_lost(&self) -> bool {

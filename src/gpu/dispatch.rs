@@ -1,6 +1,7 @@
 //! Workgroup counts and chunking past the binding and dispatch limits.
 
 use super::context::Context;
+use super::memory::Buffer;
 use crate::error::{Error, Result};
 use crate::ops::dtype::DType;
 
@@ -100,7 +101,7 @@ pub(crate) fn partials_for(n: usize) -> usize {
 /// the elements to skip inside it.
 pub(crate) fn binding<'a>(
     ctx: &Context,
-    buffer: &'a wgpu::Buffer,
+    buffer: &'a Buffer,
     start: usize,
     len: usize,
 ) -> (wgpu::BindingResource<'a>, u32) {
@@ -111,7 +112,7 @@ pub(crate) fn binding<'a>(
 /// the skip counts values.
 pub(crate) fn binding_of<'a>(
     ctx: &Context,
-    buffer: &'a wgpu::Buffer,
+    buffer: &'a Buffer,
     start: usize,
     len: usize,
     dtype: DType,
@@ -133,7 +134,7 @@ pub(crate) fn binding_of<'a>(
 /// The first 16 bytes of `buffer`: a small buffer's whole contents, or what
 /// an unused binding gets, so that it stays within the binding limit
 /// whatever the buffer's size.
-pub(crate) fn head(buffer: &wgpu::Buffer) -> wgpu::BindingResource<'_> {
+pub(crate) fn head(buffer: &Buffer) -> wgpu::BindingResource<'_> {
     wgpu::BindingResource::Buffer(wgpu::BufferBinding {
         buffer,
         offset: 0,

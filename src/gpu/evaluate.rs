@@ -7,6 +7,7 @@ use super::buffers::{
 };
 use super::dispatch::reduce_chunk_elements;
 use super::loss::{Dtypes, Inputs, PointEntry, PointOp};
+use super::memory::Buffer;
 use super::params::Coef;
 use super::reduce::scaled_sum;
 use super::rows::{RowEntry, RowKernel, SMALL_ROW};
@@ -54,21 +55,17 @@ impl Want {
 }
 
 /// An evaluation's pred, target and weights on the device.
-type DeviceInputs<'b> = (
-    &'b wgpu::Buffer,
-    Option<&'b wgpu::Buffer>,
-    Option<&'b wgpu::Buffer>,
-);
+type DeviceInputs<'b> = (&'b Buffer, Option<&'b Buffer>, Option<&'b Buffer>);
 
 /// What one recorded loss evaluation leaves to read back.
 pub(super) struct Pending {
-    errors: wgpu::Buffer,
+    errors: Buffer,
     /// (Σ w·l, Σ w, M) of the reduction.
-    sums: Option<wgpu::Buffer>,
+    sums: Option<Buffer>,
     /// The per-sample values w·l (reduction none).
-    terms: Option<wgpu::Buffer>,
+    terms: Option<Buffer>,
     /// The gradient, one value per prediction.
-    grad: Option<wgpu::Buffer>,
+    grad: Option<Buffer>,
     rows: usize,
     cols: usize,
     /// How the per-sample values and the gradient are stored.
@@ -83,7 +80,7 @@ pub(super) struct Pending {
 pub(super) struct ClassOptions<'b> {
     ignore: Option<u32>,
     /// Class weights, or bce-logits' pos_weight per column.
-    per_class: Option<&'b wgpu::Buffer>,
+    per_class: Option<&'b Buffer>,
     /// bce-logits' one pos_weight, or its columns with one each.
     pos_weight: Option<f32>,
     pos_weight_cols: u32,
@@ -104,7 +101,7 @@ struct Read<'b> {
 impl Pending {
     /// (buffer, bytes) to read: the error slots, then the sums, the
     /// per-sample values and the gradient where they were recorded.
-    pub(super) fn parts(&self) -> Vec<(&wgpu::Buffer, u64)> {
+    pub(super) fn parts(&self) -> Vec<(&Buffer, u64)> {
         let mut parts = vec![(&self.errors, 16)];
         if let Some(s) = &self.sums {
             parts.push((s, 16));
@@ -518,10 +515,10 @@ impl Gpu {
     pub(crate) fn loss_on_device<O: Float>(
         &self,
         call: &Call,
-        (pred, target): (&wgpu::Buffer, Option<&wgpu::Buffer>),
+        (pred, target): (&Buffer, Option<&Buffer>),
         dtype: DType,
         want: Want,
-    ) -> Result<(LossValue<O>, Option<wgpu::Buffer>)> {
+    ) -> Result<(LossValue<O>, Option<Buffer>)> {
         let want = want.of::<O>();
         self.ctx.scoped(|| {
             let mut encoder = self.encoder();
@@ -601,7 +598,7 @@ impl Gpu {
 
     /// Value i of a resident buffer of `dtype` (to name an offender in an
     /// error): its aligned word is copied, and a half value widened.
-    fn read_resident_at(&self, buffer: &wgpu::Buffer, i: usize, dtype: DType) -> Result<f32> {
+    fn read_resident_at(&self, buffer: &Buffer, i: usize, dtype: DType) -> Result<f32> {
         let one = output(&self.ctx, 1, "offender")?;
         let mut encoder = self.encoder();
         let byte = (i * dtype.size()) as u64;

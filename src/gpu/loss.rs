@@ -6,6 +6,7 @@ use super::buffers::{output_of, uniform};
 use super::dispatch::{
     binding_of, chunks, grid, groups_for, head, max_chunk_elements, partials_for, Chunk,
 };
+use super::memory::Buffer;
 use super::params::Coef;
 use super::params::LossParams;
 use super::pipelines::Family;
@@ -100,13 +101,13 @@ impl Dtypes {
 
 /// Device buffers of one loss evaluation.
 pub(super) struct Inputs<'b> {
-    pub pred: &'b wgpu::Buffer,
-    pub target: Option<&'b wgpu::Buffer>,
-    pub weights: Option<&'b wgpu::Buffer>,
-    pub errors: &'b wgpu::Buffer,
+    pub pred: &'b Buffer,
+    pub target: Option<&'b Buffer>,
+    pub weights: Option<&'b Buffer>,
+    pub errors: &'b Buffer,
     /// Per-class values: the class weights of rows.wgsl, bce-logits'
     /// pos_weight per column in loss.wgsl.
-    pub per_class: Option<&'b wgpu::Buffer>,
+    pub per_class: Option<&'b Buffer>,
     pub dtypes: Dtypes,
 }
 
@@ -130,10 +131,10 @@ impl Gpu {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn point_resources<'b>(
         &self,
-        params: &'b wgpu::Buffer,
+        params: &'b Buffer,
         inputs: &Inputs<'b>,
         out: wgpu::BindingResource<'b>,
-        stats: Option<&'b wgpu::Buffer>,
+        stats: Option<&'b Buffer>,
         start: usize,
         len: usize,
     ) -> Vec<wgpu::BindingResource<'b>> {
@@ -171,9 +172,9 @@ impl Gpu {
         encoder: &mut wgpu::CommandEncoder,
         op: PointOp,
         chunk: &ChunkInputs,
-        errors: &wgpu::Buffer,
+        errors: &Buffer,
         c: Chunk,
-        partials: &wgpu::Buffer,
+        partials: &Buffer,
         base: usize,
     ) -> Result<usize> {
         let inputs = Inputs {
@@ -229,8 +230,8 @@ impl Gpu {
         inputs: &Inputs,
         n: usize,
         coef: Coef,
-        stats: Option<&wgpu::Buffer>,
-    ) -> Result<wgpu::Buffer> {
+        stats: Option<&Buffer>,
+    ) -> Result<Buffer> {
         let out = output_of(&self.ctx, n, op.out, entry.name())?;
         let constants = Self::point_constants(op, inputs);
         let (coef_mode, scale) = coef.mode();

@@ -10,6 +10,7 @@ pub(crate) mod context;
 mod dispatch;
 mod evaluate;
 mod loss;
+pub(crate) mod memory;
 mod metrics;
 mod params;
 pub(crate) mod pipelines;
@@ -52,6 +53,10 @@ impl Gpu {
 
     pub fn info(&self) -> &context::DeviceInfo {
         &self.ctx.info
+    }
+
+    pub fn memory(&self) -> &memory::Memory {
+        &self.ctx.memory
     }
 
     pub fn device(&self) -> &wgpu::Device {

@@ -4,6 +4,7 @@
 
 use super::buffers::{output, submit_and_read, to_f32, uniform};
 use super::dispatch::{binding, chunks, partials_for, reduce_chunk_elements};
+use super::memory::Buffer;
 use super::params::ProbeParams;
 use super::pipelines::Family;
 use super::Gpu;
@@ -13,7 +14,7 @@ impl Gpu {
     /// Σ of one or two buffers of `n` values each, read once by the minimal
     /// kernel, folded by the same second pass as every reduction and read
     /// back (16 bytes): the fixed costs of a resident loss, without its work.
-    pub fn probe_read(&self, buffers: &[&wgpu::Buffer], n: usize) -> Result<f64> {
+    pub fn probe_read(&self, buffers: &[&Buffer], n: usize) -> Result<f64> {
         let (xs, ys) = match buffers {
             [x] => (*x, None),
             [x, y] => (*x, Some(*y)),
@@ -68,7 +69,7 @@ impl Gpu {
 
     /// Copies each (buffer, n) into a new buffer with copy_buffer_to_buffer
     /// (n×4 bytes), in one submission, and waits until the copies are done.
-    pub fn probe_copy(&self, buffers: &[(&wgpu::Buffer, usize)]) -> Result<Vec<wgpu::Buffer>> {
+    pub fn probe_copy(&self, buffers: &[(&Buffer, usize)]) -> Result<Vec<Buffer>> {
         let ctx = &self.ctx;
         self.ctx.scoped(|| {
             let mut encoder = self.encoder();

@@ -5,6 +5,7 @@ use super::buffers::output;
 use super::buffers::uniform;
 use super::dispatch::{chunks, grid, partials_for, reduce_chunk_elements, Chunk};
 use super::loss::{Inputs, PointOp};
+use super::memory::Buffer;
 use super::params::ReduceParams;
 use super::pipelines::Family;
 use super::stream::{ChunkInputs, HostInputs};
@@ -30,7 +31,7 @@ impl Gpu {
         op: PointOp,
         inputs: &Inputs,
         n: usize,
-    ) -> Result<wgpu::Buffer> {
+    ) -> Result<Buffer> {
         let parts = chunks(n, reduce_chunk_elements(&self.ctx));
         let partials = self.partials_for_chunks(&parts)?;
         let mut base = 0;
@@ -56,8 +57,8 @@ impl Gpu {
         &self,
         op: PointOp,
         host: HostInputs<F>,
-        errors: &wgpu::Buffer,
-    ) -> Result<(wgpu::CommandEncoder, wgpu::Buffer)> {
+        errors: &Buffer,
+    ) -> Result<(wgpu::CommandEncoder, Buffer)> {
         let chunk = reduce_chunk_elements(&self.ctx);
         let parts = chunks(host.pred.len(), chunk);
         let partials = self.partials_for_chunks(&parts)?;
@@ -71,7 +72,7 @@ impl Gpu {
         Ok((encoder, result))
     }
 
-    pub(super) fn partials_for_chunks(&self, parts: &[Chunk]) -> Result<wgpu::Buffer> {
+    pub(super) fn partials_for_chunks(&self, parts: &[Chunk]) -> Result<Buffer> {
         let total: usize = parts.iter().map(|c| partials_for(c.len)).sum();
         output(&self.ctx, total * 4, "partials")
     }
@@ -82,10 +83,10 @@ impl Gpu {
     pub(super) fn fold_partials(
         &self,
         encoder: &mut wgpu::CommandEncoder,
-        partials: &wgpu::Buffer,
+        partials: &Buffer,
         count: usize,
-        result: &wgpu::Buffer,
-        segments: Option<&wgpu::Buffer>,
+        result: &Buffer,
+        segments: Option<&Buffer>,
     ) -> Result<()> {
         let params = uniform(
             &self.ctx,

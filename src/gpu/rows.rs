@@ -5,6 +5,7 @@ use super::buffers::{output, uniform};
 use super::context::Context;
 use super::dispatch::{binding, binding_of, chunks, grid, groups_for, head, max_chunk_rows};
 use super::loss::Inputs;
+use super::memory::Buffer;
 use super::params::Coef;
 use super::params::RowParams;
 use super::pipelines::Family;
@@ -103,7 +104,7 @@ impl Gpu {
         inputs: &Inputs,
         rows: usize,
         cols: usize,
-    ) -> Result<(wgpu::Buffer, wgpu::Buffer)> {
+    ) -> Result<(Buffer, Buffer)> {
         let out = output(&self.ctx, rows, "row losses")?;
         let lse = output(&self.ctx, 4 * rows, "row logsumexp")?;
         // Narrow rows: a thread per row; wide rows: a workgroup per row.
@@ -136,9 +137,9 @@ impl Gpu {
         inputs: &Inputs,
         rows: usize,
         cols: usize,
-        (out, out_dtype): (&wgpu::Buffer, DType),
-        lse: &wgpu::Buffer,
-        stats: Option<&wgpu::Buffer>,
+        (out, out_dtype): (&Buffer, DType),
+        lse: &Buffer,
+        stats: Option<&Buffer>,
         coef: Coef,
     ) -> Result<()> {
         let ctx = &self.ctx;

@@ -2,8 +2,9 @@
 //! pass, the shared second pass, and (for clipping) an in-place pass that
 //! reads the norm on the device.
 
-use super::buffers::{output, submit_and_read, to_f32, to_u32, uniform};
+use super::buffers::{output, output_of, submit_and_read, to_f32, to_u32, uniform};
 use super::dispatch::{binding_of, chunks, grid, groups_for, max_chunk_elements, partials_for};
+use super::memory::Buffer;
 use super::params::StatsParams;
 use super::pipelines::Family;
 use super::Gpu;
@@ -13,7 +14,7 @@ use crate::ops::gradient::{Clip, GradStats};
 use wgpu::util::DeviceExt;
 
 /// A resident buffer and its length in values.
-pub(crate) type Resident<'a> = (&'a wgpu::Buffer, usize);
+pub(crate) type Resident<'a> = (&'a Buffer, usize);
 
 /// The entry points of `shaders/stats.wgsl`.
 #[derive(Clone, Copy)]
@@ -40,20 +41,17 @@ impl Gpu {
     /// A read-write storage buffer holding `data`, readable back.
     /// A device buffer holding `data` as it is (2 bytes a half value),
     /// padded to whole vec4s.
-    pub fn upload_resident<T: bytemuck::Pod>(&self, data: &[T]) -> Result<wgpu::Buffer> {
+    pub fn upload_resident<T: bytemuck::Pod>(&self, data: &[T]) -> Result<Buffer> {
         self.ctx.scoped(|| {
-            let out = output(&self.ctx, data.len(), "tensor")?;
+            let bytes = std::mem::size_of_val(data);
+            let out = output_of(&self.ctx, bytes.div_ceil(4), DType::F32, "tensor")?;
             super::buffers::write_padded(&self.ctx, &out, data);
             Ok(out)
         })
     }
 
     /// The first `len` values of a resident buffer of `T`.
-    pub fn read_resident<T: bytemuck::Pod>(
-        &self,
-        buffer: &wgpu::Buffer,
-        len: usize,
-    ) -> Result<Vec<T>> {
+    pub fn read_resident<T: bytemuck::Pod>(&self, buffer: &Buffer, len: usize) -> Result<Vec<T>> {
         self.ctx.scoped(|| {
             let size = (len * std::mem::size_of::<T>()) as u64;
             let bytes =
@@ -81,13 +79,13 @@ impl Gpu {
                 .map(|c| partials_for(c.len))
                 .sum();
             let partials = output(ctx, total.max(1) * 4, "partials")?;
-            let counts = ctx
-                .device
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            let counts = ctx.counted(ctx.device.create_buffer_init(
+                &wgpu::util::BufferInitDescriptor {
                     label: Some("counts"),
                     contents: bytemuck::cast_slice(&[0u32; 4]),
                     usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-                });
+                },
+            ));
             let result = output(ctx, 4, "stats")?;
             let mut encoder = self.encoder();
             let limit = match clip {

@@ -14,6 +14,7 @@
 use super::buffers::padded_bytes;
 use super::dispatch::{chunks, Chunk};
 use super::loss::Dtypes;
+use super::memory::Buffer;
 use super::Gpu;
 use crate::error::{Error, Result};
 use crate::ops::dtype::Float;
@@ -31,10 +32,10 @@ pub(crate) struct HostInputs<'a, F: Float = f32> {
 /// Device buffers holding one chunk: `at` is the element of the chunk's
 /// start inside them (0 in a streaming slot).
 pub(crate) struct ChunkInputs<'b> {
-    pub pred: &'b wgpu::Buffer,
-    pub target: Option<&'b wgpu::Buffer>,
-    pub weights: Option<&'b wgpu::Buffer>,
-    pub per_class: Option<&'b wgpu::Buffer>,
+    pub pred: &'b Buffer,
+    pub target: Option<&'b Buffer>,
+    pub weights: Option<&'b Buffer>,
+    pub per_class: Option<&'b Buffer>,
     pub dtypes: Dtypes,
     pub at: usize,
 }
@@ -52,14 +53,14 @@ impl Gpu {
         let ctx = &self.ctx;
         let parts = chunks(host.pred.len(), chunk);
         let slot = |what: &str| {
-            ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            ctx.counted(ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(what),
                 size: padded_bytes(chunk),
                 usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
-            })
+            }))
         };
-        let slots: Vec<[Option<wgpu::Buffer>; 3]> = (0..parts.len().min(2))
+        let slots: Vec<[Option<Buffer>; 3]> = (0..parts.len().min(2))
             .map(|_| {
                 [
                     Some(slot("pred slot")),
