@@ -6,6 +6,8 @@
 
 const WG: u32 = 256u;
 const LN2: f32 = 0.6931471805599453;
+// An index slot no one has written (error slots, argmax).
+const NO_INDEX: u32 = 0xffffffffu;
 
 fn is_nan(x: f32) -> bool {
     return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;

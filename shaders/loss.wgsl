@@ -19,6 +19,10 @@ override PRED_DTYPE: u32 = 0u;    // a DTYPE_* id of each input
 override TARGET_DTYPE: u32 = 0u;
 override WEIGHTS_DTYPE: u32 = 0u;
 override OUT_DTYPE: u32 = 0u;     // a DTYPE_* id of terms' and grad's output
+// grad over pred in place: pred is read from `out` (the words an invocation
+// writes, nothing more), and nothing is written once the reduction before
+// it flagged an input.
+override IN_PLACE: bool = false;
 
 struct LossParams {
     n: u32,            // elements in this chunk
@@ -81,7 +85,7 @@ struct Quad {
 // `first` is the index of its first element among the loss's n values, `base`
 // turns that into the index an error names, `slot` picks the error slots.
 fn load_from(i4: u32, first: u32, n: u32, base: u32, slot: u32) -> Quad {
-    let p = unpack4(pred[raw_index(i4, PRED_DTYPE)], i4, PRED_DTYPE);
+    let p = unpack4(pred_words(i4), i4, PRED_DTYPE);
     var t = vec4<f32>(0.0);
     if (HAS_TARGET) {
         t = unpack4(tgt[raw_index(i4, TARGET_DTYPE)], i4, TARGET_DTYPE);
@@ -109,6 +113,21 @@ fn load_from(i4: u32, first: u32, n: u32, base: u32, slot: u32) -> Quad {
         }
     }
     return Quad(p, t, w, valid);
+}
+
+// The words of pred's vec4 i4 as unpack4 takes them; in place, of `out`,
+// reading only this invocation's two words of halves.
+fn pred_words(i4: u32) -> vec4<u32> {
+    if (!IN_PLACE) {
+        return pred[raw_index(i4, PRED_DTYPE)];
+    }
+    if (PRED_DTYPE == DTYPE_F32) {
+        return out[i4];
+    }
+    let k = 2u * (i4 & 1u);
+    let a = out[i4 >> 1u][k];
+    let b = out[i4 >> 1u][k + 1u];
+    return vec4<u32>(a, b, a, b);
 }
 
 // Vec4 i4 of this dispatch's chunk.
@@ -287,6 +306,10 @@ fn grad(
     let i4 = flat_id(wid, nwg, lid);
     if (i4 >= (params.n + 3u) / 4u) {
         return;
+    }
+    if (IN_PLACE && (atomicLoad(&errors[0]) != NO_INDEX || atomicLoad(&errors[1]) != NO_INDEX
+        || atomicLoad(&errors[2]) != NO_INDEX)) {
+        return; // pred stays as it was, to be named in the error
     }
     let q = load(i4);
     let c = grad_factor(params.coef_mode, params.scale, stats[0]);

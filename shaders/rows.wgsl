@@ -18,6 +18,9 @@ override PRED_DTYPE: u32 = 0u;       // a DTYPE_* id of pred, a real target, wei
 override TARGET_DTYPE: u32 = 0u;
 override WEIGHTS_DTYPE: u32 = 0u;
 override OUT_DTYPE: u32 = 0u;        // a DTYPE_* id of row_grad's output
+// row_grad over the logits in place: pred is read from `out` (same words,
+// same skip), and nothing is written once an earlier pass flagged an input.
+override IN_PLACE: bool = false;
 
 struct RowParams {
     rows: u32,
@@ -53,7 +56,6 @@ struct RowParams {
 @group(0) @binding(7) var<storage, read> stats: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read> class_weights: array<f32>;
 
-const NO_INDEX: u32 = 0xffffffffu;
 
 var<workgroup> arg_val: array<f32, WG>;
 var<workgroup> arg_idx: array<u32, WG>;
@@ -63,9 +65,22 @@ fn target_f32(i: u32) -> f32 {
     return unpack1(tgt[raw_index(k, TARGET_DTYPE)], k, TARGET_DTYPE);
 }
 
-// Value k of the bound pred.
+// Value k of the bound pred (of `out` in place: an invocation reads only the
+// words it writes).
 fn pred_at(k: u32) -> f32 {
+    if (IN_PLACE) {
+        return unpack1(out[raw_index(k, PRED_DTYPE)], k, PRED_DTYPE);
+    }
     return unpack1(pred[raw_index(k, PRED_DTYPE)], k, PRED_DTYPE);
+}
+
+// multi-margin's score of the target class, kept in lse.w so the gradient
+// never reads another value of the row (which in place may be written).
+fn target_score(row: u32, p0: u32, m: u32) -> f32 {
+    if (OP != ROW_MULTI_MARGIN) {
+        return 0.0;
+    }
+    return pred_at(p0 + min(tgt[params.target_skip + row], m - 1u));
 }
 
 fn weight_at(k: u32) -> f32 {
@@ -274,7 +289,7 @@ fn finish_row(row: u32, p0: u32, m: u32, best: ArgMax, rest: f32, terms: vec2<f3
         }
     }
     out[params.out_skip + row] = bitcast<u32>(select(loss, nan_f32(), nan_row));
-    lse[params.lse_skip / 4u + row] = vec4<f32>(best.val, rest, terms.y, 0.0);
+    lse[params.lse_skip / 4u + row] = vec4<f32>(best.val, rest, terms.y, target_score(row, p0, m));
 }
 
 // Workgroup tree for (max, first index): the larger value wins, ties go to
@@ -433,7 +448,7 @@ fn grad_at(row: u32, idx: u32, j: u32, p: f32, l: vec4<f32>) -> f32 {
         case ROW_MULTI_MARGIN: {
             let c = tgt[params.target_skip + row];
             let m = params.cols;
-            let h = margin_term(params.margin - pred_at(params.pred_skip + row * m + min(c, m - 1u)) + p);
+            let h = margin_term(params.margin - l.w + p);
             d = class_weight(c) / f32(m) * select(h.y, -l.z, j == c);
         }
         default: { d = nan_f32(); }
@@ -456,6 +471,9 @@ fn row_grad(
 ) {
     let n = params.rows * params.cols;
     let t = flat_id(wid, nwg, lid);
+    if (IN_PLACE && flagged()) {
+        return; // the logits stay as they were, to be named in the error
+    }
     if (OUT_DTYPE == DTYPE_F32) {
         if (t < n) {
             out[params.out_skip + t] = bitcast<u32>(grad_of(t));
@@ -474,6 +492,12 @@ fn row_grad(
         second = grad_of(idx + 1u);
     }
     out[params.out_skip / 2u + t] = pack2(grad_of(idx), second, OUT_DTYPE);
+}
+
+// Whether an earlier pass found an input outside its domain.
+fn flagged() -> bool {
+    return atomicLoad(&errors[0]) != NO_INDEX || atomicLoad(&errors[1]) != NO_INDEX
+        || atomicLoad(&errors[2]) != NO_INDEX;
 }
 
 // The gradient at value idx of the chunk, from its row's logsumexp.
@@ -506,7 +530,7 @@ fn row_grad_small(
     if (ce_options() || OP == ROW_MULTI_MARGIN) {
         coefs = scan_terms(row, p0, m, 0u, 1u, o.best.val, o.rest).y;
     }
-    let l = vec4<f32>(o.best.val, o.rest, coefs, 0.0);
+    let l = vec4<f32>(o.best.val, o.rest, coefs, target_score(row, p0, m));
     for (var j = 0u; j < m; j = j + 1u) {
         out[params.out_skip + row * m + j] = bitcast<u32>(grad_at(row, row * m + j, j, pred_at(p0 + j), l));
     }

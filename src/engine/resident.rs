@@ -225,6 +225,49 @@ impl Engine {
         Ok((value, gradient(grad)?))
     }
 
+    /// The value of [`Engine::loss_and_grad_tensor`], with the gradient
+    /// written over `pred` itself (in pred's type, rounded to nearest even
+    /// for halves): the logits are consumed, and the call holds no second
+    /// tensor of their size, so the peak device memory of a training step's
+    /// loss is the logits alone (Liger Kernel's trick). Each value is read
+    /// before it is overwritten: the row losses by a pass before the
+    /// gradient's, the pointwise losses by a checking reduction. When an
+    /// input is invalid (a class index ≥ m, a value outside its domain) the
+    /// gradient is not written and `pred` keeps its values, which the error
+    /// names. On the CPU backend the gradient replaces the tensor's values.
+    ///
+    /// ```
+    /// use lossgpu::{Engine, Loss, Reduction};
+    ///
+    /// let engine = Engine::new();
+    /// let mut logits = engine.upload_rows(&[2.0f32, 0.5, -1.0, 0.1, 0.2, 3.0], 3)?;
+    /// let labels = engine.upload_classes(&[0, 2])?;
+    /// let value =
+    ///     engine.loss_and_grad_in_place(&Loss::CrossEntropy, &mut logits, &labels, Reduction::Mean)?;
+    /// assert!(value.scalar().unwrap() > 0.0);
+    /// let grad = engine.read(&logits)?; // softmax − one-hot, / rows
+    /// assert!((grad.iter().take(3).sum::<f32>()).abs() < 1e-6);
+    /// # Ok::<(), lossgpu::Error>(())
+    /// ```
+    pub fn loss_and_grad_in_place<'t, F: Float + Element>(
+        &self,
+        loss: &Loss,
+        pred: &mut Tensor<F>,
+        target: impl Into<TensorTarget<'t, F>>,
+        reduction: Reduction,
+    ) -> Result<LossValue<F>> {
+        if let TensorData::Cpu(_) = pred.data {
+            let (value, grad) =
+                self.resident_loss::<F, F>(loss, pred, target.into(), reduction, Want::BOTH)?;
+            pred.data = gradient(grad)?.data;
+            return Ok(value);
+        }
+        let want = Want::BOTH.in_place();
+        Ok(self
+            .resident_loss::<F, F>(loss, pred, target.into(), reduction, want)?
+            .0)
+    }
+
     fn resident_loss<F: Float + Element, O: Float + Element>(
         &self,
         loss: &Loss,

@@ -10,7 +10,7 @@ use super::loss::{Dtypes, Inputs, PointEntry, PointOp};
 use super::memory::Buffer;
 use super::params::Coef;
 use super::reduce::scaled_sum;
-use super::rows::{RowEntry, RowKernel, SMALL_ROW};
+use super::rows::{RowEntry, RowKernel, RowOut, SMALL_ROW};
 use super::stream::HostInputs;
 use super::Gpu;
 use crate::error::{Error, Result};
@@ -26,6 +26,8 @@ pub(crate) struct Want {
     pub value: bool,
     pub grad: bool,
     pub out: DType,
+    /// The gradient is written over pred, which must be of type `out`.
+    pub in_place: bool,
 }
 
 impl Want {
@@ -33,17 +35,28 @@ impl Want {
         value: true,
         grad: false,
         out: DType::F32,
+        in_place: false,
     };
     pub const GRAD: Want = Want {
         value: false,
         grad: true,
         out: DType::F32,
+        in_place: false,
     };
     pub const BOTH: Want = Want {
         value: true,
         grad: true,
         out: DType::F32,
+        in_place: false,
     };
+
+    /// The same, with the gradient written over pred.
+    pub fn in_place(self) -> Want {
+        Want {
+            in_place: true,
+            ..self
+        }
+    }
 
     /// The same, with outputs of type `O`.
     pub fn of<O: Float>(self) -> Want {
@@ -260,6 +273,7 @@ impl Gpu {
             target_domain: call.loss.target_domain(),
             pos_weight_cols: options.pos_weight_cols,
             out,
+            in_place: false,
         }
     }
 
@@ -341,6 +355,11 @@ impl Gpu {
         let (loss, reduction) = (&call.loss, call.reduction);
         let (rows, cols) = (call.shape.rows, call.shape.cols);
         let errors = error_slots(ctx);
+        // In place, pred is bound only as the gradient's output.
+        let spare = want
+            .in_place
+            .then(|| output(ctx, 4, "unbound slot"))
+            .transpose()?;
         let inputs = Inputs {
             pred,
             target,
@@ -348,12 +367,17 @@ impl Gpu {
             errors: &errors,
             per_class: options.per_class,
             dtypes,
+            spare: None,
         };
         let weighted = weights.is_some();
         let rmse = call.rmse();
         // With class options the host knows the mean's denominator.
         let mean_weights = options.mean_weight_sum;
+        let pointwise = matches!(call.shape.form, Form::Pointwise(_));
+        // In place, a pass before the gradient checks every input (for rows,
+        // row_loss), so that the gradient is written only over valid logits.
         let needs_sums = (want.value && reduction != Reduction::None)
+            || (want.in_place && pointwise)
             || (want.grad
                 && reduction == Reduction::Mean
                 && (weighted || rmse)
@@ -361,8 +385,12 @@ impl Gpu {
         // Narrow rows whose gradient needs nothing else skip the row_loss
         // pass: row_grad_small finds each row's logsumexp itself.
         // (It writes a row's values alone, so f32 only: halves pack two a word.)
-        let fused_grad =
-            want.grad && !want.value && !needs_sums && cols <= SMALL_ROW && want.out == DType::F32;
+        let fused_grad = want.grad
+            && !want.value
+            && !needs_sums
+            && cols <= SMALL_ROW
+            && want.out == DType::F32
+            && !want.in_place;
         // The per-sample values and how to reduce them.
         let (point_op, point_inputs, row_state);
         match call.shape.form {
@@ -403,6 +431,7 @@ impl Gpu {
                     target_domain: Domain::Any,
                     pos_weight_cols: 0,
                     out: want.out,
+                    in_place: false,
                 };
                 if fused_grad {
                     point_inputs = None;
@@ -432,8 +461,10 @@ impl Gpu {
                 },
                 None => dtypes,
             },
+            spare: None,
         };
-        let sums = if reduction != Reduction::None && needs_sums {
+        // (Reduction none in place reduces only to check the inputs.)
+        let sums = if needs_sums && (reduction != Reduction::None || want.in_place) {
             Some(self.reduce(encoder, point_op, &reduce_inputs, rows)?)
         } else {
             None
@@ -447,8 +478,28 @@ impl Gpu {
             Reduction::Mean | Reduction::BatchMean => Coef::Scale((1.0 / rows as f64) as f32),
             Reduction::Sum | Reduction::None => Coef::Scale(1.0),
         };
+        // The per-sample values before the gradient, which may overwrite pred.
+        let terms = if want.value && reduction == Reduction::None {
+            let entry = PointEntry::Terms;
+            Some(self.elementwise(encoder, entry, point_op, &reduce_inputs, rows, coef, None)?)
+        } else {
+            None
+        };
+        let grad_inputs = Inputs {
+            spare: spare.as_ref(),
+            ..inputs
+        };
         let grad = match (&row_state, want.grad) {
             (_, false) => None,
+            (None, true) if want.in_place => {
+                let op = PointOp {
+                    in_place: true,
+                    ..point_op
+                };
+                let (entry, stats) = (PointEntry::Grad, sums.as_ref());
+                self.elementwise_into(encoder, entry, op, &grad_inputs, rows, coef, stats, pred)?;
+                None
+            }
             (None, true) => Some(self.elementwise(
                 encoder,
                 PointEntry::Grad,
@@ -459,26 +510,36 @@ impl Gpu {
                 sums.as_ref(),
             )?),
             (Some((kernel, lse)), true) => {
-                let g = output_of(ctx, rows * cols, want.out, "grad")?;
+                let g = (!want.in_place)
+                    .then(|| output_of(ctx, rows * cols, want.out, "grad"))
+                    .transpose()?;
                 let entry = if fused_grad {
                     RowEntry::GradSmall
                 } else {
                     RowEntry::Grad
                 };
                 let stats = sums.as_ref();
-                let out = (&g, want.out);
+                let out = RowOut {
+                    buffer: g.as_ref().unwrap_or(pred),
+                    dtype: want.out,
+                    in_place: want.in_place,
+                };
                 self.row_pass(
-                    encoder, entry, *kernel, &inputs, rows, cols, out, lse, stats, coef,
+                    encoder,
+                    entry,
+                    *kernel,
+                    &grad_inputs,
+                    rows,
+                    cols,
+                    out,
+                    lse,
+                    stats,
+                    coef,
                 )?;
-                Some(g)
+                g
             }
         };
-        let terms = if want.value && reduction == Reduction::None {
-            let entry = PointEntry::Terms;
-            Some(self.elementwise(encoder, entry, point_op, &reduce_inputs, rows, coef, None)?)
-        } else {
-            None
-        };
+        let sums = sums.filter(|_| reduction != Reduction::None);
         Ok(Pending {
             errors,
             sums,
@@ -562,6 +623,7 @@ impl Gpu {
             target_domain: Domain::Any,
             pos_weight_cols: 0,
             out: DType::F32,
+            in_place: false,
         };
         self.ctx.scoped(|| {
             if x.len() > reduce_chunk_elements(&self.ctx) {
@@ -588,6 +650,7 @@ impl Gpu {
                 errors: &errors,
                 per_class: None,
                 dtypes: Dtypes::all(F::DTYPE),
+                spare: None,
             };
             let mut encoder = self.encoder();
             let result = self.reduce(&mut encoder, op, &inputs, x.len())?;

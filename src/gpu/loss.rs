@@ -29,6 +29,8 @@ pub(super) struct PointOp {
     pub pos_weight_cols: u32,
     /// How `terms` and `grad` store their output.
     pub out: DType,
+    /// `grad` writes over pred (bound as `out`, pred's slot unbound).
+    pub in_place: bool,
 }
 
 impl PointOp {
@@ -100,6 +102,7 @@ impl Dtypes {
 }
 
 /// Device buffers of one loss evaluation.
+#[derive(Clone, Copy)]
 pub(super) struct Inputs<'b> {
     pub pred: &'b Buffer,
     pub target: Option<&'b Buffer>,
@@ -109,10 +112,20 @@ pub(super) struct Inputs<'b> {
     /// pos_weight per column in loss.wgsl.
     pub per_class: Option<&'b Buffer>,
     pub dtypes: Dtypes,
+    /// What an absent input's slot binds when pred may not be bound (its
+    /// gradient is written over it); None: pred.
+    pub spare: Option<&'b Buffer>,
+}
+
+impl Inputs<'_> {
+    /// The buffer an unused slot binds.
+    pub fn unbound(&self) -> &Buffer {
+        self.spare.unwrap_or(self.pred)
+    }
 }
 
 impl Gpu {
-    pub(super) fn point_constants(op: PointOp, inputs: &Inputs) -> [(&'static str, u32); 10] {
+    pub(super) fn point_constants(op: PointOp, inputs: &Inputs) -> [(&'static str, u32); 11] {
         let [p, t, w] = inputs.dtypes.constants();
         [
             ("OP", op.op.id()),
@@ -122,6 +135,7 @@ impl Gpu {
             ("TARGET_DOMAIN", op.target_domain.id()),
             ("POS_WEIGHT_COLS", op.pos_weight_cols),
             ("OUT_DTYPE", op.out.id()),
+            ("IN_PLACE", op.in_place as u32),
             p,
             t,
             w,
@@ -132,7 +146,7 @@ impl Gpu {
     pub(super) fn point_resources<'b>(
         &self,
         params: &'b Buffer,
-        inputs: &Inputs<'b>,
+        inputs: &'b Inputs<'b>,
         out: wgpu::BindingResource<'b>,
         stats: Option<&'b Buffer>,
         start: usize,
@@ -140,27 +154,25 @@ impl Gpu {
     ) -> Vec<wgpu::BindingResource<'b>> {
         let ctx = &self.ctx;
         let d = inputs.dtypes;
-        // An absent input is bound as pred, with pred's dtype.
-        let (target, target_dtype) = match inputs.target {
-            Some(t) => (t, d.target),
-            None => (inputs.pred, d.pred),
+        // An absent input (or pred, in place) binds the unbound slot.
+        let bind = |b: Option<&'b Buffer>, dtype| match (b, inputs.spare) {
+            (Some(b), _) => binding_of(ctx, b, start, len, dtype).0,
+            (None, Some(spare)) => head(spare),
+            (None, None) => binding_of(ctx, inputs.pred, start, len, d.pred).0,
         };
-        let (weights, weights_dtype) = match inputs.weights {
-            Some(w) => (w, d.weights),
-            None => (inputs.pred, d.pred),
-        };
+        let pred = inputs.spare.is_none().then_some(inputs.pred);
         vec![
             params.as_entire_binding(),
-            binding_of(ctx, inputs.pred, start, len, d.pred).0,
-            binding_of(ctx, target, start, len, target_dtype).0,
-            binding_of(ctx, weights, start, len, weights_dtype).0,
+            bind(pred, d.pred),
+            bind(inputs.target, d.target),
+            bind(inputs.weights, d.weights),
             out,
             inputs.errors.as_entire_binding(),
-            head(stats.unwrap_or(inputs.pred)),
-            head(inputs.pred), // segments: reduce_segments only
+            head(stats.unwrap_or(inputs.unbound())),
+            head(inputs.unbound()), // segments: reduce_segments only
             inputs
                 .per_class
-                .map_or_else(|| head(inputs.pred), |w| w.as_entire_binding()),
+                .map_or_else(|| head(inputs.unbound()), |w| w.as_entire_binding()),
         ]
     }
 
@@ -184,6 +196,7 @@ impl Gpu {
             errors,
             per_class: chunk.per_class,
             dtypes: chunk.dtypes,
+            spare: None,
         };
         let groups = partials_for(c.len);
         let params = uniform(
@@ -220,7 +233,7 @@ impl Gpu {
     }
 
     /// `terms` (w·l per element) or `grad` (w·c·dl/dp per element), stored
-    /// as `op.out`.
+    /// as `op.out` in a new buffer.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn elementwise(
         &self,
@@ -233,6 +246,23 @@ impl Gpu {
         stats: Option<&Buffer>,
     ) -> Result<Buffer> {
         let out = output_of(&self.ctx, n, op.out, entry.name())?;
+        self.elementwise_into(encoder, entry, op, inputs, n, coef, stats, &out)?;
+        Ok(out)
+    }
+
+    /// [`Gpu::elementwise`] into `out` (pred itself for a grad in place).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn elementwise_into(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        entry: PointEntry,
+        op: PointOp,
+        inputs: &Inputs,
+        n: usize,
+        coef: Coef,
+        stats: Option<&Buffer>,
+        out: &Buffer,
+    ) -> Result<()> {
         let constants = Self::point_constants(op, inputs);
         let (coef_mode, scale) = coef.mode();
         for c in chunks(n, max_chunk_elements(&self.ctx)) {
@@ -249,13 +279,13 @@ impl Gpu {
                     ..Default::default()
                 },
             );
-            let out_binding = binding_of(&self.ctx, &out, c.start, c.len, op.out).0;
+            let out_binding = binding_of(&self.ctx, out, c.start, c.len, op.out).0;
             let resources =
                 self.point_resources(&params, inputs, out_binding, stats, c.start, c.len);
             let groups = grid(&self.ctx, groups_for(c.len.div_ceil(4)))?;
             let entry = entry.name();
             self.run(encoder, Family::Loss, entry, &constants, resources, groups)?;
         }
-        Ok(out)
+        Ok(())
     }
 }

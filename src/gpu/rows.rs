@@ -91,6 +91,25 @@ impl RowEntry {
     }
 }
 
+/// Where a row pass writes: a new buffer, or (the gradient in place) the
+/// logits themselves, of `dtype`.
+#[derive(Clone, Copy)]
+pub(super) struct RowOut<'b> {
+    pub buffer: &'b Buffer,
+    pub dtype: DType,
+    pub in_place: bool,
+}
+
+impl<'b> RowOut<'b> {
+    pub fn new(buffer: &'b Buffer, dtype: DType) -> Self {
+        RowOut {
+            buffer,
+            dtype,
+            in_place: false,
+        }
+    }
+}
+
 /// Rows of at most this many columns get a thread each rather than a
 /// workgroup: a workgroup would leave most of its 256 invocations idle.
 pub(super) const SMALL_ROW: usize = 64;
@@ -120,7 +139,7 @@ impl Gpu {
             inputs,
             rows,
             cols,
-            (&out, DType::F32),
+            RowOut::new(&out, DType::F32),
             &lse,
             None,
             Coef::Scale(1.0),
@@ -137,7 +156,7 @@ impl Gpu {
         inputs: &Inputs,
         rows: usize,
         cols: usize,
-        (out, out_dtype): (&Buffer, DType),
+        out: RowOut,
         lse: &Buffer,
         stats: Option<&Buffer>,
         coef: Coef,
@@ -145,6 +164,11 @@ impl Gpu {
         let ctx = &self.ctx;
         let classes = kernel.op.class_target();
         let (coef_mode, scale) = coef.mode();
+        let RowOut {
+            buffer: out,
+            dtype: out_dtype,
+            in_place,
+        } = out;
         let mut per_chunk = max_chunk_rows(ctx, cols)?;
         if out_dtype != DType::F32 && cols % 2 == 1 && rows > per_chunk {
             // Every chunk but the last starts a word of halves.
@@ -158,21 +182,32 @@ impl Gpu {
         }
         for c in chunks(rows, per_chunk) {
             let d = inputs.dtypes;
-            let (pred, pred_skip) =
-                binding_of(ctx, inputs.pred, c.start * cols, c.len * cols, d.pred);
-            let (target, target_skip) = match inputs.target {
-                Some(t) if classes => binding(ctx, t, c.start, c.len),
-                Some(t) => binding_of(ctx, t, c.start * cols, c.len * cols, d.target),
-                None => binding_of(ctx, inputs.pred, c.start * cols, c.len * cols, d.pred),
-            };
-            let (weights, weight_skip) = match inputs.weights {
-                Some(w) => binding_of(ctx, w, c.start, c.len, d.weights),
-                None => binding_of(ctx, inputs.pred, c.start, c.len, d.pred),
-            };
             let (out_binding, out_skip) = if entry.per_element() {
                 binding_of(ctx, out, c.start * cols, c.len * cols, out_dtype)
             } else {
                 binding(ctx, out, c.start, c.len)
+            };
+            // An absent input, or pred read from `out` in place, binds the
+            // unbound slot.
+            let (pred, pred_skip) = if in_place {
+                (head(inputs.unbound()), out_skip)
+            } else {
+                binding_of(ctx, inputs.pred, c.start * cols, c.len * cols, d.pred)
+            };
+            let unused = |rows| {
+                let spare = inputs.spare.map(|s| (head(s), 0));
+                spare.unwrap_or_else(|| {
+                    binding_of(ctx, inputs.pred, c.start * rows, c.len * rows, d.pred)
+                })
+            };
+            let (target, target_skip) = match inputs.target {
+                Some(t) if classes => binding(ctx, t, c.start, c.len),
+                Some(t) => binding_of(ctx, t, c.start * cols, c.len * cols, d.target),
+                None => unused(cols),
+            };
+            let (weights, weight_skip) = match inputs.weights {
+                Some(w) => binding_of(ctx, w, c.start, c.len, d.weights),
+                None => unused(1),
             };
             let (lse_binding, lse_skip) = binding(ctx, lse, 4 * c.start, 4 * c.len);
             let params = uniform(
@@ -204,13 +239,13 @@ impl Gpu {
                 out_binding,
                 lse_binding,
                 inputs.errors.as_entire_binding(),
-                head(stats.unwrap_or(inputs.pred)),
+                head(stats.unwrap_or(inputs.unbound())),
                 inputs
                     .per_class
-                    .map_or_else(|| head(inputs.pred), |w| w.as_entire_binding()),
+                    .map_or_else(|| head(inputs.unbound()), |w| w.as_entire_binding()),
             ];
             let groups = entry.groups(ctx, c.len, cols, out_dtype)?;
-            let out_constant = [("OUT_DTYPE", out_dtype.id())];
+            let out_constant = [("OUT_DTYPE", out_dtype.id()), ("IN_PLACE", in_place as u32)];
             let constants = [&kernel.constants()[..], &d.constants()[..], &out_constant].concat();
             self.run(
                 encoder,
