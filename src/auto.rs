@@ -44,11 +44,13 @@ pub enum Work {
     Metrics,
     /// [`Engine::grad_stats`](crate::Engine::grad_stats).
     GradStats,
+    /// Fused linear + cross-entropy, by N·V logits.
+    LinearCe,
 }
 
 impl Work {
-    /// "activation", "loss", "row-loss", "loss-grad", "batch", "metrics" or
-    /// "grad-stats".
+    /// "activation", "loss", "row-loss", "loss-grad", "batch", "metrics",
+    /// "grad-stats" or "linear-ce".
     pub fn name(self) -> &'static str {
         match self {
             Work::Activation => "activation",
@@ -58,6 +60,7 @@ impl Work {
             Work::Batch => "batch",
             Work::Metrics => "metrics",
             Work::GradStats => "grad-stats",
+            Work::LinearCe => "linear-ce",
         }
     }
 }

@@ -117,6 +117,7 @@ pub use ops::gradient::{
     Clip, GradStats, HealthReport, HealthThresholds, LayerHealth, Verdict, VANISH_EPS,
 };
 pub use ops::input::{LossInput, LossOptions, Target};
+pub use ops::linear::{LinearGrads, LinearInput};
 pub use ops::loss::{Loss, LossParams, LOSS_NAMES};
 pub use ops::metrics::{MetricSums, RegressionMetrics};
 pub use ops::reduction::{LossSums, LossValue, Reduction};

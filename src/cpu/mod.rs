@@ -5,6 +5,7 @@
 pub mod activation;
 pub mod common;
 mod lanes;
+pub mod linear;
 pub mod loss;
 mod math32;
 pub(crate) mod parallel;

@@ -4,6 +4,7 @@
 //! operations on host slices, `resident.rs` those on resident tensors.
 
 mod host;
+mod linear;
 mod resident;
 
 use crate::auto::{AutoChoice, Backend, Calibration, Work};

@@ -9,6 +9,7 @@ mod buffers;
 pub(crate) mod context;
 mod dispatch;
 mod evaluate;
+mod linear;
 mod loss;
 pub(crate) mod memory;
 mod metrics;

@@ -107,6 +107,26 @@ uniforms! {
         _pad0: u32,
         _pad1: u32,
     }
+
+    /// `shaders/linear.wgsl`.
+    struct LinearParams {
+        m: u32,
+        n: u32,
+        k: u32,
+        lda: u32,
+        ldb: u32,
+        ldc: u32,
+        a_skip: u32,
+        b_skip: u32,
+        c_skip: u32,
+        v0: u32,
+        classes: u32,
+        ignore: u32,
+        smoothing: f32,
+        z_loss: f32,
+        scale: f32,
+        _pad: u32,
+    }
 }
 
 /// How the gradient kernels scale w·dl/dp (grad_factor in common.wgsl).
@@ -156,7 +176,7 @@ mod tests {
 
     #[test]
     fn every_uniform_struct_matches_its_wgsl_twin() {
-        let twins: [(Family, &str, Fields, usize); 7] = [
+        let twins: [(Family, &str, Fields, usize); 8] = [
             (
                 Family::Activation,
                 "ActParams",
@@ -198,6 +218,12 @@ mod tests {
                 "ProbeParams",
                 ProbeParams::FIELDS,
                 size_of::<ProbeParams>(),
+            ),
+            (
+                Family::Linear,
+                "LinearParams",
+                LinearParams::FIELDS,
+                size_of::<LinearParams>(),
             ),
         ];
         for (family, name, fields, size) in twins {

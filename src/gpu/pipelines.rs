@@ -23,6 +23,8 @@ pub enum Family {
     Metrics,
     /// `probe.wgsl`: the read kernel that measures the adapter's ceiling.
     Probe,
+    /// `linear.wgsl`: fused linear + cross-entropy.
+    Linear,
 }
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
@@ -31,7 +33,7 @@ const TREE_SUBGROUP: &str = include_str!("../../shaders/tree_subgroup.wgsl");
 
 impl Family {
     /// Every family, for validation.
-    pub const ALL: [Family; 7] = [
+    pub const ALL: [Family; 8] = [
         Family::Activation,
         Family::Loss,
         Family::Rows,
@@ -39,6 +41,7 @@ impl Family {
         Family::Stats,
         Family::Metrics,
         Family::Probe,
+        Family::Linear,
     ];
 
     /// The family's files after common.wgsl and the tree: terms.wgsl holds
@@ -55,6 +58,7 @@ impl Family {
             Family::Reduce => include_str!("../../shaders/reduce.wgsl"),
             Family::Stats => include_str!("../../shaders/stats.wgsl"),
             Family::Probe => include_str!("../../shaders/probe.wgsl"),
+            Family::Linear => include_str!("../../shaders/linear.wgsl"),
         };
         own.to_string()
     }
@@ -69,6 +73,7 @@ impl Family {
             Family::Stats => "stats.wgsl",
             Family::Metrics => "metrics.wgsl",
             Family::Probe => "probe.wgsl",
+            Family::Linear => "linear.wgsl",
         }
     }
 
@@ -90,6 +95,8 @@ impl Family {
             Family::Metrics => &[true, true, true, false, false],
             // xs, ys, partials
             Family::Probe => &[true, true, false],
+            // a, b, c, state, labels, bias, sums
+            Family::Linear => &[true, true, false, false, true, true, false],
         }
     }
 }

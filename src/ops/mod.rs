@@ -6,6 +6,7 @@ pub mod dtype;
 pub mod gradient;
 pub(crate) mod ids;
 pub mod input;
+pub mod linear;
 pub mod loss;
 pub mod metrics;
 pub mod reduction;
