@@ -2721,3 +2721,141 @@ fn half_files_and_out_dtype() {
     let want: Vec<u16> = g32.iter().map(|&v| bf16::from_f32(v).to_bits()).collect();
     assert_eq!(g16, want);
 }
+
+#[test]
+fn linear_ce_from_the_command_line() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let (n, dim, v) = (23usize, 6usize, 301usize);
+    let h: Vec<f32> = (0..n * dim)
+        .map(|i| ((i * 37) % 101) as f32 * 0.02 - 1.0)
+        .collect();
+    let w: Vec<f32> = (0..v * dim)
+        .map(|i| ((i * 53) % 97) as f32 * 0.01 - 0.5)
+        .collect();
+    let b: Vec<f32> = (0..v).map(|i| (i % 7) as f32 * 0.05).collect();
+    let mut y: Vec<i64> = (0..n as i64).map(|i| (i * 31) % v as i64).collect();
+    y[4] = -100;
+    write_npy(d, "h.npy", &h, &[n as u64, dim as u64]);
+    write_npy(d, "w.npy", &w, &[v as u64, dim as u64]);
+    write_npy(d, "b.npy", &b, &[v as u64]);
+    write_npy(d, "y.npy", &y, &[n as u64]);
+    let labels: Vec<u32> = y.iter().map(|&l| l as u32).collect();
+    let input = lossgpu::LinearInput::new(&h, &w, dim, &labels)
+        .with_bias(&b)
+        .with_ignore_index(-100)
+        .with_label_smoothing(0.1);
+    let want = lossgpu::cpu::linear::linear_cross_entropy(&input, lossgpu::Reduction::Sum).unwrap();
+    let base = [
+        "linear-ce",
+        "--hidden",
+        "h.npy",
+        "--classifier",
+        "w.npy",
+        "--labels",
+        "y.npy",
+        "--bias",
+        "b.npy",
+        "--ignore-index",
+        "-100",
+        "--label-smoothing",
+        "0.1",
+        "--reduction",
+        "sum",
+    ];
+    for backend in ["cpu", "gpu"] {
+        if backend == "gpu" && !gpu_available() {
+            continue;
+        }
+        let outs = [
+            "--grad-hidden-out",
+            "gh.npy",
+            "--grad-classifier-out",
+            "gw.npy",
+            "--grad-bias-out",
+            "gb.npy",
+            "--backend",
+            backend,
+        ];
+        let j = ok_json(d, &[&base[..], &outs].concat());
+        assert_eq!(j["loss"], "linear-ce");
+        assert_eq!(
+            (j["n"].as_u64(), j["d"].as_u64(), j["v"].as_u64()),
+            (Some(23), Some(6), Some(301))
+        );
+        assert_rel(value(&j), want.value[0]);
+        for (file, grad, shape) in [
+            ("gh.npy", &want.hidden, vec![n as u64, dim as u64]),
+            ("gw.npy", &want.classifier, vec![v as u64, dim as u64]),
+            ("gb.npy", &want.bias, vec![v as u64]),
+        ] {
+            let (got, dims) = read_npy(&d.join(file));
+            assert_eq!(dims, shape, "{backend} {file}");
+            assert_close(&got, grad, 1e-4);
+        }
+        // Row losses for none, bf16 gradients.
+        let none = [
+            "linear-ce",
+            "--hidden",
+            "h.npy",
+            "--classifier",
+            "w.npy",
+            "--labels",
+            "y.npy",
+            "--ignore-index",
+            "-100",
+            "--reduction",
+            "none",
+            "--out",
+            "rows.npy",
+            "--grad-hidden-out",
+            "gh16.npy",
+            "--out-dtype",
+            "bf16",
+            "--backend",
+            backend,
+        ];
+        let j = ok_json(d, &none);
+        assert!(j["value"].is_null());
+        let bytes = std::fs::read(d.join("gh16.npy")).unwrap();
+        assert!(
+            String::from_utf8_lossy(&bytes[..128]).contains("<V2"),
+            "bf16 written as <V2"
+        );
+    }
+    let line = fails(d, &[&base[..], &["--out", "o.npy"]].concat());
+    assert!(line.contains("--reduction none"), "{line}");
+    let line = fails(
+        d,
+        &[
+            "linear-ce",
+            "--hidden",
+            "h.npy",
+            "--classifier",
+            "b.npy",
+            "--labels",
+            "y.npy",
+        ],
+    );
+    assert!(line.contains("2-D"), "{line}");
+    y[0] = v as i64;
+    write_npy(d, "bad.npy", &y, &[n as u64]);
+    let line = fails(
+        d,
+        &[
+            "linear-ce",
+            "--hidden",
+            "h.npy",
+            "--classifier",
+            "w.npy",
+            "--labels",
+            "bad.npy",
+            "--ignore-index",
+            "-100",
+        ],
+    );
+    assert!(
+        line.contains("bad.npy") && line.contains("labels[0] = 301"),
+        "{line}"
+    );
+}

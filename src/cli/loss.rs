@@ -499,7 +499,7 @@ fn row_cols(pred: &Array) -> usize {
 /// Class indices must be integers in u32 (the engine checks < m); the
 /// ignore index, negative or not, becomes its u32 bits as the engine
 /// compares it.
-fn class_indices(t: &Array, ignore: Option<i64>) -> Result<Vec<u32>> {
+pub(super) fn class_indices(t: &Array, ignore: Option<i64>) -> Result<Vec<u32>> {
     t.data
         .iter()
         .enumerate()

@@ -9,6 +9,7 @@ mod devices;
 mod dtypes;
 mod gradient;
 mod io;
+mod linear;
 mod loss;
 mod metrics;
 mod npy;
@@ -55,6 +56,8 @@ enum Command {
     Activation(activation::Args),
     /// Evaluate a loss (and optionally its gradient).
     Loss(loss::Args),
+    /// Cross-entropy of a language-model head's logits H·Wᵀ + b without materialising them.
+    LinearCe(linear::Args),
     /// All regression metrics in one pass over the data.
     Metrics(metrics::Args),
     /// Time activations, losses and the fused metrics on the GPU (end to end, resident), the CPU and auto, against the adapter's and host's ceilings.
@@ -82,6 +85,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Devices => devices::run(backend)?,
         Command::Activation(args) => activation::run(args, backend)?,
         Command::Loss(args) => loss::run(args, backend)?,
+        Command::LinearCe(args) => linear::run(args, backend)?,
         Command::Metrics(args) => metrics::run(args, backend)?,
         Command::Bench(args) => bench::run(args, backend)?,
         Command::GradStats(args) => gradient::run_stats(args, backend)?,

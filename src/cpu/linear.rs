@@ -253,6 +253,12 @@ pub(crate) fn value_and_grads<F: Float, O: Float>(
     }
 }
 
+/// Checks a call as the engine does (shapes, options, labels), without
+/// computing it.
+pub fn validate<F: Float>(input: &LinearInput<F>, reduction: Reduction) -> crate::Result<()> {
+    input.check(reduction).map(|_| ())
+}
+
 /// What the reference gives: the value (one, or one per row for `none`)
 /// and the gradients, all f64.
 #[derive(Debug, Clone)]
