@@ -33,7 +33,11 @@ struct LinearParams {
     smoothing: f32,  // ε
     z_loss: f32,     // λ
     scale: f32,      // the factor of every kept row's gradient
-    _pad: u32,
+    row0: u32,       // the chunk kernels: the slice's first row, and the
+    z_skip: u32,     // values before it in the scratch's binding
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: LinearParams;
@@ -173,13 +177,21 @@ fn bias_at(v: u32) -> f32 {
     return unpack1(bias[raw_index(v, BIAS_DTYPE)], v, BIAS_DTYPE);
 }
 
+// The chunk kernels see a slice of params.m rows from params.row0: `row`
+// counts in the slice, the scratch is bound from the slice's first value.
+
 fn is_ignored(row: u32) -> bool {
-    return HAS_IGNORE && labels[row] == params.ignore;
+    return HAS_IGNORE && labels[params.row0 + row] == params.ignore;
+}
+
+// Where the chunk's value j of the slice's row is in the scratch.
+fn z_index(row: u32, j: u32) -> u32 {
+    return params.z_skip + row * params.n + j;
 }
 
 // Logit j of the chunk's row: its product plus the bias.
 fn logit(row: u32, j: u32) -> f32 {
-    return c[row * params.n + j] + bias_at(params.v0 + j);
+    return c[z_index(row, j)] + bias_at(params.v0 + j);
 }
 
 // A workgroup per row (params.m rows, params.n classes in the chunk): the
@@ -219,8 +231,9 @@ fn chunk_rows(
     let sums2 = wg_sum(vec2<f32>(s, total), lane);
     let bad = wg_sum(vec2<f32>(nans, 0.0), lane).x;
     if (lid == 0u) {
-        let y = labels[row];
-        var st = state[2u * row];
+        let g = params.row0 + row;
+        let y = labels[g];
+        var st = state[2u * g];
         let big = max(st.x, mx);
         // Exponents ≤ 0, clamped: a row's first chunk rescales a sum of 0.
         st.y = st.y * exp(max(st.x - big, -200.0)) + sums2.x * exp(max(mx - big, -200.0));
@@ -229,12 +242,12 @@ fn chunk_rows(
         if (y >= params.v0 && y - params.v0 < params.n) {
             st.z = logit(row, y - params.v0);
         }
-        state[2u * row] = st;
-        state[2u * row + 1u].x = state[2u * row + 1u].x + bad;
+        state[2u * g] = st;
+        state[2u * g + 1u].x = state[2u * g + 1u].x + bad;
     }
 }
 
-// A thread per row: lse and the row's loss (0 when ignored, NaN after a NaN
+// A thread per row of the slice: lse and the row's loss (0 when ignored, NaN after a NaN
 // logit).
 @compute @workgroup_size(256)
 fn finish_rows(
@@ -246,19 +259,20 @@ fn finish_rows(
     if (row >= params.m) {
         return;
     }
-    let st = state[2u * row];
+    let g = params.row0 + row;
+    let st = state[2u * g];
     let lse = st.x + log(st.y);
     let eps = params.smoothing;
     var loss = lse - (1.0 - eps) * st.z - eps / f32(params.classes) * st.w
         + params.z_loss * lse * lse;
-    if (state[2u * row + 1u].x > 0.0) {
+    if (state[2u * g + 1u].x > 0.0) {
         loss = nan_f32();
     }
     if (is_ignored(row)) {
         loss = 0.0;
     }
-    state[2u * row + 1u].y = lse;
-    sums[row] = loss;
+    state[2u * g + 1u].y = lse;
+    sums[g] = loss;
 }
 
 // A thread per logit of the chunk: G = c·(p·(1 + 2λ·lse) − (1−ε)·[v = y] −
@@ -276,19 +290,19 @@ fn chunk_grad(
     let row = idx / params.n;
     let j = idx - row * params.n;
     if (is_ignored(row)) {
-        c[idx] = 0.0;
+        c[z_index(row, j)] = 0.0;
         return;
     }
-    let lse = state[2u * row + 1u].y;
+    let lse = state[2u * (params.row0 + row) + 1u].y;
     let z = logit(row, j);
     let p = exp(min(z - lse, 0.0));
-    let hit = select(0.0, 1.0 - params.smoothing, params.v0 + j == labels[row]);
+    let hit = select(0.0, 1.0 - params.smoothing, params.v0 + j == labels[params.row0 + row]);
     let g = p * (1.0 + 2.0 * params.z_loss * lse) - hit - params.smoothing / f32(params.classes);
-    c[idx] = keep_nan(z, params.scale * g);
+    c[z_index(row, j)] = keep_nan(z, params.scale * g);
 }
 
-// A thread per class of the chunk: Σ G[n, j] over the params.k rows from
-// row params.a_skip, in order, added to the slices before (ACCUMULATE).
+// A thread per class of the chunk: Σ G[n, j] over the slice's rows, in
+// order, added to the slices before (ACCUMULATE).
 @compute @workgroup_size(256)
 fn bias_grad(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -300,8 +314,8 @@ fn bias_grad(
         return;
     }
     var s = 0.0;
-    for (var row = params.a_skip; row < params.a_skip + params.k; row = row + 1u) {
-        s = s + c[row * params.n + j];
+    for (var row = 0u; row < params.m; row = row + 1u) {
+        s = s + c[z_index(row, j)];
     }
     if (ACCUMULATE) {
         s = sums[params.c_skip + j] + s;

@@ -130,6 +130,23 @@ fn check_engine(engine: &Engine, what: &str, c: &Case) {
             // The value alone is the value of the pass with gradients.
             let alone = engine.linear_cross_entropy(&input, reduction).unwrap();
             assert_eq!(format!("{alone:?}"), format!("{:?}", got.value), "{what}");
+            // The logits held whole: the same within the tolerance.
+            let whole = input.with_materialised_logits();
+            if let Ok(m) = engine.linear_cross_entropy_and_grad(&whole, reduction) {
+                close_value(&format!("{what} materialised value"), &m.value, &value);
+                close(&format!("{what} materialised dH"), &m.hidden, &dh);
+                close(&format!("{what} materialised dW"), &m.classifier, &dw);
+            } else {
+                // Only where N×V values exceed the adapter's largest buffer.
+                let bytes = c.n * c.v * 4;
+                let max = engine
+                    .device_info()
+                    .map_or(0, |i| i.max_buffer_bytes as usize);
+                assert!(
+                    bytes > max,
+                    "{what}: materialised failed with {bytes} of {max} bytes"
+                );
+            }
         }
     }
 }
@@ -138,7 +155,8 @@ fn check_engine(engine: &Engine, what: &str, c: &Case) {
 fn linear_ce_matches_the_f64_reference_on_odd_shapes() {
     let mut rng = rng("linear ce");
     let cpu_engine = Engine::cpu();
-    let cases = [(1, 1, 2), (7, 9, 1001), (257, 65, 5003)];
+    // 20,000 rows: more than one slice of 16,384 in every row kernel and sum.
+    let cases = [(1, 1, 2), (7, 9, 1001), (257, 65, 5003), (20_000, 2, 3)];
     for shape in cases {
         let c = Case::new(&mut rng, shape);
         for engine in engines(&cpu_engine) {
@@ -153,6 +171,23 @@ fn linear_ce_matches_the_f64_reference_on_odd_shapes() {
             check_engine(engine, &engine.device_name(), &c);
         }
     }
+}
+
+/// H, ∂H and the logits' scratch larger than a binding (64 KiB here): the
+/// products and the row kernels run a slice of rows at a time.
+#[test]
+fn linear_ce_past_the_binding_size() {
+    let engine = match Engine::gpu_with(lossgpu::GpuOptions {
+        max_binding_bytes: Some(1 << 16),
+        ..Default::default()
+    }) {
+        Ok(e) => e,
+        Err(e) if common::gpu_required() => panic!("LOSSGPU_REQUIRE_GPU=1 but {e}"),
+        Err(_) => return,
+    };
+    let mut rng = rng("linear ce slices");
+    let c = Case::new(&mut rng, (1000, 40, 333));
+    check_engine(&engine, "64 KiB bindings", &c);
 }
 
 /// A Llama-3-sized vocabulary with a few rows: one chunk on the GPU, 126

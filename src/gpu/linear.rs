@@ -67,17 +67,21 @@ impl Gpu {
                     "linear-ce: {what} takes {bytes} bytes, beyond this adapter's storage binding of {limit} bytes"
                 ))
             };
+            // H, W and their gradients are bound a slice at a time; the
+            // per-row state, labels and losses whole.
             for (what, bytes) in [
-                ("hidden (N×d)", n * d * F::DTYPE.size()),
-                ("its gradient (N×d f32)", if grads { n * d * 4 } else { 0 }),
-                ("one row of logits", 4 * v.min(64)),
-                ("a classifier row", d * 4),
+                ("the row state (32 bytes a row)", 32 * n),
+                ("a row of H, W or their gradients", d * 4),
             ] {
                 if bytes > limit {
                     return Err(too_big(what, bytes));
                 }
             }
-            let chunk = chunk_classes(n, v, d, limit);
+            let chunk = if input.materialise {
+                v
+            } else {
+                chunk_classes(n, v, d, limit)
+            };
             let hidden = upload(ctx, input.hidden, "hidden")?;
             let classifier = upload(ctx, input.classifier, "classifier")?;
             let labels = upload(ctx, input.labels, "labels")?;
@@ -112,7 +116,10 @@ impl Gpu {
                 let dw = output(ctx, v * d, "classifier gradient")?;
                 let db = output(ctx, v, "bias gradient")?;
                 for &(v0, vc) in &chunks {
-                    self.chunk_logits(&mut encoder, input, s, &bufs, (v0, vc))?;
+                    // One chunk's logits are still in the scratch.
+                    if chunks.len() > 1 {
+                        self.chunk_logits(&mut encoder, input, s, &bufs, (v0, vc))?;
+                    }
                     self.chunk_pass(&mut encoder, input, s, &bufs, Pass::Grad, (v0, vc), None)?;
                     let dtype = F::DTYPE;
                     // ∂H += G·W_c
@@ -140,11 +147,8 @@ impl Gpu {
                         },
                     )?;
                     if input.bias.is_some() {
-                        for r0 in (0..n).step_by(MAX_K) {
-                            let pass = Pass::BiasGrad((r0, MAX_K.min(n - r0)));
-                            let db = Some(&db);
-                            self.chunk_pass(&mut encoder, input, s, &bufs, pass, (v0, vc), db)?;
-                        }
+                        let db = Some(&db);
+                        self.chunk_pass(&mut encoder, input, s, &bufs, Pass::BiasGrad, (v0, vc), db)?;
                     }
                 }
                 Some((dh, dw, db))
@@ -192,8 +196,10 @@ impl Gpu {
         )
     }
 
-    /// C = op(A)·op(B) (+ C), its sum over k cut into slices of at most
-    /// MAX_K dispatched in order (each slice after the first accumulates).
+    /// C = op(A)·op(B) (+ C), cut into dispatches whose bindings fit the
+    /// adapter's: blocks of C's rows and columns, and the sum over k in
+    /// slices of at most MAX_K dispatched in order (each after the first
+    /// accumulates).
     fn product(
         &self,
         encoder: &mut wgpu::CommandEncoder,
@@ -203,19 +209,61 @@ impl Gpu {
         let (m, n, k) = p.dims;
         let (a_buf, a0, lda, a_dtype, trans_a) = p.a;
         let (b_buf, b0, ldb, b_dtype, trans_b) = p.b;
-        for k0 in (0..k).step_by(MAX_K) {
-            // The slice's first value: a column of A (a row when stored
-            // transposed), a row of B (a column when transposed).
-            let a_at = a0 + if trans_a { k0 * lda } else { k0 };
-            let b_at = b0 + if trans_b { k0 } else { k0 * ldb };
-            let slice = Product {
-                dims: (m, n, MAX_K.min(k - k0)),
-                a: (a_buf, a_at, lda, a_dtype, trans_a),
-                b: (b_buf, b_at, ldb, b_dtype, trans_b),
-                c: p.c,
-                accumulate: p.accumulate || k0 > 0,
-            };
-            self.product_slice(encoder, bufs, slice)?;
+        let (c_buf, c0, ldc) = p.c;
+        let bytes = self.ctx.info.max_binding_bytes as usize;
+        let fit = |dtype: DType| bytes / dtype.size();
+        let (la, lb, lc) = (fit(a_dtype), fit(b_dtype), fit(DType::F32));
+        // A binding holds (rows − 1)·stride + cols values of a stored block:
+        // the longest k slice one row of A and one column of B allow, then
+        // the most columns B and C allow, then the most rows A and C allow.
+        let most = |limit: usize, stride: usize, other: usize| {
+            (limit + stride).saturating_sub(other) / stride.max(1)
+        };
+        let mut kc = MAX_K.min(k);
+        kc = kc.min(if trans_a { most(la, lda, 1) } else { la });
+        kc = kc.min(if trans_b { lb } else { most(lb, ldb, 1) });
+        let mut nc = n.min(lc);
+        nc = nc.min(if trans_b {
+            most(lb, ldb, kc)
+        } else {
+            lb.saturating_sub((kc.max(1) - 1) * ldb)
+        });
+        let mut mc = m.min(most(lc, ldc, nc));
+        mc = mc.min(if trans_a {
+            la.saturating_sub((kc.max(1) - 1) * lda)
+        } else {
+            most(la, lda, kc)
+        });
+        if kc == 0 || nc == 0 || mc == 0 {
+            return Err(Error::Gpu(format!(
+                "linear-ce: a {m}×{n} product over {k} does not fit this adapter's storage binding of {bytes} bytes"
+            )));
+        }
+        for m0 in (0..m).step_by(mc) {
+            for n0 in (0..n).step_by(nc) {
+                for k0 in (0..k).step_by(kc) {
+                    let a_at = a0
+                        + if trans_a {
+                            k0 * lda + m0
+                        } else {
+                            m0 * lda + k0
+                        };
+                    let b_at = b0
+                        + if trans_b {
+                            n0 * ldb + k0
+                        } else {
+                            k0 * ldb + n0
+                        };
+                    let block = Product {
+                        dims: (mc.min(m - m0), nc.min(n - n0), kc.min(k - k0)),
+                        a: (a_buf, a_at, lda, a_dtype, trans_a),
+                        b: (b_buf, b_at, ldb, b_dtype, trans_b),
+                        c: (c_buf, c0 + m0 * ldc + n0, ldc),
+                        accumulate: p.accumulate || k0 > 0,
+                    };
+                    self.product_slice(encoder, bufs, block)?;
+                }
+            }
         }
         Ok(())
     }
@@ -311,66 +359,75 @@ impl Gpu {
     ) -> Result<()> {
         let ctx = &self.ctx;
         let n = s.rows;
-        let (sums_bind, sums_skip) = match (pass, sums) {
-            (Pass::BiasGrad(_), Some(db)) => binding_of(ctx, db, v0, vc, DType::F32),
+        // bias_grad writes the chunk's classes of ∂b; finish_rows every
+        // row's loss.
+        let sums_of = || match (pass, sums) {
+            (Pass::BiasGrad, Some(db)) => binding_of(ctx, db, v0, vc, DType::F32),
             (_, Some(l)) => (l.as_entire_binding(), 0),
             (_, None) => (bufs.spare[1].as_entire_binding(), 0),
-        };
-        let (row0, rows) = match pass {
-            Pass::BiasGrad(r) => r,
-            _ => (0, n),
         };
         let scale = match s.reduction {
             crate::ops::reduction::Reduction::Mean => (1.0 / s.kept as f64) as f32,
             _ => 1.0,
         };
-        let params = super::buffers::uniform(
-            ctx,
-            &LinearParams {
-                m: n as u32,
-                n: vc as u32,
-                k: rows as u32,
-                a_skip: row0 as u32,
-                c_skip: sums_skip,
-                v0: v0 as u32,
-                classes: s.classes as u32,
-                ignore: input.ignored().unwrap_or(0),
-                smoothing: input.label_smoothing,
-                z_loss: input.z_loss,
-                scale,
-                ..Default::default()
-            },
-        );
-        let resources = vec![
-            params.as_entire_binding(),
-            bufs.labels.as_entire_binding(),
-            bufs.labels.as_entire_binding(),
-            bufs.scratch.as_entire_binding(),
-            bufs.state.as_entire_binding(),
-            bufs.labels.as_entire_binding(),
-            bufs.bias.unwrap_or(bufs.labels).as_entire_binding(),
-            sums_bind,
-        ];
-        let constants = [
-            ("BIAS_DTYPE", F::DTYPE.id()),
-            ("HAS_BIAS", input.bias.is_some() as u32),
-            ("HAS_IGNORE", input.ignore_index.is_some() as u32),
-            ("ACCUMULATE", (row0 > 0) as u32),
-        ];
-        let (entry, groups) = match pass {
-            Pass::Rows => ("chunk_rows", grid(ctx, n)?),
-            Pass::Finish => ("finish_rows", grid(ctx, groups_for(n))?),
-            Pass::Grad => ("chunk_grad", grid(ctx, groups_for(n * vc))?),
-            Pass::BiasGrad(_) => ("bias_grad", grid(ctx, groups_for(vc))?),
-        };
-        self.run(
-            encoder,
-            Family::Linear,
-            entry,
-            &constants,
-            resources,
-            groups,
-        )
+        // Slices of rows whose scratch fits a binding, and whose loops
+        // (bias_grad's over rows) stay within MAX_K.
+        let binding = ctx.info.max_binding_bytes as usize / 4;
+        let per = (binding / vc.max(1)).clamp(1, MAX_K);
+        for r0 in (0..n).step_by(per) {
+            let rows = per.min(n - r0);
+            let (sums_bind, sums_skip) = sums_of();
+            let (z_bind, z_skip) =
+                binding_of(ctx, bufs.scratch, r0 * vc, rows * vc.max(1), DType::F32);
+            let params = super::buffers::uniform(
+                ctx,
+                &LinearParams {
+                    m: rows as u32,
+                    n: vc as u32,
+                    c_skip: sums_skip,
+                    v0: v0 as u32,
+                    classes: s.classes as u32,
+                    ignore: input.ignored().unwrap_or(0),
+                    smoothing: input.label_smoothing,
+                    z_loss: input.z_loss,
+                    scale,
+                    row0: r0 as u32,
+                    z_skip,
+                    ..Default::default()
+                },
+            );
+            let resources = vec![
+                params.as_entire_binding(),
+                bufs.labels.as_entire_binding(),
+                bufs.labels.as_entire_binding(),
+                z_bind,
+                bufs.state.as_entire_binding(),
+                bufs.labels.as_entire_binding(),
+                bufs.bias.unwrap_or(bufs.labels).as_entire_binding(),
+                sums_bind,
+            ];
+            let constants = [
+                ("BIAS_DTYPE", F::DTYPE.id()),
+                ("HAS_BIAS", input.bias.is_some() as u32),
+                ("HAS_IGNORE", input.ignore_index.is_some() as u32),
+                ("ACCUMULATE", (r0 > 0) as u32),
+            ];
+            let (entry, groups) = match pass {
+                Pass::Rows => ("chunk_rows", grid(ctx, rows)?),
+                Pass::Finish => ("finish_rows", grid(ctx, groups_for(rows))?),
+                Pass::Grad => ("chunk_grad", grid(ctx, groups_for(rows * vc))?),
+                Pass::BiasGrad => ("bias_grad", grid(ctx, groups_for(vc))?),
+            };
+            self.run(
+                encoder,
+                Family::Linear,
+                entry,
+                &constants,
+                resources,
+                groups,
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -393,6 +450,6 @@ enum Pass {
     Finish,
     /// chunk_grad: the logits' gradient in place.
     Grad,
-    /// bias_grad over (first row, rows).
-    BiasGrad((usize, usize)),
+    /// bias_grad: the chunk's Σₙ G.
+    BiasGrad,
 }

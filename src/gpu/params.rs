@@ -125,7 +125,11 @@ uniforms! {
         smoothing: f32,
         z_loss: f32,
         scale: f32,
-        _pad: u32,
+        row0: u32,
+        z_skip: u32,
+        _pad0: u32,
+        _pad1: u32,
+        _pad2: u32,
     }
 }
 

@@ -38,6 +38,11 @@ pub struct LinearInput<'a, F: Float = f32> {
     pub label_smoothing: f32,
     /// λ ≥ 0.
     pub z_loss: f32,
+    /// Hold the N×V logits whole on the GPU (PyTorch's unfused path: one
+    /// chunk, three matrix products instead of four, N×V values of memory):
+    /// faster where memory allows, and the baseline the fused path is
+    /// measured against. The CPU backend computes the same either way.
+    pub materialise: bool,
 }
 
 impl<'a, F: Float> LinearInput<'a, F> {
@@ -52,6 +57,7 @@ impl<'a, F: Float> LinearInput<'a, F> {
             ignore_index: None,
             label_smoothing: 0.0,
             z_loss: 0.0,
+            materialise: false,
         }
     }
 
@@ -84,6 +90,14 @@ impl<'a, F: Float> LinearInput<'a, F> {
     pub fn with_z_loss(self, lambda: f32) -> Self {
         LinearInput {
             z_loss: lambda,
+            ..self
+        }
+    }
+
+    /// The same, holding the logits whole ([`LinearInput::materialise`]).
+    pub fn with_materialised_logits(self) -> Self {
+        LinearInput {
+            materialise: true,
             ..self
         }
     }
