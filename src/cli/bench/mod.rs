@@ -13,7 +13,9 @@
 //! single-pass read, on one thread and on all cores. A batch row times 64
 //! small losses as one `loss_batch` against 64 `loss` calls; three bf16
 //! rows (mse, bce-logits, cross-entropy on bf16 inputs, 2 bytes a value)
-//! are set against their f32 rows in the summary. The report
+//! are set against their f32 rows in the summary. The language-model head
+//! rows time cross-entropy at vocabularies of 32,000 and 128,256 and fused
+//! linear + cross-entropy against the logits held whole. The report
 //! opens with a short summary of ratios at the largest size; it measures and
 //! compares, it does not judge.
 //!
@@ -26,6 +28,7 @@
 //! shared: compare ratios within one run, not seconds.
 
 mod ceilings;
+mod lm_head;
 mod ops;
 mod report;
 mod summary;
@@ -55,6 +58,16 @@ pub struct Args {
     /// Also write the whole report as one JSON object to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<String>,
+    /// The shape N,d,V of the fused linear + cross-entropy row (timed once
+    /// against the logits held whole; 4096,512,32000 takes minutes on a
+    /// software adapter).
+    #[arg(
+        long,
+        value_name = "N,d,V",
+        value_delimiter = ',',
+        default_value = "1024,256,32000"
+    )]
+    lm_head: Vec<usize>,
 }
 
 /// Timed runs fill this many seconds per figure...
@@ -172,6 +185,18 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
         engines.push(("auto", a));
     }
     let batch = Batch::measure(quick, &engines)?;
+    bar.set_message("language-model head");
+    let &[ln, ld, lv] = &args.lm_head[..] else {
+        return Err(Error::InvalidInput(
+            "bench: --lm-head takes three sizes, N,d,V".into(),
+        ));
+    };
+    if ln == 0 || ld == 0 || lv == 0 {
+        return Err(Error::InvalidInput(
+            "bench: --lm-head sizes must be positive".into(),
+        ));
+    }
+    let lm_head = lm_head::LmHead::measure(quick, gpu.as_ref(), &cpu, (ln, ld, lv))?;
     bar.finish_and_clear();
 
     let report = build_report(&Results {
@@ -182,6 +207,7 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
         rows,
         ceilings,
         batch,
+        lm_head,
     });
     if let Some(path) = &args.json {
         let json = report.to_json();
@@ -191,6 +217,7 @@ pub fn run(args: Args, backend: BackendChoice) -> Result<Report> {
 }
 
 struct Results<'a> {
+    lm_head: lm_head::LmHead,
     gpu: Option<&'a Engine>,
     no_gpu: Option<String>,
     auto: Option<&'a Engine>,

@@ -111,6 +111,12 @@ pub(super) fn build_report(res: &Results) -> Report {
     report.field("results", Value::List(rows_json), results_table(&res.rows));
     report.text_only("fractions", fraction_table(res));
     report.field("batch", batch_json(&res.batch), batch_text(&res.batch));
+    let lm = &res.lm_head;
+    report.field(
+        "lm_head",
+        super::lm_head::json(lm),
+        super::lm_head::text(lm),
+    );
     report
 }
 
