@@ -47,7 +47,8 @@ pub(super) struct LinearRow {
     /// (fused, materialised): seconds and peak device bytes above nothing.
     gpu: Option<((f64, u64), (f64, u64))>,
     cpu: f64,
-    /// H, W, ∂H, ∂W: what any path holds.
+    /// H and W, ∂H and ∂W, and the staging buffer they are read back
+    /// through: what any path from host slices holds.
     inputs_outputs: u64,
 }
 
@@ -151,7 +152,7 @@ impl LinearRow {
             shape: (n, d, v),
             gpu,
             cpu: once(cpu, &input)?,
-            inputs_outputs: (2 * (n * d + v * d) * 4) as u64,
+            inputs_outputs: (3 * (n * d + v * d) * 4) as u64,
         })
     }
 }
@@ -258,7 +259,7 @@ pub(super) fn text(l: &LmHead) -> String {
     if let Some(((tf, pf), (tm, pm))) = r.gpu {
         let extra = |p: u64| p.saturating_sub(r.inputs_outputs);
         s.push_str(&format!(
-            "\n  gpu fused {tf:.2} s, peak {:.1} MB; logits materialised {tm:.2} s, peak {:.1} MB\n  fused/materialised: time {:.2}, peak {:.3}, peak beyond H, W, ∂H, ∂W ({:.1} MB) {:.3}",
+            "\n  gpu fused {tf:.2} s, peak {:.1} MB; logits materialised {tm:.2} s, peak {:.1} MB\n  fused/materialised: time {:.2}, peak {:.3}, peak beyond H, W, ∂H, ∂W and their readback ({:.1} MB) {:.3}",
             mb(pf),
             mb(pm),
             tf / tm,
