@@ -220,6 +220,8 @@ fn row_losses_match_reference() {
             (65_537, 10),
             (1000, 257),
             (3, 100_000),
+            // Gemma's vocabulary: a row of 262,144 logits.
+            (2, 262_144),
         ],
     );
 }
