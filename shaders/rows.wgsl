@@ -38,7 +38,7 @@ struct RowParams {
     z_loss: f32,     // z-loss λ (CE_OPTIONS)
     margin: f32,     // multi-margin's M
     power: u32,      // multi-margin's P, 1 or 2
-    _pad2: u32,
+    parts: u32,      // row_partials and row_merge: parts a row is cut into
 }
 
 @group(0) @binding(0) var<uniform> params: RowParams;
@@ -347,6 +347,99 @@ fn row_loss(
     if (lid == 0u) {
         finish_row(row, p0, m, best, rest, terms, has_nan);
     }
+}
+
+// A wide row cut into params.parts parts, a workgroup each (grid parts ×
+// rows), so that a few rows still fill the device: each part's NaN count
+// (with the domain checks), first maximum, and Σ e^(p − max) without it,
+// as four words at out[4·(row·parts + part)]. Cross-entropy with class
+// targets (no options) and argmax only: their row needs nothing else.
+@compute @workgroup_size(256)
+fn row_partials(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    lane: Lane,
+) {
+    let part = wid.x;
+    let row = wid.y;
+    if (row >= params.rows) {
+        return;
+    }
+    let m = params.cols;
+    let len = (m + params.parts - 1u) / params.parts;
+    let j0 = part * len;
+    let j1 = min(m, j0 + len);
+    let p0 = params.pred_skip + row * m;
+    let lid = lane.lid;
+    var nans = 0.0;
+    var best = ArgMax(-3.4028235e38, NO_INDEX);
+    for (var j = j0 + lid; j < j1; j = j + WG) {
+        let v = pred_at(p0 + j);
+        nans = nans + check_at(row, m, j, v);
+        if (best.idx == NO_INDEX || v > best.val) {
+            best = ArgMax(v, j);
+        }
+    }
+    let bad = wg_sum(vec2<f32>(nans, 0.0), lane).x;
+    best = wg_argmax(best, lid);
+    var s = 0.0;
+    if (OP != ROW_ARGMAX) {
+        for (var j = j0 + lid; j < j1; j = j + WG) {
+            if (j != best.idx) {
+                s = s + exp(min(pred_at(p0 + j) - best.val, 0.0));
+            }
+        }
+    }
+    let rest = wg_sum(vec2<f32>(s, 0.0), lane).x;
+    if (lid == 0u) {
+        let at = params.out_skip + 4u * (row * params.parts + part);
+        out[at] = bitcast<u32>(best.val);
+        out[at + 1u] = best.idx;
+        out[at + 2u] = bitcast<u32>(rest);
+        out[at + 3u] = bitcast<u32>(bad);
+    }
+}
+
+// A thread per row: its parts' statistics (bound as `stats`) merged in
+// order, exactly as one workgroup's scan would give them: the first of the
+// largest maxima, and the rest relative to it (each other part's
+// 1 + rest scaled by e^(its max − the max), exponents ≤ 0), then the row's
+// loss and logsumexp as row_loss writes them.
+@compute @workgroup_size(256)
+fn row_merge(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = flat_id(wid, nwg, lid);
+    if (row >= params.rows) {
+        return;
+    }
+    var best = ArgMax(-3.4028235e38, NO_INDEX);
+    var top = 0u;
+    var nans = 0.0;
+    for (var q = 0u; q < params.parts; q = q + 1u) {
+        let s = stats[row * params.parts + q];
+        let idx = bitcast<u32>(s.y);
+        nans = nans + s.w;
+        if (idx != NO_INDEX && (best.idx == NO_INDEX || s.x > best.val)) {
+            best = ArgMax(s.x, idx);
+            top = q;
+        }
+    }
+    var rest = 0.0;
+    if (OP != ROW_ARGMAX) {
+        for (var q = 0u; q < params.parts; q = q + 1u) {
+            let s = stats[row * params.parts + q];
+            if (q == top) {
+                rest = rest + s.z;
+            } else if (bitcast<u32>(s.y) != NO_INDEX) {
+                rest = rest + (1.0 + s.z) * exp(min(s.x - best.val, 0.0));
+            }
+        }
+        rest = log1p_any(rest);
+    }
+    let p0 = params.pred_skip + row * params.cols;
+    finish_row(row, p0, params.cols, best, rest, vec2<f32>(0.0), nans > 0.0);
 }
 
 struct Online {

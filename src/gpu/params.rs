@@ -69,7 +69,7 @@ uniforms! {
         z_loss: f32,
         margin: f32,
         power: u32,
-        _pad2: u32,
+        parts: u32,
     }
 
     /// `shaders/reduce.wgsl`.

@@ -62,6 +62,10 @@ pub(super) enum RowEntry {
     Grad,
     /// A thread per narrow row: its logsumexp, then its gradient.
     GradSmall,
+    /// A workgroup per part of a wide row: partial maxima and sums.
+    Partials(usize),
+    /// A thread per row: its parts merged into its loss and logsumexp.
+    Merge(usize),
 }
 
 impl RowEntry {
@@ -71,6 +75,8 @@ impl RowEntry {
             RowEntry::LossSmall => "row_loss_small",
             RowEntry::Grad => "row_grad",
             RowEntry::GradSmall => "row_grad_small",
+            RowEntry::Partials(_) => "row_partials",
+            RowEntry::Merge(_) => "row_merge",
         }
     }
 
@@ -85,10 +91,33 @@ impl RowEntry {
         match self {
             // A thread per value, or per word of halves.
             RowEntry::Grad => grid(ctx, groups_for((rows * cols).div_ceil(4 / out.size()))),
-            RowEntry::LossSmall | RowEntry::GradSmall => grid(ctx, groups_for(rows)),
+            RowEntry::LossSmall | RowEntry::GradSmall | RowEntry::Merge(_) => {
+                grid(ctx, groups_for(rows))
+            }
             RowEntry::Loss => grid(ctx, rows),
+            RowEntry::Partials(parts) => Ok((parts as u32, rows as u32)),
         }
     }
+}
+
+/// Rows at least this wide, when there are fewer rows than this many, are
+/// cut into parts of about SPLIT_PART columns, a workgroup each.
+const SPLIT_COLS: usize = 8192;
+const SPLIT_ROWS: usize = 512;
+const SPLIT_PART: usize = 4096;
+
+/// The parts a wide row of a few is cut into, when its loss needs only a
+/// max and a sum (cross-entropy with class targets and no options, argmax)
+/// and the rows fit one binding (their parts are merged from one buffer).
+fn split(ctx: &Context, kernel: RowKernel, rows: usize, cols: usize) -> Result<Option<usize>> {
+    let op = matches!(kernel.op, RowOp::CeClass | RowOp::Argmax);
+    if !op || kernel.ce_options || cols < SPLIT_COLS || rows >= SPLIT_ROWS {
+        return Ok(None);
+    }
+    let parts = (cols / SPLIT_PART).clamp(2, 64);
+    let fits = rows <= max_chunk_rows(ctx, cols)?
+        && 16 * rows * parts <= ctx.info.max_binding_bytes as usize;
+    Ok(fits.then_some(parts))
 }
 
 /// Where a row pass writes: a new buffer, or (the gradient in place) the
@@ -126,6 +155,21 @@ impl Gpu {
     ) -> Result<(Buffer, Buffer)> {
         let out = output(&self.ctx, rows, "row losses")?;
         let lse = output(&self.ctx, 4 * rows, "row logsumexp")?;
+        if let Some(parts) = split(&self.ctx, kernel, rows, cols)? {
+            let partials = output(&self.ctx, 4 * rows * parts, "row partials")?;
+            let (one, lse_out) = (Coef::Scale(1.0), RowOut::new(&out, DType::F32));
+            let entry = RowEntry::Partials(parts);
+            let to = RowOut::new(&partials, DType::F32);
+            self.row_pass(
+                encoder, entry, kernel, inputs, rows, cols, to, &lse, None, one,
+            )?;
+            let entry = RowEntry::Merge(parts);
+            let stats = Some(&partials);
+            self.row_pass(
+                encoder, entry, kernel, inputs, rows, cols, lse_out, &lse, stats, one,
+            )?;
+            return Ok((out, lse));
+        }
         // Narrow rows: a thread per row; wide rows: a workgroup per row.
         let entry = if cols <= SMALL_ROW {
             RowEntry::LossSmall
@@ -184,6 +228,8 @@ impl Gpu {
             let d = inputs.dtypes;
             let (out_binding, out_skip) = if entry.per_element() {
                 binding_of(ctx, out, c.start * cols, c.len * cols, out_dtype)
+            } else if let RowEntry::Partials(parts) = entry {
+                binding(ctx, out, 4 * parts * c.start, 4 * parts * c.len)
             } else {
                 binding(ctx, out, c.start, c.len)
             };
@@ -228,7 +274,10 @@ impl Gpu {
                     z_loss: kernel.z_loss,
                     margin: kernel.margin,
                     power: kernel.power,
-                    ..Default::default()
+                    parts: match entry {
+                        RowEntry::Partials(p) | RowEntry::Merge(p) => p as u32,
+                        _ => 0,
+                    },
                 },
             );
             let resources = vec![
@@ -239,7 +288,11 @@ impl Gpu {
                 out_binding,
                 lse_binding,
                 inputs.errors.as_entire_binding(),
-                head(stats.unwrap_or(inputs.unbound())),
+                match (entry, stats) {
+                    // row_merge reads the row's parts (one chunk, from 0).
+                    (RowEntry::Merge(_), Some(partials)) => partials.as_entire_binding(),
+                    _ => head(stats.unwrap_or(inputs.unbound())),
+                },
                 inputs
                     .per_class
                     .map_or_else(|| head(inputs.unbound()), |w| w.as_entire_binding()),
