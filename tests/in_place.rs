@@ -206,3 +206,81 @@ fn in_place_holds_no_second_tensor_of_the_logits_size() {
         "in place: {inside} extra bytes against {logits_bytes} of logits"
     );
 }
+
+/// With the options a language model's step takes (padding rows labelled
+/// −100 left out, label smoothing, a z-loss, class weights), in place gives
+/// the bits of the same call on host slices.
+fn check_options<F: Float + Element>(dtype: &str) {
+    use lossgpu::{LossInput, LossOptions};
+    let mut rng = rng(&format!("in place options {dtype}"));
+    let cpu_engine = Engine::cpu();
+    let (rows, cols) = (37, 11);
+    let z = as_type::<F>(&data(&mut rng, rows * cols));
+    let labels: Vec<u32> = (0..rows)
+        .map(|i| {
+            if i % 4 == 1 {
+                -100i32 as u32
+            } else {
+                rng.random_range(0..cols as u32)
+            }
+        })
+        .collect();
+    let class_weights: Vec<f32> = (0..cols).map(|j| 0.5 + (j % 3) as f32 * 0.25).collect();
+    let all = [
+        LossOptions {
+            ignore_index: Some(-100),
+            ..Default::default()
+        },
+        LossOptions {
+            ignore_index: Some(-100),
+            label_smoothing: 0.1,
+            z_loss: 1e-3,
+            class_weights: Some(&class_weights),
+            ..Default::default()
+        },
+    ];
+    for engine in engines(&cpu_engine) {
+        for (k, options) in all.iter().enumerate() {
+            for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
+                let what = format!(
+                    "{dtype} {} options {k} {}",
+                    engine.device_name(),
+                    reduction.name()
+                );
+                let mut host = LossInput::classes(&z, cols, &labels);
+                host.options = *options;
+                let (value, grad) = engine
+                    .loss_and_grad_as::<F, F>(&Loss::CrossEntropy, &host, reduction)
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+                let mut logits = engine.upload_rows(&z, cols).unwrap();
+                let classes = engine.upload_classes(&labels).unwrap();
+                let got = engine
+                    .loss_and_grad_in_place_with(
+                        &Loss::CrossEntropy,
+                        &mut logits,
+                        &classes,
+                        *options,
+                        reduction,
+                    )
+                    .unwrap_or_else(|e| panic!("{what} in place: {e}"));
+                assert_eq!(format!("{got:?}"), format!("{value:?}"), "{what}: value");
+                same(&what, &engine.read(&logits).unwrap(), &grad);
+                let kept = engine.read(&logits).unwrap();
+                for r in (0..rows).filter(|r| r % 4 == 1) {
+                    assert!(
+                        kept[r * cols..(r + 1) * cols]
+                            .iter()
+                            .all(|g| g.to_f32() == 0.0),
+                        "{what}: row {r}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn options_in_place_give_the_bits_of_host_slices() {
+    check_options::<f32>("f32");
+    check_options::<bf16>("bf16");
+}

@@ -10,7 +10,7 @@ use crate::gpu::Want;
 use crate::ops::activation::{Activation, Pass};
 use crate::ops::dtype::Float;
 use crate::ops::gradient::{Clip, GradStats};
-use crate::ops::input::{Lengths, LossInput, Target, TargetKind};
+use crate::ops::input::{LossInput, LossOptions, Target, TargetKind};
 use crate::ops::loss::Loss;
 use crate::ops::reduction::{LossValue, Reduction};
 use crate::tensor::{Element, Tensor, TensorData, TensorTarget};
@@ -171,7 +171,13 @@ impl Engine {
         target: impl Into<TensorTarget<'t, F>>,
         reduction: Reduction,
     ) -> Result<LossValue<O>> {
-        let (value, _) = self.resident_loss(loss, pred, target.into(), reduction, Want::VALUE)?;
+        let (value, _) = self.resident_loss(
+            loss,
+            pred,
+            target.into(),
+            (Default::default(), reduction),
+            Want::VALUE,
+        )?;
         Ok(value)
     }
 
@@ -196,7 +202,13 @@ impl Engine {
         target: impl Into<TensorTarget<'t, F>>,
         reduction: Reduction,
     ) -> Result<Tensor<O>> {
-        let (_, grad) = self.resident_loss(loss, pred, target.into(), reduction, Want::GRAD)?;
+        let (_, grad) = self.resident_loss(
+            loss,
+            pred,
+            target.into(),
+            (Default::default(), reduction),
+            Want::GRAD,
+        )?;
         gradient(grad)
     }
 
@@ -221,7 +233,13 @@ impl Engine {
         target: impl Into<TensorTarget<'t, F>>,
         reduction: Reduction,
     ) -> Result<(LossValue<O>, Tensor<O>)> {
-        let (value, grad) = self.resident_loss(loss, pred, target.into(), reduction, Want::BOTH)?;
+        let (value, grad) = self.resident_loss(
+            loss,
+            pred,
+            target.into(),
+            (Default::default(), reduction),
+            Want::BOTH,
+        )?;
         Ok((value, gradient(grad)?))
     }
 
@@ -256,15 +274,46 @@ impl Engine {
         target: impl Into<TensorTarget<'t, F>>,
         reduction: Reduction,
     ) -> Result<LossValue<F>> {
+        self.loss_and_grad_in_place_with(loss, pred, target, LossOptions::default(), reduction)
+    }
+
+    /// [`Engine::loss_and_grad_in_place`] with the loss's options (an
+    /// ignore index, label smoothing, a z-loss, class weights, kl-div's log
+    /// forms, pos_weight: [`LossOptions`], as [`LossInput`] takes them), as
+    /// a language model's step needs: padding rows labelled −100 left out.
+    /// With class options the labels are read back to the host once (N
+    /// values), for the mean's denominator.
+    ///
+    /// ```
+    /// use lossgpu::{Engine, Loss, LossOptions, Reduction};
+    ///
+    /// let engine = Engine::new();
+    /// let mut logits = engine.upload_rows(&[2.0f32, 0.5, -1.0, 0.1, 0.2, 3.0], 3)?;
+    /// let labels = engine.upload_classes(&[0, -100i32 as u32])?;
+    /// let options = LossOptions { ignore_index: Some(-100), label_smoothing: 0.1, ..Default::default() };
+    /// let ce = Loss::CrossEntropy;
+    /// engine.loss_and_grad_in_place_with(&ce, &mut logits, &labels, options, Reduction::Mean)?;
+    /// assert!(engine.read(&logits)?[3..].iter().all(|&g| g == 0.0)); // the padding row
+    /// # Ok::<(), lossgpu::Error>(())
+    /// ```
+    pub fn loss_and_grad_in_place_with<'t, F: Float + Element>(
+        &self,
+        loss: &Loss,
+        pred: &mut Tensor<F>,
+        target: impl Into<TensorTarget<'t, F>>,
+        options: LossOptions,
+        reduction: Reduction,
+    ) -> Result<LossValue<F>> {
+        let how = (options, reduction);
         if let TensorData::Cpu(_) = pred.data {
             let (value, grad) =
-                self.resident_loss::<F, F>(loss, pred, target.into(), reduction, Want::BOTH)?;
+                self.resident_loss::<F, F>(loss, pred, target.into(), how, Want::BOTH)?;
             pred.data = gradient(grad)?.data;
             return Ok(value);
         }
         let want = Want::BOTH.in_place();
         Ok(self
-            .resident_loss::<F, F>(loss, pred, target.into(), reduction, want)?
+            .resident_loss::<F, F>(loss, pred, target.into(), how, want)?
             .0)
     }
 
@@ -273,7 +322,7 @@ impl Engine {
         loss: &Loss,
         pred: &Tensor<F>,
         target: TensorTarget<F>,
-        reduction: Reduction,
+        (options, reduction): (LossOptions, Reduction),
         want: Want,
     ) -> Result<(LossValue<O>, Option<Tensor<O>>)> {
         let (kind, target_len) = match target {
@@ -281,22 +330,7 @@ impl Engine {
             TensorTarget::Values(t) => (TargetKind::Values, t.len()),
             TensorTarget::Classes(c) => (TargetKind::Classes, c.len()),
         };
-        let lengths = Lengths {
-            pred: pred.len(),
-            cols: pred.cols,
-            target: kind,
-            target_len,
-            weights: None,
-            class_weights: None,
-            bad_class_weight: None,
-            ignore_index: None,
-            label_smoothing: 0.0,
-            z_loss: 0.0,
-            log_input: false,
-            log_target: false,
-            pos_weight: None,
-            bad_pos_weight: None,
-        };
+        let lengths = options.lengths(pred.len(), pred.cols, (kind, target_len), None);
         let call = loss.check(lengths, reduction)?;
         let shaped = |data| Tensor::new(data, pred.rows, pred.cols);
         match (&self.inner, &pred.data) {
@@ -313,7 +347,26 @@ impl Engine {
                     }) => Some(b),
                     _ => return Err(mixed()),
                 };
-                let (value, grad) = g.loss_on_device(&call, (p, t), F::DTYPE, want)?;
+                // The options' weights and denominator read the labels.
+                let labels = match (options.any(), target) {
+                    (true, TensorTarget::Classes(c)) => match &c.data {
+                        TensorData::Gpu(b) => g.read_resident::<u32>(b, c.len())?,
+                        TensorData::Cpu(v) => v.clone(),
+                    },
+                    _ => Vec::new(),
+                };
+                let view = options.any().then(|| LossInput::<F> {
+                    pred: &[],
+                    cols: pred.cols,
+                    target: match target {
+                        TensorTarget::Classes(_) => Target::Classes(&labels),
+                        TensorTarget::Values(_) => Target::Values(&[]),
+                        TensorTarget::None => Target::None,
+                    },
+                    weights: None,
+                    options,
+                });
+                let (value, grad) = g.loss_on_device(&call, (p, t), view.as_ref(), want)?;
                 Ok((value, grad.map(|b| shaped(TensorData::Gpu(b)))))
             }
             (_, TensorData::Cpu(p)) => {
@@ -334,7 +387,7 @@ impl Engine {
                     cols: pred.cols,
                     target,
                     weights: None,
-                    options: Default::default(),
+                    options,
                 };
                 if !want.grad {
                     return Ok((cpu::parallel::loss_value(&call, &input)?, None));

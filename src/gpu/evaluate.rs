@@ -308,36 +308,56 @@ impl Gpu {
             Target::Classes(c) => Some(upload(ctx, c, "target")?),
             Target::None => None,
         };
-        // With an ignore index the weights are 0 on the ignored rows
-        // (whose kernels also skip them).
-        let (weights, weights_dtype) = match (input.row_weights(), input.weights) {
-            (Some(w), _) => (Some(upload(ctx, &w, "weights")?), DType::F32),
-            (None, Some(w)) => (Some(upload(ctx, w, "weights")?), F::DTYPE),
-            (None, None) => (None, F::DTYPE),
-        };
+        let (weights, weights_dtype, per_class) = self.option_buffers(input)?;
         let dtypes = Dtypes {
             weights: weights_dtype,
             ..Dtypes::of(call.target, F::DTYPE)
         };
-        // Class weights, or a pos_weight per column (never both).
+        let options = Self::class_options(call, input, per_class.as_ref());
+        let buffers = (&pred, target.as_ref(), weights.as_ref());
+        self.encode_on(encoder, call, (buffers, dtypes), want, &options)
+    }
+
+    /// The weights a call binds and their dtype (with an ignore index the
+    /// weights are 0 on the ignored rows, whose kernels also skip them, and
+    /// f32), and its per-class buffer: class weights, or a pos_weight per
+    /// column (never both). Reads the input's target classes, weights and
+    /// options, not its predictions.
+    fn option_buffers<F: Float>(
+        &self,
+        input: &LossInput<F>,
+    ) -> Result<(Option<Buffer>, DType, Option<Buffer>)> {
+        let ctx = &self.ctx;
+        let (weights, dtype) = match (input.row_weights(), input.weights) {
+            (Some(w), _) => (Some(upload(ctx, &w, "weights")?), DType::F32),
+            (None, Some(w)) => (Some(upload(ctx, w, "weights")?), F::DTYPE),
+            (None, None) => (None, F::DTYPE),
+        };
         let per_class = input
             .options
             .class_weights
             .or(input.pos_weight_columns())
             .map(|w| upload(ctx, w, "per class"))
             .transpose()?;
-        let options = ClassOptions {
+        Ok((weights, dtype, per_class))
+    }
+
+    /// A call's options as its passes take them.
+    fn class_options<'b, F: Float>(
+        call: &Call,
+        input: &LossInput<F>,
+        per_class: Option<&'b Buffer>,
+    ) -> ClassOptions<'b> {
+        ClassOptions {
             ignore: input.ignored(),
-            per_class: per_class.as_ref(),
+            per_class,
             smoothing: input.options.label_smoothing,
             z_loss: input.options.z_loss,
             mean_weight_sum: call
                 .class_options
                 .then(|| input.mean_weight_sum(call.shape.rows, call.loss.mean_by_class_weight())),
             ..Self::pos_weight(input)
-        };
-        let buffers = (&pred, target.as_ref(), weights.as_ref());
-        self.encode_on(encoder, call, (buffers, dtypes), want, &options)
+        }
     }
 
     /// Records every pass of one evaluation on device buffers (pred,
@@ -573,22 +593,36 @@ impl Gpu {
     /// values as the call says): the value read back and/or the gradient
     /// as a new resident buffer. An offending input value is read from its
     /// buffer to be named.
-    pub(crate) fn loss_on_device<O: Float>(
+    /// `options`, where given, is a view of the call's target classes and
+    /// options on the host (its predictions empty), for the weights and the
+    /// mean's denominator its options need.
+    pub(crate) fn loss_on_device<F: Float, O: Float>(
         &self,
         call: &Call,
         (pred, target): (&Buffer, Option<&Buffer>),
-        dtype: DType,
+        options: Option<&LossInput<F>>,
         want: Want,
     ) -> Result<(LossValue<O>, Option<Buffer>)> {
         let want = want.of::<O>();
+        let dtype = F::DTYPE;
         self.ctx.scoped(|| {
             let mut encoder = self.encoder();
-            let plain = ClassOptions::default();
-            let dtypes = Dtypes::of(call.target, dtype);
+            let (weights, weights_dtype, per_class) = match options {
+                Some(view) => self.option_buffers(view)?,
+                None => (None, dtype, None),
+            };
+            let plain = match options {
+                Some(view) => Self::class_options(call, view, per_class.as_ref()),
+                None => ClassOptions::default(),
+            };
+            let dtypes = Dtypes {
+                weights: weights_dtype,
+                ..Dtypes::of(call.target, dtype)
+            };
             let mut p = self.encode_on(
                 &mut encoder,
                 call,
-                ((pred, target, None), dtypes),
+                ((pred, target, weights.as_ref()), dtypes),
                 want,
                 &plain,
             )?;

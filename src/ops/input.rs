@@ -467,21 +467,40 @@ impl<F: Float> LossInput<'_, F> {
             Target::Values(t) => (TargetKind::Values, t.len()),
             Target::Classes(c) => (TargetKind::Classes, c.len()),
         };
+        self.options.lengths(
+            self.pred.len(),
+            self.cols,
+            (target, target_len),
+            self.weights.map(<[F]>::len),
+        )
+    }
+}
+
+impl LossOptions<'_> {
+    /// The lengths of a call with these options: pred's length and columns,
+    /// the target's kind and length, the weights' length.
+    pub(crate) fn lengths(
+        &self,
+        pred: usize,
+        cols: usize,
+        (target, target_len): (TargetKind, usize),
+        weights: Option<usize>,
+    ) -> Lengths {
         Lengths {
-            pred: self.pred.len(),
-            cols: self.cols,
+            pred,
+            cols,
             target,
             target_len,
-            weights: self.weights.map(<[F]>::len),
-            class_weights: self.options.class_weights.map(<[f32]>::len),
-            bad_class_weight: first_bad(self.options.class_weights, |v| v.is_nan() || v < 0.0),
-            ignore_index: self.options.ignore_index,
-            label_smoothing: self.options.label_smoothing,
-            z_loss: self.options.z_loss,
-            log_input: self.options.log_input,
-            log_target: self.options.log_target,
-            pos_weight: self.options.pos_weight.map(<[f32]>::len),
-            bad_pos_weight: first_bad(self.options.pos_weight, |v| !(v.is_finite() && v >= 0.0)),
+            weights,
+            class_weights: self.class_weights.map(<[f32]>::len),
+            bad_class_weight: first_bad(self.class_weights, |v| v.is_nan() || v < 0.0),
+            ignore_index: self.ignore_index,
+            label_smoothing: self.label_smoothing,
+            z_loss: self.z_loss,
+            log_input: self.log_input,
+            log_target: self.log_target,
+            pos_weight: self.pos_weight.map(<[f32]>::len),
+            bad_pos_weight: first_bad(self.pos_weight, |v| !(v.is_finite() && v >= 0.0)),
         }
     }
 }
