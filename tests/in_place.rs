@@ -265,6 +265,23 @@ fn check_options<F: Float + Element>(dtype: &str) {
                     .unwrap_or_else(|e| panic!("{what} in place: {e}"));
                 assert_eq!(format!("{got:?}"), format!("{value:?}"), "{what}: value");
                 same(&what, &engine.read(&logits).unwrap(), &grad);
+                // A new gradient tensor, with the same options.
+                let fresh = engine.upload_rows(&z, cols).unwrap();
+                let (v2, g2) = engine
+                    .loss_and_grad_tensor_with(
+                        &Loss::CrossEntropy,
+                        &fresh,
+                        &classes,
+                        *options,
+                        reduction,
+                    )
+                    .unwrap();
+                assert_eq!(
+                    format!("{v2:?}"),
+                    format!("{value:?}"),
+                    "{what}: tensor value"
+                );
+                same(&format!("{what} tensor"), &engine.read(&g2).unwrap(), &grad);
                 let kept = engine.read(&logits).unwrap();
                 for r in (0..rows).filter(|r| r % 4 == 1) {
                     assert!(

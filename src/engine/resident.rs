@@ -224,6 +224,22 @@ impl Engine {
         self.loss_and_grad_tensor_as(loss, pred, target, reduction)
     }
 
+    /// [`Engine::loss_and_grad_tensor`] with the loss's [`LossOptions`]
+    /// (as [`Engine::loss_and_grad_in_place_with`] takes them), the
+    /// gradient a new tensor of pred's type.
+    pub fn loss_and_grad_tensor_with<'t, F: Float + Element>(
+        &self,
+        loss: &Loss,
+        pred: &Tensor<F>,
+        target: impl Into<TensorTarget<'t, F>>,
+        options: LossOptions,
+        reduction: Reduction,
+    ) -> Result<(LossValue<F>, Tensor<F>)> {
+        let how = (options, reduction);
+        let (value, grad) = self.resident_loss(loss, pred, target.into(), how, Want::BOTH)?;
+        Ok((value, gradient(grad)?))
+    }
+
     /// [`Engine::loss_and_grad_tensor`] with the gradient and any
     /// per-sample values stored as `O`.
     pub fn loss_and_grad_tensor_as<'t, F: Float + Element, O: Float + Element>(
