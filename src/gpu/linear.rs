@@ -106,7 +106,7 @@ impl Gpu {
                 .map(|v0| (v0, chunk.min(v - v0)))
                 .collect();
             for &c in &chunks {
-                self.chunk_logits(&mut encoder, input, s, &bufs, c)?;
+                self.chunk_logits(&mut encoder, F::DTYPE, s, &bufs, c)?;
                 self.chunk_pass(&mut encoder, input, s, &bufs, Pass::Rows, c, None)?;
             }
             self.chunk_pass(&mut encoder, input, s, &bufs, Pass::Finish, (0, 0), Some(&losses))?;
@@ -118,7 +118,7 @@ impl Gpu {
                 for &(v0, vc) in &chunks {
                     // One chunk's logits are still in the scratch.
                     if chunks.len() > 1 {
-                        self.chunk_logits(&mut encoder, input, s, &bufs, (v0, vc))?;
+                        self.chunk_logits(&mut encoder, F::DTYPE, s, &bufs, (v0, vc))?;
                     }
                     self.chunk_pass(&mut encoder, input, s, &bufs, Pass::Grad, (v0, vc), None)?;
                     let dtype = F::DTYPE;
@@ -173,11 +173,11 @@ impl Gpu {
     }
 
     /// The chunk's logits H·W_cᵀ into the scratch (the bias is added as
-    /// they are read).
-    fn chunk_logits<F: Float>(
+    /// they are read), H and W stored as `dtype`.
+    fn chunk_logits(
         &self,
         encoder: &mut wgpu::CommandEncoder,
-        _input: &LinearInput<F>,
+        dtype: DType,
         s: &LinearShape,
         bufs: &Buffers,
         (v0, vc): (usize, usize),
@@ -188,8 +188,8 @@ impl Gpu {
             bufs,
             Product {
                 dims: (s.rows, vc, d),
-                a: (bufs.hidden, 0, d, F::DTYPE, false),
-                b: (bufs.classifier, v0 * d, d, F::DTYPE, true),
+                a: (bufs.hidden, 0, d, dtype, false),
+                b: (bufs.classifier, v0 * d, d, dtype, true),
                 c: (bufs.scratch, 0, vc),
                 accumulate: false,
             },
