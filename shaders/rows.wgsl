@@ -198,10 +198,10 @@ fn check_at(row: u32, m: u32, j: u32, v: f32) -> f32 {
     return select(0.0, 1.0, is_nan(v));
 }
 
-// NaN count of the part, with check_at's flags.
-fn scan_check(row: u32, p0: u32, m: u32, j0: u32, step: u32) -> f32 {
+// NaN count of the part (columns before `end`), with check_at's flags.
+fn scan_check(row: u32, p0: u32, m: u32, j0: u32, step: u32, end: u32) -> f32 {
     var nans = 0.0;
-    for (var j = j0; j < m; j = j + step) {
+    for (var j = j0; j < end; j = j + step) {
         nans = nans + check_at(row, m, j, pred_at(p0 + j));
     }
     return nans;
@@ -330,7 +330,7 @@ fn row_loss(
     let lid = lane.lid;
     var has_nan = false;
     if (OP != ROW_NLL) {
-        has_nan = wg_sum(vec2<f32>(scan_check(row, p0, m, lid, WG), 0.0), lane).x > 0.0;
+        has_nan = wg_sum(vec2<f32>(scan_check(row, p0, m, lid, WG, m), 0.0), lane).x > 0.0;
     }
     var best = ArgMax(0.0, NO_INDEX);
     var rest = 0.0;
@@ -370,24 +370,12 @@ fn row_partials(
     let j1 = min(m, j0 + len);
     let p0 = params.pred_skip + row * m;
     let lid = lane.lid;
-    var nans = 0.0;
-    var best = ArgMax(-3.4028235e38, NO_INDEX);
-    for (var j = j0 + lid; j < j1; j = j + WG) {
-        let v = pred_at(p0 + j);
-        nans = nans + check_at(row, m, j, v);
-        if (best.idx == NO_INDEX || v > best.val) {
-            best = ArgMax(v, j);
-        }
-    }
-    let bad = wg_sum(vec2<f32>(nans, 0.0), lane).x;
-    best = wg_argmax(best, lid);
+    // The scans of row_loss, over the part's columns j0..j1.
+    let bad = wg_sum(vec2<f32>(scan_check(row, p0, m, j0 + lid, WG, j1), 0.0), lane).x;
+    let best = wg_argmax(scan_max(p0, j1, j0 + lid, WG), lid);
     var s = 0.0;
     if (OP != ROW_ARGMAX) {
-        for (var j = j0 + lid; j < j1; j = j + WG) {
-            if (j != best.idx) {
-                s = s + exp(min(pred_at(p0 + j) - best.val, 0.0));
-            }
-        }
+        s = scan_rest(p0, j1, j0 + lid, WG, best.val, best.idx);
     }
     let rest = wg_sum(vec2<f32>(s, 0.0), lane).x;
     if (lid == 0u) {
@@ -454,7 +442,7 @@ struct Online {
 // rescaled by e^(old − new) ≤ 1, so no exponent is ever positive.
 fn scan_online(row: u32, p0: u32, m: u32) -> Online {
     if (!uses_max()) {
-        return Online(ArgMax(0.0, NO_INDEX), 0.0, scan_check(row, p0, m, 0u, 1u));
+        return Online(ArgMax(0.0, NO_INDEX), 0.0, scan_check(row, p0, m, 0u, 1u, m));
     }
     var best = ArgMax(-3.4028235e38, NO_INDEX);
     var rest = 0.0;
