@@ -196,13 +196,19 @@ fn fill_blocks<O: Float>(out: &mut [O], fill: impl Fn(std::ops::Range<usize>, &m
         .enumerate()
         .for_each(|(b, block)| {
             let at = b * BLOCK..b * BLOCK + block.len();
-            if O::DTYPE == DType::F32 {
-                return fill(at, bytemuck::cast_slice_mut(block));
-            }
-            let mut wide = vec![0.0f32; block.len()];
-            fill(at, &mut wide);
-            O::narrow_into(&wide, block);
+            fill_as(block, |wide| fill(at, wide));
         });
+}
+
+/// `fill` writes `out` as f32: in place for f32, else into an f32 copy
+/// that is then narrowed.
+fn fill_as<O: Float>(out: &mut [O], fill: impl FnOnce(&mut [f32])) {
+    if O::DTYPE == DType::F32 {
+        return fill(bytemuck::cast_slice_mut(out));
+    }
+    let mut wide = vec![0.0f32; out.len()];
+    fill(&mut wide);
+    O::narrow_into(&wide, out);
 }
 
 /// Σ of `sum` over the blocks of `per` of n items, on all cores, added in
@@ -396,15 +402,9 @@ fn grad<F: Float, O: Float>(call: &Call, input: &LossInput<F>, coef: f64) -> Vec
             let w = input.weights.map(|w| block(w, rows.clone()));
             let b = RowBlock::of(input, rows, m);
             let targets = b.targets();
-            let fill = |o: &mut [f32]| {
+            fill_as(o, |o| {
                 rows32::grads(op, coef as f32, &b.pred, m, targets, w.as_deref(), o)
-            };
-            if O::DTYPE == DType::F32 {
-                return fill(bytemuck::cast_slice_mut(o));
-            }
-            let mut wide = vec![0.0f32; o.len()];
-            fill(&mut wide);
-            O::narrow_into(&wide, o);
+            });
         });
         return g;
     }
