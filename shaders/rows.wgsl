@@ -186,14 +186,16 @@ fn scan_max(p0: u32, m: u32, j0: u32, step: u32) -> ArgMax {
     return best;
 }
 
-// 1 for NaN, else 0; flags values outside their domains.
+// 1 for NaN, else 0; flags the rows of values outside their domains (the
+// row, not the element, whose index n·m may pass 2^32: the host finds the
+// column).
 fn check_at(row: u32, m: u32, j: u32, v: f32) -> f32 {
-    let global = (params.base_row + row) * m;
+    let global_row = params.base_row + row;
     if (!in_domain(v, PRED_DOMAIN)) {
-        atomicMin(&errors[0], global + j);
+        atomicMin(&errors[0], global_row);
     }
     if (TARGET_DOMAIN != DOMAIN_ANY && !in_domain(target_f32(row * m + j), TARGET_DOMAIN)) {
-        atomicMin(&errors[1], global + j);
+        atomicMin(&errors[1], global_row);
     }
     return select(0.0, 1.0, is_nan(v));
 }
@@ -220,13 +222,14 @@ fn scan_rest(p0: u32, m: u32, j0: u32, step: u32, mx: f32, am: u32) -> f32 {
 
 // The part's share of the loss for the ops that sum over columns:
 // probability-target cross-entropy, kl-div, entropy and cross-entropy with
-// options (then with Σ c_j in y). Each cross-entropy term lse − p_j is
+// options (then with Σ c_j in y; Σ t_j for probability targets), over the
+// columns before `end`. Each cross-entropy term lse − p_j is
 // (mx − p_j) + rest: a confident row's small loss keeps its digits instead
 // of cancelling against lse.
-fn scan_terms(row: u32, p0: u32, m: u32, j0: u32, step: u32, mx: f32, rest: f32) -> vec2<f32> {
+fn scan_terms(row: u32, p0: u32, m: u32, j0: u32, step: u32, end: u32, mx: f32, rest: f32) -> vec2<f32> {
     var acc = 0.0;
     var coefs = 0.0;
-    for (var j = j0; j < m; j = j + step) {
+    for (var j = j0; j < end; j = j + step) {
         let q = pred_at(p0 + j);
         if (ce_options()) {
             let c = ce_coef(row, row * m + j, j, m);
@@ -242,6 +245,7 @@ fn scan_terms(row: u32, p0: u32, m: u32, j0: u32, step: u32, mx: f32, rest: f32)
         } else if (OP == ROW_CE_PROB) {
             let t = target_f32(row * m + j);
             acc = acc + select(t * ((mx - q) + rest), 0.0, t == 0.0);
+            coefs = coefs + t;
         } else if (OP == ROW_KL) {
             acc = acc + kl_term(target_f32(row * m + j), q);
         } else {
@@ -342,7 +346,7 @@ fn row_loss(
         }
     }
     if (sums_columns()) {
-        terms = wg_sum(scan_terms(row, p0, m, lid, WG, best.val, rest), lane);
+        terms = wg_sum(scan_terms(row, p0, m, lid, WG, m, best.val, rest), lane);
     }
     if (lid == 0u) {
         finish_row(row, p0, m, best, rest, terms, has_nan);
@@ -350,10 +354,10 @@ fn row_loss(
 }
 
 // A wide row cut into params.parts parts, a workgroup each (grid parts ×
-// rows), so that a few rows still fill the device: each part's NaN count
-// (with the domain checks), first maximum, and Σ e^(p − max) without it,
-// as four words at out[4·(row·parts + part)]. Cross-entropy with class
-// targets (no options) and argmax only: their row needs nothing else.
+// rows), so that a few rows still fill the device: each part's first
+// maximum, Σ e^(p − max) without it, NaN count (with the domain checks),
+// and its scan_terms against its own maximum (rest 0), as eight words at
+// out[8·(row·parts + part)].
 @compute @workgroup_size(256)
 fn row_partials(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -374,24 +378,35 @@ fn row_partials(
     let bad = wg_sum(vec2<f32>(scan_check(row, p0, m, j0 + lid, WG, j1), 0.0), lane).x;
     let best = wg_argmax(scan_max(p0, j1, j0 + lid, WG), lid);
     var s = 0.0;
-    if (OP != ROW_ARGMAX) {
+    if (uses_max() && OP != ROW_ARGMAX) {
         s = scan_rest(p0, j1, j0 + lid, WG, best.val, best.idx);
     }
     let rest = wg_sum(vec2<f32>(s, 0.0), lane).x;
+    var terms = vec2<f32>(0.0);
+    if (sums_columns()) {
+        terms = wg_sum(scan_terms(row, p0, m, j0 + lid, WG, j1, best.val, 0.0), lane);
+    }
     if (lid == 0u) {
-        let at = params.out_skip + 4u * (row * params.parts + part);
+        let at = params.out_skip + 8u * (row * params.parts + part);
         out[at] = bitcast<u32>(best.val);
         out[at + 1u] = best.idx;
         out[at + 2u] = bitcast<u32>(rest);
         out[at + 3u] = bitcast<u32>(bad);
+        out[at + 4u] = bitcast<u32>(terms.x);
+        out[at + 5u] = bitcast<u32>(terms.y);
+        out[at + 6u] = 0u;
+        out[at + 7u] = 0u;
     }
 }
 
 // A thread per row: its parts' statistics (bound as `stats`) merged in
 // order, exactly as one workgroup's scan would give them: the first of the
 // largest maxima, and the rest relative to it (each other part's
-// 1 + rest scaled by e^(its max − the max), exponents ≤ 0), then the row's
-// loss and logsumexp as row_loss writes them.
+// 1 + rest scaled by e^(its max − the max), exponents ≤ 0), and the terms:
+// a part's Σ c_j (m_p − p_j) moves to the row's maximum by (mx − m_p)·Σ c_j
+// and to lse by rest·Σ c_j, each added term ≥ 0 (the ops without a
+// maximum just add); then the row's loss and logsumexp as row_loss writes
+// them.
 @compute @workgroup_size(256)
 fn row_merge(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -406,7 +421,7 @@ fn row_merge(
     var top = 0u;
     var nans = 0.0;
     for (var q = 0u; q < params.parts; q = q + 1u) {
-        let s = stats[row * params.parts + q];
+        let s = stats[2u * (row * params.parts + q)];
         let idx = bitcast<u32>(s.y);
         nans = nans + s.w;
         if (idx != NO_INDEX && (best.idx == NO_INDEX || s.x > best.val)) {
@@ -415,9 +430,9 @@ fn row_merge(
         }
     }
     var rest = 0.0;
-    if (OP != ROW_ARGMAX) {
+    if (uses_max() && OP != ROW_ARGMAX) {
         for (var q = 0u; q < params.parts; q = q + 1u) {
-            let s = stats[row * params.parts + q];
+            let s = stats[2u * (row * params.parts + q)];
             if (q == top) {
                 rest = rest + s.z;
             } else if (bitcast<u32>(s.y) != NO_INDEX) {
@@ -426,8 +441,23 @@ fn row_merge(
         }
         rest = log1p_any(rest);
     }
+    var terms = vec2<f32>(0.0);
+    if (sums_columns()) {
+        for (var q = 0u; q < params.parts; q = q + 1u) {
+            let s = stats[2u * (row * params.parts + q)];
+            let part = stats[2u * (row * params.parts + q) + 1u].xy;
+            var acc = part.x;
+            if (uses_max() && bitcast<u32>(s.y) != NO_INDEX) {
+                acc = acc + select((best.val - s.x) * part.y, 0.0, part.y == 0.0);
+            }
+            terms = terms + vec2<f32>(acc, part.y);
+        }
+        if (uses_max()) {
+            terms.x = terms.x + select(rest * terms.y, 0.0, terms.y == 0.0);
+        }
+    }
     let p0 = params.pred_skip + row * params.cols;
-    finish_row(row, p0, params.cols, best, rest, vec2<f32>(0.0), nans > 0.0);
+    finish_row(row, p0, params.cols, best, rest, terms, nans > 0.0);
 }
 
 struct Online {
@@ -482,7 +512,7 @@ fn row_loss_small(
     let has_nan = o.nans > 0.0;
     var terms = vec2<f32>(0.0);
     if (sums_columns()) {
-        terms = scan_terms(row, p0, m, 0u, 1u, best.val, rest);
+        terms = scan_terms(row, p0, m, 0u, 1u, m, best.val, rest);
     }
     finish_row(row, p0, m, best, rest, terms, has_nan);
 }
@@ -609,7 +639,7 @@ fn row_grad_small(
     }
     var coefs = 0.0;
     if (ce_options() || OP == ROW_MULTI_MARGIN) {
-        coefs = scan_terms(row, p0, m, 0u, 1u, o.best.val, o.rest).y;
+        coefs = scan_terms(row, p0, m, 0u, 1u, m, o.best.val, o.rest).y;
     }
     let l = vec4<f32>(o.best.val, o.rest, coefs, target_score(row, p0, m));
     for (var j = 0u; j < m; j = j + 1u) {

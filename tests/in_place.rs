@@ -209,7 +209,8 @@ fn in_place_holds_no_second_tensor_of_the_logits_size() {
 
 /// With the options a language model's step takes (padding rows labelled
 /// −100 left out, label smoothing, a z-loss, class weights), in place gives
-/// the bits of the same call on host slices.
+/// the bits of the same call on host slices; so do a new gradient tensor
+/// and the value alone.
 fn check_options<F: Float + Element>(dtype: &str) {
     use lossgpu::{LossInput, LossOptions};
     let mut rng = rng(&format!("in place options {dtype}"));
@@ -282,6 +283,16 @@ fn check_options<F: Float + Element>(dtype: &str) {
                     "{what}: tensor value"
                 );
                 same(&format!("{what} tensor"), &engine.read(&g2).unwrap(), &grad);
+                // The value alone, with the same options.
+                let alone = engine
+                    .loss_tensor_with(&Loss::CrossEntropy, &fresh, &classes, *options, reduction)
+                    .unwrap();
+                let host_alone = engine.loss(&Loss::CrossEntropy, &host, reduction).unwrap();
+                assert_eq!(
+                    format!("{alone:?}"),
+                    format!("{host_alone:?}"),
+                    "{what}: the value alone"
+                );
                 let kept = engine.read(&logits).unwrap();
                 for r in (0..rows).filter(|r| r % 4 == 1) {
                     assert!(

@@ -226,6 +226,79 @@ fn row_losses_match_reference() {
     );
 }
 
+/// A few wide rows are cut into parts, a workgroup each, merged exactly
+/// in a second pass: every row op that sums over its columns (with the
+/// class options, probability targets, kl-div's log forms, multi-margin) as
+/// well as cross-entropy's and zero-one's maxima, against the reference,
+/// at the threshold width and past it.
+#[test]
+fn split_wide_rows_match_reference() {
+    let Some(engine) = gpu() else { return };
+    let mut rng = rng("split rows");
+    for (rows, cols) in [(1, 8192), (3, 50_001)] {
+        let z: Vec<f32> = (0..rows * cols)
+            .map(|_| rng.random_range(-8.0..8.0))
+            .collect();
+        let classes: Vec<u32> = (0..rows)
+            .map(|_| rng.random_range(0..cols as u32))
+            .collect();
+        let mut ignoring = classes.clone();
+        if rows > 1 {
+            ignoring[rows / 2] = -100i32 as u32;
+        }
+        let cw: Vec<f32> = (0..cols).map(|_| rng.random_range(0.0..2.0)).collect();
+        let (t, q) = (
+            distributions(&mut rng, rows, cols),
+            distributions(&mut rng, rows, cols),
+        );
+        let log_q: Vec<f32> = q.iter().map(|v| v.ln()).collect();
+        let w: Vec<f32> = (0..rows).map(|_| rng.random_range(0.5..2.0)).collect();
+        let ce = LossInput::classes(&z, cols, &ignoring)
+            .with_class_weights(&cw)
+            .with_ignore_index(-100);
+        let cases = [
+            (
+                Loss::CrossEntropy,
+                ce.with_label_smoothing(0.1).with_z_loss(1e-3),
+            ),
+            (
+                Loss::CrossEntropy,
+                LossInput::classes(&z, cols, &classes).with_label_smoothing(0.2),
+            ),
+            (
+                Loss::CrossEntropy,
+                LossInput::rows(&z, cols, &t).with_weights(&w),
+            ),
+            (Loss::ZeroOne, LossInput::classes(&z, cols, &classes)),
+            (Loss::KlDiv, LossInput::rows(&q, cols, &t)),
+            (
+                Loss::KlDiv,
+                LossInput::rows(&log_q, cols, &t).with_log_input(),
+            ),
+            (
+                Loss::Entropy,
+                LossInput::unlabelled(&q, cols).with_weights(&w),
+            ),
+            (
+                Loss::MultiMargin {
+                    margin: 1.0,
+                    power: 2,
+                },
+                LossInput::classes(&z, cols, &classes),
+            ),
+        ];
+        for (loss, input) in cases {
+            compare(
+                engine,
+                &format!("split {rows}x{cols}"),
+                &loss,
+                &input,
+                &|_| 1e-5,
+            );
+        }
+    }
+}
+
 #[test]
 fn chunked_paths_match_reference() {
     // 4 KiB bindings: 1024 elements or 3 rows of 300 per dispatch, and the
@@ -1105,4 +1178,58 @@ fn a_zero_weight_does_not_hide_a_nan_on_the_cpu_backend() {
         .loss_grad(&Loss::CrossEntropy, &input, Reduction::Sum)
         .unwrap();
     assert!(g[..3].iter().all(|v| v.is_nan()) && g[3..].iter().all(|v| v.is_finite()));
+}
+
+/// Row kernels flag rows (n·m may pass 2^32), yet the error names the first
+/// offending element of the first flagged row and its value: on host
+/// slices and resident tensors, f32 and bf16, one offender or two in a row.
+#[test]
+fn row_errors_name_the_first_offending_element() {
+    let (rows, cols) = (9, 5);
+    let mut p = vec![0.2f32; rows * cols];
+    (p[3 * cols + 3], p[3 * cols + 4], p[6 * cols]) = (1.5, 2.5, -1.0);
+    let t = vec![0.2f32; rows * cols];
+    let mut t_bad = t.clone();
+    (t_bad[4 * cols + 2], t_bad[7 * cols + 1]) = (3.0, -2.0);
+    let half = |v: &[f32]| {
+        v.iter()
+            .map(|&x| lossgpu::bf16::from_f32(x))
+            .collect::<Vec<_>>()
+    };
+    let (p16, t16, t_bad16) = (half(&p), half(&t), half(&t_bad));
+    let cpu = Engine::cpu();
+    for engine in [Some(&cpu), gpu(), gpu_small()].into_iter().flatten() {
+        let kl = Loss::KlDiv;
+        for reduction in [Reduction::Sum, Reduction::None] {
+            let input = LossInput::rows(&p, cols, &t);
+            assert_err(engine.loss(&kl, &input, reduction), "pred[18] = 1.5");
+            let input = LossInput::rows(&t, cols, &t_bad);
+            assert_err(engine.loss(&kl, &input, reduction), "target[22] = 3");
+            let input = LossInput::rows(&p16, cols, &t16);
+            assert_err(engine.loss_grad(&kl, &input, reduction), "pred[18] = 1.5");
+            let input = LossInput::rows(&t16, cols, &t_bad16);
+            assert_err(engine.loss_grad(&kl, &input, reduction), "target[22] = 3");
+        }
+        let (pt, tt) = (
+            engine.upload_rows(&p16, cols).unwrap(),
+            engine.upload_rows(&t16, cols).unwrap(),
+        );
+        let bad_t = engine.upload_rows(&t_bad16, cols).unwrap();
+        assert_err(
+            engine.loss_tensor(&kl, &pt, &tt, Reduction::Sum),
+            "pred[18] = 1.5",
+        );
+        assert_err(
+            engine.loss_tensor(&kl, &tt, &bad_t, Reduction::Mean),
+            "target[22] = 3",
+        );
+        let (pt, tt) = (
+            engine.upload_rows(&p, cols).unwrap(),
+            engine.upload_rows(&t, cols).unwrap(),
+        );
+        assert_err(
+            engine.loss_grad_tensor(&kl, &pt, &tt, Reduction::Sum),
+            "pred[18] = 1.5",
+        );
+    }
 }

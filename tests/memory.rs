@@ -186,3 +186,28 @@ fn a_caller_s_buffer_is_not_counted() {
     drop(t);
     assert_eq!(engine.device_memory().current_bytes, base);
 }
+
+/// A row loss over host slices of many slabs (gpu_small's are 4096
+/// values) holds one slab's inputs and gradient at a time, not the whole.
+#[test]
+fn row_losses_over_host_slices_hold_one_slab() {
+    let Some(engine) = gpu_small() else { return };
+    let mut rng = rng("memory slabs");
+    let (rows, cols) = (4001, 33);
+    let p = data(&mut rng, rows * cols);
+    let classes: Vec<u32> = (0..rows as u32).map(|i| i % cols as u32).collect();
+    let input = LossInput::classes(&p, cols, &classes);
+    let base = engine.device_memory().current_bytes;
+    engine.reset_peak_device_memory();
+    let (_, grad) = engine
+        .loss_and_grad(&Loss::CrossEntropy, &input, Reduction::Mean)
+        .unwrap();
+    assert_eq!(grad.len(), rows * cols);
+    let peak = engine.device_memory().peak_bytes - base;
+    let whole = padded(rows * cols, 4);
+    assert!(
+        peak * 8 < whole,
+        "a peak of {peak} bytes for {whole} bytes of logits"
+    );
+    assert_eq!(engine.device_memory().current_bytes, base);
+}

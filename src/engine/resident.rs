@@ -181,6 +181,39 @@ impl Engine {
         Ok(value)
     }
 
+    /// [`Engine::loss_tensor`] with the loss's [`LossOptions`] (an ignore
+    /// index, label smoothing, a z-loss, class weights, kl-div's log forms,
+    /// pos_weight), the value alone: an evaluation step's loss over resident
+    /// logits with padding rows labelled −100 left out. Per-sample values
+    /// (reduction `none`) come back as f32.
+    ///
+    /// ```
+    /// use lossgpu::{Engine, Loss, LossOptions, Reduction};
+    ///
+    /// let engine = Engine::new();
+    /// let logits = engine.upload_rows(&[2.0f32, 0.5, -1.0, 0.1, 0.2, 3.0], 3)?;
+    /// let labels = engine.upload_classes(&[0, -100i32 as u32])?;
+    /// let options = LossOptions { ignore_index: Some(-100), ..Default::default() };
+    /// let ce = Loss::CrossEntropy;
+    /// let value = engine.loss_tensor_with(&ce, &logits, &labels, options, Reduction::Mean)?;
+    /// let first_row = engine.loss_tensor(&ce, &engine.upload_rows(&[2.0f32, 0.5, -1.0], 3)?,
+    ///     &engine.upload_classes(&[0])?, Reduction::Mean)?;
+    /// assert_eq!(value.scalar(), first_row.scalar()); // the −100 row is left out
+    /// # Ok::<(), lossgpu::Error>(())
+    /// ```
+    pub fn loss_tensor_with<'t, F: Float + Element>(
+        &self,
+        loss: &Loss,
+        pred: &Tensor<F>,
+        target: impl Into<TensorTarget<'t, F>>,
+        options: LossOptions,
+        reduction: Reduction,
+    ) -> Result<LossValue> {
+        let how = (options, reduction);
+        let (value, _) = self.resident_loss(loss, pred, target.into(), how, Want::VALUE)?;
+        Ok(value)
+    }
+
     /// The gradient of [`Engine::loss_tensor`] with respect to the
     /// prediction, as a new resident f32 tensor of its shape.
     pub fn loss_grad_tensor<'t, F: Float + Element>(

@@ -44,7 +44,7 @@ struct Group {
 /// How one item is evaluated.
 enum Plan {
     Packed { group: usize, segment: usize },
-    Alone(Pending),
+    Alone(Box<Pending>),
 }
 
 /// What a packed group leaves to read back.
@@ -73,8 +73,8 @@ impl Gpu {
             }
             for (i, (call, input)) in items.iter().enumerate() {
                 if plans[i].is_none() {
-                    let p = self.encode_loss(&mut encoder, call, input, Want::VALUE)?;
-                    plans[i] = Some(Plan::Alone(p));
+                    let p = self.encode_loss(&mut encoder, call, input, Want::VALUE, None)?;
+                    plans[i] = Some(Plan::Alone(Box::new(p)));
                 }
             }
             let mut parts: Vec<(&Buffer, u64)> = Vec::new();

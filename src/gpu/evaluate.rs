@@ -79,6 +79,9 @@ pub(super) struct Pending {
     terms: Option<Buffer>,
     /// The gradient, one value per prediction.
     grad: Option<Buffer>,
+    /// A slab's per-row losses, unweighted f32, for the whole call's
+    /// reduction (slabs.rs).
+    row_values: Option<Buffer>,
     rows: usize,
     cols: usize,
     /// How the per-sample values and the gradient are stored.
@@ -101,14 +104,28 @@ pub(super) struct ClassOptions<'b> {
     z_loss: f32,
     /// Σ of the rows' mean weights (the host's f64), where options apply.
     mean_weight_sum: Option<f64>,
+    /// The whole call, where this one is a slab of its rows (slabs.rs).
+    slab_of: Option<SlabOf>,
+}
+
+/// What a slab's passes take from the whole call (slabs.rs).
+#[derive(Clone, Copy)]
+pub(super) struct SlabOf {
+    /// The gradient's factor: the whole call's 1/denominator, which the
+    /// slab's own reduction does not know.
+    pub grad_scale: f32,
+    /// The whole call's rows, which decide whether wide rows are split,
+    /// so that a slab's rows get the bits of the one-buffer path.
+    pub rows: usize,
 }
 
 /// The read-back bytes of a [`Pending`], by part.
-struct Read<'b> {
-    errors: &'b [u8],
-    sums: Option<&'b [u8]>,
-    terms: Option<&'b [u8]>,
-    grad: Option<&'b [u8]>,
+pub(super) struct Read<'b> {
+    pub errors: &'b [u8],
+    pub sums: Option<&'b [u8]>,
+    pub terms: Option<&'b [u8]>,
+    pub grad: Option<&'b [u8]>,
+    pub row_values: Option<&'b [u8]>,
 }
 
 impl Pending {
@@ -125,10 +142,13 @@ impl Pending {
         if let Some(g) = &self.grad {
             parts.push((g, read_bytes(self.rows * self.cols, self.out)));
         }
+        if let Some(v) = &self.row_values {
+            parts.push((v, 4 * self.rows as u64));
+        }
         parts
     }
 
-    fn read<'b>(&self, bytes: &'b [Vec<u8>]) -> Read<'b> {
+    pub(super) fn read<'b>(&self, bytes: &'b [Vec<u8>]) -> Read<'b> {
         let mut parts = bytes.iter().map(Vec::as_slice);
         let mut next = |recorded: bool| if recorded { parts.next() } else { None };
         Read {
@@ -136,6 +156,7 @@ impl Pending {
             sums: next(self.sums.is_some()),
             terms: next(self.terms.is_some()),
             grad: next(self.grad.is_some()),
+            row_values: next(self.row_values.is_some()),
         }
     }
 
@@ -151,7 +172,7 @@ impl Pending {
 
     /// (Σ w·l, Σ w) from the read-back reduction (Σ w is the count when
     /// unweighted).
-    fn sums(&self, read: &Read) -> Option<(f64, f64)> {
+    pub(super) fn sums(&self, read: &Read) -> Option<(f64, f64)> {
         let s = to_f32(read.sums?, 3);
         let wsum = if let Some(w) = self.mean_weights {
             w
@@ -180,8 +201,18 @@ impl Gpu {
                     return Ok((value, None));
                 }
             }
+            if let Some(joined) = self.rows_by_slab::<F, O>(call, input, want)? {
+                let value = match joined.terms {
+                    Some(terms) => LossValue::PerSample(terms),
+                    None if want.value => {
+                        LossValue::Scalar(call.finish(joined.sum, joined.weight_sum)?)
+                    }
+                    None => LossValue::Scalar(f64::NAN),
+                };
+                return Ok((value, joined.grad));
+            }
             let mut encoder = self.encoder();
-            let pending = self.encode_loss(&mut encoder, call, input, want)?;
+            let pending = self.encode_loss(&mut encoder, call, input, want, None)?;
             let bytes = submit_and_read(&self.ctx, encoder, &pending.parts())?;
             self.finish_loss(call, input, &pending, &bytes)
         })
@@ -209,11 +240,14 @@ impl Gpu {
         input: &LossInput<F>,
     ) -> Result<(f64, f64)> {
         self.ctx.scoped(|| {
+            if let Some(joined) = self.rows_by_slab::<F, f32>(call, input, Want::VALUE)? {
+                return Ok((joined.sum, joined.weight_sum));
+            }
             let (pending, bytes) = match self.stream_reduction(call, input)? {
                 Some(streamed) => streamed,
                 None => {
                     let mut encoder = self.encoder();
-                    let pending = self.encode_loss(&mut encoder, call, input, Want::VALUE)?;
+                    let pending = self.encode_loss(&mut encoder, call, input, Want::VALUE, None)?;
                     let bytes = submit_and_read(&self.ctx, encoder, &pending.parts())?;
                     (pending, bytes)
                 }
@@ -254,6 +288,7 @@ impl Gpu {
             sums: Some(result),
             terms: None,
             grad: None,
+            row_values: None,
             rows: call.shape.rows,
             cols: 1,
             out: DType::F32,
@@ -293,13 +328,15 @@ impl Gpu {
         }
     }
 
-    /// Uploads a call's host slices and records its passes into `encoder`.
+    /// Uploads a call's host slices and records its passes into `encoder`
+    /// (as a slab of a whole call's rows, where `slab_of` says).
     pub(super) fn encode_loss<F: Float>(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         call: &Call,
         input: &LossInput<F>,
         want: Want,
+        slab_of: Option<SlabOf>,
     ) -> Result<Pending> {
         let ctx = &self.ctx;
         let pred = upload(ctx, input.pred, "pred")?;
@@ -313,7 +350,10 @@ impl Gpu {
             weights: weights_dtype,
             ..Dtypes::of(call.target, F::DTYPE)
         };
-        let options = Self::class_options(call, input, per_class.as_ref());
+        let options = ClassOptions {
+            slab_of,
+            ..Self::class_options(call, input, per_class.as_ref())
+        };
         let buffers = (&pred, target.as_ref(), weights.as_ref());
         self.encode_on(encoder, call, (buffers, dtypes), want, &options)
     }
@@ -396,7 +436,9 @@ impl Gpu {
         let pointwise = matches!(call.shape.form, Form::Pointwise(_));
         // In place, a pass before the gradient checks every input (for rows,
         // row_loss), so that the gradient is written only over valid logits.
-        let needs_sums = (want.value && reduction != Reduction::None)
+        // A slab's value is reduced with the whole call's rows (slabs.rs).
+        let slab_values = options.slab_of.is_some() && want.value && reduction != Reduction::None;
+        let needs_sums = (want.value && reduction != Reduction::None && !slab_values)
             || (want.in_place && pointwise)
             || (want.grad
                 && reduction == Reduction::Mean
@@ -443,6 +485,7 @@ impl Gpu {
                         Loss::MultiMargin { power, .. } => power,
                         _ => 1,
                     },
+                    split_rows: options.slab_of.map_or(rows, |s| s.rows),
                 };
                 point_op = PointOp {
                     op: Term::Identity,
@@ -490,6 +533,9 @@ impl Gpu {
             None
         };
         let coef = match reduction {
+            _ if options.slab_of.is_some() => {
+                Coef::Scale(options.slab_of.map_or(1.0, |s| s.grad_scale))
+            }
             Reduction::Mean if mean_weights.is_some() => {
                 Coef::Scale((1.0 / mean_weights.unwrap_or(1.0)) as f32)
             }
@@ -565,6 +611,7 @@ impl Gpu {
             sums,
             terms,
             grad,
+            row_values: point_inputs.filter(|_| slab_values),
             rows,
             cols,
             out: want.out,
@@ -631,17 +678,29 @@ impl Gpu {
             let read = p.read(&bytes);
             let slots = to_u32(read.errors);
             let loss = &call.loss;
+            // The offender of a flagged row: read the row back, name its value.
+            let offender = |buffer, i: usize, dtype, domain| -> Result<(usize, f32)> {
+                let cols = call.flagged_cols();
+                let values = self.read_offenders(buffer, i * cols, cols, dtype)?;
+                Ok(first_outside(i, cols, values, domain))
+            };
             if slots[0] != u32::MAX {
-                let i = slots[0] as usize;
-                let v = self.read_resident_at(pred, i, dtypes.pred)?;
-                return Err(loss.domain_error("pred", call.pred_domain(), i, v));
+                let domain = call.pred_domain();
+                let (i, v) = offender(pred, slots[0] as usize, dtypes.pred, domain)?;
+                return Err(loss.domain_error("pred", domain, i, v));
             }
             if let (Some(t), true) = (target, slots[1] != u32::MAX) {
                 let i = slots[1] as usize;
-                let v = self.read_resident_at(t, i, dtypes.target)?;
                 return Err(match call.target {
-                    TargetKind::Classes => class_error(loss, i, v.to_bits(), call.shape.cols),
-                    _ => loss.domain_error("target", call.target_domain(), i, v),
+                    TargetKind::Classes => {
+                        let v = self.read_offenders(t, i, 1, DType::F32)?[0];
+                        class_error(loss, i, v.to_bits(), call.shape.cols)
+                    }
+                    _ => {
+                        let domain = call.target_domain();
+                        let (i, v) = offender(t, i, dtypes.target, domain)?;
+                        loss.domain_error("target", domain, i, v)
+                    }
                 });
             }
             Ok((p.value(call, &read)?, grad))
@@ -660,53 +719,45 @@ impl Gpu {
             in_place: false,
         };
         self.ctx.scoped(|| {
-            if x.len() > reduce_chunk_elements(&self.ctx) {
-                let host = HostInputs {
-                    pred: x,
-                    target: t,
-                    weights: None,
-                    per_class: None,
-                };
-                let errors = error_slots(&self.ctx);
-                let (encoder, result) = self.reduce_streamed(op, host, &errors)?;
-                let bytes = submit_and_read(&self.ctx, encoder, &[(&result, 16)])?;
-                return Ok(scaled_sum(&to_f32(&bytes[0], 3)));
-            }
-            let xb = upload(&self.ctx, x, "input")?;
-            let tb = t
-                .map(|t| upload(&self.ctx, t, "second input"))
-                .transpose()?;
-            let errors = error_slots(&self.ctx);
-            let inputs = Inputs {
-                pred: &xb,
-                target: tb.as_ref(),
+            let host = HostInputs {
+                pred: x,
+                target: t,
                 weights: None,
-                errors: &errors,
                 per_class: None,
-                dtypes: Dtypes::all(F::DTYPE),
-                spare: None,
             };
-            let mut encoder = self.encoder();
-            let result = self.reduce(&mut encoder, op, &inputs, x.len())?;
-            let bytes = submit_and_read(&self.ctx, encoder, &[(&result, 16)])?;
-            Ok(scaled_sum(&to_f32(&bytes[0], 3)))
+            Ok(scaled_sum(&self.reduce_host(op, host)?.0))
         })
     }
 
-    /// Value i of a resident buffer of `dtype` (to name an offender in an
-    /// error): its aligned word is copied, and a half value widened.
-    fn read_resident_at(&self, buffer: &Buffer, i: usize, dtype: DType) -> Result<f32> {
-        let one = output(&self.ctx, 1, "offender")?;
+    /// Values [start, start + len) of a resident buffer of `dtype`, as f32
+    /// (to name an offender in an error): their aligned words are copied,
+    /// and half values widened. (f32 bits of a u32 buffer are its values.)
+    fn read_offenders(
+        &self,
+        buffer: &Buffer,
+        start: usize,
+        len: usize,
+        dtype: DType,
+    ) -> Result<Vec<f32>> {
+        let size = dtype.size();
+        let first = (start * size) as u64 & !3;
+        let end = ((start + len) * size).next_multiple_of(4) as u64;
+        let copy = output(&self.ctx, ((end - first) / 4) as usize, "offender")?;
         let mut encoder = self.encoder();
-        let byte = (i * dtype.size()) as u64;
-        encoder.copy_buffer_to_buffer(buffer, byte & !3, &one, 0, 4);
-        let bytes = submit_and_read(&self.ctx, encoder, &[(&one, 4)])?;
-        let at = (byte & 3) as usize;
-        let half = u16::from_le_bytes([bytes[0][at], bytes[0][at + 1]]);
+        encoder.copy_buffer_to_buffer(buffer, first, &copy, 0, end - first);
+        let bytes = submit_and_read(&self.ctx, encoder, &[(&copy, end - first)])?;
+        let at = start * size - first as usize;
+        let bytes = &bytes[0][at..at + len * size];
         Ok(match dtype {
-            DType::F32 => to_f32(&bytes[0], 1)[0],
-            DType::F16 => crate::f16::from_bits(half).to_f32(),
-            DType::Bf16 => crate::bf16::from_bits(half).to_f32(),
+            DType::F32 => to_f32(bytes, len),
+            DType::F16 => to_values::<crate::f16>(bytes, len)
+                .iter()
+                .map(|v| v.to_f32())
+                .collect(),
+            DType::Bf16 => to_values::<crate::bf16>(bytes, len)
+                .iter()
+                .map(|v| v.to_f32())
+                .collect(),
         })
     }
 
@@ -719,17 +770,24 @@ impl Gpu {
         slots: &[u32],
     ) -> Result<()> {
         let loss = &call.loss;
+        let cols = call.flagged_cols();
+        let offender = |values: &[F], i: usize, domain| {
+            let row = values[i * cols..(i + 1) * cols].iter().map(|v| v.to_f32());
+            first_outside(i, cols, row, domain)
+        };
         if let Some(&i) = slots.first().filter(|&&i| i != u32::MAX) {
-            let i = i as usize;
-            let v = input.pred[i].to_f32();
-            return Err(loss.domain_error("pred", call.pred_domain(), i, v));
+            let domain = call.pred_domain();
+            let (i, v) = offender(input.pred, i as usize, domain);
+            return Err(loss.domain_error("pred", domain, i, v));
         }
         if let Some(&i) = slots.get(1).filter(|&&i| i != u32::MAX) {
             let i = i as usize;
             return Err(match input.target {
                 Target::Classes(c) => class_error(loss, i, c[i], call.shape.cols),
                 Target::Values(t) => {
-                    loss.domain_error("target", call.target_domain(), i, t[i].to_f32())
+                    let domain = call.target_domain();
+                    let (i, v) = offender(t, i, domain);
+                    loss.domain_error("target", domain, i, v)
                 }
                 Target::None => Error::Gpu("a kernel flagged a target that does not exist".into()),
             });
@@ -739,4 +797,21 @@ impl Gpu {
         }
         Ok(())
     }
+}
+
+/// The index among a call's elements, and the value, of the first value of
+/// row `row` (of `cols`) outside `domain`; the row's first value should
+/// none be.
+fn first_outside(
+    row: usize,
+    cols: usize,
+    values: impl IntoIterator<Item = f32>,
+    domain: Domain,
+) -> (usize, f32) {
+    let mut values = values.into_iter().enumerate().peekable();
+    let first = values.peek().map_or(f32::NAN, |&(_, v)| v);
+    let (j, v) = values
+        .find(|&(_, v)| !domain.contains(v))
+        .unwrap_or((0, first));
+    (row * cols + j, v)
 }

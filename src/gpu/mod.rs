@@ -18,6 +18,7 @@ pub(crate) mod pipelines;
 mod probe;
 mod reduce;
 mod rows;
+mod slabs;
 mod stats;
 mod stream;
 

@@ -1,10 +1,9 @@
 //! Host side of `shaders/reduce.wgsl`: every reduction's second pass, and
 //! the two-pass reductions built from `reduce_terms` (loss.rs) and it.
 
-use super::buffers::output;
-use super::buffers::uniform;
+use super::buffers::{error_slots, output, submit_and_read, to_f32, to_u32, uniform, upload};
 use super::dispatch::{chunks, grid, partials_for, reduce_chunk_elements, Chunk};
-use super::loss::{Inputs, PointOp};
+use super::loss::{Dtypes, Inputs, PointOp};
 use super::memory::Buffer;
 use super::params::ReduceParams;
 use super::pipelines::Family;
@@ -70,6 +69,43 @@ impl Gpu {
         let result = output(&self.ctx, 4, "result")?;
         self.fold_partials(&mut encoder, &partials, base, &result, None)?;
         Ok((encoder, result))
+    }
+
+    /// [`Gpu::reduce`] over host slices, streamed past one chunk (with the
+    /// resident path's bits either way), submitted and read back: its
+    /// (S, Σ w, M) and its error slots.
+    pub(super) fn reduce_host<F: crate::ops::dtype::Float>(
+        &self,
+        op: PointOp,
+        host: HostInputs<F>,
+    ) -> Result<(Vec<f32>, Vec<u32>)> {
+        let ctx = &self.ctx;
+        let errors = error_slots(ctx);
+        let n = host.pred.len();
+        let (encoder, result) = if n > reduce_chunk_elements(ctx) {
+            self.reduce_streamed(op, host, &errors)?
+        } else {
+            let pred = upload(ctx, host.pred, "input")?;
+            let up = |v: Option<&[F]>, what| v.map(|v| upload(ctx, v, what)).transpose();
+            let target = up(host.target, "second input")?;
+            let weights = up(host.weights, "weights")?;
+            let per_class = host.per_class.map(|v| upload(ctx, v, "per class"));
+            let per_class = per_class.transpose()?;
+            let inputs = Inputs {
+                pred: &pred,
+                target: target.as_ref(),
+                weights: weights.as_ref(),
+                errors: &errors,
+                per_class: per_class.as_ref(),
+                dtypes: Dtypes::all(F::DTYPE),
+                spare: None,
+            };
+            let mut encoder = self.encoder();
+            let result = self.reduce(&mut encoder, op, &inputs, n)?;
+            (encoder, result)
+        };
+        let bytes = submit_and_read(ctx, encoder, &[(&result, 16), (&errors, 16)])?;
+        Ok((to_f32(&bytes[0], 3), to_u32(&bytes[1])))
     }
 
     pub(super) fn partials_for_chunks(&self, parts: &[Chunk]) -> Result<Buffer> {

@@ -34,6 +34,9 @@ pub(super) struct RowKernel {
     /// multi-margin's margin and power.
     pub margin: f32,
     pub power: u32,
+    /// The rows whose number decides whether wide rows are split: the
+    /// call's, or the whole call's for a slab of its rows.
+    pub split_rows: usize,
 }
 
 impl RowKernel {
@@ -106,19 +109,23 @@ const SPLIT_COLS: usize = 8192;
 const SPLIT_ROWS: usize = 512;
 const SPLIT_PART: usize = 4096;
 
-/// The parts a wide row of a few is cut into, when its loss needs only a
-/// max and a sum (cross-entropy with class targets and no options, argmax)
-/// and the rows fit one binding (their parts are merged from one buffer).
-fn split(ctx: &Context, kernel: RowKernel, rows: usize, cols: usize) -> Result<Option<usize>> {
-    let op = matches!(kernel.op, RowOp::CeClass | RowOp::Argmax);
-    if !op || kernel.ce_options || cols < SPLIT_COLS || rows >= SPLIT_ROWS {
+/// The parts a wide row of a few is cut into, when its loss merges from
+/// its parts' maxima, sums and terms (every row op but nll, which reads one
+/// value a row) and the rows fit one binding (their parts are merged from
+/// one buffer of PART_BYTES a part); decided on the kernel's split_rows.
+fn split(ctx: &Context, kernel: RowKernel, cols: usize) -> Result<Option<usize>> {
+    let rows = kernel.split_rows;
+    if kernel.op == RowOp::Nll || cols < SPLIT_COLS || rows >= SPLIT_ROWS {
         return Ok(None);
     }
     let parts = (cols / SPLIT_PART).clamp(2, 64);
     let fits = rows <= max_chunk_rows(ctx, cols)?
-        && 16 * rows * parts <= ctx.info.max_binding_bytes as usize;
+        && PART_BYTES * rows * parts <= ctx.info.max_binding_bytes as usize;
     Ok(fits.then_some(parts))
 }
+
+/// Bytes of one part's statistics (row_partials' eight words).
+const PART_BYTES: usize = 32;
 
 /// Where a row pass writes: a new buffer, or (the gradient in place) the
 /// logits themselves, of `dtype`.
@@ -155,8 +162,8 @@ impl Gpu {
     ) -> Result<(Buffer, Buffer)> {
         let out = output(&self.ctx, rows, "row losses")?;
         let lse = output(&self.ctx, 4 * rows, "row logsumexp")?;
-        if let Some(parts) = split(&self.ctx, kernel, rows, cols)? {
-            let partials = output(&self.ctx, 4 * rows * parts, "row partials")?;
+        if let Some(parts) = split(&self.ctx, kernel, cols)? {
+            let partials = output(&self.ctx, PART_BYTES / 4 * rows * parts, "row partials")?;
             let (one, lse_out) = (Coef::Scale(1.0), RowOut::new(&out, DType::F32));
             let entry = RowEntry::Partials(parts);
             let to = RowOut::new(&partials, DType::F32);
@@ -229,7 +236,8 @@ impl Gpu {
             let (out_binding, out_skip) = if entry.per_element() {
                 binding_of(ctx, out, c.start * cols, c.len * cols, out_dtype)
             } else if let RowEntry::Partials(parts) = entry {
-                binding(ctx, out, 4 * parts * c.start, 4 * parts * c.len)
+                let words = PART_BYTES / 4 * parts;
+                binding(ctx, out, words * c.start, words * c.len)
             } else {
                 binding(ctx, out, c.start, c.len)
             };

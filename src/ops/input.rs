@@ -433,6 +433,16 @@ impl Call {
         super::reduction::finish(self.reduction, sum, wsum, self.rmse())
     }
 
+    /// The values each error slot of the call's kernels covers: row
+    /// kernels flag a row of `cols` (its n·m elements may pass 2^32),
+    /// pointwise kernels a value.
+    pub fn flagged_cols(&self) -> usize {
+        match self.shape.form {
+            Form::Rows(_) => self.shape.cols,
+            Form::Pointwise(_) => 1,
+        }
+    }
+
     /// Whether the reduced value is rmse's root of a mean.
     pub fn rmse(&self) -> bool {
         self.loss == Loss::Rmse
