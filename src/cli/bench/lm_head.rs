@@ -165,7 +165,27 @@ fn secs(t: Option<Timing>) -> Value {
     t.map_or(Value::Null, |t| Value::Num(t.seconds))
 }
 
-pub(super) fn json(l: &LmHead) -> Value {
+/// The read ceilings (GB/s) a step's rate is set against: the GPU's minimal
+/// read kernel over one tensor and the all-core host read, at the run's
+/// largest size.
+#[derive(Clone, Copy, Default)]
+pub(super) struct ReadCeilings {
+    pub gpu: Option<f64>,
+    pub host: Option<f64>,
+}
+
+/// A step's logit bytes a second as a fraction of `ceiling`: a step moves
+/// three times its logits' bytes (two reads, the gradient's write), so a
+/// third is the most it can reach.
+fn fraction(bytes: usize, t: Option<Timing>, ceiling: Option<f64>) -> Option<f64> {
+    Some(bytes as f64 / t?.seconds / 1e9 / ceiling?)
+}
+
+fn num(v: Option<f64>) -> Value {
+    v.map_or(Value::Null, Value::Num)
+}
+
+pub(super) fn json(l: &LmHead, c: ReadCeilings) -> Value {
     let vocab = l
         .vocab
         .iter()
@@ -181,6 +201,14 @@ pub(super) fn json(l: &LmHead) -> Value {
                 ("gpu_resident_logit_gb_per_s".into(), gbs(bytes, r.resident)),
                 ("gpu_in_place_logit_gb_per_s".into(), gbs(bytes, r.in_place)),
                 ("cpu_logit_gb_per_s".into(), gbs(bytes, Some(r.cpu))),
+                (
+                    "gpu_resident_of_read_ceiling".into(),
+                    num(fraction(bytes, r.resident, c.gpu)),
+                ),
+                (
+                    "cpu_of_read_ceiling".into(),
+                    num(fraction(bytes, Some(r.cpu), c.host)),
+                ),
                 ("peak_bytes_new_gradient".into(), Value::Int(r.peak_new)),
                 ("peak_bytes_in_place".into(), Value::Int(r.peak_in_place)),
             ])
@@ -222,12 +250,12 @@ pub(super) fn json(l: &LmHead) -> Value {
     ])
 }
 
-pub(super) fn text(l: &LmHead) -> String {
+pub(super) fn text(l: &LmHead, c: ReadCeilings) -> String {
     let mb = |b: u64| b as f64 / 1e6;
     let ms =
         |t: Option<Timing>| t.map_or("-".to_string(), |t| format!("{:.2} ms", t.seconds * 1e3));
     let mut s =
-        String::from("cross-entropy value + gradient (mean), logits N×V f32; GB/s of logits:");
+        String::from("cross-entropy value + gradient (mean), logits N×V f32; GB/s of logits, and as a fraction of the read ceiling (a step moves 3× its logits' bytes: at most 1/3):");
     for r in &l.vocab {
         let bytes = r.rows * r.classes * 4;
         let rate = |t: Option<Timing>| {
@@ -235,17 +263,22 @@ pub(super) fn text(l: &LmHead) -> String {
                 format!("{:.2}", bytes as f64 / t.seconds / 1e9)
             })
         };
+        let of = |t: Option<Timing>, ceiling| {
+            fraction(bytes, t, ceiling).map_or(String::new(), |f| format!(", {f:.3} of read"))
+        };
         s.push_str(&format!(
-            "\n  V={:<7} N={:<5} gpu resident {} ({} GB/s), in place {} ({} GB/s), e2e {}, cpu {} ({} GB/s); peak above the logits {:.1} MB new, {:.1} MB in place",
+            "\n  V={:<7} N={:<5} gpu resident {} ({} GB/s{}), in place {} ({} GB/s), e2e {}, cpu {} ({} GB/s{}); peak above the logits {:.1} MB new, {:.1} MB in place",
             r.classes,
             r.rows,
             ms(r.resident),
             rate(r.resident),
+            of(r.resident, c.gpu),
             ms(r.in_place),
             rate(r.in_place),
             ms(r.e2e),
             ms(Some(r.cpu)),
             rate(Some(r.cpu)),
+            of(Some(r.cpu), c.host),
             mb(r.peak_new),
             mb(r.peak_in_place),
         ));

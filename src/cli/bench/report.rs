@@ -112,10 +112,17 @@ pub(super) fn build_report(res: &Results) -> Report {
     report.text_only("fractions", fraction_table(res));
     report.field("batch", batch_json(&res.batch), batch_text(&res.batch));
     let lm = &res.lm_head;
+    let largest = res.ceilings.iter().max_by_key(|c| c.n);
+    let gbs =
+        |t: Option<super::timing::Timing>, n: usize| t.map(|t| (n * 4) as f64 / t.seconds / 1e9);
+    let ceilings = super::lm_head::ReadCeilings {
+        gpu: largest.and_then(|c| gbs(c.read[0], c.n)),
+        host: largest.and_then(|c| gbs(Some(c.host_all[0]), c.n)),
+    };
     report.field(
         "lm_head",
-        super::lm_head::json(lm),
-        super::lm_head::text(lm),
+        super::lm_head::json(lm, ceilings),
+        super::lm_head::text(lm, ceilings),
     );
     report
 }
