@@ -115,3 +115,114 @@ fn metric_sums_and_grad_stats_of_parts_merge_into_the_whole() {
         assert!(with_nan.l2_norm.is_nan() && with_nan.nan_count == 1);
     }
 }
+
+/// Partial states merge in any grouping to within 1e-12 relative (f64
+/// additions of the same parts, reordered), and a fixed plan gives the same
+/// bits every run: a left fold, a right fold and a pairwise tree of 41
+/// parts of uneven sizes, for a pointwise loss, a row loss and the fused
+/// metrics, on every backend.
+#[test]
+fn partial_states_merge_in_any_grouping() {
+    let mut rng = rng("merge groupings");
+    let cpu = Engine::cpu();
+    let n = 41 * 257;
+    let (p, t) = (data(&mut rng, n), data(&mut rng, n));
+    let w: Vec<f32> = (0..n).map(|_| rng.random::<f32>()).collect();
+    let mut cuts: Vec<usize> = (1..41).map(|_| rng.random_range(0..n)).collect();
+    cuts.extend([0, n]);
+    cuts.sort_unstable();
+    let cols = 7;
+    let rows = n / cols;
+    let classes: Vec<u32> = (0..rows)
+        .map(|_| rng.random_range(0..cols as u32))
+        .collect();
+    fn tree<S: Copy>(parts: &[S], merge: fn(S, S) -> S) -> S {
+        match parts {
+            [one] => *one,
+            _ => {
+                let (a, b) = parts.split_at(parts.len() / 2);
+                merge(tree(a, merge), tree(b, merge))
+            }
+        }
+    }
+    let close = |what: &str, a: f64, b: f64| {
+        assert!((a - b).abs() <= 1e-12 * b.abs(), "{what}: {a} vs {b}");
+    };
+    for engine in [Some(&cpu), gpu()].into_iter().flatten() {
+        let states = |plan: &[usize]| -> Vec<LossSums> {
+            plan.windows(2)
+                .map(|c| {
+                    let input = LossInput::new(&p[c[0]..c[1]], &t[c[0]..c[1]]);
+                    let input = input.with_weights(&w[c[0]..c[1]]);
+                    engine
+                        .loss_sums(&Loss::Huber { delta: 0.5 }, &input)
+                        .unwrap()
+                })
+                .collect()
+        };
+        let parts = states(&dedup(&cuts));
+        let left = parts
+            .iter()
+            .copied()
+            .fold(LossSums::default(), LossSums::merge);
+        let right = parts
+            .iter()
+            .rev()
+            .copied()
+            .fold(LossSums::default(), LossSums::merge);
+        let pairwise = tree(&parts, LossSums::merge);
+        for other in [right, pairwise] {
+            close("loss sum", other.sum, left.sum);
+            close("loss weight sum", other.weight_sum, left.weight_sum);
+            assert_eq!(other.count, left.count);
+        }
+        let again = states(&dedup(&cuts))
+            .into_iter()
+            .fold(LossSums::default(), LossSums::merge);
+        assert_eq!(
+            again.sum.to_bits(),
+            left.sum.to_bits(),
+            "the same plan, the same bits"
+        );
+        // A row loss, cut between rows.
+        let row_cuts: Vec<usize> = dedup(&cuts.iter().map(|c| c / cols).collect::<Vec<_>>());
+        let row_parts: Vec<LossSums> = row_cuts
+            .windows(2)
+            .map(|c| {
+                let z = &p[c[0] * cols..c[1] * cols];
+                let input = LossInput::classes(z, cols, &classes[c[0]..c[1]]);
+                engine.loss_sums(&Loss::CrossEntropy, &input).unwrap()
+            })
+            .collect();
+        let left = row_parts
+            .iter()
+            .copied()
+            .fold(LossSums::default(), LossSums::merge);
+        let pairwise = tree(&row_parts, LossSums::merge);
+        close("cross-entropy", pairwise.sum, left.sum);
+        assert_eq!(left.count, rows as u64);
+        // The fused metrics.
+        let metric_parts: Vec<MetricSums> = dedup(&cuts)
+            .windows(2)
+            .map(|c| {
+                let input = LossInput::new(&p[c[0]..c[1]], &t[c[0]..c[1]]);
+                engine.metric_sums(&input, 1.0, 0.3).unwrap()
+            })
+            .collect();
+        let left = metric_parts
+            .iter()
+            .copied()
+            .fold(MetricSums::default(), MetricSums::merge);
+        let pairwise = tree(&metric_parts, MetricSums::merge);
+        for (a, b) in pairwise.sums.iter().zip(left.sums) {
+            close("metric sum", *a, b);
+        }
+    }
+}
+
+/// Cut points without repeats (so that no part is empty).
+fn dedup(cuts: &[usize]) -> Vec<usize> {
+    let mut out = cuts.to_vec();
+    out.dedup();
+    out
+}

@@ -108,10 +108,12 @@ pub(crate) fn finish(reduction: Reduction, sum: f64, weight_sum: f64, rmse: bool
 
 /// Σ wᵢlᵢ, Σ wᵢ and the number of samples of a loss over one part of its
 /// data ([`crate::Engine::loss_sums`]): the state of a reduction over data
-/// that arrives in parts (a file read in chunks, a SQL aggregate). Parts
-/// [`merge`](LossSums::merge) in any order; [`finish`](LossSums::finish)
-/// gives what [`crate::Engine::loss`] gives for all of them at once, up to
-/// the rounding of the partial sums.
+/// that arrives in parts (a file read in chunks, a SQL aggregate's partial
+/// state). Parts [`merge`](LossSums::merge) by f64 addition in any order
+/// and grouping (which agree within 1e-12 relative; a fixed plan gives the
+/// same bits every run, tests/parts.rs); [`finish`](LossSums::finish) gives
+/// what [`crate::Engine::loss`] gives for all of them at once, up to the
+/// rounding of the partial sums (SPEC §5).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct LossSums {
     /// Σ wᵢlᵢ (wᵢ = 1 unweighted).
