@@ -709,15 +709,7 @@ impl Gpu {
 
     /// Σ term(x, t) of an internal pointwise op (prelu's dα, the penalties).
     pub(crate) fn sum_of_terms<F: Float>(&self, op: Term, x: &[F], t: Option<&[F]>) -> Result<f64> {
-        let op = PointOp {
-            op,
-            param: 0.0,
-            pred_domain: Domain::Any,
-            target_domain: Domain::Any,
-            pos_weight_cols: 0,
-            out: DType::F32,
-            in_place: false,
-        };
+        let op = PointOp::internal(op);
         self.ctx.scoped(|| {
             let host = HostInputs {
                 pred: x,

@@ -34,6 +34,20 @@ pub(super) struct PointOp {
 }
 
 impl PointOp {
+    /// An internal op's sum (no parameter, no domain, f32 out): row losses'
+    /// reduction, prelu's dα, the penalties.
+    pub fn internal(op: Term) -> PointOp {
+        PointOp {
+            op,
+            param: 0.0,
+            pred_domain: Domain::Any,
+            target_domain: Domain::Any,
+            pos_weight_cols: 0,
+            out: DType::F32,
+            in_place: false,
+        }
+    }
+
     /// The column of value `start` for a per-column pos_weight.
     fn col0(self, start: usize) -> u32 {
         match self.pos_weight_cols {

@@ -20,9 +20,9 @@ use super::reduce::scaled_sum;
 use super::stream::HostInputs;
 use super::Gpu;
 use crate::error::Result;
-use crate::ops::dtype::{DType, Float};
+use crate::ops::dtype::Float;
 use crate::ops::input::{Call, Form, LossInput, Shape, Target};
-use crate::ops::loss::{Domain, Term};
+use crate::ops::loss::Term;
 use crate::ops::reduction::Reduction;
 
 /// Values of one slab of an adapter's rows.
@@ -131,16 +131,7 @@ impl Gpu {
             weights: weights.as_deref(),
             per_class: None,
         };
-        let op = PointOp {
-            op: Term::Identity,
-            param: 0.0,
-            pred_domain: Domain::Any,
-            target_domain: Domain::Any,
-            pos_weight_cols: 0,
-            out: DType::F32,
-            in_place: false,
-        };
-        let (s, slots) = self.reduce_host(op, host)?;
+        let (s, slots) = self.reduce_host(PointOp::internal(Term::Identity), host)?;
         self.raise_value_errors(call, input, &slots)?;
         let rows = call.shape.rows;
         let weight_sum = if call.class_options {
