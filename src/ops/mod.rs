@@ -9,6 +9,7 @@ pub mod input;
 pub mod linear;
 pub mod loss;
 pub mod metrics;
+pub mod options;
 pub mod reduction;
 pub mod regularizer;
 
