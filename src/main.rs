@@ -36,7 +36,7 @@ fn run() -> ExitCode {
         eprintln!("lossgpu: error: internal error: {}", one_line(&msg));
     }));
     match std::panic::catch_unwind(|| cli::run(args)) {
-        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Ok(code)) => ExitCode::from(code),
         Ok(Err(e)) => {
             eprintln!("lossgpu: error: {}", one_line(&e.to_string()));
             ExitCode::from(2)

@@ -2859,3 +2859,61 @@ fn linear_ce_from_the_command_line() {
         "{line}"
     );
 }
+
+/// `lossgpu sql` runs the lossgpu-sql program (here a stand-in script named
+/// by LOSSGPU_SQL) with the query, the tables, --format and --backend, and
+/// exits with its status; without the program it fails with one line that
+/// says how to build it.
+#[test]
+fn sql_runs_the_lossgpu_sql_program() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new().unwrap();
+    let script = dir.path().join("fake-sql");
+    write(
+        dir.path(),
+        "fake-sql",
+        "#!/bin/sh\nfor a in \"$@\"; do echo \"[$a]\"; done\nexit 3\n",
+    );
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let r = run_env(
+        dir.path(),
+        &[
+            "--backend",
+            "cpu",
+            "sql",
+            "SELECT loss_mse(p, y) FROM t",
+            "--table",
+            "t=preds.parquet",
+            "--format",
+            "json",
+        ],
+        &[("LOSSGPU_SQL", script.to_str().unwrap())],
+    );
+    assert_eq!(r.code, Some(3), "{}", r.stderr);
+    let args: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(
+        args,
+        [
+            "[SELECT loss_mse(p, y) FROM t]",
+            "[--format]",
+            "[json]",
+            "[--backend]",
+            "[cpu]",
+            "[--table]",
+            "[t=preds.parquet]"
+        ]
+    );
+    let r = run_env(
+        dir.path(),
+        &["sql", "SELECT 1"],
+        &[("LOSSGPU_SQL", "/nonexistent/lossgpu-sql")],
+    );
+    assert_eq!(r.code, Some(2));
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("lossgpu-sql")
+            && r.stderr.contains("cargo build --release -p lossgpu-sql"),
+        "{}",
+        r.stderr
+    );
+}

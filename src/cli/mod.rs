@@ -15,6 +15,7 @@ mod metrics;
 mod npy;
 mod output;
 mod plot;
+mod sql;
 mod streamed;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -68,6 +69,8 @@ enum Command {
     Clip(gradient::ClipArgs),
     /// Draw the losses and activations (SVG, PNG and an index.html gallery).
     Plot(plot::Args),
+    /// SQL over Parquet/CSV with the losses and metrics as aggregates (runs the lossgpu-sql program).
+    Sql(sql::Args),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -77,11 +80,12 @@ enum BackendChoice {
     Cpu,
 }
 
-/// Runs the parsed command and prints its report.
-pub fn run(cli: Cli) -> Result<()> {
+/// Runs the parsed command and prints its report; the exit status.
+pub fn run(cli: Cli) -> Result<u8> {
     let backend = cli.backend;
     dtypes::set(cli.dtype, cli.out_dtype);
     let report = match cli.command {
+        Command::Sql(args) => return sql::run(args, backend, cli.format),
         Command::Devices => devices::run(backend)?,
         Command::Activation(args) => activation::run(args, backend)?,
         Command::Loss(args) => loss::run(args, backend)?,
@@ -92,7 +96,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Clip(args) => gradient::run_clip(args, backend)?,
         Command::Plot(args) => plot::run(args, backend)?,
     };
-    report.print(cli.format)
+    report.print(cli.format)?;
+    Ok(0)
 }
 
 /// Opens the engine the user asked for. Commands call this after reading

@@ -2,11 +2,13 @@
 //! from the arrays where no NULL is in the way, with the NULL rows left
 //! out (SQL's AVG skips them) and Float64 narrowed to f32.
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
-use datafusion::arrow::datatypes::{DataType, Float16Type, Float32Type, Float64Type};
-use datafusion::common::{exec_err, Result};
+use crate::lists::Read;
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::Result;
 use half::f16;
 use std::borrow::Cow;
+use std::ops::Range;
 
 /// One aggregate's numeric columns over the rows it reads.
 pub(crate) enum Columns<'a> {
@@ -33,18 +35,12 @@ pub(crate) fn kept_rows(arrays: &[ArrayRef], filter: Option<&BooleanArray>) -> O
     )
 }
 
-/// The kept rows of a column of f32 values.
-fn pick<'a, T: Copy>(values: &'a [T], keep: Option<&[bool]>) -> Cow<'a, [T]> {
+/// The spans of the kept rows: one span of all `n` rows when every row is
+/// kept (so columns are borrowed whole).
+fn spans(n: usize, keep: Option<&[bool]>) -> Vec<Range<usize>> {
     match keep {
-        None => Cow::Borrowed(values),
-        Some(k) => Cow::Owned(
-            values
-                .iter()
-                .zip(k)
-                .filter(|(_, &k)| k)
-                .map(|(v, _)| *v)
-                .collect(),
-        ),
+        None => std::iter::once(0..n).collect(),
+        Some(k) => (0..n).filter(|&i| k[i]).map(|i| i..i + 1).collect(),
     }
 }
 
@@ -53,30 +49,18 @@ impl<'a> Columns<'a> {
     /// each as f32 (Float32 borrowed, Float16 widened exactly, Float64
     /// rounded to nearest).
     pub(crate) fn of(arrays: &'a [ArrayRef], keep: Option<&[bool]>) -> Result<Columns<'a>> {
+        let spans = spans(arrays.first().map_or(0, |a| a.len()), keep);
         if arrays.iter().all(|a| a.data_type() == &DataType::Float16) {
             let cols = arrays
                 .iter()
-                .map(|a| pick(a.as_primitive::<Float16Type>().values(), keep))
-                .collect();
+                .map(|a| f16::read(a, &spans))
+                .collect::<Result<_>>()?;
             return Ok(Columns::F16(cols));
         }
         let cols = arrays
             .iter()
-            .map(|a| {
-                Ok(match a.data_type() {
-                    DataType::Float32 => pick(a.as_primitive::<Float32Type>().values(), keep),
-                    DataType::Float16 => {
-                        let v = a.as_primitive::<Float16Type>().values();
-                        Cow::Owned(pick(v, keep).iter().map(|x| x.to_f32()).collect())
-                    }
-                    DataType::Float64 => {
-                        let v = a.as_primitive::<Float64Type>().values();
-                        Cow::Owned(pick(v, keep).iter().map(|&x| x as f32).collect())
-                    }
-                    other => return exec_err!("lossgpu: a numeric column was {other}"),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+            .map(|a| f32::read(a, &spans))
+            .collect::<Result<_>>()?;
         Ok(Columns::F32(cols))
     }
 

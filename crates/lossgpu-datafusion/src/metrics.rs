@@ -3,23 +3,21 @@
 //! mae, mape, smape, huber, log_cosh, quantile, n). Its partial state is
 //! the [`MetricSums`]: seven Σ w·term, Σ w and the count.
 
+use crate::aggregate::{Aggregate, Groups, Plain};
 use crate::args::{coerce, CallArgs};
 use crate::columns::{kept_rows, Columns};
-use crate::gather::{direct, full, with_input, Gathered, Inputs};
-use crate::loss::exec;
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Array, StructArray, UInt64Array,
-};
+use crate::engines::{exec, per_row, with_input, Inputs};
+use crate::state::State;
+use datafusion::arrow::array::{ArrayRef, BooleanArray, Float64Array, StructArray, UInt64Array};
 use datafusion::arrow::buffer::NullBuffer;
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Float64Type, UInt64Type};
-use datafusion::common::{plan_err, DataFusionError, Result, ScalarValue};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields};
+use datafusion::common::{plan_err, DataFusionError, Result};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::utils::format_state_name;
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
+    Accumulator, AggregateUDFImpl, GroupsAccumulator, Signature, Volatility,
 };
 use lossgpu::ops::metrics::metric_losses;
-use lossgpu::{Loss, LossValue, MetricSums, Reduction};
+use lossgpu::{Loss, MetricSums};
 use std::sync::Arc;
 
 /// The metrics' names, as the struct's fields (SPEC §4's JSON keys).
@@ -51,8 +49,9 @@ impl Default for MetricsUdaf {
     }
 }
 
-/// δ and γ of a call (1 and 0.5 by default, as `lossgpu metrics`).
-fn parameters(args: &AccumulatorArgs) -> Result<(usize, f32, f32)> {
+/// The call's columns, δ and γ (1 and 0.5 by default, as `lossgpu
+/// metrics`).
+fn parameters(args: &AccumulatorArgs) -> Result<Metrics> {
     let call = CallArgs::of("regression_metrics", args)?;
     let (delta, gamma) = match call.params[..] {
         [] => (1.0, 0.5),
@@ -60,8 +59,12 @@ fn parameters(args: &AccumulatorArgs) -> Result<(usize, f32, f32)> {
         [d, g] => (d as f32, g as f32),
         _ => return plan_err!("regression_metrics takes at most two parameters (δ, γ)"),
     };
-    metric_losses(delta, gamma).map_err(exec)?;
-    Ok((call.columns, delta, gamma))
+    Ok(Metrics {
+        columns: call.columns,
+        delta,
+        gamma,
+        losses: metric_losses(delta, gamma).map_err(exec)?,
+    })
 }
 
 impl AggregateUDFImpl for MetricsUdaf {
@@ -82,26 +85,11 @@ impl AggregateUDFImpl for MetricsUdaf {
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        let mut fields: Vec<FieldRef> = (0..8)
-            .map(|k| {
-                let name = format_state_name(args.name, &format!("sum{k}"));
-                Arc::new(Field::new(name, DataType::Float64, true))
-            })
-            .collect();
-        let count = format_state_name(args.name, "count");
-        fields.push(Arc::new(Field::new(count, DataType::UInt64, true)));
-        Ok(fields)
+        Ok(MetricSums::fields(args.name))
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        let (columns, delta, gamma) = parameters(&args)?;
-        Ok(Box::new(MetricsAccumulator {
-            columns,
-            delta,
-            gamma,
-            gathered: Gathered::default(),
-            sums: MetricSums::default(),
-        }))
+        Ok(Box::new(Plain::new(parameters(&args)?)))
     }
 
     fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
@@ -112,12 +100,7 @@ impl AggregateUDFImpl for MetricsUdaf {
         &self,
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        let (columns, delta, gamma) = parameters(&args)?;
-        Ok(Box::new(MetricsGroups {
-            columns,
-            losses: metric_losses(delta, gamma).map_err(exec)?,
-            sums: Vec::new(),
-        }))
+        Ok(Box::new(Groups::new(parameters(&args)?)))
     }
 }
 
@@ -154,171 +137,37 @@ fn metrics_array(sums: &[MetricSums]) -> Result<ArrayRef> {
     Ok(Arc::new(StructArray::try_new(fields, arrays, Some(nulls))?))
 }
 
-fn state_arrays(sums: &[MetricSums]) -> Vec<ArrayRef> {
-    let mut arrays: Vec<ArrayRef> = (0..7)
-        .map(|k| {
-            Arc::new(Float64Array::from_iter_values(
-                sums.iter().map(|s| s.sums[k]),
-            )) as ArrayRef
-        })
-        .collect();
-    arrays.push(Arc::new(Float64Array::from_iter_values(
-        sums.iter().map(|s| s.weight_sum),
-    )));
-    arrays.push(Arc::new(UInt64Array::from_iter_values(
-        sums.iter().map(|s| s.count),
-    )));
-    arrays
-}
-
-/// Row i of a state's columns.
-fn state_row(states: &[ArrayRef], i: usize) -> MetricSums {
-    let f = |k: usize| states[k].as_primitive::<Float64Type>().value(i);
-    MetricSums {
-        sums: [f(0), f(1), f(2), f(3), f(4), f(5), f(6)],
-        weight_sum: f(7),
-        count: states[8].as_primitive::<UInt64Type>().value(i),
-    }
-}
-
-/// Without GROUP BY: rows gathered, each batch's sums from one fused pass.
+/// The fused pass over (pred, target [, weight]) with δ and γ.
 #[derive(Debug)]
-struct MetricsAccumulator {
+struct Metrics {
+    /// Columns read: pred, target and the weight when given.
     columns: usize,
     delta: f32,
     gamma: f32,
-    gathered: Gathered,
-    sums: MetricSums,
+    /// The seven losses of the per-row terms.
+    losses: [Loss; 7],
 }
 
-impl MetricsAccumulator {
-    fn add(&mut self, cols: &Columns) -> Result<()> {
-        if cols.len() == 0 {
-            return Ok(());
-        }
-        let (delta, gamma) = (self.delta, self.gamma);
-        let sums = with_input(cols, &mut |e, input| match input {
-            Inputs::F32(i) => e.metric_sums(&i, delta, gamma),
-            Inputs::F16(i) => e.metric_sums(&i, delta, gamma),
-        })?;
-        self.sums = self.sums.merge(sums);
-        Ok(())
-    }
+impl Aggregate for Metrics {
+    type State = MetricSums;
 
-    fn flush(&mut self) -> Result<()> {
-        let cols = self.gathered.take();
-        self.add(&Columns::F32(cols.into_iter().map(Into::into).collect()))
-    }
-}
-
-impl Accumulator for MetricsAccumulator {
-    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+    fn batch(&self, values: &[ArrayRef]) -> Result<MetricSums> {
         let arrays = &values[..self.columns];
         let keep = kept_rows(arrays, None);
         let cols = Columns::of(arrays, keep.as_deref())?;
-        if direct(cols.len(), self.gathered.len()) {
-            return self.add(&cols);
+        if cols.len() == 0 {
+            return Ok(MetricSums::default());
         }
-        self.gathered.push(&cols);
-        if full(self.gathered.len()) {
-            self.flush()?;
-        }
-        Ok(())
+        let (delta, gamma) = (self.delta, self.gamma);
+        with_input(&cols, &mut |e, input| match input {
+            Inputs::F32(i) => e.metric_sums(&i, delta, gamma),
+            Inputs::F16(i) => e.metric_sums(&i, delta, gamma),
+        })
     }
 
-    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        for i in 0..states[0].len() {
-            self.sums = self.sums.merge(state_row(states, i));
-        }
-        Ok(())
-    }
-
-    fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        self.flush()?;
-        state_arrays(&[self.sums])
-            .iter()
-            .map(|a| ScalarValue::try_from_array(a, 0))
-            .collect()
-    }
-
-    fn evaluate(&mut self) -> Result<ScalarValue> {
-        self.flush()?;
-        ScalarValue::try_from_array(&metrics_array(&[self.sums])?, 0)
-    }
-
-    fn size(&self) -> usize {
-        std::mem::size_of_val(self) + self.gathered.bytes()
-    }
-}
-
-/// GROUP BY: per batch, every row's seven terms (one engine call per
-/// metric, reduction none), added to its group's sums in f64.
-#[derive(Debug)]
-struct MetricsGroups {
-    columns: usize,
-    losses: [Loss; 7],
-    sums: Vec<MetricSums>,
-}
-
-impl GroupsAccumulator for MetricsGroups {
-    fn update_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        opt_filter: Option<&BooleanArray>,
-        total_num_groups: usize,
-    ) -> Result<()> {
-        self.sums.resize(total_num_groups, MetricSums::default());
-        let rows = self.row_sums(values, opt_filter)?;
-        for (s, &g) in rows.iter().zip(group_indices) {
-            self.sums[g] = self.sums[g].merge(*s);
-        }
-        Ok(())
-    }
-
-    fn merge_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        total_num_groups: usize,
-    ) -> Result<()> {
-        self.sums.resize(total_num_groups, MetricSums::default());
-        for (i, &g) in group_indices.iter().enumerate() {
-            self.sums[g] = self.sums[g].merge(state_row(values, i));
-        }
-        Ok(())
-    }
-
-    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        metrics_array(&emit_to.take_needed(&mut self.sums))
-    }
-
-    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        Ok(state_arrays(&emit_to.take_needed(&mut self.sums)))
-    }
-
-    fn convert_to_state(
-        &self,
-        values: &[ArrayRef],
-        opt_filter: Option<&BooleanArray>,
-    ) -> Result<Vec<ArrayRef>> {
-        Ok(state_arrays(&self.row_sums(values, opt_filter)?))
-    }
-
-    fn size(&self) -> usize {
-        self.sums.capacity() * std::mem::size_of::<MetricSums>()
-    }
-}
-
-impl MetricsGroups {
-    /// Each row's state: its seven terms (one engine call per metric for
-    /// the batch, reduction none), w and a count of 1, or zeros where a
-    /// NULL or the filter leaves it out.
-    fn row_sums(
-        &self,
-        values: &[ArrayRef],
-        filter: Option<&BooleanArray>,
-    ) -> Result<Vec<MetricSums>> {
+    /// Each row's seven terms (one engine call per metric for the batch,
+    /// reduction none), w and a count of 1.
+    fn rows(&self, values: &[ArrayRef], filter: Option<&BooleanArray>) -> Result<Vec<MetricSums>> {
         let arrays = &values[..self.columns];
         let n = arrays[0].len();
         let keep = kept_rows(arrays, filter);
@@ -327,38 +176,29 @@ impl MetricsGroups {
         if cols.len() == 0 {
             return Ok(out);
         }
-        let losses = self.losses;
-        let (terms, weights) = with_input(&cols, &mut |e, input| {
-            let mut terms = Vec::with_capacity(7);
-            for loss in &losses {
-                let v = match &input {
-                    Inputs::F32(i) => e.loss(loss, i, Reduction::None)?,
-                    Inputs::F16(i) => e.loss(loss, i, Reduction::None)?,
-                };
-                if let LossValue::PerSample(v) = v {
-                    terms.push(v);
-                }
+        let mut rows = vec![MetricSums::default(); cols.len()];
+        for (k, loss) in self.losses.iter().enumerate() {
+            let terms = with_input(&cols, &mut |e, input| match input {
+                Inputs::F32(i) => per_row(e, loss, &i),
+                Inputs::F16(i) => per_row(e, loss, &i),
+            })?;
+            if terms.len() != rows.len() {
+                return Err(DataFusionError::Internal("per-row terms expected".into()));
             }
-            let weights = match &input {
-                Inputs::F32(i) => i.weights.map(|w| w.to_vec()),
-                Inputs::F16(i) => i.weights.map(|w| w.iter().map(|v| v.to_f32()).collect()),
-            };
-            Ok((terms, weights))
-        })?;
-        if terms.len() != 7 {
-            return Err(DataFusionError::Internal(
-                "per-row metric terms expected".into(),
-            ));
+            for (r, t) in rows.iter_mut().zip(terms) {
+                r.sums[k] = t.sum;
+                r.weight_sum = t.weight_sum;
+                r.count = 1;
+            }
         }
-        let rows = (0..n).filter(|&i| keep.as_ref().is_none_or(|k| k[i]));
-        for (r, i) in rows.enumerate() {
-            let s = &mut out[i];
-            for (k, t) in terms.iter().enumerate() {
-                s.sums[k] = t[r] as f64;
-            }
-            s.weight_sum = weights.as_ref().map_or(1.0, |w| w[r] as f64);
-            s.count = 1;
+        let kept = (0..n).filter(|&i| keep.as_ref().is_none_or(|k| k[i]));
+        for (i, r) in kept.zip(rows) {
+            out[i] = r;
         }
         Ok(out)
+    }
+
+    fn finish(&self, states: &[MetricSums]) -> Result<ArrayRef> {
+        metrics_array(states)
     }
 }
