@@ -102,6 +102,7 @@ async fn time(ctx: &SessionContext, sql: &str) -> datafusion::error::Result<(f64
             DataType::Struct(_) => col.as_struct().column(0).clone(),
             _ => col.clone(),
         };
+        let col = datafusion::arrow::compute::cast(&col, &DataType::Float64)?;
         value = col.as_primitive::<Float64Type>().value(0);
     }
     Ok((best, value))
@@ -162,40 +163,61 @@ async fn main() -> datafusion::error::Result<()> {
     lossgpu_datafusion::register(&ctx);
     ctx.register_parquet("t", dir.to_str().unwrap(), ParquetReadOptions::default())
         .await?;
+    let zs: Vec<String> = (0..CLASSES).map(|k| format!("sum(z{k})")).collect();
+    let read_columns = format!("SELECT {}, sum(label) FROM t", zs.join(", "));
+    let read_pairs = "SELECT sum(p), sum(y) FROM t".to_string();
+    let read_list = "SELECT count(logits), sum(label) FROM t".to_string();
+    // (name, ours, built-in, what ours reads, what the built-in reads): the
+    // "read" columns time DataFusion decoding and summing the same columns,
+    // the ceiling of each side (a list column of logits against eight
+    // plain columns).
     let cases = [
         (
             "loss_mse",
             "SELECT loss_mse(p, y) FROM t".to_string(),
             "SELECT avg((p - y) * (p - y)) FROM t".to_string(),
+            read_pairs.clone(),
+            read_pairs.clone(),
         ),
         (
             "regression_metrics",
             "SELECT regression_metrics(p, y) FROM t".to_string(),
             BUILTIN_METRICS.to_string(),
+            read_pairs.clone(),
+            read_pairs,
         ),
         (
             "cross_entropy",
             "SELECT cross_entropy(logits, label) FROM t".to_string(),
             builtin_cross_entropy(),
+            read_list,
+            read_columns,
         ),
     ];
     println!(
-        "{:<20} {:>14} {:>14} {:>8} {:>14} {:>14}",
+        "{:<20} {:>14} {:>15} {:>7} {:>10} {:>14} {:>14} {:>14}",
         "aggregate",
         "lossgpu Mrow/s",
         "built-in Mrow/s",
         "ratio",
+        "read ours",
+        "read built-in",
         "lossgpu value",
         "built-in value"
     );
-    for (name, ours, builtin) in cases {
+    for (name, ours, builtin, read_ours, read_builtin) in cases {
         let (t_ours, v_ours) = time(&ctx, &ours).await?;
         let (t_builtin, v_builtin) = time(&ctx, &builtin).await?;
+        let (t_read_ours, _) = time(&ctx, &read_ours).await?;
+        let (t_read_builtin, _) = time(&ctx, &read_builtin).await?;
+        let rate = |t: f64| rows as f64 / t / 1e6;
         println!(
-            "{name:<20} {:>14.1} {:>15.1} {:>8.2} {:>14.8} {:>14.8}",
-            rows as f64 / t_ours / 1e6,
-            rows as f64 / t_builtin / 1e6,
+            "{name:<20} {:>14.1} {:>15.1} {:>7.2} {:>10.1} {:>14.1} {:>14.8} {:>14.8}",
+            rate(t_ours),
+            rate(t_builtin),
             t_builtin / t_ours,
+            rate(t_read_ours),
+            rate(t_read_builtin),
             v_ours,
             v_builtin
         );

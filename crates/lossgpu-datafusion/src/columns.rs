@@ -5,7 +5,7 @@
 use crate::lists::Read;
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray};
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::Result;
+use datafusion::common::{DataFusionError, Result};
 use half::f16;
 use std::borrow::Cow;
 use std::ops::Range;
@@ -18,7 +18,7 @@ pub(crate) enum Columns<'a> {
 
 /// Which rows an update reads: those of the filter (if any) where no
 /// column is NULL. None when every row is read, so columns are borrowed.
-pub(crate) fn kept_rows(arrays: &[ArrayRef], filter: Option<&BooleanArray>) -> Option<Vec<bool>> {
+fn kept_rows(arrays: &[ArrayRef], filter: Option<&BooleanArray>) -> Option<Vec<bool>> {
     let any_null = arrays.iter().any(|a| a.null_count() > 0);
     let filtered = filter.is_some_and(|f| f.true_count() < f.len() || f.null_count() > 0);
     if !any_null && !filtered {
@@ -70,5 +70,48 @@ impl<'a> Columns<'a> {
             Columns::F32(c) => c.first().map_or(0, |c| c.len()),
             Columns::F16(c) => c.first().map_or(0, |c| c.len()),
         }
+    }
+}
+
+/// A batch's argument columns over the rows an update reads.
+pub(crate) struct Kept<'a> {
+    /// Rows of the batch.
+    pub rows: usize,
+    keep: Option<Vec<bool>>,
+    /// The columns over the kept rows.
+    pub cols: Columns<'a>,
+}
+
+impl<'a> Kept<'a> {
+    /// The rows of `arrays` where none is NULL, within the filter.
+    pub(crate) fn of(arrays: &'a [ArrayRef], filter: Option<&BooleanArray>) -> Result<Kept<'a>> {
+        let keep = kept_rows(arrays, filter);
+        let cols = Columns::of(arrays, keep.as_deref())?;
+        Ok(Kept {
+            rows: arrays.first().map_or(0, |a| a.len()),
+            keep,
+            cols,
+        })
+    }
+
+    /// The states of the kept rows (in order) at their rows of the batch,
+    /// the default state at the rows left out.
+    pub(crate) fn spread<S: Default + Clone>(&self, states: Vec<S>) -> Result<Vec<S>> {
+        if states.len() != self.cols.len() {
+            return Err(DataFusionError::Internal(format!(
+                "{} row states for {} rows",
+                states.len(),
+                self.cols.len()
+            )));
+        }
+        let Some(keep) = &self.keep else {
+            return Ok(states);
+        };
+        let mut out = vec![S::default(); self.rows];
+        let kept = (0..self.rows).filter(|&i| keep[i]);
+        for (i, s) in kept.zip(states) {
+            out[i] = s;
+        }
+        Ok(out)
     }
 }

@@ -40,20 +40,19 @@
 //!   as Float16 or Float32.
 //!
 //! Rows where any argument is NULL (or, for a list, any element) are
-//! skipped, as SQL's AVG skips them;
-//! over no rows the result is NULL. NaN propagates, as in the library. A
-//! value outside a loss's domain (a hinge target of 0.5) is an execution
-//! error naming it. Float16 and Float32 columns are read as they are
-//! (borrowed where no NULL is in the way); other numbers are cast to
-//! Float64 and narrowed to f32.
+//! skipped, as SQL's AVG skips them; over no rows the result is NULL. NaN
+//! propagates, as in the library. A value outside a loss's domain (a
+//! hinge target of 0.5) is an execution error naming it. Float16 and
+//! Float32 values are read as they are (borrowed where no NULL is in the
+//! way); other numbers are cast to Float64 and narrowed to f32.
 //!
 //! Each aggregate's partial state is the library's [`lossgpu::LossSums`] or
 //! [`lossgpu::MetricSums`]: sums in f64 that merge exactly across
 //! partitions and machines. Without GROUP BY, rows (for cross_entropy,
 //! logits) are gathered to [`GATHER`] before an engine call (smaller
-//! remainders go to the CPU backend); with GROUP BY, a native `GroupsAccumulator` makes one engine
-//! call per batch (per-row values, reduction none) and adds each row to its
-//! group in f64.
+//! remainders go to the CPU backend); with GROUP BY, a native
+//! `GroupsAccumulator` makes one engine call per batch (per-row values,
+//! reduction none) and adds each row to its group in f64.
 
 mod aggregate;
 mod args;

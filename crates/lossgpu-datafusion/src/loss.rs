@@ -4,12 +4,12 @@
 
 use crate::aggregate::{Aggregate, Groups, Plain};
 use crate::args::{coerce, CallArgs};
-use crate::columns::{kept_rows, Columns};
+use crate::columns::Kept;
 use crate::engines::{exec, per_row, with_input, Inputs};
 use crate::state::State;
 use datafusion::arrow::array::{ArrayRef, BooleanArray, Float64Array};
 use datafusion::arrow::datatypes::{DataType, FieldRef};
-use datafusion::common::{plan_err, DataFusionError, Result};
+use datafusion::common::{plan_err, Result};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
     Accumulator, AggregateUDFImpl, GroupsAccumulator, Signature, Volatility,
@@ -147,14 +147,12 @@ impl Aggregate for Pointwise {
     type State = LossSums;
 
     fn batch(&self, values: &[ArrayRef]) -> Result<LossSums> {
-        let arrays = &values[..self.columns];
-        let keep = kept_rows(arrays, None);
-        let cols = Columns::of(arrays, keep.as_deref())?;
-        if cols.len() == 0 {
+        let kept = Kept::of(&values[..self.columns], None)?;
+        if kept.cols.len() == 0 {
             return Ok(LossSums::default());
         }
         let loss = self.loss;
-        with_input(&cols, &mut |e, input| match input {
+        with_input(&kept.cols, &mut |e, input| match input {
             Inputs::F32(i) => e.loss_sums(&loss, &i),
             Inputs::F16(i) => e.loss_sums(&loss, &i),
         })
@@ -163,31 +161,20 @@ impl Aggregate for Pointwise {
     /// Each row's w·l, w and a count of 1, from one engine call (reduction
     /// none).
     fn rows(&self, values: &[ArrayRef], filter: Option<&BooleanArray>) -> Result<Vec<LossSums>> {
-        let arrays = &values[..self.columns];
-        let n = arrays[0].len();
-        let keep = kept_rows(arrays, filter);
-        let cols = Columns::of(arrays, keep.as_deref())?;
-        let mut out = vec![LossSums::default(); n];
-        if cols.len() == 0 {
-            return Ok(out);
+        let kept = Kept::of(&values[..self.columns], filter)?;
+        if kept.cols.len() == 0 {
+            return kept.spread(Vec::new());
         }
         // rmse's rows are mse's; the root is taken when a group finishes.
         let per_row_loss = match self.loss {
             Loss::Rmse => Loss::Mse,
             l => l,
         };
-        let rows = with_input(&cols, &mut |e, input| match input {
+        let rows = with_input(&kept.cols, &mut |e, input| match input {
             Inputs::F32(i) => per_row(e, &per_row_loss, &i),
             Inputs::F16(i) => per_row(e, &per_row_loss, &i),
         })?;
-        if rows.len() != cols.len() {
-            return Err(DataFusionError::Internal("per-row losses expected".into()));
-        }
-        let kept = (0..n).filter(|&i| keep.as_ref().is_none_or(|k| k[i]));
-        for (i, r) in kept.zip(rows) {
-            out[i] = r;
-        }
-        Ok(out)
+        kept.spread(rows)
     }
 
     fn finish(&self, states: &[LossSums]) -> Result<ArrayRef> {

@@ -5,7 +5,7 @@
 
 use crate::aggregate::{Aggregate, Groups, Plain};
 use crate::args::{coerce, CallArgs};
-use crate::columns::{kept_rows, Columns};
+use crate::columns::Kept;
 use crate::engines::{exec, per_row, with_input, Inputs};
 use crate::state::State;
 use datafusion::arrow::array::{ArrayRef, BooleanArray, Float64Array, StructArray, UInt64Array};
@@ -152,14 +152,12 @@ impl Aggregate for Metrics {
     type State = MetricSums;
 
     fn batch(&self, values: &[ArrayRef]) -> Result<MetricSums> {
-        let arrays = &values[..self.columns];
-        let keep = kept_rows(arrays, None);
-        let cols = Columns::of(arrays, keep.as_deref())?;
-        if cols.len() == 0 {
+        let kept = Kept::of(&values[..self.columns], None)?;
+        if kept.cols.len() == 0 {
             return Ok(MetricSums::default());
         }
         let (delta, gamma) = (self.delta, self.gamma);
-        with_input(&cols, &mut |e, input| match input {
+        with_input(&kept.cols, &mut |e, input| match input {
             Inputs::F32(i) => e.metric_sums(&i, delta, gamma),
             Inputs::F16(i) => e.metric_sums(&i, delta, gamma),
         })
@@ -168,17 +166,13 @@ impl Aggregate for Metrics {
     /// Each row's seven terms (one engine call per metric for the batch,
     /// reduction none), w and a count of 1.
     fn rows(&self, values: &[ArrayRef], filter: Option<&BooleanArray>) -> Result<Vec<MetricSums>> {
-        let arrays = &values[..self.columns];
-        let n = arrays[0].len();
-        let keep = kept_rows(arrays, filter);
-        let cols = Columns::of(arrays, keep.as_deref())?;
-        let mut out = vec![MetricSums::default(); n];
-        if cols.len() == 0 {
-            return Ok(out);
+        let kept = Kept::of(&values[..self.columns], filter)?;
+        let mut rows = vec![MetricSums::default(); kept.cols.len()];
+        if rows.is_empty() {
+            return kept.spread(rows);
         }
-        let mut rows = vec![MetricSums::default(); cols.len()];
         for (k, loss) in self.losses.iter().enumerate() {
-            let terms = with_input(&cols, &mut |e, input| match input {
+            let terms = with_input(&kept.cols, &mut |e, input| match input {
                 Inputs::F32(i) => per_row(e, loss, &i),
                 Inputs::F16(i) => per_row(e, loss, &i),
             })?;
@@ -191,11 +185,7 @@ impl Aggregate for Metrics {
                 r.count = 1;
             }
         }
-        let kept = (0..n).filter(|&i| keep.as_ref().is_none_or(|k| k[i]));
-        for (i, r) in kept.zip(rows) {
-            out[i] = r;
-        }
-        Ok(out)
+        kept.spread(rows)
     }
 
     fn finish(&self, states: &[MetricSums]) -> Result<ArrayRef> {

@@ -5,19 +5,19 @@
 //! and its errors.
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, FixedSizeListArray, Float16Array, Float32Array, Float64Array,
-    Int64Array, ListArray, RecordBatch,
+    Array, ArrayRef, FixedSizeListArray, Float16Array, Float32Array, Float64Array, Int64Array,
+    ListArray, RecordBatch,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
-use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema};
-use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::file::properties::WriterProperties;
-use datafusion::prelude::*;
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use half::f16;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+mod common;
+use common::{close, grouped, scalar};
 
 const M: usize = 10;
 
@@ -116,14 +116,8 @@ fn write(path: &std::path::Path, rows: &[Row], group_rows: usize) {
             .map(|(n, c)| Field::new(*n, c.data_type().clone(), true))
             .collect::<Vec<_>>(),
     ));
-    let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
-    let props = WriterProperties::builder()
-        .set_max_row_group_row_count(Some(group_rows))
-        .build();
-    let file = std::fs::File::create(path).unwrap();
-    let mut writer = ArrowWriter::try_new(file, schema, Some(props)).unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
+    let batch = RecordBatch::try_new(schema, columns).unwrap();
+    common::write_parquet(path, &batch, group_rows);
 }
 
 /// How the reference reads a row.
@@ -195,18 +189,6 @@ fn reference(rows: &[&Row], case: Case) -> Option<f64> {
     }
 }
 
-fn close(what: &str, got: Option<f64>, want: Option<f64>) {
-    match (got, want) {
-        (Some(g), Some(w)) if w.is_nan() => assert!(g.is_nan(), "{what}: got {g}, want NaN"),
-        (Some(g), Some(w)) => assert!(
-            (g - w).abs() <= 1e-5 * w.abs().max(1e-6),
-            "{what}: got {g}, want {w}"
-        ),
-        (None, None) => {}
-        (g, w) => panic!("{what}: got {g:?}, want {w:?}"),
-    }
-}
-
 /// Three files of 20,001, 1 and 3,007 rows in row groups of 4,000, in 97
 /// models.
 struct Data {
@@ -215,11 +197,7 @@ struct Data {
 }
 
 fn data(label: &str) -> Data {
-    let seed: u64 = std::env::var("LOSSGPU_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rand::rng().random());
-    eprintln!("{label}: LOSSGPU_TEST_SEED={seed}");
+    let seed = common::seed(label);
     let mut rng = StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
     let mut all = Vec::new();
@@ -229,54 +207,6 @@ fn data(label: &str) -> Data {
         all.extend(part);
     }
     Data { dir, rows: all }
-}
-
-/// A context over the data; `skipping` skips partial aggregation from the
-/// first batch (so GROUP BY's convert_to_state runs) over four partitions
-/// of small batches.
-async fn context(d: &Data, skipping: bool) -> SessionContext {
-    let config = if skipping {
-        SessionConfig::new()
-            .with_target_partitions(4)
-            .with_batch_size(1000)
-            .set_usize(
-                "datafusion.execution.skip_partial_aggregation_probe_rows_threshold",
-                1,
-            )
-            .set_str(
-                "datafusion.execution.skip_partial_aggregation_probe_ratio_threshold",
-                "0.0",
-            )
-    } else {
-        SessionConfig::new()
-    };
-    let ctx = SessionContext::new_with_config(config);
-    lossgpu_datafusion::register(&ctx);
-    let path = d.dir.path().to_str().unwrap().to_string();
-    ctx.register_parquet("t", &path, ParquetReadOptions::default())
-        .await
-        .unwrap();
-    ctx
-}
-
-async fn scalar(ctx: &SessionContext, sql: &str) -> Option<f64> {
-    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-    let b = batches.iter().find(|b| b.num_rows() > 0).unwrap();
-    let col = b.column(0).as_primitive::<Float64Type>();
-    col.is_valid(0).then(|| col.value(0))
-}
-
-async fn grouped(ctx: &SessionContext, sql: &str) -> BTreeMap<i64, Option<f64>> {
-    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-    let mut out = BTreeMap::new();
-    for b in batches {
-        let models = b.column(0).as_primitive::<Int64Type>();
-        let values = b.column(1).as_primitive::<Float64Type>();
-        for i in 0..b.num_rows() {
-            out.insert(models.value(i), values.is_valid(i).then(|| values.value(i)));
-        }
-    }
-    out
 }
 
 const PLAIN: Case = Case {
@@ -358,7 +288,7 @@ fn rows_for(d: &Data, case: Case) -> Vec<Row> {
 #[tokio::test]
 async fn cross_entropy_matches_the_reference() {
     let d = data("sql cross_entropy");
-    let ctx = context(&d, false).await;
+    let ctx = common::context(d.dir.path(), false).await;
     for (args, case) in cases() {
         let rows = rows_for(&d, case);
         let all: Vec<&Row> = rows.iter().collect();
@@ -371,7 +301,7 @@ async fn cross_entropy_matches_the_reference() {
 async fn cross_entropy_group_by_matches_the_reference() {
     let d = data("sql cross_entropy group by");
     for skipping in [false, true] {
-        let ctx = context(&d, skipping).await;
+        let ctx = common::context(d.dir.path(), skipping).await;
         for (args, case) in cases() {
             let rows = rows_for(&d, case);
             let mut by_model: BTreeMap<i64, Vec<&Row>> = BTreeMap::new();
@@ -395,7 +325,7 @@ async fn cross_entropy_group_by_matches_the_reference() {
 #[tokio::test]
 async fn cross_entropy_edges_and_errors() {
     let d = data("sql cross_entropy edges");
-    let ctx = context(&d, false).await;
+    let ctx = common::context(d.dir.path(), false).await;
     // Only ignored rows: NaN, as PyTorch; no rows: NULL.
     let got = scalar(
         &ctx,

@@ -4,11 +4,9 @@
 //! struct of regression metrics, NULL and NaN handling, and errors.
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Float16Array, Float32Array, Float64Array, Int64Array, RecordBatch,
+    ArrayRef, AsArray, Float16Array, Float32Array, Float64Array, Int64Array, RecordBatch,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema, UInt64Type};
-use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::prelude::*;
 use half::f16;
 use lossgpu::{cpu, Loss, LossInput, Reduction};
@@ -16,6 +14,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+mod common;
+use common::{close, grouped, scalar};
 
 /// One row of the test data; None is NULL.
 #[derive(Clone, Copy)]
@@ -69,14 +70,8 @@ fn write(path: &std::path::Path, rows: &[Row], group_rows: usize) {
             rows.iter().map(|r| r.y.map(f16::from_f32)),
         )),
     ];
-    let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
-    let props = WriterProperties::builder()
-        .set_max_row_group_row_count(Some(group_rows))
-        .build();
-    let file = std::fs::File::create(path).unwrap();
-    let mut writer = ArrowWriter::try_new(file, schema, Some(props)).unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
+    let batch = RecordBatch::try_new(schema, columns).unwrap();
+    common::write_parquet(path, &batch, group_rows);
 }
 
 /// The f64 reference of `loss`'s weighted mean over the rows where p, y (and
@@ -101,17 +96,6 @@ fn reference(loss: &Loss, rows: &[&Row], weighted: bool) -> Option<f64> {
     Some(cpu::loss_scalar(loss, &input, Reduction::Mean).unwrap())
 }
 
-fn close(what: &str, got: Option<f64>, want: Option<f64>) {
-    match (got, want) {
-        (Some(g), Some(w)) => assert!(
-            (g - w).abs() <= 1e-5 * w.abs().max(1e-6),
-            "{what}: got {g}, want {w}"
-        ),
-        (None, None) => {}
-        (g, w) => panic!("{what}: got {g:?}, want {w:?}"),
-    }
-}
-
 /// The data: three files of 70,001, 1 and 5,003 rows in row groups of
 /// 10,000, in 997 models.
 struct Data {
@@ -121,11 +105,7 @@ struct Data {
 }
 
 async fn data(label: &str) -> Data {
-    let seed: u64 = std::env::var("LOSSGPU_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rand::rng().random());
-    eprintln!("{label}: LOSSGPU_TEST_SEED={seed}");
+    let seed = common::seed(label);
     let mut rng = StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
     let mut all = Vec::new();
@@ -134,41 +114,12 @@ async fn data(label: &str) -> Data {
         write(&dir.path().join(format!("part{k}.parquet")), &part, 10_000);
         all.extend(part);
     }
-    let ctx = SessionContext::new();
-    lossgpu_datafusion::register(&ctx);
-    let path = dir.path().to_str().unwrap().to_string();
-    ctx.register_parquet("t", &path, ParquetReadOptions::default())
-        .await
-        .unwrap();
+    let ctx = common::context(dir.path(), false).await;
     Data {
         _dir: dir,
         rows: all,
         ctx,
     }
-}
-
-/// The one Float64 value of a query.
-async fn scalar(ctx: &SessionContext, sql: &str) -> Option<f64> {
-    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-    let b = batches.iter().find(|b| b.num_rows() > 0).unwrap();
-    let col = b.column(0).as_primitive::<Float64Type>();
-    col.is_valid(0).then(|| col.value(0))
-}
-
-/// (model, value) of a GROUP BY query.
-async fn grouped(ctx: &SessionContext, sql: &str) -> BTreeMap<i64, Option<f64>> {
-    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-    let mut out = BTreeMap::new();
-    for b in batches {
-        let models = b
-            .column(0)
-            .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
-        let values = b.column(1).as_primitive::<Float64Type>();
-        for i in 0..b.num_rows() {
-            out.insert(models.value(i), values.is_valid(i).then(|| values.value(i)));
-        }
-    }
-    out
 }
 
 #[tokio::test]
@@ -276,7 +227,7 @@ async fn group_by_many_groups_matches_the_reference() {
         }
         // Partial aggregation skipped at once (each row turned into its own
         // state by convert_to_state), over four partitions of small batches.
-        let got = grouped(&skipping(&d).await, sql).await;
+        let got = grouped(&common::context(d._dir.path(), true).await, sql).await;
         for (model, rows) in &by_model {
             close(
                 &format!("{sql} skipping model {model}"),
@@ -285,29 +236,6 @@ async fn group_by_many_groups_matches_the_reference() {
             );
         }
     }
-}
-
-/// A context over the same files that skips partial aggregation from the
-/// first batch, so that the GroupsAccumulator's convert_to_state runs.
-async fn skipping(d: &Data) -> SessionContext {
-    let config = SessionConfig::new()
-        .with_target_partitions(4)
-        .with_batch_size(1000)
-        .set_usize(
-            "datafusion.execution.skip_partial_aggregation_probe_rows_threshold",
-            1,
-        )
-        .set_str(
-            "datafusion.execution.skip_partial_aggregation_probe_ratio_threshold",
-            "0.0",
-        );
-    let ctx = SessionContext::new_with_config(config);
-    lossgpu_datafusion::register(&ctx);
-    let path = d._dir.path().to_str().unwrap().to_string();
-    ctx.register_parquet("t", &path, ParquetReadOptions::default())
-        .await
-        .unwrap();
-    ctx
 }
 
 #[tokio::test]
