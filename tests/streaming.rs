@@ -105,6 +105,12 @@ fn an_offender_in_a_later_chunk_is_named() {
     assert!(e.contains("3000"), "{e}");
 }
 
+/// Held by the at-scale tests: the 2^28 test measures the process's peak
+/// memory (VmHWM is per process), which the 9 GiB cross-entropy test would
+/// raise if both ran at once (it did: "grew by 524 MiB"), and together they
+/// would need 11 GiB.
+static AT_SCALE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Peak resident memory of this process in bytes (VmHWM), after resetting
 /// the peak. On lavapipe device memory is host memory, so it counts too.
 fn peak_rss_bytes(reset: bool) -> Option<u64> {
@@ -123,6 +129,7 @@ fn peak_rss_bytes(reset: bool) -> Option<u64> {
 #[test]
 #[ignore = "2^28 values: run in release with --ignored"]
 fn a_2_28_value_loss_streams_with_bounded_memory() {
+    let _alone = AT_SCALE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(engine) = gpu() else { return };
     let n = 1usize << 28;
     let mut rng = rng("2^28");
@@ -303,6 +310,7 @@ fn resident_value(
 #[ignore]
 fn cross_entropy_past_two_to_the_thirty_two_values() {
     use lossgpu::bf16;
+    let _alone = AT_SCALE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(engine) = gpu() else { return };
     let (rows, cols) = (16_385usize, 262_144usize);
     assert!(rows * cols > 1 << 32);
