@@ -11,7 +11,12 @@ use datafusion::scalar::ScalarValue;
 use lossgpu::Engine;
 use serde_json::{json, Map, Value};
 
-pub fn report(columns: &[String], batches: &[RecordBatch], engine: &Engine) -> Result<String> {
+pub fn report(
+    columns: &[String],
+    batches: &[RecordBatch],
+    backend: &str,
+    engine: &Engine,
+) -> Result<String> {
     let mut rows = Vec::new();
     for b in batches {
         for i in 0..b.num_rows() {
@@ -26,7 +31,7 @@ pub fn report(columns: &[String], batches: &[RecordBatch], engine: &Engine) -> R
     let report = json!({
         "columns": columns,
         "rows": rows,
-        "backend": engine.backend().name(),
+        "backend": backend,
         "device": engine.device_name(),
     });
     Ok(report.to_string())

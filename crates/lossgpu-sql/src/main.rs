@@ -102,11 +102,22 @@ async fn run(args: Args) -> Result<()> {
         .collect();
     let batches = df.collect().await?;
     let engine = lossgpu_datafusion::large_batch_engine();
+    let backend = backend_name(args.backend, engine);
     match args.format {
-        Format::Text => print_text(&batches, engine)?,
-        Format::Json => println!("{}", json::report(&columns, &batches, engine)?),
+        Format::Text => print_text(&batches, engine, backend)?,
+        Format::Json => println!("{}", json::report(&columns, &batches, backend, engine)?),
     }
     Ok(())
+}
+
+/// "auto" where large batches go to whichever side measured faster, else
+/// the engine's backend ("gpu" or "cpu"; "cpu" for auto without an
+/// adapter).
+fn backend_name(choice: Backend, engine: &Engine) -> &'static str {
+    match (choice, engine.backend()) {
+        (Backend::Auto, lossgpu::Backend::Gpu) => "auto",
+        (_, b) => b.name(),
+    }
 }
 
 /// Registers `NAME=PATH`: CSV where the path ends in .csv, else Parquet.
@@ -124,12 +135,23 @@ async fn register(ctx: &SessionContext, table: &str) -> Result<()> {
     }
 }
 
-fn print_text(batches: &[RecordBatch], engine: &Engine) -> Result<()> {
+/// The table, the backend (for auto, which side each kind of batch ran
+/// on, as measured) and the device.
+fn print_text(batches: &[RecordBatch], engine: &Engine, backend: &str) -> Result<()> {
     println!("{}", pretty_format_batches(batches)?);
-    let backend = engine.backend().name();
     match engine.fallback_reason() {
         Some(reason) => println!("backend: {backend} ({reason})"),
         None => println!("backend: {backend}"),
+    }
+    for c in engine.auto_choices() {
+        println!(
+            "  {} on n ≤ 2^{}: {} (gpu {:.3} ms, cpu {:.3} ms)",
+            c.op,
+            c.size_class,
+            c.backend.name(),
+            c.gpu_seconds * 1e3,
+            c.cpu_seconds * 1e3
+        );
     }
     println!("device: {}", engine.device_name());
     Ok(())
