@@ -13,6 +13,7 @@ mod linear;
 mod loss;
 pub(crate) mod memory;
 mod metrics;
+mod offenders;
 mod params;
 pub(crate) mod pipelines;
 mod probe;
