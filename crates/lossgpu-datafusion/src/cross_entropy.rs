@@ -6,7 +6,7 @@
 use crate::aggregate::{Aggregate, Groups, Plain};
 use crate::args::{coerce, CallArgs};
 use crate::engines::{engine_for, exec, per_row, Inputs};
-use crate::lists::{ListRows, Read};
+use crate::lists::{values_in, ListRows, Read};
 use crate::loss::means;
 use crate::state::State;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
@@ -180,7 +180,7 @@ impl Aggregate for CrossEntropy {
     type State = LossSums;
 
     fn work(&self, values: &[ArrayRef]) -> usize {
-        ListRows::of(&values[0]).map_or(0, |l| l.spans.iter().map(|s| s.len()).sum())
+        values_in(&values[0])
     }
 
     fn batch(&self, values: &[ArrayRef]) -> Result<LossSums> {

@@ -67,6 +67,32 @@ impl<'a> ListRows<'a> {
     }
 }
 
+/// The values a list column's rows hold together, from its offsets alone
+/// (without [`ListRows::of`]'s span per row).
+pub(crate) fn values_in(list: &ArrayRef) -> usize {
+    let between = |first: Option<usize>, last: Option<usize>| {
+        last.unwrap_or(0).saturating_sub(first.unwrap_or(0))
+    };
+    match list.data_type() {
+        DataType::List(_) => {
+            let o = list.as_list::<i32>().value_offsets();
+            between(
+                o.first().map(|&v| v as usize),
+                o.last().map(|&v| v as usize),
+            )
+        }
+        DataType::LargeList(_) => {
+            let o = list.as_list::<i64>().value_offsets();
+            between(
+                o.first().map(|&v| v as usize),
+                o.last().map(|&v| v as usize),
+            )
+        }
+        DataType::FixedSizeList(_, m) => list.len() * *m as usize,
+        _ => list.len(),
+    }
+}
+
 /// Consecutive spans from the offsets of a List column.
 fn spans(offsets: impl Iterator<Item = usize>) -> Vec<Range<usize>> {
     let offsets: Vec<usize> = offsets.collect();
