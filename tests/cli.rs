@@ -2884,6 +2884,8 @@ fn sql_runs_the_lossgpu_sql_program() {
             "SELECT loss_mse(p, y) FROM t",
             "--table",
             "t=preds.parquet",
+            "--cluster",
+            "df://sched:50050",
             "--format",
             "json",
         ],
@@ -2900,7 +2902,9 @@ fn sql_runs_the_lossgpu_sql_program() {
             "[--backend]",
             "[cpu]",
             "[--table]",
-            "[t=preds.parquet]"
+            "[t=preds.parquet]",
+            "[--cluster]",
+            "[df://sched:50050]"
         ]
     );
     let r = run_env(

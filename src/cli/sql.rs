@@ -20,6 +20,10 @@ pub struct Args {
     /// A table: NAME=PATH (a Parquet or CSV file, a directory of them, or a glob).
     #[arg(long = "table", value_name = "NAME=PATH")]
     tables: Vec<String>,
+    /// Run the query on the Ballista scheduler at df://HOST:PORT (a cluster
+    /// of `lossgpu-scheduler` and `lossgpu-executor`).
+    #[arg(long, value_name = "df://HOST:PORT")]
+    cluster: Option<String>,
 }
 
 /// The program and how it was found.
@@ -52,6 +56,9 @@ pub fn run(args: Args, backend: BackendChoice, format: Format) -> Result<u8> {
         });
     for t in &args.tables {
         cmd.arg("--table").arg(t);
+    }
+    if let Some(url) = &args.cluster {
+        cmd.arg("--cluster").arg(url);
     }
     let status = cmd.status().map_err(|e| {
         Error::InvalidInput(format!(

@@ -8,14 +8,13 @@ use datafusion::arrow::datatypes::*;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::Result;
 use datafusion::scalar::ScalarValue;
-use lossgpu::Engine;
 use serde_json::{json, Map, Value};
 
 pub fn report(
     columns: &[String],
     batches: &[RecordBatch],
     backend: &str,
-    engine: &Engine,
+    device: &str,
 ) -> Result<String> {
     let mut rows = Vec::new();
     for b in batches {
@@ -32,7 +31,7 @@ pub fn report(
         "columns": columns,
         "rows": rows,
         "backend": backend,
-        "device": engine.device_name(),
+        "device": device,
     });
     Ok(report.to_string())
 }

@@ -31,6 +31,12 @@ struct Args {
     /// (auto), only the GPU, or the CPU.
     #[arg(long, value_enum, default_value_t = Backend::Auto)]
     backend: Backend,
+    /// Run the query on the Ballista scheduler at df://HOST:PORT (its
+    /// executors choose their backend; table paths must be the same on
+    /// every machine).
+    #[cfg(feature = "cluster")]
+    #[arg(long, value_name = "df://HOST:PORT")]
+    cluster: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -82,6 +88,27 @@ fn fail(message: &str) -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<()> {
+    #[cfg(feature = "cluster")]
+    if let Some(url) = &args.cluster {
+        if args.backend != Backend::Auto {
+            return Err(DataFusionError::Plan(
+                "--backend with --cluster: each executor chooses its own (lossgpu-executor --backend)"
+                    .into(),
+            ));
+        }
+        let ctx = lossgpu_ballista::connect(url).await?.enable_url_table();
+        let (columns, batches) = query(&ctx, &args)
+            .await
+            .map_err(lossgpu_ballista::clarify)?;
+        match args.format {
+            Format::Text => println!(
+                "{}\nbackend: cluster\ndevice: {url}",
+                pretty_format_batches(&batches)?
+            ),
+            Format::Json => println!("{}", json::report(&columns, &batches, "cluster", url)?),
+        }
+        return Ok(());
+    }
     let engine = match args.backend {
         Backend::Auto => Engine::new(),
         Backend::Gpu => Engine::gpu().map_err(|e| DataFusionError::Execution(e.to_string()))?,
@@ -90,8 +117,23 @@ async fn run(args: Args) -> Result<()> {
     lossgpu_datafusion::set_large_batch_engine(engine);
     let ctx = SessionContext::new().enable_url_table();
     lossgpu_datafusion::register(&ctx);
+    let (columns, batches) = query(&ctx, &args).await?;
+    let engine = lossgpu_datafusion::large_batch_engine();
+    let backend = backend_name(args.backend, engine);
+    match args.format {
+        Format::Text => print_text(&batches, engine, backend)?,
+        Format::Json => println!(
+            "{}",
+            json::report(&columns, &batches, backend, &engine.device_name())?
+        ),
+    }
+    Ok(())
+}
+
+/// Registers the tables and runs the query: its column names and batches.
+async fn query(ctx: &SessionContext, args: &Args) -> Result<(Vec<String>, Vec<RecordBatch>)> {
     for table in &args.tables {
-        register(&ctx, table).await?;
+        register(ctx, table).await?;
     }
     let df = ctx.sql(&args.query).await?;
     let columns: Vec<String> = df
@@ -100,14 +142,7 @@ async fn run(args: Args) -> Result<()> {
         .iter()
         .map(|f| f.name().clone())
         .collect();
-    let batches = df.collect().await?;
-    let engine = lossgpu_datafusion::large_batch_engine();
-    let backend = backend_name(args.backend, engine);
-    match args.format {
-        Format::Text => print_text(&batches, engine, backend)?,
-        Format::Json => println!("{}", json::report(&columns, &batches, backend, engine)?),
-    }
-    Ok(())
+    Ok((columns, df.collect().await?))
 }
 
 /// "auto" where large batches go to whichever side measured faster, else

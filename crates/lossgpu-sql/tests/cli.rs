@@ -222,3 +222,92 @@ fn errors_are_one_line_with_status_two() {
         assert!(o.stderr.contains(needle), "{args:?}: {}", o.stderr);
     }
 }
+
+/// `--cluster`: the query runs on a Ballista scheduler and executor started
+/// here on localhost (lossgpu's configurations; the executor in this
+/// process), and gives the values of the local run; a scheduler that is not
+/// there is one line and status 2.
+#[cfg(feature = "cluster")]
+#[test]
+fn cluster_runs_the_query_on_ballista() {
+    use ballista_executor::executor_process::start_executor_process;
+    let (dir, r) = data();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let work = tempfile::tempdir().unwrap();
+    let port = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let config = lossgpu_ballista::scheduler_config("127.0.0.1", "127.0.0.1", port);
+        let (scheduler, _) = lossgpu_ballista::start_scheduler(listener, config)
+            .await
+            .unwrap();
+        let mut executor = lossgpu_ballista::executor_config("127.0.0.1", port);
+        executor.bind_host = "127.0.0.1".into();
+        executor.external_host = Some("127.0.0.1".into());
+        (executor.port, executor.grpc_port) = (free(), free());
+        executor.vcores = 2;
+        executor.work_dir = Some(work.path().to_str().unwrap().into());
+        executor.executor_heartbeat_interval_seconds = 1;
+        tokio::spawn(start_executor_process(Arc::new(executor)));
+        let start = std::time::Instant::now();
+        while !scheduler.is_ready() {
+            assert!(start.elapsed().as_secs() < 120, "no executor in 120 s");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        port
+    });
+    let url = format!("df://127.0.0.1:{port}");
+    let table = format!("t={}", dir.path().join("preds").display());
+    let query = "SELECT model, loss_mse(p, y) AS mse, cross_entropy(logits, y3) AS ce \
+                 FROM t GROUP BY model ORDER BY model";
+    let o = Command::new(env!("CARGO_BIN_EXE_lossgpu-sql"))
+        .args([
+            query,
+            "--table",
+            &table,
+            "--cluster",
+            &url,
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["backend"], "cluster");
+    assert_eq!(v["device"], url.as_str());
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    for (m, row) in rows.iter().enumerate() {
+        assert_eq!(row[0], m as i64);
+        close("cluster mse", &row[1], mse(&r, Some(m as i64)));
+        close(
+            "cluster cross_entropy",
+            &row[2],
+            cross_entropy(&r, m as i64),
+        );
+    }
+    // Nothing listens on the scheduler's port once the runtime is gone.
+    drop(runtime);
+    for args in [
+        vec!["SELECT 1", "--cluster", url.as_str()],
+        vec!["SELECT 1", "--cluster", url.as_str(), "--backend", "gpu"],
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_lossgpu-sql"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("lossgpu: error: "), "{stderr}");
+    }
+}
