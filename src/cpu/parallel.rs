@@ -192,6 +192,10 @@ fn weight_sum<F: Float>(call: &Call, input: &LossInput<F>) -> f64 {
 /// on all cores. A half `out` is filled through one f32 block per task and
 /// narrowed from it.
 fn fill_blocks<O: Float>(out: &mut [O], fill: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync) {
+    if out.len() <= BLOCK {
+        let n = out.len();
+        return fill_as(out, |wide| fill(0..n, wide));
+    }
     out.par_chunks_mut(BLOCK)
         .enumerate()
         .for_each(|(b, block)| {
@@ -214,6 +218,11 @@ fn fill_as<O: Float>(out: &mut [O], fill: impl FnOnce(&mut [f32])) {
 /// Σ of `sum` over the blocks of `per` of n items, on all cores, added in
 /// block order.
 fn block_sums(n: usize, per: usize, sum: impl Fn(std::ops::Range<usize>) -> f64 + Sync) -> f64 {
+    // One block on the calling thread: a hop to the pool would cost more
+    // than a small call (SQL's batches) computes. The same bits.
+    if n > 0 && n <= per {
+        return [sum(0..n)].iter().sum();
+    }
     let blocks: Vec<f64> = (0..n.div_ceil(per))
         .into_par_iter()
         .map(|b| sum(b * per..((b + 1) * per).min(n)))

@@ -1,20 +1,26 @@
 //! The two accumulators every aggregate of this crate shares. Without
-//! GROUP BY, [`Plain`] gathers batches to [`GATHER`] rows and adds the
-//! state of each gathered batch (one engine call). With GROUP BY,
+//! GROUP BY, [`Plain`] gathers batches to [`GATHER`] rows where a GPU may
+//! evaluate them and adds the state of each gathered batch (one engine
+//! call); on the CPU it adds each batch's state as it comes. With GROUP BY,
 //! [`Groups`] makes one engine call per batch for every row's state and
 //! adds each row to its group in f64.
 
-use crate::engines::GATHER;
+use crate::engines::{gpu_may_run, GATHER};
 use crate::state::State;
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray};
 use datafusion::arrow::compute::concat;
 use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
+use lossgpu::Work;
 use std::fmt::Debug;
 
 /// What an aggregate computes from its argument columns.
 pub(crate) trait Aggregate: Debug + Send + Sync + 'static {
     type State: State;
+
+    /// The engine's op family of [`Aggregate::batch`]'s call, whose
+    /// calibration tells whether gathering can pay.
+    fn family(&self) -> Work;
 
     /// The work of a batch, which [`Plain`] gathers to [`GATHER`]: its
     /// rows (its logits for a row loss).
@@ -43,6 +49,9 @@ pub(crate) struct Plain<A: Aggregate> {
     pending: Vec<Vec<ArrayRef>>,
     /// Their work.
     pending_work: usize,
+    /// Whether batches are gathered: unknown before the first batch, then
+    /// whether the large-batch engine may run this family on a GPU.
+    gather: Option<bool>,
     state: A::State,
 }
 
@@ -52,6 +61,7 @@ impl<A: Aggregate> Plain<A> {
             aggregate,
             pending: Vec::new(),
             pending_work: 0,
+            gather: None,
             state: A::State::default(),
         }
     }
@@ -70,6 +80,8 @@ impl<A: Aggregate> Plain<A> {
             .collect::<Result<Vec<_>>>()?;
         self.pending_work = 0;
         self.state = self.state.merge(self.aggregate.batch(&columns)?);
+        // The first gathered call of a family calibrates Engine::auto().
+        self.gather = Some(gpu_may_run(self.aggregate.family()));
         Ok(())
     }
 }
@@ -77,7 +89,11 @@ impl<A: Aggregate> Plain<A> {
 impl<A: Aggregate> Accumulator for Plain<A> {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
         let work = self.aggregate.work(values);
-        if work >= GATHER && self.pending.is_empty() {
+        let gather = *self
+            .gather
+            .get_or_insert_with(|| gpu_may_run(self.aggregate.family()));
+        // Gathering copies every batch once: only worth it for a GPU.
+        if !gather || (work >= GATHER && self.pending.is_empty()) {
             self.state = self.state.merge(self.aggregate.batch(values)?);
             return Ok(());
         }

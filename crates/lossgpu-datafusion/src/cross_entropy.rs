@@ -16,7 +16,7 @@ use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
     Accumulator, AggregateUDFImpl, GroupsAccumulator, Signature, Volatility,
 };
-use lossgpu::{Engine, Loss, LossInput, LossSums};
+use lossgpu::{Engine, Loss, LossInput, LossSums, Work};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -178,6 +178,10 @@ impl CrossEntropy {
 
 impl Aggregate for CrossEntropy {
     type State = LossSums;
+
+    fn family(&self) -> Work {
+        Work::RowLoss
+    }
 
     fn work(&self, values: &[ArrayRef]) -> usize {
         values_in(&values[0])

@@ -6,7 +6,7 @@
 
 use crate::columns::Columns;
 use datafusion::common::{DataFusionError, Result};
-use lossgpu::{Engine, Float, Loss, LossInput, LossSums, Reduction, Target};
+use lossgpu::{Backend, Engine, Float, Loss, LossInput, LossSums, Reduction, Target, Work};
 use std::sync::OnceLock;
 
 /// Rows an aggregate gathers before it calls the engine: enough to be
@@ -35,6 +35,24 @@ pub fn set_large_batch_engine(engine: Engine) -> bool {
 /// The engine large batches go to, for reports ("gpu" or "cpu").
 pub fn large_batch_engine() -> &'static Engine {
     engine_for(GATHER)
+}
+
+/// Whether the large-batch engine may run `family`'s gathered batches on a
+/// GPU: not where it has none, nor where it is `Engine::auto()` and every
+/// gathered size of the family it has timed ran faster on the CPU.
+pub(crate) fn gpu_may_run(family: Work) -> bool {
+    let engine = large_batch_engine();
+    if engine.backend() == Backend::Cpu {
+        return false;
+    }
+    let gathered = GATHER.trailing_zeros();
+    let timed: Vec<Backend> = engine
+        .auto_choices()
+        .into_iter()
+        .filter(|c| c.work == family && c.size_class >= gathered)
+        .map(|c| c.backend)
+        .collect();
+    timed.is_empty() || timed.contains(&Backend::Gpu)
 }
 
 /// A library error as DataFusion's, naming lossgpu.

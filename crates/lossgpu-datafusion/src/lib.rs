@@ -48,9 +48,12 @@
 //!
 //! Each aggregate's partial state is the library's [`lossgpu::LossSums`] or
 //! [`lossgpu::MetricSums`]: sums in f64 that merge exactly across
-//! partitions and machines. Without GROUP BY, rows (for cross_entropy,
-//! logits) are gathered to [`GATHER`] before an engine call (smaller
-//! remainders go to the CPU backend); with GROUP BY, a native
+//! partitions and machines. Without GROUP BY, where the large-batch engine
+//! may run a GPU, rows (for cross_entropy, logits) are gathered to
+//! [`GATHER`] before an engine call (smaller remainders go to the CPU
+//! backend); where it has none, or `Engine::auto()` timed the CPU faster
+//! for that family at gathered sizes, each batch goes to the CPU backend
+//! as it comes, without a copy. With GROUP BY, a native
 //! `GroupsAccumulator` makes one engine call per batch (per-row values,
 //! reduction none) and adds each row to its group in f64.
 

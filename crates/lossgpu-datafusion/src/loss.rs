@@ -14,7 +14,7 @@ use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
     Accumulator, AggregateUDFImpl, GroupsAccumulator, Signature, Volatility,
 };
-use lossgpu::{Loss, LossParams, LossSums, Reduction};
+use lossgpu::{Loss, LossParams, LossSums, Reduction, Work};
 use std::sync::Arc;
 
 /// The aggregate of one pointwise loss, named `loss_` + its CLI name with
@@ -145,6 +145,10 @@ struct Pointwise {
 
 impl Aggregate for Pointwise {
     type State = LossSums;
+
+    fn family(&self) -> Work {
+        Work::Loss
+    }
 
     fn batch(&self, values: &[ArrayRef]) -> Result<LossSums> {
         let kept = Kept::of(&values[..self.columns], None)?;

@@ -17,7 +17,7 @@ use datafusion::logical_expr::{
     Accumulator, AggregateUDFImpl, GroupsAccumulator, Signature, Volatility,
 };
 use lossgpu::ops::metrics::metric_losses;
-use lossgpu::{Loss, MetricSums};
+use lossgpu::{Loss, MetricSums, Work};
 use std::sync::Arc;
 
 /// The metrics' names, as the struct's fields (SPEC §4's JSON keys).
@@ -150,6 +150,10 @@ struct Metrics {
 
 impl Aggregate for Metrics {
     type State = MetricSums;
+
+    fn family(&self) -> Work {
+        Work::Metrics
+    }
 
     fn batch(&self, values: &[ArrayRef]) -> Result<MetricSums> {
         let kept = Kept::of(&values[..self.columns], None)?;
