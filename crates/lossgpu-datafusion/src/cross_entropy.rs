@@ -305,14 +305,17 @@ impl<'a, F: Read> Held<'a, F> {
         })
     }
 
-    /// The loss input: class labels with ignore index −100, or
-    /// probabilities; the weights and the smoothing when given.
+    /// The loss input: class labels (with ignore index −100 where a row
+    /// has it), or probabilities; the weights and the smoothing when given.
     fn input(&self, m: usize, smoothing: Option<f32>) -> LossInput<'_, F> {
         let input = match &self.probabilities {
             Some(p) => LossInput::rows(&self.logits, m, p),
-            None => {
+            // The CPU backend's f32 row loops take no class options: set
+            // the ignore index only where it changes the result.
+            None if self.labels.contains(&(IGNORE_INDEX as u32)) => {
                 LossInput::classes(&self.logits, m, &self.labels).with_ignore_index(IGNORE_INDEX)
             }
+            None => LossInput::classes(&self.logits, m, &self.labels),
         };
         let input = match &self.weights {
             Some(w) => input.with_weights(w),
