@@ -508,20 +508,84 @@ fn many_rows_agree_with_the_reference() {
                 input = input.with_label_smoothing(0.1).with_z_loss(1e-3);
             }
             let label = format!("{} {rows}x{m}", loss.name());
-            let want = cpu::loss_scalar(&loss, &input, Reduction::Mean).unwrap();
-            let want_grad = cpu::loss_grad(&loss, &input, Reduction::Mean).unwrap();
-            let want_none = cpu::loss_per_sample(&loss, &input).unwrap();
-            for engine in engines(&cpu_engine) {
-                let at = format!("{label} {}", engine.device_name());
-                let (v, g) = engine
-                    .loss_and_grad(&loss, &input, Reduction::Mean)
-                    .unwrap();
-                assert_scalar_close(&at, v.scalar().unwrap(), want, 1e-5);
-                assert_all_close_with(&format!("{at} grad"), &g, &want_grad, |_| (1e-5, 1e-6));
-                let none = engine.loss(&loss, &input, Reduction::None).unwrap();
-                let none = none.per_sample().unwrap();
-                assert_all_close_with(&format!("{at} none"), none, &want_none, |_| (1e-5, 1e-6));
+            agree_with_reference(&label, &engines(&cpu_engine), &loss, &input);
+        }
+    }
+}
+
+/// Every cross-entropy option at once on odd shapes — one row, short rows
+/// (the CPU's transposed groups), rows past its 32-value cut, 65,537 rows,
+/// and on the CPU rows past its 4096-value tile (past gpu_small's binding)
+/// — with class targets (a fifth ignored) and probability targets, logits
+/// up to ±1e4: each backend's value, per-sample values and gradient agree
+/// with the f64 reference.
+#[test]
+fn every_option_on_odd_shapes_and_extreme_logits() {
+    let mut rng = rng("class options odd shapes");
+    let cpu_engine = Engine::cpu();
+    let shapes = [
+        (1, 7, 8.0),
+        (255, 31, 8.0),
+        (257, 33, 1e4),
+        (9, 509, 8.0),
+        (7, 4099, 8.0),
+        (65537, 5, 1e4),
+    ];
+    for (rows, m, scale) in shapes {
+        let z: Vec<f32> = (0..rows * m)
+            .map(|_| rng.random_range(-scale..scale))
+            .collect();
+        let classes: Vec<u32> = (0..rows)
+            .map(|i| match (i, rng.random_range(0..5)) {
+                (0, _) | (_, 1..) => rng.random_range(0..m as u32),
+                _ => -100i32 as u32,
+            })
+            .collect();
+        let mut dist: Vec<f32> = (0..rows * m)
+            .map(|_| match rng.random_range(0..3) {
+                0 => 0.0,
+                _ => rng.random_range(0.0..1.0),
+            })
+            .collect();
+        for row in dist.chunks_mut(m) {
+            let s: f32 = row.iter().sum::<f32>().max(f32::MIN_POSITIVE);
+            row.iter_mut().for_each(|v| *v /= s);
+        }
+        let cw: Vec<f32> = (0..m).map(|_| rng.random_range(0.0..2.0)).collect();
+        let a: Vec<f32> = (0..rows).map(|_| rng.random_range(0.0..2.0)).collect();
+        for (smoothing, z_loss) in [(0.0, 0.0), (0.1, 1e-4), (1.0, 0.0)] {
+            let by_class = LossInput::classes(&z, m, &classes).with_ignore_index(-100);
+            let by_prob = LossInput::rows(&z, m, &dist);
+            for (kind, input) in [("classes", by_class), ("probabilities", by_prob)] {
+                let input = input
+                    .with_class_weights(&cw)
+                    .with_weights(&a)
+                    .with_label_smoothing(smoothing)
+                    .with_z_loss(z_loss);
+                let label = format!("{kind} {rows}x{m} ±{scale} ε={smoothing} λ={z_loss}");
+                let on = match m > 1024 {
+                    true => vec![&cpu_engine],
+                    false => engines(&cpu_engine),
+                };
+                agree_with_reference(&label, &on, &Loss::CrossEntropy, &input);
             }
         }
+    }
+}
+
+/// An input's mean, gradient and per-sample values on engines `on`
+/// against the reference: rtol 1e-5 (SPEC §5), gradients within 1e-6.
+fn agree_with_reference(label: &str, on: &[&Engine], loss: &Loss, input: &LossInput) {
+    let want = cpu::loss_scalar(loss, input, Reduction::Mean).unwrap();
+    let want_grad = cpu::loss_grad(loss, input, Reduction::Mean).unwrap();
+    let want_none = cpu::loss_per_sample(loss, input).unwrap();
+    for engine in on {
+        let at = format!("{label} {}", engine.device_name());
+        let (v, g) = engine.loss_and_grad(loss, input, Reduction::Mean).unwrap();
+        assert_scalar_close(&at, v.scalar().unwrap(), want, 1e-5);
+        assert_all_close_with(&format!("{at} grad"), &g, &want_grad, |_| (1e-5, 1e-6));
+        let none = engine.loss(loss, input, Reduction::None).unwrap();
+        let none = none.per_sample().unwrap();
+        assert_all_close_with(&format!("{at} none"), none, &want_none, |_| (1e-5, 1e-6));
     }
 }

@@ -133,7 +133,7 @@ fn loss_sum<F: Float>(call: &Call, input: &LossInput<F>) -> f64 {
         return block_sums(call.shape.rows, rows_per_block(m), |rows| {
             let b = RowBlock::of(input, rows.clone(), m);
             let mut l = vec![0.0f32; rows.len()];
-            rows32::losses(op, &b.pred, m, b.targets(), &mut l);
+            rows32::losses(op, &b.pred, m, b.targets(), &b.opts, &mut l);
             l.iter()
                 .zip(rows)
                 .map(|(&l, i)| weighted(input.weight(i), l as f64))
@@ -240,9 +240,13 @@ fn row_op<F: Float>(call: &Call, input: &LossInput<F>) -> Option<RowOp> {
     let Form::Rows(op) = call.shape.form else {
         return None;
     };
-    // Class options take the reference formulas (an ignored row's target
-    // is no class index).
-    (rows32::has(op) && !input.has_class_options()).then_some(op)
+    // Cross-entropy's class options are the loops' too; kl-div's log forms
+    // and nll's and multi-margin's options take the reference formulas.
+    let o = &input.options;
+    let ce = matches!(op, RowOp::CeClass | RowOp::CeProb);
+    let options = !input.has_class_options()
+        || (ce && !o.log_input && !o.log_target && o.pos_weight.is_none());
+    (rows32::has(op) && options).then_some(op)
 }
 
 /// Rows `rows` of an input for the row loops, in f32: borrowed for f32
@@ -251,6 +255,7 @@ struct RowBlock<'a> {
     pred: std::borrow::Cow<'a, [f32]>,
     dist: Option<std::borrow::Cow<'a, [f32]>>,
     classes: Option<&'a [u32]>,
+    opts: rows32::CeOptions<'a>,
 }
 
 impl<'a> RowBlock<'a> {
@@ -265,6 +270,12 @@ impl<'a> RowBlock<'a> {
             classes: match input.target {
                 Target::Classes(c) => Some(&c[rows]),
                 _ => None,
+            },
+            opts: rows32::CeOptions {
+                class_weights: input.options.class_weights,
+                smoothing: input.options.label_smoothing,
+                z_loss: input.options.z_loss,
+                ignore: input.ignored(),
             },
         }
     }
@@ -342,7 +353,7 @@ fn per_sample<F: Float, O: Float>(call: &Call, input: &LossInput<F>) -> Vec<O> {
         out.par_chunks_mut(per).enumerate().for_each(|(k, o)| {
             let rows = k * per..k * per + o.len();
             let b = RowBlock::of(input, rows.clone(), m);
-            rows32::losses(op, &b.pred, m, b.targets(), o);
+            rows32::losses(op, &b.pred, m, b.targets(), &b.opts, o);
             for (o, i) in o.iter_mut().zip(rows) {
                 *o = weighted(input.weight(i), *o as f64) as f32;
             }
@@ -412,7 +423,16 @@ fn grad<F: Float, O: Float>(call: &Call, input: &LossInput<F>, coef: f64) -> Vec
             let b = RowBlock::of(input, rows, m);
             let targets = b.targets();
             fill_as(o, |o| {
-                rows32::grads(op, coef as f32, &b.pred, m, targets, w.as_deref(), o)
+                rows32::grads(
+                    op,
+                    coef as f32,
+                    &b.pred,
+                    m,
+                    targets,
+                    &b.opts,
+                    w.as_deref(),
+                    o,
+                )
             });
         });
         return g;

@@ -6,6 +6,11 @@
 //! at full width whether a row holds 10 values or 262,144, and only cheap
 //! adds and compares follow the row boundaries.
 //!
+//! Cross-entropy's options (class weights, label smoothing, the z-loss, an
+//! ignored class) take the same tiles: the loss is Σⱼ cⱼ·(lse − xⱼ) +
+//! λκ·lse² with the coefficients cⱼ of [`CeOptions::coefficients`], as the
+//! reference's `row_loss_with` writes it.
+//!
 //! Row sums add f32 lanes flushed into f64 every 1024 values, in an order
 //! fixed by the code, so a result has the same bits on every run.
 
@@ -40,6 +45,67 @@ impl<'a> Targets<'a> {
     }
 }
 
+/// Cross-entropy's options (SPEC §1b) on the f32 loops: class weights w,
+/// label smoothing ε, the z-loss λ and an ignored class target, whose
+/// rows are not read (their loss and gradient are 0, NaN or not).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct CeOptions<'a> {
+    pub(crate) class_weights: Option<&'a [f32]>,
+    pub(crate) smoothing: f32,
+    pub(crate) z_loss: f32,
+    pub(crate) ignore: Option<u32>,
+}
+
+impl CeOptions<'_> {
+    /// Whether the row losses are the plain ones (an ignore index only
+    /// removes rows).
+    fn plain(&self) -> bool {
+        self.class_weights.is_none() && self.smoothing == 0.0 && self.z_loss == 0.0
+    }
+
+    /// Whether row i of a run is the ignored class.
+    #[inline(always)]
+    fn ignored(&self, t: Targets, i: usize) -> bool {
+        matches!((self.ignore, t), (Some(ig), Targets::Classes(c)) if c[i] == ig)
+    }
+
+    /// Row i's coefficients cⱼ = wⱼ·((1−ε)·tⱼ + ε/m) into `c` (tⱼ one-hot
+    /// for a class target), and κ: w_y for a class, 1 for probabilities.
+    #[inline(always)]
+    fn coefficients(&self, t: Targets, i: usize, c: &mut [f32]) -> f32 {
+        let m = c.len();
+        let (keep, share) = (1.0 - self.smoothing, self.smoothing / m as f32);
+        let w = |j: usize| self.class_weights.map_or(1.0, |w| w[j]);
+        match t {
+            Targets::Classes(cl) => {
+                match self.class_weights {
+                    Some(cw) => c.iter_mut().zip(cw).for_each(|(c, &w)| *c = w * share),
+                    None => c.fill(share),
+                }
+                let y = cl[i] as usize;
+                c[y] = w(y) * (keep + share);
+                w(y)
+            }
+            Targets::Dist(d) => {
+                let tr = &d[i * m..(i + 1) * m];
+                match self.class_weights {
+                    Some(cw) => {
+                        for ((c, &t), &w) in c.iter_mut().zip(tr).zip(cw) {
+                            *c = w * keep.mul_add(t, share);
+                        }
+                    }
+                    None => c
+                        .iter_mut()
+                        .zip(tr)
+                        .for_each(|(c, &t)| *c = keep.mul_add(t, share)),
+                }
+                1.0
+            }
+            Targets::None => 1.0,
+        }
+    }
+}
+
 /// Whether the f32 loops compute `op` (zero-one, nll and multi-margin stay
 /// on the reference: compares, a gather and hinges, with no exp to save).
 pub(crate) fn has(op: RowOp) -> bool {
@@ -65,6 +131,9 @@ struct Scratch {
     /// the sum over the values below the maximum (and one for each tie),
     /// as the GPU: a confident row's small loss keeps its digits.
     sum: Vec<f32>,
+    /// A row's coefficients cⱼ, and its terms cⱼ·(lse − xⱼ), with options.
+    c: Vec<f32>,
+    terms: Vec<f32>,
 }
 
 /// Σ v in 16 f32 lanes flushed into f64 every 1024 values.
@@ -224,7 +293,14 @@ fn short_rows(x: &[f32], m: usize, keep_e: bool, sc: &mut Scratch) {
 
 /// The loss of each row of a block of rows (m values each) into `out`.
 #[multiversion(targets = "simd")]
-pub(crate) fn losses(op: RowOp, x: &[f32], m: usize, t: Targets, out: &mut [f32]) {
+pub(crate) fn losses(
+    op: RowOp,
+    x: &[f32],
+    m: usize,
+    t: Targets,
+    opts: &CeOptions,
+    out: &mut [f32],
+) {
     let per = (TILE / m).max(1);
     let mut sc = Scratch::default();
     for (k, out) in out.chunks_mut(per).enumerate() {
@@ -233,35 +309,47 @@ pub(crate) fn losses(op: RowOp, x: &[f32], m: usize, t: Targets, out: &mut [f32]
         let ts = t.rows(rows.clone(), m);
         tile(op, xs, m, ts, false, &mut sc);
         let n = out.len();
-        match (op, ts) {
-            (RowOp::CeClass | RowOp::CeProb, _) => {
-                let (lns, max) = (&sc.sum[..n], &sc.max[..n]);
-                if let Targets::Classes(c) = ts {
-                    // (max − x_c) + ln(1 + rest): exact 0 + ln(1 + rest) when x_c is
-                    // the max.
-                    for (i, o) in out.iter_mut().enumerate() {
-                        *o = (max[i] - xs[i * m + c[i] as usize]) + lns[i];
+        if !matches!(op, RowOp::CeClass | RowOp::CeProb) {
+            out.copy_from_slice(&sc.sum[..n]);
+            continue;
+        }
+        for (i, o) in out.iter_mut().enumerate() {
+            let (row, mx, lns) = (&xs[i * m..(i + 1) * m], sc.max[i], sc.sum[i]);
+            *o = match ts {
+                _ if opts.ignored(ts, i) => 0.0,
+                _ if !opts.plain() => {
+                    sc.c.resize(m, 0.0);
+                    sc.terms.resize(m, 0.0);
+                    let kappa = opts.coefficients(ts, i, &mut sc.c);
+                    for ((l, &c), &v) in sc.terms.iter_mut().zip(&sc.c).zip(row) {
+                        *l = select(c == 0.0, 0.0, c * ((mx - v) + lns));
                     }
-                } else if let Targets::Dist(d) = ts {
-                    for (i, o) in out.iter_mut().enumerate() {
-                        let row = &xs[i * m..(i + 1) * m];
-                        let tr = &d[i * m..(i + 1) * m];
-                        let mut l = 0.0f64;
-                        for (&v, &tj) in row.iter().zip(tr) {
-                            let term = tj * ((max[i] - v) + lns[i]);
-                            l += select(tj == 0.0, 0.0, term) as f64;
-                        }
-                        *o = l as f32;
-                    }
+                    let lse = mx + lns;
+                    (opts.z_loss * kappa * lse).mul_add(lse, row_sum(&sc.terms))
                 }
-            }
-            _ => out.copy_from_slice(&sc.sum[..n]),
+                // (max − x_c) + ln(1 + rest): exact 0 + ln(1 + rest) when
+                // x_c is the max.
+                Targets::Classes(c) => (mx - row[c[i] as usize]) + lns,
+                Targets::Dist(d) => {
+                    let tr = &d[i * m..(i + 1) * m];
+                    let mut l = 0.0f64;
+                    for (&v, &tj) in row.iter().zip(tr) {
+                        let term = tj * ((mx - v) + lns);
+                        l += select(tj == 0.0, 0.0, term) as f64;
+                    }
+                    l as f32
+                }
+                Targets::None => f32::NAN,
+            };
         }
     }
 }
 
 /// c·wᵢ·∂lᵢ/∂x for every value of a block of rows into `out`, with c the
 /// reduction's coefficient and wᵢ the row weights (1 without).
+/// Cross-entropy's is wᵢ·c·(softmax(x)ⱼ·(Σₖcₖ + 2λκ·lse) − cⱼ) with
+/// options, softmax(x) − onehot or − t without.
+#[allow(clippy::too_many_arguments)]
 #[multiversion(targets = "simd")]
 pub(crate) fn grads(
     op: RowOp,
@@ -269,6 +357,7 @@ pub(crate) fn grads(
     x: &[f32],
     m: usize,
     t: Targets,
+    opts: &CeOptions,
     w: Option<&[f32]>,
     out: &mut [f32],
 ) {
@@ -299,10 +388,26 @@ pub(crate) fn grads(
                 tile(op, xs, m, ts, true, &mut sc);
                 let rows = xs.chunks_exact(m).zip(sc.e.chunks_exact(m));
                 for (i, (orow, (xr, er))) in os.chunks_exact_mut(m).zip(rows).enumerate() {
+                    if opts.ignored(ts, i) {
+                        orow.fill(0.0);
+                        continue;
+                    }
                     // softmax = e^(x − max)/Σ = e^(x − max − ln Σ), the
                     // maxima's e^0 restored.
-                    let (mx, inv, wc) = (sc.max[i], exp(-sc.sum[i]), cw(i));
+                    let (mx, lns, wc) = (sc.max[i], sc.sum[i], cw(i));
+                    let inv = exp(-lns);
                     let soft = |x: f32, e: f32| select(x == mx, 1.0, e) * inv;
+                    if !opts.plain() {
+                        sc.c.resize(m, 0.0);
+                        let kappa = opts.coefficients(ts, i, &mut sc.c);
+                        let lse = mx + lns;
+                        let scale = (2.0 * opts.z_loss * kappa).mul_add(lse, row_sum(&sc.c));
+                        let rest = orow.iter_mut().zip(xr).zip(er).zip(&sc.c);
+                        for (((o, &x), &e), &cj) in rest {
+                            *o = weighted(wc, soft(x, e).mul_add(scale, -cj));
+                        }
+                        continue;
+                    }
                     match ts {
                         Targets::Classes(cl) => {
                             for ((o, &x), &e) in orow.iter_mut().zip(xr).zip(er) {

@@ -151,9 +151,10 @@ impl Engine {
         })
     }
 
-    /// The CPU backend, on all cores: f32 SIMD loops for the activations and
-    /// the common pointwise losses (f64 sums), the f64 reference formulas
-    /// for the rest. Always available.
+    /// The CPU backend, on all cores: f32 SIMD loops for the activations,
+    /// the common pointwise losses and the softmax row losses (cross-entropy
+    /// with its class options, kl-div, entropy), summed in f64; the f64
+    /// reference formulas for the rest. Always available.
     pub fn cpu() -> Engine {
         Engine {
             inner: Inner::Cpu,

@@ -310,8 +310,8 @@ impl<'a, F: Read> Held<'a, F> {
     fn input(&self, m: usize, smoothing: Option<f32>) -> LossInput<'_, F> {
         let input = match &self.probabilities {
             Some(p) => LossInput::rows(&self.logits, m, p),
-            // The CPU backend's f32 row loops take no class options: set
-            // the ignore index only where it changes the result.
+            // The ignore index costs a check per row: set it only where it
+            // changes the result.
             None if self.labels.contains(&(IGNORE_INDEX as u32)) => {
                 LossInput::classes(&self.logits, m, &self.labels).with_ignore_index(IGNORE_INDEX)
             }
