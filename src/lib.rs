@@ -90,6 +90,7 @@ mod engine;
 mod error;
 mod gpu;
 pub mod ops;
+mod output;
 pub mod probe;
 mod tensor;
 

@@ -76,7 +76,7 @@ pub fn activation<F: Float, O: Float>(
     x: &[F],
     upstream: Option<&[F]>,
 ) -> Vec<O> {
-    let mut out = vec![O::zeroed(); x.len()];
+    let mut out = crate::output::zeroed(x.len());
     if let Some(a) = Act32::of(act) {
         fill_blocks(&mut out, |at, o| {
             let up = upstream.map(|u| block(u, at.clone()));
@@ -338,7 +338,7 @@ pub fn loss_value<F: Float, O: Float>(call: &Call, input: &LossInput<F>) -> Resu
 /// checked.
 fn per_sample<F: Float, O: Float>(call: &Call, input: &LossInput<F>) -> Vec<O> {
     if let (Some(term), Target::Values(t)) = (pointwise32(call, input), input.target) {
-        let mut out = vec![O::zeroed(); call.shape.rows];
+        let mut out = crate::output::zeroed(call.shape.rows);
         fill_blocks(&mut out, |at, o| {
             let w = input.weights.map(|w| block(w, at.clone()));
             let (p, t) = (block(input.pred, at.clone()), block(t, at));
@@ -346,7 +346,7 @@ fn per_sample<F: Float, O: Float>(call: &Call, input: &LossInput<F>) -> Vec<O> {
         });
         return out;
     }
-    let mut out = vec![0.0f32; call.shape.rows];
+    let mut out = crate::output::zeroed::<f32>(call.shape.rows);
     if let Some(op) = row_op(call, input) {
         let m = call.shape.cols;
         let per = rows_per_block(m);
@@ -405,7 +405,7 @@ pub fn loss_and_grad<F: Float, O: Float>(
 /// c·wᵢ·∂lᵢ/∂p of values already checked, rounded to f32 (then to `O`).
 fn grad<F: Float, O: Float>(call: &Call, input: &LossInput<F>, coef: f64) -> Vec<O> {
     if let (Some(term), Target::Values(t)) = (pointwise32(call, input), input.target) {
-        let mut g = vec![O::zeroed(); call.shape.rows];
+        let mut g = crate::output::zeroed(call.shape.rows);
         fill_blocks(&mut g, |at, o| {
             let w = input.weights.map(|w| block(w, at.clone()));
             let (p, t) = (block(input.pred, at.clone()), block(t, at));
@@ -416,7 +416,7 @@ fn grad<F: Float, O: Float>(call: &Call, input: &LossInput<F>, coef: f64) -> Vec
     if let Some(op) = row_op(call, input) {
         let m = call.shape.cols;
         let per = rows_per_block(m);
-        let mut g = vec![O::zeroed(); call.shape.rows * m];
+        let mut g = crate::output::zeroed(call.shape.rows * m);
         g.par_chunks_mut(per * m).enumerate().for_each(|(k, o)| {
             let rows = k * per..k * per + o.len() / m;
             let w = input.weights.map(|w| block(w, rows.clone()));

@@ -204,7 +204,7 @@ pub(crate) fn read_bytes(n: usize, dtype: DType) -> u64 {
 
 /// `n` values of type `O` from readback bytes (its own dtype's layout).
 pub(crate) fn to_values<O: Float>(bytes: &[u8], n: usize) -> Vec<O> {
-    let mut out = vec![O::zeroed(); n];
+    let mut out = crate::output::zeroed::<O>(n);
     bytemuck::cast_slice_mut::<O, u8>(&mut out).copy_from_slice(&bytes[..n * O::DTYPE.size()]);
     out
 }
