@@ -353,6 +353,7 @@ kernel_ids! {
 
 impl Domain {
     /// NaN is allowed everywhere: it propagates to the result.
+    #[inline]
     pub(crate) fn contains(self, v: f32) -> bool {
         v.is_nan()
             || match self {
