@@ -14,6 +14,36 @@ use crate::ops::dtype::Float;
 #[cfg(target_os = "linux")]
 const HUGE_FROM: usize = 4 << 20;
 
+/// `n` values of `O`, each written once by `fill`, in memory that nothing
+/// zeroed first: a zeroing pass costs as much as a cheap activation, and
+/// glibc hands a freed block of this size back to the next call with its
+/// pages already mapped, where calloc's would be zeroed again or faulted
+/// in anew (2^20 values: 0.14 ms zeroed, 0.06 ms written into fresh memory
+/// for relu on 2 cores). Large buffers are advised onto huge pages.
+///
+/// # Safety
+/// `fill` must write every element of the slice it is given (on return or
+/// by panicking; a panic leaves nothing for the caller to read).
+pub(crate) unsafe fn written<O: Float>(
+    n: usize,
+    fill: impl FnOnce(&mut [std::mem::MaybeUninit<O>]),
+) -> Vec<O> {
+    let mut v: Vec<O> = Vec::with_capacity(n);
+    let spare = &mut v.spare_capacity_mut()[..n];
+    // SAFETY: the advice reads no contents; only the address range is used.
+    let bytes = unsafe {
+        std::slice::from_raw_parts_mut(
+            spare.as_mut_ptr().cast::<u8>(),
+            std::mem::size_of_val(spare),
+        )
+    };
+    advise_huge(bytes);
+    fill(spare);
+    // SAFETY: `fill` wrote all n values (the caller's contract).
+    unsafe { v.set_len(n) };
+    v
+}
+
 /// `n` zeros of `O`, from zeroed memory (calloc: the pages are not yet
 /// touched), advised onto huge pages where it is large.
 pub(crate) fn zeroed<O: Float>(n: usize) -> Vec<O> {
@@ -57,6 +87,24 @@ mod tests {
             assert!(v.iter().enumerate().all(|(i, &x)| x == i as f32));
             let h = super::zeroed::<half::bf16>(n);
             assert!(h.iter().all(|x| x.to_f32() == 0.0) && h.len() == n);
+        }
+    }
+
+    /// A written buffer holds exactly what `fill` wrote, at sizes on both
+    /// sides of the huge-page threshold.
+    #[test]
+    fn written_buffers_hold_what_was_written() {
+        for n in [0, 1, 7, (4 << 20) / 4, (8 << 20) / 4 + 3] {
+            // SAFETY: the loop writes every element.
+            let v = unsafe {
+                super::written::<f32>(n, |out| {
+                    for (i, o) in out.iter_mut().enumerate() {
+                        o.write(i as f32 * 0.5);
+                    }
+                })
+            };
+            assert_eq!(v.len(), n);
+            assert!(v.iter().enumerate().all(|(i, &x)| x == i as f32 * 0.5));
         }
     }
 }

@@ -16,6 +16,10 @@ use crate::ops::activation::{Activation, Pass};
 use crate::ops::loss::Loss;
 use multiversion::multiversion;
 
+/// An output value not yet written: the writers below fill fresh memory
+/// (see [`crate::output::written`]), writing every element of `out`.
+pub(super) type Uninit = std::mem::MaybeUninit<f32>;
+
 /// Accumulator lanes of a single loss's sum: two or more independent
 /// vector chains at any width, so a cheap term waits on memory rather than
 /// on add latency.
@@ -294,19 +298,25 @@ pub(crate) fn metric_sums(m: Metrics32, p: &[f32], t: &[f32], w: Option<&[f32]>)
 
 /// out = wᵢ·l(pᵢ, tᵢ) over one block.
 #[multiversion(targets = "simd")]
-pub(crate) fn per_sample(term: Term32, p: &[f32], t: &[f32], w: Option<&[f32]>, out: &mut [f32]) {
+pub(crate) fn per_sample(
+    term: Term32,
+    p: &[f32],
+    t: &[f32],
+    w: Option<&[f32]>,
+    out: &mut [Uninit],
+) {
     let n = out.len();
     let (p, t) = (&p[..n], &t[..n]);
     each_term!(term, |term| match w {
         None => {
             for ((o, &p), &t) in out.iter_mut().zip(p).zip(t) {
-                *o = term.value(p, t);
+                o.write(term.value(p, t));
             }
         }
         Some(w) => {
             let w = &w[..n];
             for (((o, &p), &t), &w) in out.iter_mut().zip(p).zip(t).zip(w) {
-                *o = weighted(w, term.value(p, t));
+                o.write(weighted(w, term.value(p, t)));
             }
         }
     })
@@ -314,19 +324,26 @@ pub(crate) fn per_sample(term: Term32, p: &[f32], t: &[f32], w: Option<&[f32]>, 
 
 /// out = c·wᵢ·l'(pᵢ, tᵢ) over one block (c the reduction's coefficient).
 #[multiversion(targets = "simd")]
-pub(crate) fn grad(term: Term32, c: f32, p: &[f32], t: &[f32], w: Option<&[f32]>, out: &mut [f32]) {
+pub(crate) fn grad(
+    term: Term32,
+    c: f32,
+    p: &[f32],
+    t: &[f32],
+    w: Option<&[f32]>,
+    out: &mut [Uninit],
+) {
     let n = out.len();
     let (p, t) = (&p[..n], &t[..n]);
     each_term!(term, |term| match w {
         None => {
             for ((o, &p), &t) in out.iter_mut().zip(p).zip(t) {
-                *o = c * term.grad(p, t);
+                o.write(c * term.grad(p, t));
             }
         }
         Some(w) => {
             let w = &w[..n];
             for (((o, &p), &t), &w) in out.iter_mut().zip(p).zip(t).zip(w) {
-                *o = weighted(c * w, term.grad(p, t));
+                o.write(weighted(c * w, term.grad(p, t)));
             }
         }
     })
@@ -406,25 +423,25 @@ pub(crate) fn activation(
     pass: Pass,
     x: &[f32],
     upstream: Option<&[f32]>,
-    out: &mut [f32],
+    out: &mut [Uninit],
 ) {
     let n = out.len();
     let x = &x[..n];
     each_act!(act, |act| match (pass, upstream) {
         (Pass::Forward, _) => {
             for (o, &x) in out.iter_mut().zip(x) {
-                *o = act.forward(x);
+                o.write(act.forward(x));
             }
         }
         (Pass::Derivative, _) | (Pass::Backward, None) => {
             for (o, &x) in out.iter_mut().zip(x) {
-                *o = act.derivative(x);
+                o.write(act.derivative(x));
             }
         }
         (Pass::Backward, Some(u)) => {
             let u = &u[..n];
             for ((o, &x), &u) in out.iter_mut().zip(x).zip(u) {
-                *o = u * act.derivative(x);
+                o.write(u * act.derivative(x));
             }
         }
     })

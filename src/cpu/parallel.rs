@@ -6,7 +6,7 @@
 //! is cut into blocks of a fixed size and block sums are added in block
 //! order, so a result does not depend on the number of threads.
 
-use super::lanes::{self, Act32, Metrics32, Term32};
+use super::lanes::{self, Act32, Metrics32, Term32, Uninit};
 use super::rows32;
 use super::{check_values, grad_coefficient, sample_grad, sample_term, weight, weighted};
 use crate::error::Result;
@@ -17,6 +17,7 @@ use crate::ops::input::{Call, Form, LossInput, Target};
 use crate::ops::loss::{Loss, RowOp};
 use crate::ops::reduction::{LossValue, Reduction};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Samples per task.
 const BLOCK: usize = 1 << 14;
@@ -76,27 +77,24 @@ pub fn activation<F: Float, O: Float>(
     x: &[F],
     upstream: Option<&[F]>,
 ) -> Vec<O> {
-    let mut out = crate::output::zeroed(x.len());
     if let Some(a) = Act32::of(act) {
-        fill_blocks(&mut out, |at, o| {
+        return filled(x.len(), |at, o| {
             let up = upstream.map(|u| block(u, at.clone()));
             lanes::activation(a, pass, &block(x, at), up.as_deref(), o);
         });
-        return out;
     }
     let (x, upstream) = (F::widen(x), upstream.map(F::widen));
     let upstream = upstream.as_deref();
-    fill_blocks(&mut out, |at, block| {
+    filled(x.len(), |at, block| {
         for (i, o) in at.zip(block) {
             let v = x[i] as f64;
-            *o = match pass {
+            o.write(match pass {
                 Pass::Forward => act.forward_f64(v, i),
                 Pass::Derivative => act.derivative_f64(v, i),
                 Pass::Backward => upstream.map_or(1.0, |u| u[i] as f64) * act.derivative_f64(v, i),
-            } as f32;
+            } as f32);
         }
-    });
-    out
+    })
 }
 
 /// (Σ wᵢlᵢ, Σ wᵢ) of a checked call, after its values are checked.
@@ -188,24 +186,48 @@ fn weight_sum<F: Float>(call: &Call, input: &LossInput<F>) -> f64 {
     }
 }
 
-/// `fill(range, block)` for each block of `out` and its range of indices,
-/// on all cores. A half `out` is filled through one f32 block per task and
+/// `fill(range, block)` for each block of a fresh output of n values and
+/// its range of indices, on all cores; `fill` writes every value of its
+/// block. A half output is filled through one f32 block per task and
 /// narrowed from it.
-fn fill_blocks<O: Float>(out: &mut [O], fill: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync) {
-    if out.len() <= BLOCK {
-        let n = out.len();
-        return fill_as(out, |wide| fill(0..n, wide));
-    }
-    out.par_chunks_mut(BLOCK)
-        .enumerate()
-        .for_each(|(b, block)| {
-            let at = b * BLOCK..b * BLOCK + block.len();
-            fill_as(block, |wide| fill(at, wide));
-        });
+fn filled<O: Float>(
+    n: usize,
+    fill: impl Fn(std::ops::Range<usize>, &mut [Uninit]) + Sync,
+) -> Vec<O> {
+    let blocks = |out: &mut [MaybeUninit<O>]| {
+        if n <= BLOCK {
+            return fill_uninit_as(out, |wide| fill(0..n, wide));
+        }
+        out.par_chunks_mut(BLOCK)
+            .enumerate()
+            .for_each(|(b, block)| {
+                let at = b * BLOCK..b * BLOCK + block.len();
+                fill_uninit_as(block, |wide| fill(at, wide));
+            });
+    };
+    // SAFETY: the blocks cover the output, and each is written whole by
+    // fill_uninit_as (whose `fill` writes every value, as this one's does).
+    unsafe { crate::output::written(n, blocks) }
 }
 
-/// `fill` writes `out` as f32: in place for f32, else into an f32 copy
-/// that is then narrowed.
+/// `fill` writes every value of `out` as f32: in place for f32, else into
+/// a fresh f32 block that is then narrowed.
+fn fill_uninit_as<O: Float>(out: &mut [MaybeUninit<O>], fill: impl FnOnce(&mut [Uninit])) {
+    if O::DTYPE == DType::F32 {
+        // SAFETY: O is f32 (its dtype says so): the same layout.
+        return fill(unsafe { &mut *(out as *mut [MaybeUninit<O>] as *mut [Uninit]) });
+    }
+    // SAFETY: `fill` writes every value (this function's contract).
+    let wide = unsafe { crate::output::written::<f32>(out.len(), fill) };
+    out.fill(MaybeUninit::new(O::zeroed()));
+    // SAFETY: every value was written on the line above.
+    O::narrow_into(&wide, unsafe {
+        &mut *(out as *mut [MaybeUninit<O>] as *mut [O])
+    });
+}
+
+/// `fill` writes `out`, already initialised, as f32: in place for f32,
+/// else into an f32 copy that is then narrowed.
 fn fill_as<O: Float>(out: &mut [O], fill: impl FnOnce(&mut [f32])) {
     if O::DTYPE == DType::F32 {
         return fill(bytemuck::cast_slice_mut(out));
@@ -338,16 +360,14 @@ pub fn loss_value<F: Float, O: Float>(call: &Call, input: &LossInput<F>) -> Resu
 /// checked.
 fn per_sample<F: Float, O: Float>(call: &Call, input: &LossInput<F>) -> Vec<O> {
     if let (Some(term), Target::Values(t)) = (pointwise32(call, input), input.target) {
-        let mut out = crate::output::zeroed(call.shape.rows);
-        fill_blocks(&mut out, |at, o| {
+        return filled(call.shape.rows, |at, o| {
             let w = input.weights.map(|w| block(w, at.clone()));
             let (p, t) = (block(input.pred, at.clone()), block(t, at));
             lanes::per_sample(term, &p, &t, w.as_deref(), o);
         });
-        return out;
     }
-    let mut out = crate::output::zeroed::<f32>(call.shape.rows);
     if let Some(op) = row_op(call, input) {
+        let mut out = crate::output::zeroed::<f32>(call.shape.rows);
         let m = call.shape.cols;
         let per = rows_per_block(m);
         out.par_chunks_mut(per).enumerate().for_each(|(k, o)| {
@@ -363,12 +383,11 @@ fn per_sample<F: Float, O: Float>(call: &Call, input: &LossInput<F>) -> Vec<O> {
     let wide = input.widen();
     let input = &wide.input();
     let (loss, shape) = (&call.loss, call.shape);
-    fill_blocks(&mut out, |at, block| {
+    filled(call.shape.rows, |at, block| {
         for (i, o) in at.zip(block) {
-            *o = weighted(weight(input, i), sample_term(loss, input, &shape, i)) as f32;
+            o.write(weighted(weight(input, i), sample_term(loss, input, &shape, i)) as f32);
         }
-    });
-    O::narrow(out)
+    })
 }
 
 /// The gradient of the reduced loss, rounded to f32 (then to `O`).
@@ -405,13 +424,11 @@ pub fn loss_and_grad<F: Float, O: Float>(
 /// c·wᵢ·∂lᵢ/∂p of values already checked, rounded to f32 (then to `O`).
 fn grad<F: Float, O: Float>(call: &Call, input: &LossInput<F>, coef: f64) -> Vec<O> {
     if let (Some(term), Target::Values(t)) = (pointwise32(call, input), input.target) {
-        let mut g = crate::output::zeroed(call.shape.rows);
-        fill_blocks(&mut g, |at, o| {
+        return filled(call.shape.rows, |at, o| {
             let w = input.weights.map(|w| block(w, at.clone()));
             let (p, t) = (block(input.pred, at.clone()), block(t, at));
             lanes::grad(term, coef as f32, &p, &t, w.as_deref(), o);
         });
-        return g;
     }
     if let Some(op) = row_op(call, input) {
         let m = call.shape.cols;
