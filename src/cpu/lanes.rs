@@ -60,6 +60,8 @@ pub(crate) enum Term32 {
     SquaredHinge,
     Logistic,
     BceLogits,
+    /// bce-logits with one positive weight pw (PyTorch's `pos_weight`).
+    BceLogitsPos(f32),
 }
 
 impl Term32 {
@@ -112,6 +114,12 @@ impl Term32 {
             // ln(1 + e^−|p|), with max(p, 0) − t·p as one product so that
             // a large |p| leaves no cancellation.
             Term32::BceLogits => select(p > 0.0, p * (1.0 - t), -t * p) + ln_1p_unit(exp(-p.abs())),
+            // pw·t·softplus(−p) + (1 − t)·softplus(p), the two softplus
+            // sharing ln(1 + e^−|p|).
+            Term32::BceLogitsPos(pw) => {
+                let l = ln_1p_unit(exp(-p.abs()));
+                (pw * t) * ((-p).max(0.0) + l) + (1.0 - t) * (p.max(0.0) + l)
+            }
         };
         select(p.is_nan() | t.is_nan(), f32::NAN, l)
     }
@@ -139,6 +147,13 @@ impl Term32 {
             Term32::SquaredHinge => -2.0 * t * (1.0 - t * p).max(0.0),
             Term32::Logistic => -t * sigmoid(-(t * p)),
             Term32::BceLogits => sigmoid(p) - t,
+            // (1 − t)·σ(p) − pw·t·σ(−p), both from e^−|p|.
+            Term32::BceLogitsPos(pw) => {
+                let e = exp(-p.abs());
+                let d = 1.0 + e;
+                let (up, down) = (select(p >= 0.0, 1.0, e), select(p >= 0.0, e, 1.0));
+                ((1.0 - t) * up - (pw * t) * down) / d
+            }
         };
         select(p.is_nan() | t.is_nan(), f32::NAN, g)
     }
@@ -167,7 +182,7 @@ macro_rules! each_term {
     ($term:expr, |$t:ident| $run:expr) => {
         specialise!($term, Term32 {
             Squared, Mse, Mae, Mape, Smape, LogCosh, Hinge, SquaredHinge, Logistic, BceLogits;
-            Huber(d), Quantile(g), SmoothL1(b)
+            Huber(d), Quantile(g), SmoothL1(b), BceLogitsPos(pw)
         }, |$t| $run)
     };
 }

@@ -15,6 +15,7 @@ use crate::ops::dtype::{DType, Float};
 use crate::ops::gradient::GradStats;
 use crate::ops::input::{Call, Form, LossInput, Target};
 use crate::ops::loss::{Loss, RowOp};
+use crate::ops::options::LossOptions;
 use crate::ops::reduction::{LossValue, Reduction};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -172,7 +173,8 @@ fn loss_sum<F: Float>(call: &Call, input: &LossInput<F>) -> f64 {
 /// calls share their mean's divisor to the bit.
 fn weight_sum<F: Float>(call: &Call, input: &LossInput<F>) -> f64 {
     let n = call.shape.rows;
-    if input.has_class_options() {
+    // Without a class option the mean's weight of a row is its weight.
+    if input.options.class() {
         let by_class = call.loss.mean_by_class_weight();
         return block_sums(n, BLOCK, |rows| {
             rows.map(|i| input.mean_weight(i, by_class)).sum()
@@ -470,11 +472,23 @@ fn grad<F: Float, O: Float>(call: &Call, input: &LossInput<F>, coef: f64) -> Vec
     blocks.concat()
 }
 
-/// The f32 loops' twin of a pointwise call, if they have one.
+/// The f32 loops' twin of a pointwise call, if they have one: bce-logits
+/// with one pos_weight has its own term; a pos_weight per column takes the
+/// reference formula.
 fn pointwise32<F: Float>(call: &Call, input: &LossInput<F>) -> Option<Term32> {
-    match call.shape.form {
-        // An option (pos_weight) takes the reference formula.
-        Form::Pointwise(_) if !input.has_class_options() => Term32::of(&call.loss),
+    let Form::Pointwise(_) = call.shape.form else {
+        return None;
+    };
+    let options = input.options;
+    let others = LossOptions {
+        pos_weight: None,
+        ..options
+    };
+    match options.pos_weight {
+        None if !options.any() => Term32::of(&call.loss),
+        Some(&[pw]) if !others.any() && matches!(call.loss, Loss::BceLogits) => {
+            Some(Term32::BceLogitsPos(pw))
+        }
         _ => None,
     }
 }

@@ -218,7 +218,8 @@ impl<'a, F: Float> LossInput<'a, F> {
     /// Whether any option applies (class weights, ignore index, label
     /// smoothing, z-loss, log input or target, pos_weight): the CPU backend
     /// then takes the reference formulas, but for cross-entropy's class
-    /// options, which its f32 row loops compute.
+    /// options and a single bce-logits pos_weight, which its f32 loops
+    /// compute.
     pub(crate) fn has_class_options(&self) -> bool {
         self.options.any()
     }
