@@ -89,9 +89,16 @@ impl Term32 {
     /// l(p, t), NaN when p or t is.
     #[inline(always)]
     fn value(self, p: f32, t: f32) -> f32 {
+        select(p.is_nan() | t.is_nan(), f32::NAN, self.formula(p, t))
+    }
+
+    /// l(p, t) by its formula alone: a term of e = t − p keeps a NaN of p
+    /// or t by itself, the others need [`Term32::value`]'s select.
+    #[inline(always)]
+    fn formula(self, p: f32, t: f32) -> f32 {
         let e = t - p;
         let a = e.abs();
-        let l = match self {
+        match self {
             Term32::Squared => 0.5 * e * e,
             Term32::Mse => e * e,
             Term32::Mae => a,
@@ -120,8 +127,7 @@ impl Term32 {
                 let l = ln_1p_unit(exp(-p.abs()));
                 (pw * t) * ((-p).max(0.0) + l) + (1.0 - t) * (p.max(0.0) + l)
             }
-        };
-        select(p.is_nan() | t.is_nan(), f32::NAN, l)
+        }
     }
 
     /// d l(p, t) / d p, NaN when p or t is.
@@ -203,8 +209,9 @@ impl Terms<1> for Term32 {
 /// The seven terms of the fused metrics (twin of metrics.wgsl): mse, mae,
 /// mape, smape, huber(δ), log-cosh, pinball(γ), with mape and smape
 /// without their factors 100 and 200 ([`METRIC_SCALE`], applied to the
-/// sums) and no NaN selects: every term is a function of e = t − p that
-/// keeps a NaN in e, and a NaN in p or t is one in e. The pass is
+/// sums) and no NaN selects ([`Term32::formula`]): every term is a
+/// function of e = t − p that keeps a NaN in e, and a NaN in p or t is
+/// one in e. The pass is
 /// compute-bound, so each instruction saved here is time.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Metrics32 {
@@ -218,18 +225,16 @@ const METRIC_SCALE: [f64; 7] = [1.0, 1.0, 100.0, 200.0, 1.0, 1.0, 1.0];
 impl Terms<7> for Metrics32 {
     #[inline(always)]
     fn values(self, p: f32, t: f32) -> [f32; 7] {
-        let (d, g) = (self.delta, self.gamma);
-        let e = t - p;
-        let (a, e2, at) = (e.abs(), e * e, t.abs());
+        let (a, at) = ((t - p).abs(), t.abs());
         [
-            e2,
-            a,
+            Term32::Mse.formula(p, t),
+            Term32::Mae.formula(p, t),
             a / at.max(f32::EPSILON),
             // |t| + |p| = 0 only where a = 0: 0 over the least subnormal.
             a / (at + p.abs()).max(f32::from_bits(1)),
-            select(a <= d, 0.5 * e2, d * (a - 0.5 * d)),
-            log_cosh(e),
-            select(e >= 0.0, g * e, (g - 1.0) * e),
+            Term32::Huber(self.delta).formula(p, t),
+            Term32::LogCosh.formula(p, t),
+            Term32::Quantile(self.gamma).formula(p, t),
         ]
     }
 }

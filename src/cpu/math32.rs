@@ -214,11 +214,8 @@ pub fn log_cosh(e: f32) -> f32 {
     let small = q * poly(q, &LOG_COSH_SMALL);
     // −2|e| held above −87 (NaN too, whose result comes from a − ln 2),
     // so that 2^n below is a normal number; e^−87 is nothing beside a.
-    let x = select(a < 43.5, -2.0 * a, -87.0);
-    let k = x.mul_add(LOG2E, ROUND);
-    let r = (ROUND - k).mul_add(std::f32::consts::LN_2, x);
-    let two_n = f32::from_bits(((k.to_bits() as i32 - ROUND.to_bits() as i32 + 127) << 23) as u32);
-    let z = poly(r, &EXP_REDUCED) * two_n;
+    let (n, r) = reduce(select(a < 43.5, -2.0 * a, -87.0));
+    let z = poly(r, &EXP_REDUCED) * pow2i(n);
     let large = poly(z, &LN_1P_TAIL).mul_add(z, a - std::f32::consts::LN_2);
     select(a < 1.0, small, large)
 }
