@@ -32,6 +32,8 @@ import numpy as np
 CLASSES = 10
 HUBER_DELTA = 1.0
 QUANTILE = 0.5
+# lossgpu bench times grad-stats with vanish_eps = 1e-6.
+GRAD_EPS = 1e-6
 
 
 def data(n):
@@ -92,6 +94,13 @@ def numpy_ops(x, t, labels):
         "bce-logits": lambda: (np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))).mean(),
         "cross-entropy m=10": ce,
         "metrics (fused)": metrics,
+        "grad-stats": lambda: [
+            np.linalg.norm(x),
+            np.abs(x).max(),
+            np.isnan(x).sum(),
+            np.isinf(x).sum(),
+            (np.abs(x) < GRAD_EPS).mean(),
+        ],
     }
 
 
@@ -127,6 +136,16 @@ def jax_ops(x, t, labels):
             jnp.mean(jnp.maximum(QUANTILE * e, (QUANTILE - 1) * e)),
         ])
 
+    def grad_stats(v):
+        a = jnp.abs(v)
+        return jnp.stack([
+            jnp.linalg.norm(v),
+            jnp.max(a),
+            jnp.sum(jnp.isnan(v)),
+            jnp.sum(jnp.isinf(v)),
+            jnp.mean(a < GRAD_EPS),
+        ])
+
     def run(f, *args):
         g = jax.jit(f)
         return lambda: g(*args).block_until_ready()
@@ -153,6 +172,7 @@ def jax_ops(x, t, labels):
         "cross-entropy m=10": run(lambda z, l: ce(z, l) / l.size, z, ls),
         "cross-entropy m=10 grad": grad(ce, z, ls),
         "metrics (fused)": run(metrics, xs, ts),
+        "grad-stats": run(grad_stats, xs),
     }
 
 
@@ -210,6 +230,13 @@ def torch_ops(x, t, labels):
         "cross-entropy m=10": nograd(lambda: F.cross_entropy(z, ls)),
         "cross-entropy m=10 grad": grad(lambda p: F.cross_entropy(p, ls, reduction="sum"), z),
         "metrics (fused)": metrics,
+        "grad-stats": nograd(lambda: [
+            torch.linalg.vector_norm(xs),
+            xs.abs().max(),
+            xs.isnan().sum(),
+            xs.isinf().sum(),
+            (xs.abs() < GRAD_EPS).float().mean(),
+        ]),
     }
 
 

@@ -1056,7 +1056,7 @@ fn metrics_command_gives_every_metric() {
 // ---- bench -------------------------------------------------------------
 
 /// The op rows `lossgpu bench` times at every size.
-const BENCH_OPS: [&str; 19] = [
+const BENCH_OPS: [&str; 20] = [
     "sigmoid",
     "tanh",
     "swish",
@@ -1076,6 +1076,7 @@ const BENCH_OPS: [&str; 19] = [
     "mse bf16",
     "bce-logits bf16",
     "cross-entropy m=10 bf16",
+    "grad-stats",
 ];
 
 /// A positive, finite number of seconds (or ratio).
@@ -1264,8 +1265,8 @@ fn gpu_bench_times_every_column_against_the_ceilings() {
         ] {
             positive(&row[key], &format!("{op} {key}"));
         }
-        // The metrics have no resident path.
-        let resident = !op.starts_with("metrics");
+        // The metrics and the gradient statistics have no resident path.
+        let resident = !op.starts_with("metrics") && op != "grad-stats";
         for key in [
             "gpu_resident_seconds",
             "resident_read_fraction",

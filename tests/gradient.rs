@@ -8,6 +8,7 @@ use common::{assert_err, data, gpu, gpu_small, rng, LENGTHS};
 use lossgpu::{
     cpu, Clip, Engine, GradStats, HealthThresholds, Loss, LossInput, Reduction, Verdict,
 };
+use rand::Rng;
 
 fn same_stats(label: &str, got: &GradStats, want: &GradStats) {
     let close =
@@ -293,4 +294,107 @@ fn the_cpu_backends_grad_stats_match_the_reference_over_many_blocks() {
     assert!(got.l2_norm.is_nan() && got.max_abs.is_nan());
     assert_eq!((got.nan_count, got.inf_count), (1, 1));
     assert_eq!(got.vanishing_fraction, want.vanishing_fraction);
+}
+
+/// Engine::cpu()'s f32 lanes (squares in f64, exact maxima and counts)
+/// against the one-loop f64 reference at odd lengths, with f32::MAX,
+/// subnormals, −0, values at the vanishing threshold and scattered NaN and
+/// ±inf; bf16 gives the stats of its f32 values; clipping several tensors
+/// in place by norm and by value gives the reference's values.
+#[test]
+fn the_cpu_backends_grad_stats_and_clip_at_odd_lengths_and_extremes() {
+    let mut rng = rng("cpu grad-stats extremes");
+    let engine = Engine::cpu();
+    let eps = 1e-3f32;
+    let odd = [
+        f32::MAX,
+        -f32::MAX,
+        1e-45,
+        -0.0,
+        eps,
+        -eps,
+        0.999e-3,
+        1e30,
+        -1e4,
+    ];
+    for n in LENGTHS {
+        let mut g = data(&mut rng, n);
+        for (k, &v) in odd.iter().enumerate() {
+            g[(k * 131) % n] = v;
+        }
+        let label = format!("n={n}");
+        same_stats(
+            &label,
+            &engine.grad_stats(&g, eps).unwrap(),
+            &cpu::stats::grad_stats(&g, eps),
+        );
+        let b: Vec<lossgpu::bf16> = g.iter().map(|&v| lossgpu::bf16::from_f32(v)).collect();
+        let wide: Vec<f32> = b.iter().map(|v| v.to_f32()).collect();
+        same_stats(
+            &label,
+            &engine.grad_stats(&b, eps).unwrap(),
+            &cpu::stats::grad_stats(&wide, eps),
+        );
+        for (i, v) in [
+            (n / 2, f32::NAN),
+            (n / 3, f32::INFINITY),
+            (n - 1, f32::NEG_INFINITY),
+        ] {
+            g[i] = v;
+            let got = engine.grad_stats(&g, eps).unwrap();
+            same_stats(&label, &got, &cpu::stats::grad_stats(&g, eps));
+        }
+    }
+    // Clipping: three tensors of odd lengths, finite, clipped as one.
+    for clip in [Clip::Norm(2.0), Clip::Value(0.75)] {
+        let layers: Vec<Vec<f32>> = [1, 255, 65_537]
+            .iter()
+            .map(|&n| (0..n).map(|_| (rng.random::<f32>() - 0.5) * 8.0).collect())
+            .collect();
+        let mut tensors: Vec<_> = layers.iter().map(|l| engine.upload(l).unwrap()).collect();
+        let before = engine.clip_tensors(&mut tensors, clip).unwrap();
+        let mut want = layers.clone();
+        match clip {
+            Clip::Norm(c) => {
+                let norm = cpu::stats::clip_norm(&mut want, c);
+                assert!(
+                    (before.l2_norm - norm).abs() <= 1e-12 * norm,
+                    "{before:?} {norm}"
+                );
+            }
+            Clip::Value(c) => want
+                .iter_mut()
+                .for_each(|w| *w = cpu::stats::clip_value(w, c)),
+        }
+        for (t, w) in tensors.iter().zip(&want) {
+            for (a, b) in engine.read(t).unwrap().iter().zip(w) {
+                assert!((a - b).abs() <= 1e-6 * b.abs(), "{clip:?}: {a} vs {b}");
+            }
+        }
+        let halves: Vec<Vec<lossgpu::bf16>> = layers
+            .iter()
+            .map(|l| l.iter().map(|&v| lossgpu::bf16::from_f32(v)).collect())
+            .collect();
+        let mut tensors: Vec<_> = halves.iter().map(|h| engine.upload(h).unwrap()).collect();
+        engine.clip_tensors(&mut tensors, clip).unwrap();
+        let mut wide: Vec<Vec<f32>> = halves
+            .iter()
+            .map(|h| h.iter().map(|v| v.to_f32()).collect())
+            .collect();
+        match clip {
+            Clip::Norm(c) => drop(cpu::stats::clip_norm(&mut wide, c)),
+            Clip::Value(c) => wide
+                .iter_mut()
+                .for_each(|w| *w = cpu::stats::clip_value(w, c)),
+        }
+        for (t, w) in tensors.iter().zip(&wide) {
+            for (a, b) in engine.read(t).unwrap().iter().zip(w) {
+                let b = lossgpu::bf16::from_f32(*b);
+                assert!(
+                    a.to_bits().abs_diff(b.to_bits()) <= 1,
+                    "{clip:?} bf16: {a} vs {b}"
+                );
+            }
+        }
+    }
 }

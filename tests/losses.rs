@@ -1155,6 +1155,38 @@ fn a_batch_gives_each_losss_own_value() {
     }
 }
 
+/// Past 2^17 values in all the CPU spreads a batch over its cores, one
+/// loss per task: the same bits as each loss alone, and the first bad
+/// item (in item order) names the error.
+#[test]
+fn a_large_batch_on_the_cpu_matches_its_losses_alone() {
+    let mut rng = rng("large batch");
+    let engine = Engine::cpu();
+    let preds: Vec<Vec<f32>> = (0..6).map(|k| data(&mut rng, 65537 + k)).collect();
+    let targets: Vec<Vec<f32>> = (0..6).map(|k| data(&mut rng, 65537 + k)).collect();
+    let kinds = [Loss::Mse, Loss::Huber { delta: 1.0 }, Loss::LogCosh];
+    let items: Vec<(Loss, LossInput)> = (0..6)
+        .map(|k| (kinds[k % 3], LossInput::new(&preds[k], &targets[k])))
+        .collect();
+    let got = engine.loss_batch(&items, Reduction::Mean).unwrap();
+    for ((loss, input), v) in items.iter().zip(&got) {
+        let alone = engine.loss(loss, input, Reduction::Mean).unwrap();
+        assert_eq!(
+            v.scalar().unwrap().to_bits(),
+            alone.scalar().unwrap().to_bits()
+        );
+    }
+    let unit = vec![2.0f32; 65537];
+    let mut bad = items.clone();
+    bad.insert(2, (Loss::Hinge, LossInput::new(&preds[0], &unit)));
+    bad.push((Loss::Bce, LossInput::new(&unit, &targets[0])));
+    let e = engine
+        .loss_batch(&bad, Reduction::Mean)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("hinge") && e.contains("target[0]"), "{e}");
+}
+
 #[test]
 fn a_zero_weight_does_not_hide_a_nan_on_the_cpu_backend() {
     // 0·l removes a sample whose loss is infinite, but a NaN still

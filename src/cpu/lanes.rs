@@ -466,3 +466,50 @@ pub(crate) fn activation(
         }
     })
 }
+
+/// Σg² (f64) and max |g| over the finite values of one block, and its
+/// counts of NaN, ±inf and |g| < eps: the raw parts of
+/// [`crate::GradStats`]. Squares are taken in f64 (no overflow up to
+/// f32::MAX) in 16 lanes, added in lane order; the maximum and the counts
+/// are exact.
+#[multiversion(targets = "simd")]
+pub(crate) fn grad_sums(g: &[f32], eps: f32) -> (f64, f32, [u64; 3]) {
+    const L: usize = 16;
+    // u32 counters per lane flush into u64 every run.
+    const RUN: usize = L << 20;
+    let (mut total, mut max, mut counts) = (0.0f64, 0.0f32, [0u64; 3]);
+    for run in g.chunks(RUN) {
+        let (mut ssq, mut top) = ([0.0f64; L], [0.0f32; L]);
+        let mut c = [[0u32; L]; 3];
+        let lanes = run.chunks_exact(L);
+        let tail = lanes.remainder();
+        for v in lanes {
+            let v: &[f32; L] = v.try_into().expect("chunks_exact gives whole lanes");
+            for j in 0..L {
+                let a = v[j].abs();
+                // NaN and ±inf add nothing here; they are counted instead.
+                let f = select(a < f32::INFINITY, a, 0.0);
+                ssq[j] += f as f64 * f as f64;
+                top[j] = select(f > top[j], f, top[j]);
+                c[0][j] += v[j].is_nan() as u32;
+                c[1][j] += (a == f32::INFINITY) as u32;
+                c[2][j] += (a < eps) as u32;
+            }
+        }
+        total += ssq.iter().sum::<f64>();
+        max = top.iter().fold(max, |m, &t| select(t > m, t, m));
+        for (k, c) in c.iter().enumerate() {
+            counts[k] += c.iter().map(|&c| c as u64).sum::<u64>();
+        }
+        for &v in tail {
+            let a = v.abs();
+            let f = select(a < f32::INFINITY, a, 0.0);
+            total += f as f64 * f as f64;
+            max = select(f > max, f, max);
+            counts[0] += v.is_nan() as u64;
+            counts[1] += (a == f32::INFINITY) as u64;
+            counts[2] += (a < eps) as u64;
+        }
+    }
+    (total, max, counts)
+}

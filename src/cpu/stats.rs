@@ -24,9 +24,16 @@ pub fn grad_stats(g: &[f32], vanish_eps: f32) -> GradStats {
 
 /// Clamp to [−c, c], NaN kept.
 pub fn clip_value(g: &[f32], c: f32) -> Vec<f32> {
-    g.iter()
-        .map(|&v| if v.is_nan() { v } else { v.clamp(-c, c) })
-        .collect()
+    g.iter().map(|&v| clamp(v, c)).collect()
+}
+
+/// v clamped to [−c, c], NaN kept.
+pub(crate) fn clamp(v: f32, c: f32) -> f32 {
+    if v.is_nan() {
+        v
+    } else {
+        v.clamp(-c, c)
+    }
 }
 
 /// One global norm over all tensors, then each scaled by

@@ -231,16 +231,7 @@ impl Engine {
             (Work::Batch, "loss_batch", ""),
             total,
             |g| g.loss_batch(&calls),
-            || {
-                // Small losses are many: one per core beats cores per loss.
-                use rayon::prelude::*;
-                calls
-                    .par_iter()
-                    .map(|(call, input)| cpu::parallel::loss_value(call, input))
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .collect() // the first error in item order
-            },
+            || cpu::parallel::loss_batch(&calls, total),
         )
     }
 

@@ -480,25 +480,20 @@ impl Engine {
                 g.grad_stats(&resident, 0.0, Some(clip), F::DTYPE)
             }
             _ => {
-                // One norm over all tensors, then each scaled in place.
-                let mut all = Vec::new();
+                // One norm over all tensors, then each clipped in place.
+                let mut all = Vec::with_capacity(tensors.len());
                 for t in tensors.iter() {
                     match &t.data {
-                        TensorData::Cpu(v) => all.extend_from_slice(v),
+                        TensorData::Cpu(v) => all.push(&v[..]),
                         TensorData::Gpu(_) => {
                             return Err(invalid!("clip: a GPU tensor was given to the CPU engine"))
                         }
                     }
                 }
-                let stats = cpu::parallel::grad_stats(&all, 0.0);
+                let stats = cpu::parallel::grad_stats_of(&all, 0.0);
                 for t in tensors.iter_mut() {
                     if let TensorData::Cpu(v) = &mut t.data {
-                        let mut wide = F::widen(v).into_owned();
-                        match clip {
-                            Clip::Norm(c) => cpu::stats::scale_by_norm(&mut wide, stats.l2_norm, c),
-                            Clip::Value(c) => wide = cpu::stats::clip_value(&wide, c),
-                        }
-                        *v = F::narrow(wide);
+                        cpu::parallel::clip_in_place(v, clip, stats.l2_norm);
                     }
                 }
                 Ok(stats)

@@ -71,6 +71,9 @@ pub(super) enum Op {
     Metrics,
     /// The mean loss on bf16 inputs (2 bytes a value).
     Bf16(Loss),
+    /// `Engine::grad_stats` of x: norm, max |x|, NaN/inf counts, vanishing
+    /// share.
+    GradStats,
 }
 
 impl Op {
@@ -84,6 +87,7 @@ impl Op {
             Op::Loss(l, g) => format!("{}{}", l.name(), if *g { " grad" } else { "" }),
             Op::Metrics => "metrics (fused)".to_string(),
             Op::Bf16(l) => format!("{} bf16", Op::Loss(*l, false).name()),
+            Op::GradStats => "grad-stats".to_string(),
         }
     }
 
@@ -109,7 +113,7 @@ impl Op {
     /// about half of one, is counted as one).
     pub(super) fn inputs(&self) -> usize {
         match self {
-            Op::Act(..) | Op::Loss(Loss::CrossEntropy, _) | Op::Bf16(_) => 1,
+            Op::Act(..) | Op::Loss(Loss::CrossEntropy, _) | Op::Bf16(_) | Op::GradStats => 1,
             _ => 2,
         }
     }
@@ -128,7 +132,7 @@ impl Op {
                 let n = self.elements(n);
                 2 * n + 4 * n / CLASSES
             }
-            Op::Bf16(_) => 4 * n,
+            Op::Bf16(_) | Op::GradStats => 4 * n,
         }
     }
 
@@ -170,13 +174,18 @@ impl Op {
                 };
                 Out::F64(vec![v.scalar().unwrap_or(f64::NAN)])
             }
+            Op::GradStats => {
+                let s = engine.grad_stats(&d.x, 1e-6)?;
+                Out::F64(vec![s.l2_norm, s.max_abs, s.vanishing_fraction])
+            }
         })
     }
 
     /// Whether the library has a path on resident tensors: activations and
-    /// losses do; the metrics do not.
+    /// losses do; the metrics and the gradient statistics (timed from the
+    /// host) do not.
     pub(super) fn has_resident(&self) -> bool {
-        !matches!(self, Op::Metrics)
+        !matches!(self, Op::Metrics | Op::GradStats)
     }
 
     /// On resident tensors (see [`Op::has_resident`]); waits for the result.
@@ -205,10 +214,11 @@ impl Op {
                 engine.synchronize()?;
                 drop(black_box(g));
             }
-            Op::Metrics => {
-                return Err(Error::InvalidInput(
-                    "the metrics have no resident path".into(),
-                ))
+            Op::Metrics | Op::GradStats => {
+                return Err(Error::InvalidInput(format!(
+                    "{} has no resident path in the benchmark",
+                    self.name()
+                )))
             }
             Op::Bf16(l @ Loss::CrossEntropy) => drop(black_box(engine.loss_tensor(
                 l,
@@ -278,6 +288,8 @@ pub(super) fn ops() -> Result<Vec<Op>> {
     ops.push(Op::Metrics);
     // bf16 inputs: half the bytes of the f32 rows above.
     ops.extend([Loss::Mse, Loss::BceLogits, Loss::CrossEntropy].map(Op::Bf16));
+    // One read of a gradient, from the host.
+    ops.push(Op::GradStats);
     Ok(ops)
 }
 
