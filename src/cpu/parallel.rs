@@ -127,10 +127,10 @@ fn loss_sum<F: Float>(call: &Call, input: &LossInput<F>) -> f64 {
             lanes::sums(term, &block(p, at.clone()), &block(t, at), wb.as_deref())
         });
     }
-    if let Some(op) = row_op(call, input) {
+    if let Some(op) = row_op(call) {
         let m = call.shape.cols;
         return block_sums(call.shape.rows, rows_per_block(m), |rows| {
-            let b = RowBlock::of(input, rows.clone(), m);
+            let b = RowBlock::of(&call.loss, input, rows.clone(), m);
             let mut l = vec![0.0f32; rows.len()];
             rows32::losses(op, &b.pred, m, b.targets(), &b.opts, &mut l);
             l.iter()
@@ -260,17 +260,13 @@ fn rows_per_block(m: usize) -> usize {
 }
 
 /// The f32 row loops' op for a row loss they compute.
-fn row_op<F: Float>(call: &Call, input: &LossInput<F>) -> Option<RowOp> {
+fn row_op(call: &Call) -> Option<RowOp> {
     let Form::Rows(op) = call.shape.form else {
         return None;
     };
-    // Cross-entropy's class options are the loops' too; kl-div's log forms
-    // and nll's and multi-margin's options take the reference formulas.
-    let o = &input.options;
-    let ce = matches!(op, RowOp::CeClass | RowOp::CeProb);
-    let options = !input.has_class_options()
-        || (ce && !o.log_input && !o.log_target && o.pos_weight.is_none());
-    (rows32::has(op) && options).then_some(op)
+    // Every option of a row loss is the loops' too (pos_weight is
+    // bce-logits', a pointwise loss).
+    rows32::has(op).then_some(op)
 }
 
 /// Rows `rows` of an input for the row loops, in f32: borrowed for f32
@@ -279,12 +275,21 @@ struct RowBlock<'a> {
     pred: std::borrow::Cow<'a, [f32]>,
     dist: Option<std::borrow::Cow<'a, [f32]>>,
     classes: Option<&'a [u32]>,
-    opts: rows32::CeOptions<'a>,
+    opts: rows32::Options<'a>,
 }
 
 impl<'a> RowBlock<'a> {
-    fn of<F: Float>(input: &LossInput<'a, F>, rows: std::ops::Range<usize>, m: usize) -> Self {
+    fn of<F: Float>(
+        loss: &Loss,
+        input: &LossInput<'a, F>,
+        rows: std::ops::Range<usize>,
+        m: usize,
+    ) -> Self {
         let values = rows.start * m..rows.end * m;
+        let (margin, power) = match *loss {
+            Loss::MultiMargin { margin, power } => (margin, power),
+            _ => (0.0, 1),
+        };
         RowBlock {
             pred: block(input.pred, values.clone()),
             dist: match input.target {
@@ -295,11 +300,15 @@ impl<'a> RowBlock<'a> {
                 Target::Classes(c) => Some(&c[rows]),
                 _ => None,
             },
-            opts: rows32::CeOptions {
+            opts: rows32::Options {
                 class_weights: input.options.class_weights,
                 smoothing: input.options.label_smoothing,
                 z_loss: input.options.z_loss,
                 ignore: input.ignored(),
+                log_input: input.options.log_input,
+                log_target: input.options.log_target,
+                margin,
+                power,
             },
         }
     }
@@ -386,13 +395,13 @@ fn per_sample<F: Float, O: Float>(call: &Call, input: &LossInput<F>) -> Vec<O> {
             lanes::per_sample(term, &p, &t, w.as_deref(), o);
         });
     }
-    if let Some(op) = row_op(call, input) {
+    if let Some(op) = row_op(call) {
         let mut out = crate::output::zeroed::<f32>(call.shape.rows);
         let m = call.shape.cols;
         let per = rows_per_block(m);
         out.par_chunks_mut(per).enumerate().for_each(|(k, o)| {
             let rows = k * per..k * per + o.len();
-            let b = RowBlock::of(input, rows.clone(), m);
+            let b = RowBlock::of(&call.loss, input, rows.clone(), m);
             rows32::losses(op, &b.pred, m, b.targets(), &b.opts, o);
             for (o, i) in o.iter_mut().zip(rows) {
                 *o = weighted(input.weight(i), *o as f64) as f32;
@@ -450,14 +459,14 @@ fn grad<F: Float, O: Float>(call: &Call, input: &LossInput<F>, coef: f64) -> Vec
             lanes::grad(term, coef as f32, &p, &t, w.as_deref(), o);
         });
     }
-    if let Some(op) = row_op(call, input) {
+    if let Some(op) = row_op(call) {
         let m = call.shape.cols;
         let per = rows_per_block(m);
         let mut g = crate::output::zeroed(call.shape.rows * m);
         g.par_chunks_mut(per * m).enumerate().for_each(|(k, o)| {
             let rows = k * per..k * per + o.len() / m;
             let w = input.weights.map(|w| block(w, rows.clone()));
-            let b = RowBlock::of(input, rows, m);
+            let b = RowBlock::of(&call.loss, input, rows, m);
             let targets = b.targets();
             fill_as(o, |o| {
                 rows32::grads(

@@ -1,6 +1,8 @@
 //! The CPU backend's f32 loops for the row losses of `shaders/rows.wgsl`
-//! (cross-entropy on classes and on probabilities, kl-div, entropy), as
-//! [`super::lanes`] is for the pointwise ones. A tile of whole rows goes
+//! (cross-entropy on classes and on probabilities, nll, multi-margin,
+//! kl-div, entropy), as [`super::lanes`] is for the pointwise ones. nll and
+//! multi-margin read their rows directly (a gather, and hinges against the
+//! class score). A tile of whole rows goes
 //! through steps that each run over one flat array: row maxima, x − max,
 //! exp, row sums, ln of the sums. The transcendentals therefore vectorise
 //! at full width whether a row holds 10 values or 262,144, and only cheap
@@ -8,7 +10,7 @@
 //!
 //! Cross-entropy's options (class weights, label smoothing, the z-loss, an
 //! ignored class) take the same tiles: the loss is Σⱼ cⱼ·(lse − xⱼ) +
-//! λκ·lse² with the coefficients cⱼ of [`CeOptions::coefficients`], as the
+//! λκ·lse² with the coefficients cⱼ of [`Options::coefficients`], as the
 //! reference's `row_loss_with` writes it.
 //!
 //! Row sums add f32 lanes flushed into f64 every 1024 values, in an order
@@ -45,18 +47,27 @@ impl<'a> Targets<'a> {
     }
 }
 
-/// Cross-entropy's options (SPEC §1b) on the f32 loops: class weights w,
-/// label smoothing ε, the z-loss λ and an ignored class target, whose
-/// rows are not read (their loss and gradient are 0, NaN or not).
+/// The row losses' options (SPEC §1b) on the f32 loops: cross-entropy's
+/// and nll's class weights w, label smoothing ε, the z-loss λ and an
+/// ignored class target, whose rows are not read (their loss and gradient
+/// are 0, NaN or not); kl-div's log forms; multi-margin's margin and power.
 #[derive(Clone, Copy, Default)]
-pub(crate) struct CeOptions<'a> {
+pub(crate) struct Options<'a> {
     pub(crate) class_weights: Option<&'a [f32]>,
     pub(crate) smoothing: f32,
     pub(crate) z_loss: f32,
     pub(crate) ignore: Option<u32>,
+    /// kl-div's prediction is log q.
+    pub(crate) log_input: bool,
+    /// kl-div's target is log t.
+    pub(crate) log_target: bool,
+    /// multi-margin's margin M.
+    pub(crate) margin: f32,
+    /// multi-margin's power P, 1 or 2.
+    pub(crate) power: u32,
 }
 
-impl CeOptions<'_> {
+impl Options<'_> {
     /// Whether the row losses are the plain ones (an ignore index only
     /// removes rows).
     fn plain(&self) -> bool {
@@ -106,10 +117,10 @@ impl CeOptions<'_> {
     }
 }
 
-/// Whether the f32 loops compute `op` (zero-one, nll and multi-margin stay
-/// on the reference: compares, a gather and hinges, with no exp to save).
+/// Whether the f32 loops compute `op` (zero-one stays on the reference:
+/// a row's argmax and a compare).
 pub(crate) fn has(op: RowOp) -> bool {
-    !matches!(op, RowOp::Argmax | RowOp::Nll | RowOp::MultiMargin)
+    !matches!(op, RowOp::Argmax)
 }
 
 /// Rows shorter than this go through [`short_rows`], `G` at a time.
@@ -171,11 +182,65 @@ fn row_max(v: &[f32]) -> f32 {
     acc.iter().fold(rest, |a, &x| a.max(x))
 }
 
-/// t·ln t − t·ln q, 0 where t = 0 (NaN if q is).
+/// t·ln t − t·ln q, 0 where t = 0 (NaN if q is). With `LI` the prediction
+/// is ln q, with `LT` the target ln t (t = e^target, ≤ 1: the target is
+/// checked ≤ 0, and −inf is t = 0).
 #[inline(always)]
-fn kl_term(q: f32, t: f32) -> f32 {
-    let l = t * (ln(t) - ln(q));
-    select((t == 0.0) & !q.is_nan(), 0.0, l)
+fn kl_term<const LI: bool, const LT: bool>(q: f32, target: f32) -> f32 {
+    let (t, ln_t) = kl_target::<LT>(target);
+    let ln_q = if LI { q } else { ln(q) };
+    select((t == 0.0) & !q.is_nan(), 0.0, t * (ln_t - ln_q))
+}
+
+/// kl-div's (t, ln t) from its target value.
+#[inline(always)]
+fn kl_target<const LT: bool>(target: f32) -> (f32, f32) {
+    if LT {
+        (exp(target), target)
+    } else {
+        (target, ln(target))
+    }
+}
+
+/// d(kl term)/dq: −t/q, or −t for a log prediction; 0 where t = 0 (NaN
+/// if q is).
+#[inline(always)]
+fn kl_grad<const LI: bool, const LT: bool>(q: f32, target: f32) -> f32 {
+    let (t, _) = kl_target::<LT>(target);
+    let g = if LI { -t } else { -t / q };
+    select(t == 0.0, select(q.is_nan(), q, 0.0), g)
+}
+
+/// Calls `$run` with `$f` bound to the kl-div function `$name` for the log
+/// forms of `$o`, a constant in each arm, so each loop is specialised.
+macro_rules! with_kl {
+    ($o:expr, $name:ident, |$f:ident| $run:expr) => {
+        match ($o.log_input, $o.log_target) {
+            (false, false) => {
+                let $f = $name::<false, false>;
+                $run
+            }
+            (true, false) => {
+                let $f = $name::<true, false>;
+                $run
+            }
+            (false, true) => {
+                let $f = $name::<false, true>;
+                $run
+            }
+            (true, true) => {
+                let $f = $name::<true, true>;
+                $run
+            }
+        }
+    };
+}
+
+/// multi-margin's hinge h = max(0, M − x_y + x_j), NaN kept.
+#[inline(always)]
+fn hinge(margin_y: f32, xj: f32) -> f32 {
+    let z = margin_y + xj;
+    select(z > 0.0 || z.is_nan(), z, 0.0)
 }
 
 /// −p·ln p, 0 at p = 0.
@@ -187,18 +252,18 @@ fn entropy_term(p: f32) -> f32 {
 /// Fills `sc` for one tile of rows of `m` values (see [`Scratch`]); a
 /// short rows' `e` only with `keep_e` (a gradient reads it, a loss does not).
 #[inline(always)]
-fn tile(op: RowOp, x: &[f32], m: usize, t: Targets, keep_e: bool, sc: &mut Scratch) {
+fn tile(op: RowOp, x: &[f32], m: usize, t: Targets, o: &Options, keep_e: bool, sc: &mut Scratch) {
     let rows = x.len() / m;
     sc.e.resize(x.len(), 0.0);
     sc.max.resize(rows, 0.0);
     sc.sum.resize(rows, 0.0);
     let e = &mut sc.e[..x.len()];
     match (op, t) {
-        (RowOp::Kl, Targets::Dist(t)) => {
+        (RowOp::Kl, Targets::Dist(t)) => with_kl!(o, kl_term, |term| {
             for ((e, &q), &t) in e.iter_mut().zip(x).zip(t) {
-                *e = kl_term(q, t);
+                *e = term(q, t);
             }
-        }
+        }),
         (RowOp::Entropy, _) => {
             for (e, &p) in e.iter_mut().zip(x) {
                 *e = entropy_term(p);
@@ -293,21 +358,23 @@ fn short_rows(x: &[f32], m: usize, keep_e: bool, sc: &mut Scratch) {
 
 /// The loss of each row of a block of rows (m values each) into `out`.
 #[multiversion(targets = "simd")]
-pub(crate) fn losses(
-    op: RowOp,
-    x: &[f32],
-    m: usize,
-    t: Targets,
-    opts: &CeOptions,
-    out: &mut [f32],
-) {
+pub(crate) fn losses(op: RowOp, x: &[f32], m: usize, t: Targets, opts: &Options, out: &mut [f32]) {
     let per = (TILE / m).max(1);
     let mut sc = Scratch::default();
     for (k, out) in out.chunks_mut(per).enumerate() {
         let rows = k * per..k * per + out.len();
         let xs = &x[rows.start * m..rows.end * m];
         let ts = t.rows(rows.clone(), m);
-        tile(op, xs, m, ts, false, &mut sc);
+        if let (RowOp::Nll | RowOp::MultiMargin, Targets::Classes(c)) = (op, ts) {
+            for (i, (o, row)) in out.iter_mut().zip(xs.chunks_exact(m)).enumerate() {
+                *o = match opts.ignored(ts, i) {
+                    true => 0.0,
+                    false => class_row_loss(op, row, c[i] as usize, opts, &mut sc.terms),
+                };
+            }
+            continue;
+        }
+        tile(op, xs, m, ts, opts, false, &mut sc);
         let n = out.len();
         if !matches!(op, RowOp::CeClass | RowOp::CeProb) {
             out.copy_from_slice(&sc.sum[..n]);
@@ -357,7 +424,7 @@ pub(crate) fn grads(
     x: &[f32],
     m: usize,
     t: Targets,
-    opts: &CeOptions,
+    opts: &Options,
     w: Option<&[f32]>,
     out: &mut [f32],
 ) {
@@ -373,10 +440,18 @@ pub(crate) fn grads(
         let ts = t.rows(span.clone(), m);
         let cw = |i: usize| w.map_or(1.0, |w| w[span.start + i]) * c;
         match (op, ts) {
-            (RowOp::Kl, Targets::Dist(d)) => {
+            (RowOp::Kl, Targets::Dist(d)) => with_kl!(opts, kl_grad, |grad| {
                 for (i, (o, (&q, &tj))) in os.iter_mut().zip(xs.iter().zip(d)).enumerate() {
-                    let g = select((tj == 0.0) & !q.is_nan(), 0.0, -tj / q);
-                    *o = weighted(cw(i / m), g);
+                    *o = weighted(cw(i / m), grad(q, tj));
+                }
+            }),
+            (RowOp::Nll | RowOp::MultiMargin, Targets::Classes(cl)) => {
+                let rows = os.chunks_exact_mut(m).zip(xs.chunks_exact(m));
+                for (i, (orow, row)) in rows.enumerate() {
+                    match opts.ignored(ts, i) {
+                        true => orow.fill(0.0),
+                        false => class_row_grad(op, row, cl[i] as usize, opts, cw(i), orow),
+                    }
                 }
             }
             (RowOp::Entropy, _) => {
@@ -385,7 +460,7 @@ pub(crate) fn grads(
                 }
             }
             _ => {
-                tile(op, xs, m, ts, true, &mut sc);
+                tile(op, xs, m, ts, opts, true, &mut sc);
                 let rows = xs.chunks_exact(m).zip(sc.e.chunks_exact(m));
                 for (i, (orow, (xr, er))) in os.chunks_exact_mut(m).zip(rows).enumerate() {
                     if opts.ignored(ts, i) {
@@ -427,6 +502,54 @@ pub(crate) fn grads(
                 }
             }
         }
+    }
+}
+
+/// nll's −w_y·x_y or multi-margin's w_y·Σ_{j≠y} h_jᴾ / m of one row with
+/// class y (`terms` a scratch buffer).
+#[inline(always)]
+fn class_row_loss(op: RowOp, row: &[f32], y: usize, o: &Options, terms: &mut Vec<f32>) -> f32 {
+    let w = o.class_weights.map_or(1.0, |w| w[y]);
+    if matches!(op, RowOp::Nll) {
+        return -w * row[y];
+    }
+    let my = o.margin - row[y];
+    terms.resize(row.len(), 0.0);
+    let terms = &mut terms[..row.len()];
+    for (t, &x) in terms.iter_mut().zip(row) {
+        let h = hinge(my, x);
+        *t = if o.power == 1 { h } else { h * h };
+    }
+    terms[y] = 0.0;
+    w * row_sum(terms) / row.len() as f32
+}
+
+/// wc·∂l/∂x of one row with class y into `out` (wc the row's weight times
+/// the reduction's coefficient): nll's −w_y at y; multi-margin's
+/// (w_y/m)·dh_jᴾ at j ≠ y (1 above the kink or 2h) and their negated sum
+/// at y.
+#[inline(always)]
+fn class_row_grad(op: RowOp, row: &[f32], y: usize, o: &Options, wc: f32, out: &mut [f32]) {
+    let w = o.class_weights.map_or(1.0, |w| w[y]);
+    if matches!(op, RowOp::Nll) {
+        out.fill(weighted(wc, 0.0));
+        out[y] = weighted(wc, -w);
+        return;
+    }
+    let (scale, my) = (w / row.len() as f32, o.margin - row[y]);
+    for (g, &x) in out.iter_mut().zip(row) {
+        let h = hinge(my, x);
+        let d = if o.power == 1 {
+            select(h > 0.0, 1.0, h + h) // h is 0 or NaN here
+        } else {
+            h + h
+        };
+        *g = scale * d;
+    }
+    out[y] = 0.0;
+    out[y] = -row_sum(out);
+    for g in out.iter_mut() {
+        *g = weighted(wc, *g);
     }
 }
 
