@@ -245,63 +245,77 @@ fn bad_pos_weights_name_the_problem() {
 /// fresh random data with the extremes mixed in (±1e4 logits, exact and
 /// fractional targets, pw 0 and 1e3), with and without weights: value,
 /// per-value and gradient against the f64 reference on every backend.
+/// The f32 loops take one pos_weight and a pos_weight per column: values
+/// at odd lengths and shapes (a block of the CPU starts mid-row), with
+/// logits of ±1e4 and ±88, hard and soft targets, weighted or not; sum,
+/// mean, per value and gradient against the reference on every backend.
 #[test]
-fn one_pos_weight_on_odd_lengths_and_extremes() {
+fn pos_weights_on_odd_shapes_and_extremes() {
     let mut rng = rng("one pos weight");
     let cpu_engine = Engine::cpu();
-    let bce = Loss::BceLogits;
     let extremes = [1e4f32, -1e4, 0.0, 30.0, -30.0, 1e-4, -88.0, 88.0];
+    let mut shapes: Vec<(usize, Vec<f32>)> = Vec::new();
     for n in [1usize, 7, 255, 257, 65_537] {
         for pw in [0.0f32, 0.3, 1.0, 7.5, 1e3] {
-            let x: Vec<f32> = (0..n)
-                .map(|i| match i % 5 {
-                    0 => extremes[rng.random_range(0..extremes.len())],
-                    _ => rng.random_range(-12.0..12.0),
-                })
-                .collect();
-            let t: Vec<f32> = (0..n)
-                .map(|i| match i % 3 {
-                    0 => rng.random_range(0.0..1.0),
-                    _ => rng.random_range(0..2) as f32,
-                })
-                .collect();
-            let w: Vec<f32> = (0..n).map(|_| rng.random_range(0.0..2.0)).collect();
-            let pws = [pw];
-            for weighted in [false, true] {
-                let mut inp = LossInput::new(&x, &t).with_pos_weight(&pws);
-                if weighted {
-                    inp = inp.with_weights(&w);
-                }
-                let label = format!("n={n} pw={pw} weighted={weighted}");
-                let want_sum = cpu::loss_scalar(&bce, &inp, Reduction::Sum).unwrap();
-                let want_mean = cpu::loss_scalar(&bce, &inp, Reduction::Mean).unwrap();
-                let want_each = cpu::loss_per_sample(&bce, &inp).unwrap();
-                let want_grad = cpu::loss_grad(&bce, &inp, Reduction::Sum).unwrap();
-                let scale = want_grad.iter().fold(1.0f64, |m, g| m.max(g.abs()));
-                for engine in engines(&cpu_engine) {
-                    let at = format!("{} {label}", engine.device_name());
-                    let v = engine.loss(&bce, &inp, Reduction::Sum).unwrap();
-                    assert_scalar_close(&at, v.scalar().unwrap(), want_sum, 1e-5);
-                    let v = engine.loss(&bce, &inp, Reduction::Mean).unwrap();
-                    assert_scalar_close(
-                        &format!("{at} mean"),
-                        v.scalar().unwrap(),
-                        want_mean,
-                        1e-5,
-                    );
-                    let each = engine.loss(&bce, &inp, Reduction::None).unwrap();
-                    assert_all_close_with(
-                        &format!("{at} none"),
-                        each.per_sample().unwrap(),
-                        &want_each,
-                        |_| (1e-5, 1e-6),
-                    );
-                    let g = engine.loss_grad(&bce, &inp, Reduction::Sum).unwrap();
-                    assert_all_close_with(&format!("{at} grad"), &g, &want_grad, |_| {
-                        (1e-5, 1e-6 * scale)
-                    });
-                }
-            }
+            shapes.push((n, vec![pw]));
         }
+    }
+    for (rows, m) in [(1usize, 2usize), (7, 3), (257, 10), (6_553, 17), (3, 1000)] {
+        let pw: Vec<f32> = (0..m).map(|k| [0.0, 0.3, 1.0, 7.5, 1e3][k % 5]).collect();
+        shapes.push((rows * m, pw));
+    }
+    for (n, pws) in shapes {
+        let m = if pws.len() > 1 { pws.len() } else { 1 };
+        let x: Vec<f32> = (0..n)
+            .map(|i| match i % 5 {
+                0 => extremes[rng.random_range(0..extremes.len())],
+                _ => rng.random_range(-12.0..12.0),
+            })
+            .collect();
+        let t: Vec<f32> = (0..n)
+            .map(|i| match i % 3 {
+                0 => rng.random_range(0.0..1.0),
+                _ => rng.random_range(0..2) as f32,
+            })
+            .collect();
+        let w: Vec<f32> = (0..n).map(|_| rng.random_range(0.0..2.0)).collect();
+        for weighted in [false, true] {
+            let mut inp = input(&x, m, &t).with_pos_weight(&pws);
+            if weighted {
+                inp = inp.with_weights(&w);
+            }
+            let label = format!(
+                "n={n} m={m} pw={:?} weighted={weighted}",
+                &pws[..pws.len().min(3)]
+            );
+            check_against_reference(&cpu_engine, &label, &inp);
+        }
+    }
+}
+
+fn check_against_reference(cpu_engine: &Engine, label: &str, inp: &LossInput) {
+    let bce = Loss::BceLogits;
+    let want_sum = cpu::loss_scalar(&bce, inp, Reduction::Sum).unwrap();
+    let want_mean = cpu::loss_scalar(&bce, inp, Reduction::Mean).unwrap();
+    let want_each = cpu::loss_per_sample(&bce, inp).unwrap();
+    let want_grad = cpu::loss_grad(&bce, inp, Reduction::Sum).unwrap();
+    let scale = want_grad.iter().fold(1.0f64, |m, g| m.max(g.abs()));
+    for engine in engines(cpu_engine) {
+        let at = format!("{} {label}", engine.device_name());
+        let v = engine.loss(&bce, inp, Reduction::Sum).unwrap();
+        assert_scalar_close(&at, v.scalar().unwrap(), want_sum, 1e-5);
+        let v = engine.loss(&bce, inp, Reduction::Mean).unwrap();
+        assert_scalar_close(&format!("{at} mean"), v.scalar().unwrap(), want_mean, 1e-5);
+        let each = engine.loss(&bce, inp, Reduction::None).unwrap();
+        assert_all_close_with(
+            &format!("{at} none"),
+            each.per_sample().unwrap(),
+            &want_each,
+            |_| (1e-5, 1e-6),
+        );
+        let g = engine.loss_grad(&bce, inp, Reduction::Sum).unwrap();
+        assert_all_close_with(&format!("{at} grad"), &g, &want_grad, |_| {
+            (1e-5, 1e-6 * scale)
+        });
     }
 }

@@ -194,15 +194,28 @@ macro_rules! each_term {
 }
 
 /// K pointwise terms of one sample, computed together so that they share
-/// their common parts (e = t − p, |e|).
+/// their common parts (e = t − p, |e|); `a` is a third value read beside
+/// p and t where the terms take one (0 where they do not).
 pub(crate) trait Terms<const K: usize>: Copy {
-    fn values(self, p: f32, t: f32) -> [f32; K];
+    fn values(self, p: f32, t: f32, a: f32) -> [f32; K];
 }
 
 impl Terms<1> for Term32 {
     #[inline(always)]
-    fn values(self, p: f32, t: f32) -> [f32; 1] {
+    fn values(self, p: f32, t: f32, _: f32) -> [f32; 1] {
         [self.value(p, t)]
+    }
+}
+
+/// bce-logits with a positive weight per value, read as `a` (a pos_weight
+/// per column of n×m input, laid out as the values).
+#[derive(Clone, Copy)]
+pub(crate) struct PosWeights;
+
+impl Terms<1> for PosWeights {
+    #[inline(always)]
+    fn values(self, p: f32, t: f32, pw: f32) -> [f32; 1] {
+        [Term32::BceLogitsPos(pw).value(p, t)]
     }
 }
 
@@ -224,7 +237,7 @@ const METRIC_SCALE: [f64; 7] = [1.0, 1.0, 100.0, 200.0, 1.0, 1.0, 1.0];
 
 impl Terms<7> for Metrics32 {
     #[inline(always)]
-    fn values(self, p: f32, t: f32) -> [f32; 7] {
+    fn values(self, p: f32, t: f32, _: f32) -> [f32; 7] {
         let (a, at) = ((t - p).abs(), t.abs());
         [
             Term32::Mse.formula(p, t),
@@ -242,24 +255,31 @@ impl Terms<7> for Metrics32 {
 /// Σ wᵢ·lᵢ for each of the K terms, in lane order: L f32
 /// accumulators per term over each run of `L × FLUSH` values, then
 /// added into f64; the tail of a run that is not a whole number of lanes is
-/// added in f64 after its lanes. `WEIGHTED` false reads no weights (wᵢ = 1).
+/// added in f64 after its lanes. `WEIGHTED` false reads no weights (wᵢ = 1),
+/// `AUX` false no third values (aᵢ = 0).
 #[inline(always)]
-fn lane_sums<const K: usize, const L: usize, const WEIGHTED: bool, T: Terms<K>>(
+fn lane_sums<const K: usize, const L: usize, const WEIGHTED: bool, const AUX: bool, T: Terms<K>>(
     terms: T,
     p: &[f32],
     t: &[f32],
     w: &[f32],
+    a: &[f32],
 ) -> [f64; K] {
     // `terms` rather than a closure: a closure this large is left a call,
     // which keeps the loop scalar.
     let mut total = [0.0f64; K];
     let run = L * FLUSH;
-    let ones = [1.0f32; L];
+    let (ones, zeros) = ([1.0f32; L], [0.0f32; L]);
     for (k, (p, t)) in p.chunks(run).zip(t.chunks(run)).enumerate() {
         let w = if WEIGHTED {
             &w[k * run..k * run + p.len()]
         } else {
             &ones[..0]
+        };
+        let a = if AUX {
+            &a[k * run..k * run + p.len()]
+        } else {
+            &zeros[..0]
         };
         let mut acc = [[0.0f32; L]; K];
         let (pc, tc) = (p.chunks_exact(L), t.chunks_exact(L));
@@ -270,13 +290,18 @@ fn lane_sums<const K: usize, const L: usize, const WEIGHTED: bool, T: Terms<K>>(
             } else {
                 &ones[..]
             };
-            let (pl, tl, wl): (&[f32; L], &[f32; L], &[f32; L]) =
-                match (pl.try_into(), tl.try_into(), wl.try_into()) {
-                    (Ok(pl), Ok(tl), Ok(wl)) => (pl, tl, wl),
+            let al = if AUX {
+                &a[i * L..(i + 1) * L]
+            } else {
+                &zeros[..]
+            };
+            let (pl, tl, wl, al): (&[f32; L], &[f32; L], &[f32; L], &[f32; L]) =
+                match (pl.try_into(), tl.try_into(), wl.try_into(), al.try_into()) {
+                    (Ok(pl), Ok(tl), Ok(wl), Ok(al)) => (pl, tl, wl, al),
                     _ => unreachable!("chunks_exact gives whole lanes"),
                 };
             for j in 0..L {
-                let l = terms.values(pl[j], tl[j]);
+                let l = terms.values(pl[j], tl[j], al[j]);
                 for (a, l) in acc.iter_mut().zip(l) {
                     a[j] += if WEIGHTED { weighted(wl[j], l) } else { l };
                 }
@@ -288,7 +313,8 @@ fn lane_sums<const K: usize, const L: usize, const WEIGHTED: bool, T: Terms<K>>(
         let at = p.len() - tail;
         for i in at..p.len() {
             let wi = if WEIGHTED { w[i] } else { 1.0 };
-            for (total, l) in total.iter_mut().zip(terms.values(p[i], t[i])) {
+            let ai = if AUX { a[i] } else { 0.0 };
+            for (total, l) in total.iter_mut().zip(terms.values(p[i], t[i], ai)) {
                 *total += weighted(wi, l) as f64;
             }
         }
@@ -300,18 +326,59 @@ fn lane_sums<const K: usize, const L: usize, const WEIGHTED: bool, T: Terms<K>>(
 #[multiversion(targets = "simd")]
 pub(crate) fn sums(term: Term32, p: &[f32], t: &[f32], w: Option<&[f32]>) -> f64 {
     let [s] = each_term!(term, |term| match w {
-        None => lane_sums::<1, LANES, false, _>(term, p, t, &[]),
-        Some(w) => lane_sums::<1, LANES, true, _>(term, p, t, w),
+        None => lane_sums::<1, LANES, false, false, _>(term, p, t, &[], &[]),
+        Some(w) => lane_sums::<1, LANES, true, false, _>(term, p, t, w, &[]),
     });
     s
+}
+
+/// Σ wᵢ·lᵢ of bce-logits with a positive weight per value (`pw`, laid
+/// out as p) over one block.
+#[multiversion(targets = "simd")]
+pub(crate) fn pos_weight_sums(p: &[f32], t: &[f32], pw: &[f32], w: Option<&[f32]>) -> f64 {
+    let [s] = match w {
+        None => lane_sums::<1, LANES, false, true, _>(PosWeights, p, t, &[], pw),
+        Some(w) => lane_sums::<1, LANES, true, true, _>(PosWeights, p, t, w, pw),
+    };
+    s
+}
+
+/// out = wᵢ·lᵢ (`grad` None) or c·wᵢ·l'ᵢ (`grad` Some(c)) of bce-logits
+/// with a positive weight per value (`pw`, laid out as p) over one block.
+#[multiversion(targets = "simd")]
+pub(crate) fn pos_weight_values(
+    grad: Option<f32>,
+    p: &[f32],
+    t: &[f32],
+    pw: &[f32],
+    w: Option<&[f32]>,
+    out: &mut [Uninit],
+) {
+    let n = out.len();
+    let (p, t, pw) = (&p[..n], &t[..n], &pw[..n]);
+    let inputs = out.iter_mut().zip(p).zip(t).zip(pw);
+    match (grad, w) {
+        (None, None) => inputs.for_each(|(((o, &p), &t), &pw)| {
+            o.write(Term32::BceLogitsPos(pw).value(p, t));
+        }),
+        (None, Some(w)) => inputs.zip(&w[..n]).for_each(|((((o, &p), &t), &pw), &w)| {
+            o.write(weighted(w, Term32::BceLogitsPos(pw).value(p, t)));
+        }),
+        (Some(c), None) => inputs.for_each(|(((o, &p), &t), &pw)| {
+            o.write(c * Term32::BceLogitsPos(pw).grad(p, t));
+        }),
+        (Some(c), Some(w)) => inputs.zip(&w[..n]).for_each(|((((o, &p), &t), &pw), &w)| {
+            o.write(weighted(c * w, Term32::BceLogitsPos(pw).grad(p, t)));
+        }),
+    }
 }
 
 /// The seven metric sums over one block.
 #[multiversion(targets = "simd")]
 pub(crate) fn metric_sums(m: Metrics32, p: &[f32], t: &[f32], w: Option<&[f32]>) -> [f64; 7] {
     let s = match w {
-        None => lane_sums::<7, METRIC_LANES, false, _>(m, p, t, &[]),
-        Some(w) => lane_sums::<7, METRIC_LANES, true, _>(m, p, t, w),
+        None => lane_sums::<7, METRIC_LANES, false, false, _>(m, p, t, &[], &[]),
+        Some(w) => lane_sums::<7, METRIC_LANES, true, false, _>(m, p, t, w, &[]),
     };
     std::array::from_fn(|k| s[k] * METRIC_SCALE[k])
 }
@@ -369,8 +436,8 @@ pub(crate) fn grad(
     })
 }
 
-/// An activation the f32 loops compute (rrelu draws its slope per index
-/// and keeps the f64 path).
+/// An activation the f32 loops compute elementwise (rrelu in training
+/// draws its slope per index: [`rrelu_training`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Act32 {
     Sigmoid,
@@ -392,6 +459,15 @@ impl Act32 {
             Activation::Elu { alpha } => Act32::Elu(alpha),
             Activation::Swish { beta } => Act32::Swish(beta),
             Activation::Softplus => Act32::Softplus,
+            // In evaluation rrelu is leaky-relu with α = (lower + upper)/2,
+            // as `rrelu_alpha` computes it; in training α is drawn per
+            // element ([`rrelu_training`]).
+            Activation::Rrelu {
+                lower,
+                upper,
+                training: false,
+                ..
+            } => Act32::Leaky((lower + upper) * 0.5),
             Activation::Rrelu { .. } => return None,
         })
     }
@@ -512,4 +588,48 @@ pub(crate) fn grad_sums(g: &[f32], eps: f32) -> (f64, f32, [u64; 3]) {
         }
     }
     (total, max, counts)
+}
+
+/// rrelu in training over one block whose first element has index
+/// `start`: f(x) = x above 0, else α·x with α = lower + (upper − lower)·u
+/// and u from [`crate::ops::activation::uniform01`]'s hash of (seed,
+/// index), in u32 lanes (the same bits as the reference and the shader);
+/// f'(x) = 1 or α, NaN at NaN.
+#[allow(clippy::too_many_arguments)]
+#[multiversion(targets = "simd")]
+pub(crate) fn rrelu_training(
+    (lower, upper, seed): (f32, f32, u64),
+    start: usize,
+    pass: Pass,
+    x: &[f32],
+    upstream: Option<&[f32]>,
+    out: &mut [Uninit],
+) {
+    use crate::ops::activation::pcg_hash;
+    let key = pcg_hash((seed as u32) ^ pcg_hash((seed >> 32) as u32));
+    let alpha = |k: usize| {
+        // The index as the reference takes it: u32, wrapping past 2^32.
+        let h = pcg_hash(((start + k) as u32) ^ key);
+        lower + (upper - lower) * ((h >> 8) as f32 * (1.0 / 16_777_216.0))
+    };
+    let n = out.len();
+    let x = &x[..n];
+    match (pass, upstream) {
+        (Pass::Forward, _) => {
+            for (k, (o, &x)) in out.iter_mut().zip(x).enumerate() {
+                o.write(select(x > 0.0, x, alpha(k) * x));
+            }
+        }
+        (Pass::Derivative, _) | (Pass::Backward, None) => {
+            for (k, (o, &x)) in out.iter_mut().zip(x).enumerate() {
+                o.write(select(x.is_nan(), x, select(x > 0.0, 1.0, alpha(k))));
+            }
+        }
+        (Pass::Backward, Some(u)) => {
+            let u = &u[..n];
+            for (k, ((o, &x), &u)) in out.iter_mut().zip(x).zip(u).enumerate() {
+                o.write(u * select(x.is_nan(), x, select(x > 0.0, 1.0, alpha(k))));
+            }
+        }
+    }
 }

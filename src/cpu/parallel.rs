@@ -78,6 +78,19 @@ pub fn activation<F: Float, O: Float>(
     x: &[F],
     upstream: Option<&[F]>,
 ) -> Vec<O> {
+    if let Activation::Rrelu {
+        lower,
+        upper,
+        training: true,
+        seed,
+    } = *act
+    {
+        return filled(x.len(), |at, o| {
+            let up = upstream.map(|u| block(u, at.clone()));
+            let (start, x) = (at.start, block(x, at));
+            lanes::rrelu_training((lower, upper, seed), start, pass, &x, up.as_deref(), o);
+        });
+    }
     if let Some(a) = Act32::of(act) {
         return filled(x.len(), |at, o| {
             let up = upstream.map(|u| block(u, at.clone()));
@@ -125,6 +138,14 @@ fn loss_sum<F: Float>(call: &Call, input: &LossInput<F>) -> f64 {
         return block_sums(p.len(), BLOCK, |at| {
             let wb = w.map(|w| block(w, at.clone()));
             lanes::sums(term, &block(p, at.clone()), &block(t, at), wb.as_deref())
+        });
+    }
+    if let (Some(pw), Target::Values(t)) = (pos_weight_columns(call, input), input.target) {
+        let (p, w) = (input.pred, input.weights);
+        return block_sums(p.len(), BLOCK, |at| {
+            let wb = w.map(|w| block(w, at.clone()));
+            let (pb, tb) = (block(p, at.clone()), block(t, at.clone()));
+            lanes::pos_weight_sums(&pb, &tb, &columns(pw, at), wb.as_deref())
         });
     }
     if let Some(op) = row_op(call) {
@@ -395,6 +416,13 @@ fn per_sample<F: Float, O: Float>(call: &Call, input: &LossInput<F>) -> Vec<O> {
             lanes::per_sample(term, &p, &t, w.as_deref(), o);
         });
     }
+    if let (Some(pw), Target::Values(t)) = (pos_weight_columns(call, input), input.target) {
+        return filled(call.shape.rows, |at, o| {
+            let w = input.weights.map(|w| block(w, at.clone()));
+            let (p, t) = (block(input.pred, at.clone()), block(t, at.clone()));
+            lanes::pos_weight_values(None, &p, &t, &columns(pw, at), w.as_deref(), o);
+        });
+    }
     if let Some(op) = row_op(call) {
         let mut out = crate::output::zeroed::<f32>(call.shape.rows);
         let m = call.shape.cols;
@@ -459,6 +487,14 @@ fn grad<F: Float, O: Float>(call: &Call, input: &LossInput<F>, coef: f64) -> Vec
             lanes::grad(term, coef as f32, &p, &t, w.as_deref(), o);
         });
     }
+    if let (Some(pw), Target::Values(t)) = (pos_weight_columns(call, input), input.target) {
+        let c = Some(coef as f32);
+        return filled(call.shape.rows, |at, o| {
+            let w = input.weights.map(|w| block(w, at.clone()));
+            let (p, t) = (block(input.pred, at.clone()), block(t, at.clone()));
+            lanes::pos_weight_values(c, &p, &t, &columns(pw, at), w.as_deref(), o);
+        });
+    }
     if let Some(op) = row_op(call) {
         let m = call.shape.cols;
         let per = rows_per_block(m);
@@ -500,8 +536,8 @@ fn grad<F: Float, O: Float>(call: &Call, input: &LossInput<F>, coef: f64) -> Vec
 }
 
 /// The f32 loops' twin of a pointwise call, if they have one: bce-logits
-/// with one pos_weight has its own term; a pos_weight per column takes the
-/// reference formula.
+/// with one pos_weight has its own term (a pos_weight per column is
+/// [`pos_weight_columns`]').
 fn pointwise32<F: Float>(call: &Call, input: &LossInput<F>) -> Option<Term32> {
     let Form::Pointwise(_) = call.shape.form else {
         return None;
@@ -518,6 +554,35 @@ fn pointwise32<F: Float>(call: &Call, input: &LossInput<F>) -> Option<Term32> {
         }
         _ => None,
     }
+}
+
+/// bce-logits' pos_weight per column of a pointwise call with no other
+/// option, which the f32 loops read value by value ([`columns`]).
+fn pos_weight_columns<'a, F: Float>(call: &Call, input: &LossInput<'a, F>) -> Option<&'a [f32]> {
+    let others = LossOptions {
+        pos_weight: None,
+        ..input.options
+    };
+    match input.options.pos_weight {
+        Some(pw) if pw.len() > 1 && !others.any() && matches!(call.loss, Loss::BceLogits) => {
+            matches!(call.shape.form, Form::Pointwise(_)).then_some(pw)
+        }
+        _ => None,
+    }
+}
+
+/// pw[k mod m] for each value k of `at`: per-column weights laid out as
+/// the values of n×m input, copied a row's run at a time.
+fn columns(pw: &[f32], at: std::ops::Range<usize>) -> Vec<f32> {
+    let m = pw.len();
+    let mut v = Vec::with_capacity(at.len());
+    let mut j = at.start % m;
+    while v.len() < at.len() {
+        let take = (m - j).min(at.len() - v.len());
+        v.extend_from_slice(&pw[j..j + take]);
+        j = 0;
+    }
+    v
 }
 
 /// [`crate::cpu::stats::grad_stats`] on all cores.
