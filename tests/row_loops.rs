@@ -164,3 +164,26 @@ fn kl_div_in_every_log_form() {
         check(&format!("kl-div NaN {rows}x{m}"), &Loss::KlDiv, &input);
     }
 }
+
+#[test]
+fn zero_one_takes_the_first_maximum_and_keeps_nan() {
+    let mut rng = rng("zero-one rows");
+    for (rows, m) in SHAPES {
+        // Scores on a coarse grid, so rows hold ties, and ±0 (a tie too).
+        let mut x: Vec<f32> = (0..rows * m)
+            .map(|_| rng.random_range(-3..=3) as f32)
+            .collect();
+        for (k, &e) in [1e4f32, -1e4, 0.0, -0.0].iter().enumerate() {
+            x[(k * 7919) % (rows * m)] = e;
+        }
+        let c = classes(&mut rng, rows, m);
+        let label = format!("zero-one {rows}x{m}");
+        check(&label, &Loss::ZeroOne, &LossInput::classes(&x, m, &c));
+        x[(rows / 2) * m] = f32::NAN;
+        check(
+            &format!("{label} NaN"),
+            &Loss::ZeroOne,
+            &LossInput::classes(&x, m, &c),
+        );
+    }
+}

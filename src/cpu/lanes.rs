@@ -10,7 +10,7 @@
 //! the vector width, so a block's sum has the same bits on every run.
 
 use super::math32::{
-    exp, expm1, ln_1p_unit, log_cosh, select, sigmoid, sigmoid_grad, softplus, tanh,
+    exp, expm1, ln, ln_1p, ln_1p_unit, log_cosh, select, sigmoid, sigmoid_grad, softplus, tanh,
 };
 use crate::ops::activation::{Activation, Pass};
 use crate::ops::loss::Loss;
@@ -43,8 +43,8 @@ pub(super) fn weighted(w: f32, l: f32) -> f32 {
     select((w == 0.0) & !l.is_nan(), 0.0, w * l)
 }
 
-/// A pointwise loss the f32 loops compute (the others use the f64
-/// reference formulas).
+/// A pointwise loss the f32 loops compute (the exponential loss, whose
+/// terms pass f32's range, uses the f64 reference formula).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Term32 {
     Squared,
@@ -62,6 +62,9 @@ pub(crate) enum Term32 {
     BceLogits,
     /// bce-logits with one positive weight pw (PyTorch's `pos_weight`).
     BceLogitsPos(f32),
+    /// bce on probabilities.
+    Bce,
+    ZeroOne,
 }
 
 impl Term32 {
@@ -82,6 +85,8 @@ impl Term32 {
             Loss::SquaredHinge => Term32::SquaredHinge,
             Loss::Logistic => Term32::Logistic,
             Loss::BceLogits => Term32::BceLogits,
+            Loss::Bce => Term32::Bce,
+            Loss::ZeroOne => Term32::ZeroOne,
             _ => return None,
         })
     }
@@ -127,6 +132,14 @@ impl Term32 {
                 let l = ln_1p_unit(exp(-p.abs()));
                 (pw * t) * ((-p).max(0.0) + l) + (1.0 - t) * (p.max(0.0) + l)
             }
+            // −(t·ln p + (1 − t)·ln(1 − p)), each ln at least −100
+            // (PyTorch's clamp); ln(1 − p) as ln_1p(−p), so a small p keeps
+            // its digits, and −inf (p = 1) or NaN there becomes −100.
+            Term32::Bce => {
+                let floor = |l: f32| select(l > -100.0, l, -100.0);
+                -(t * floor(ln(p)) + (1.0 - t) * floor(ln_1p(-p)))
+            }
+            Term32::ZeroOne => select(t * p <= 0.0, 1.0, 0.0),
         }
     }
 
@@ -160,6 +173,8 @@ impl Term32 {
                 let (up, down) = (select(p >= 0.0, 1.0, e), select(p >= 0.0, e, 1.0));
                 ((1.0 - t) * up - (pw * t) * down) / d
             }
+            Term32::Bce => (p - t) / (p * (1.0 - p)).max(1e-12),
+            Term32::ZeroOne => 0.0,
         };
         select(p.is_nan() | t.is_nan(), f32::NAN, g)
     }
@@ -187,7 +202,8 @@ macro_rules! specialise {
 macro_rules! each_term {
     ($term:expr, |$t:ident| $run:expr) => {
         specialise!($term, Term32 {
-            Squared, Mse, Mae, Mape, Smape, LogCosh, Hinge, SquaredHinge, Logistic, BceLogits;
+            Squared, Mse, Mae, Mape, Smape, LogCosh, Hinge, SquaredHinge, Logistic, BceLogits, Bce,
+            ZeroOne;
             Huber(d), Quantile(g), SmoothL1(b), BceLogitsPos(pw)
         }, |$t| $run)
     };

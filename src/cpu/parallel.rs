@@ -2,7 +2,8 @@
 //! Activations, the common pointwise losses and the fused metrics run as
 //! f32 SIMD loops ([`super::lanes`]), the row losses but zero-one too
 //! ([`super::rows32`]), the gradient statistics and clipping too; the
-//! other losses use the reference's f64 formulas in parallel blocks. Work
+//! exponential loss (whose terms pass f32's range) uses the reference's
+//! f64 formula in parallel blocks. Work
 //! is cut into blocks of a fixed size and block sums are added in block
 //! order, so a result does not depend on the number of threads.
 
@@ -280,14 +281,13 @@ fn rows_per_block(m: usize) -> usize {
     (BLOCK / m.max(1)).max(1)
 }
 
-/// The f32 row loops' op for a row loss they compute.
+/// The op of a row loss: the f32 row loops compute every one, with each
+/// of its options.
 fn row_op(call: &Call) -> Option<RowOp> {
-    let Form::Rows(op) = call.shape.form else {
-        return None;
-    };
-    // Every option of a row loss is the loops' too (pos_weight is
-    // bce-logits', a pointwise loss).
-    rows32::has(op).then_some(op)
+    match call.shape.form {
+        Form::Rows(op) => Some(op),
+        Form::Pointwise(_) => None,
+    }
 }
 
 /// Rows `rows` of an input for the row loops, in f32: borrowed for f32

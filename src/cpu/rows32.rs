@@ -1,8 +1,8 @@
 //! The CPU backend's f32 loops for the row losses of `shaders/rows.wgsl`
 //! (cross-entropy on classes and on probabilities, nll, multi-margin,
-//! kl-div, entropy), as [`super::lanes`] is for the pointwise ones. nll and
-//! multi-margin read their rows directly (a gather, and hinges against the
-//! class score). A tile of whole rows goes
+//! kl-div, entropy, zero-one), as [`super::lanes`] is for the pointwise
+//! ones. nll, multi-margin and zero-one read their rows directly (a
+//! gather, hinges against the class score, compares with it). A tile of whole rows goes
 //! through steps that each run over one flat array: row maxima, x − max,
 //! exp, row sums, ln of the sums. The transcendentals therefore vectorise
 //! at full width whether a row holds 10 values or 262,144, and only cheap
@@ -117,12 +117,6 @@ impl Options<'_> {
     }
 }
 
-/// Whether the f32 loops compute `op` (zero-one stays on the reference:
-/// a row's argmax and a compare).
-pub(crate) fn has(op: RowOp) -> bool {
-    !matches!(op, RowOp::Argmax)
-}
-
 /// Rows shorter than this go through [`short_rows`], `G` at a time.
 const SHORT: usize = 32;
 /// Rows per group of [`short_rows`]: one vector lane per row.
@@ -145,6 +139,20 @@ struct Scratch {
     /// A row's coefficients cⱼ, and its terms cⱼ·(lse − xⱼ), with options.
     c: Vec<f32>,
     terms: Vec<f32>,
+    /// Each value's row weight ([`value_weights`]).
+    w: Vec<f32>,
+}
+
+/// `cw(i)` of row i repeated over its m values, for `rows` rows: the
+/// gradient loops then run flat over the values, with no division by m
+/// and no loop as short as a row.
+#[inline(always)]
+fn value_weights(w: &mut Vec<f32>, rows: usize, m: usize, cw: impl Fn(usize) -> f32) -> &[f32] {
+    w.clear();
+    for i in 0..rows {
+        w.extend(std::iter::repeat_n(cw(i), m));
+    }
+    w
 }
 
 /// Σ v in 16 f32 lanes flushed into f64 every 1024 values.
@@ -365,7 +373,7 @@ pub(crate) fn losses(op: RowOp, x: &[f32], m: usize, t: Targets, opts: &Options,
         let rows = k * per..k * per + out.len();
         let xs = &x[rows.start * m..rows.end * m];
         let ts = t.rows(rows.clone(), m);
-        if let (RowOp::Nll | RowOp::MultiMargin, Targets::Classes(c)) = (op, ts) {
+        if let (RowOp::Nll | RowOp::MultiMargin | RowOp::Argmax, Targets::Classes(c)) = (op, ts) {
             for (i, (o, row)) in out.iter_mut().zip(xs.chunks_exact(m)).enumerate() {
                 *o = match opts.ignored(ts, i) {
                     true => 0.0,
@@ -441,11 +449,12 @@ pub(crate) fn grads(
         let cw = |i: usize| w.map_or(1.0, |w| w[span.start + i]) * c;
         match (op, ts) {
             (RowOp::Kl, Targets::Dist(d)) => with_kl!(opts, kl_grad, |grad| {
-                for (i, (o, (&q, &tj))) in os.iter_mut().zip(xs.iter().zip(d)).enumerate() {
-                    *o = weighted(cw(i / m), grad(q, tj));
+                let wv = value_weights(&mut sc.w, span.len(), m, cw);
+                for ((o, (&q, &tj)), &wc) in os.iter_mut().zip(xs.iter().zip(d)).zip(wv) {
+                    *o = weighted(wc, grad(q, tj));
                 }
             }),
-            (RowOp::Nll | RowOp::MultiMargin, Targets::Classes(cl)) => {
+            (RowOp::Nll | RowOp::MultiMargin | RowOp::Argmax, Targets::Classes(cl)) => {
                 let rows = os.chunks_exact_mut(m).zip(xs.chunks_exact(m));
                 for (i, (orow, row)) in rows.enumerate() {
                     match opts.ignored(ts, i) {
@@ -455,8 +464,9 @@ pub(crate) fn grads(
                 }
             }
             (RowOp::Entropy, _) => {
-                for (i, (o, &p)) in os.iter_mut().zip(xs).enumerate() {
-                    *o = weighted(cw(i / m), -(ln(p) + 1.0));
+                let wv = value_weights(&mut sc.w, span.len(), m, cw);
+                for ((o, &p), &wc) in os.iter_mut().zip(xs).zip(wv) {
+                    *o = weighted(wc, -(ln(p) + 1.0));
                 }
             }
             _ => {
@@ -505,13 +515,16 @@ pub(crate) fn grads(
     }
 }
 
-/// nll's −w_y·x_y or multi-margin's w_y·Σ_{j≠y} h_jᴾ / m of one row with
-/// class y (`terms` a scratch buffer).
+/// nll's −w_y·x_y, multi-margin's w_y·Σ_{j≠y} h_jᴾ / m or zero-one's
+/// [y is not the first maximum] of one row with class y (`terms` a
+/// scratch buffer).
 #[inline(always)]
 fn class_row_loss(op: RowOp, row: &[f32], y: usize, o: &Options, terms: &mut Vec<f32>) -> f32 {
     let w = o.class_weights.map_or(1.0, |w| w[y]);
-    if matches!(op, RowOp::Nll) {
-        return -w * row[y];
+    match op {
+        RowOp::Nll => return -w * row[y],
+        RowOp::Argmax => return zero_one(row, y),
+        _ => {}
     }
     let my = o.margin - row[y];
     terms.resize(row.len(), 0.0);
@@ -524,12 +537,32 @@ fn class_row_loss(op: RowOp, row: &[f32], y: usize, o: &Options, terms: &mut Vec
     w * row_sum(terms) / row.len() as f32
 }
 
+/// 1 where y is not the row's first maximum (a value before y ≥ x_y, or
+/// one after it > x_y), 0 where it is, NaN where the row holds a NaN: the
+/// reference's argmax compared with y.
+#[inline(always)]
+fn zero_one(row: &[f32], y: usize) -> f32 {
+    let v = row[y];
+    let (mut wrong, mut nan) = (false, false);
+    for (j, &x) in row.iter().enumerate() {
+        wrong |= (j < y) & (x >= v) | (j > y) & (x > v);
+        nan |= x.is_nan();
+    }
+    select(nan, f32::NAN, wrong as u8 as f32)
+}
+
 /// wc·∂l/∂x of one row with class y into `out` (wc the row's weight times
 /// the reduction's coefficient): nll's −w_y at y; multi-margin's
 /// (w_y/m)·dh_jᴾ at j ≠ y (1 above the kink or 2h) and their negated sum
-/// at y.
+/// at y; zero-one's 0 (NaN at a NaN).
 #[inline(always)]
 fn class_row_grad(op: RowOp, row: &[f32], y: usize, o: &Options, wc: f32, out: &mut [f32]) {
+    if matches!(op, RowOp::Argmax) {
+        for (g, &x) in out.iter_mut().zip(row) {
+            *g = weighted(wc, select(x.is_nan(), x, 0.0));
+        }
+        return;
+    }
     let w = o.class_weights.map_or(1.0, |w| w[y]);
     if matches!(op, RowOp::Nll) {
         out.fill(weighted(wc, 0.0));
