@@ -133,9 +133,87 @@ fn batch(c: &mut Criterion) {
     group.finish();
 }
 
+/// The CPU backend on the losses, options and activations that took the
+/// f64 reference before its f32 loops covered them: 2^20 values, rows of
+/// m = 10 (`cargo bench --bench ops -- "cpu, 2^20"`).
+fn cpu_coverage(c: &mut Criterion) {
+    let mut group = c.benchmark_group("cpu, 2^20");
+    group.sample_size(20);
+    let (e, m, n) = (Engine::cpu(), 10, (1 << 20) / 10 * 10);
+    let (x, t) = data(n);
+    let rows = n / m;
+    let classes: Vec<u32> = (0..rows).map(|i| ((i * 7) % m) as u32).collect();
+    let q: Vec<f32> = t.iter().map(|v| v.abs() * 0.9 + 0.05).collect();
+    let lq: Vec<f32> = q.iter().map(|v| v.ln()).collect();
+    let unit: Vec<f32> = t.iter().map(|v| v.abs()).collect();
+    let sign: Vec<f32> = t
+        .iter()
+        .map(|v| if *v > 0.0 { 1.0 } else { -1.0 })
+        .collect();
+    let cw: Vec<f32> = (0..m).map(|k| 0.5 + k as f32 / 10.0).collect();
+    let pw: Vec<f32> = (0..m).map(|k| 0.5 + k as f32).collect();
+    let mm = Loss::MultiMargin {
+        margin: 1.0,
+        power: 1,
+    };
+    let cases: Vec<(&str, Loss, LossInput)> = vec![
+        ("nll", Loss::Nll, LossInput::classes(&lq, m, &classes)),
+        (
+            "nll, class weights and ignore index",
+            Loss::Nll,
+            LossInput::classes(&lq, m, &classes)
+                .with_class_weights(&cw)
+                .with_ignore_index(3),
+        ),
+        ("multi-margin", mm, LossInput::classes(&x, m, &classes)),
+        (
+            "zero-one rows",
+            Loss::ZeroOne,
+            LossInput::classes(&x, m, &classes),
+        ),
+        (
+            "kl-div log_input",
+            Loss::KlDiv,
+            LossInput::rows(&lq, m, &q).with_log_input(),
+        ),
+        (
+            "kl-div log_target",
+            Loss::KlDiv,
+            LossInput::rows(&q, m, &lq).with_log_target(),
+        ),
+        ("entropy", Loss::Entropy, LossInput::unlabelled(&q, m)),
+        ("bce", Loss::Bce, LossInput::new(&q, &unit)),
+        ("zero-one", Loss::ZeroOne, LossInput::new(&x, &sign)),
+        (
+            "bce-logits, pos_weight per column",
+            Loss::BceLogits,
+            LossInput::rows(&x, m, &unit).with_pos_weight(&pw),
+        ),
+    ];
+    for (name, loss, input) in &cases {
+        group.bench_function(*name, |b| {
+            b.iter(|| e.loss(loss, input, Reduction::Mean).unwrap())
+        });
+        group.bench_function(format!("{name} grad"), |b| {
+            b.iter(|| e.loss_grad(loss, input, Reduction::Sum).unwrap())
+        });
+    }
+    let rrelu = Activation::Rrelu {
+        lower: 0.125,
+        upper: 1.0 / 3.0,
+        training: true,
+        seed: 9,
+    };
+    group.bench_function("rrelu training", |b| {
+        b.iter(|| e.activation(&rrelu, &x).unwrap())
+    });
+    group.bench_function("grad-stats", |b| b.iter(|| e.grad_stats(&x, 1e-6).unwrap()));
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().without_plots();
-    targets = bench, batch
+    targets = bench, batch, cpu_coverage
 }
 criterion_main!(benches);
