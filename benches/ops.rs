@@ -135,9 +135,9 @@ fn batch(c: &mut Criterion) {
 
 /// The CPU backend on the losses, options and activations that took the
 /// f64 reference before its f32 loops covered them: 2^20 values, rows of
-/// m = 10 (`cargo bench --bench ops -- "cpu, 2^20"`).
+/// m = 10 (`cargo bench --bench ops -- cpu-coverage`).
 fn cpu_coverage(c: &mut Criterion) {
-    let mut group = c.benchmark_group("cpu, 2^20");
+    let mut group = c.benchmark_group("cpu-coverage");
     group.sample_size(20);
     let (e, m, n) = (Engine::cpu(), 10, (1 << 20) / 10 * 10);
     let (x, t) = data(n);
