@@ -198,6 +198,19 @@ fn weight_sum<F: Float>(call: &Call, input: &LossInput<F>) -> f64 {
     // Without a class option the mean's weight of a row is its weight.
     if input.options.class() {
         let by_class = call.loss.mean_by_class_weight();
+        if let Target::Classes(c) = input.target {
+            // `LossInput::mean_weight` row by row, its matches hoisted.
+            let (ignored, cw) = (input.ignored(), input.options.class_weights);
+            let cw = cw.filter(|_| by_class);
+            return block_sums(n, BLOCK, |rows| {
+                let a = input.weights.map(|w| block(w, rows.clone()));
+                let a = |k: usize| a.as_ref().map_or(1.0, |a| a[k] as f64);
+                let w = |y: u32| cw.map_or(1.0, |cw| cw.get(y as usize).map_or(0.0, |&w| w as f64));
+                (c[rows].iter().enumerate())
+                    .map(|(k, &y)| if Some(y) == ignored { 0.0 } else { a(k) * w(y) })
+                    .sum()
+            });
+        }
         return block_sums(n, BLOCK, |rows| {
             rows.map(|i| input.mean_weight(i, by_class)).sum()
         });
