@@ -1,6 +1,6 @@
 //! The CPU backend of [`crate::Engine::cpu`] on all cores with rayon.
 //! Activations, the common pointwise losses and the fused metrics run as
-//! f32 SIMD loops ([`super::lanes`]), the row losses but zero-one too
+//! f32 SIMD loops ([`super::lanes`]), the row losses too
 //! ([`super::rows32`]), the gradient statistics and clipping too; the
 //! exponential loss (whose terms pass f32's range) uses the reference's
 //! f64 formula in parallel blocks. Work
@@ -198,22 +198,7 @@ fn weight_sum<F: Float>(call: &Call, input: &LossInput<F>) -> f64 {
     // Without a class option the mean's weight of a row is its weight.
     if input.options.class() {
         let by_class = call.loss.mean_by_class_weight();
-        if let Target::Classes(c) = input.target {
-            // `LossInput::mean_weight` row by row, its matches hoisted.
-            let (ignored, cw) = (input.ignored(), input.options.class_weights);
-            let cw = cw.filter(|_| by_class);
-            return block_sums(n, BLOCK, |rows| {
-                let a = input.weights.map(|w| block(w, rows.clone()));
-                let a = |k: usize| a.as_ref().map_or(1.0, |a| a[k] as f64);
-                let w = |y: u32| cw.map_or(1.0, |cw| cw.get(y as usize).map_or(0.0, |&w| w as f64));
-                (c[rows].iter().enumerate())
-                    .map(|(k, &y)| if Some(y) == ignored { 0.0 } else { a(k) * w(y) })
-                    .sum()
-            });
-        }
-        return block_sums(n, BLOCK, |rows| {
-            rows.map(|i| input.mean_weight(i, by_class)).sum()
-        });
+        return block_sums(n, BLOCK, |rows| input.mean_weight_sum_of(rows, by_class));
     }
     match input.weights {
         None => n as f64,
@@ -555,33 +540,31 @@ fn pointwise32<F: Float>(call: &Call, input: &LossInput<F>) -> Option<Term32> {
     let Form::Pointwise(_) = call.shape.form else {
         return None;
     };
-    let options = input.options;
-    let others = LossOptions {
-        pos_weight: None,
-        ..options
-    };
-    match options.pos_weight {
-        None if !options.any() => Term32::of(&call.loss),
-        Some(&[pw]) if !others.any() && matches!(call.loss, Loss::BceLogits) => {
-            Some(Term32::BceLogitsPos(pw))
-        }
+    if !input.options.any() {
+        return Term32::of(&call.loss);
+    }
+    match bce_pos_weight(call, input)? {
+        &[pw] => Some(Term32::BceLogitsPos(pw)),
         _ => None,
     }
+}
+
+/// bce-logits' pos_weight (one value or one per column) of a pointwise
+/// call that has no other option.
+fn bce_pos_weight<'a, F: Float>(call: &Call, input: &LossInput<'a, F>) -> Option<&'a [f32]> {
+    let others = LossOptions {
+        pos_weight: None,
+        ..input.options
+    };
+    let pointwise = matches!(call.shape.form, Form::Pointwise(_));
+    let bce = matches!(call.loss, Loss::BceLogits) && pointwise && !others.any();
+    input.options.pos_weight.filter(|_| bce)
 }
 
 /// bce-logits' pos_weight per column of a pointwise call with no other
 /// option, which the f32 loops read value by value ([`columns`]).
 fn pos_weight_columns<'a, F: Float>(call: &Call, input: &LossInput<'a, F>) -> Option<&'a [f32]> {
-    let others = LossOptions {
-        pos_weight: None,
-        ..input.options
-    };
-    match input.options.pos_weight {
-        Some(pw) if pw.len() > 1 && !others.any() && matches!(call.loss, Loss::BceLogits) => {
-            matches!(call.shape.form, Form::Pointwise(_)).then_some(pw)
-        }
-        _ => None,
-    }
+    bce_pos_weight(call, input).filter(|pw| pw.len() > 1)
 }
 
 /// pw[k mod m] for each value k of `at`: per-column weights laid out as

@@ -273,7 +273,31 @@ impl<'a, F: Float> LossInput<'a, F> {
     /// Σ [`Self::mean_weight`] over the rows in f64, in row order: the
     /// mean's denominator of a call with class options.
     pub(crate) fn mean_weight_sum(&self, rows: usize, by_class: bool) -> f64 {
-        (0..rows).map(|i| self.mean_weight(i, by_class)).sum()
+        self.mean_weight_sum_of(0..rows, by_class)
+    }
+
+    /// Σ [`Self::mean_weight`] over `rows`, in row order; with class
+    /// targets the per-row matches are hoisted out of the loop (the same
+    /// terms, the same bits).
+    pub(crate) fn mean_weight_sum_of(&self, rows: std::ops::Range<usize>, by_class: bool) -> f64 {
+        let Target::Classes(c) = self.target else {
+            return rows.map(|i| self.mean_weight(i, by_class)).sum();
+        };
+        let (ignored, cw) = (self.ignored(), self.options.class_weights);
+        let cw = cw.filter(|_| by_class);
+        let class_weight =
+            |y: u32| cw.map_or(1.0, |cw| cw.get(y as usize).map_or(0.0, |&w| w as f64));
+        let a = |i: usize| self.weights.map_or(1.0, |w| w[i].to_f32() as f64);
+        (rows.start..)
+            .zip(&c[rows])
+            .map(|(i, &y)| {
+                if Some(y) == ignored {
+                    0.0
+                } else {
+                    a(i) * class_weight(y)
+                }
+            })
+            .sum()
     }
 }
 
