@@ -1,7 +1,8 @@
-//! The CPU backend's f32 row loops for nll, multi-margin and kl-div's log
-//! forms against the f64 reference: odd row counts and widths, every
-//! option, ±1e4 and NaN rows, zero targets and −inf log-targets, each
-//! reduction's value, the per-row values and the gradient.
+//! The CPU backend's f32 row loops for cross-entropy, nll, multi-margin
+//! and kl-div's log forms against the f64 reference: odd row counts and
+//! widths, every option, ties, ±1e4 and NaN rows, zero targets and −inf
+//! log-targets, each reduction's value, the per-row values and the
+//! gradient.
 
 mod common;
 
@@ -184,6 +185,46 @@ fn zero_one_takes_the_first_maximum_and_keeps_nan() {
             &format!("{label} NaN"),
             &Loss::ZeroOne,
             &LossInput::classes(&x, m, &c),
+        );
+    }
+}
+
+#[test]
+fn cross_entropy_on_short_rows_with_ties_confident_rows_and_nan() {
+    let mut rng = rng("cross-entropy rows");
+    for (rows, m) in SHAPES {
+        let n = rows * m;
+        // A coarse grid, so rows tie at their maximum (±0 ties too), then
+        // ±1e4 (rows sure of one class) and a row of one repeated value.
+        let mut x: Vec<f32> = (0..n).map(|_| rng.random_range(-4..=4) as f32).collect();
+        for (k, &e) in [1e4f32, -1e4, 0.0, -0.0].iter().enumerate() {
+            x[(k * 7919) % n] = e;
+        }
+        x[(rows - 1) * m..].fill(2.5);
+        let c = classes(&mut rng, rows, m);
+        let t: Vec<f32> = (0..n).map(|i| [0.0, 0.25, 0.75][i % 3]).collect();
+        let w: Vec<f32> = (0..rows).map(|i| [1.0, 0.0, 2.5][i % 3]).collect();
+        let label = format!("cross-entropy {rows}x{m}");
+        for (what, input) in [
+            ("classes", LossInput::classes(&x, m, &c)),
+            ("probabilities", LossInput::rows(&x, m, &t)),
+        ] {
+            let label = format!("{label} {what}");
+            check(&label, &Loss::CrossEntropy, &input);
+            check(
+                &format!("{label} weighted"),
+                &Loss::CrossEntropy,
+                &input.with_weights(&w),
+            );
+        }
+        // A NaN logit makes its row's loss and gradient NaN.
+        x[(rows / 2) * m + m / 2] = f32::NAN;
+        let input = LossInput::classes(&x, m, &c);
+        check(&format!("{label} NaN"), &Loss::CrossEntropy, &input);
+        check(
+            &format!("{label} NaN probabilities"),
+            &Loss::CrossEntropy,
+            &LossInput::rows(&x, m, &t),
         );
     }
 }

@@ -155,10 +155,15 @@ fn loss_sum<F: Float>(call: &Call, input: &LossInput<F>) -> f64 {
             let b = RowBlock::of(&call.loss, input, rows.clone(), m);
             let mut l = vec![0.0f32; rows.len()];
             rows32::losses(op, &b.pred, m, b.targets(), &b.opts, &mut l);
-            l.iter()
-                .zip(rows)
-                .map(|(&l, i)| weighted(input.weight(i), l as f64))
-                .sum()
+            match (input.weights, b.opts.ignore) {
+                // An ignored row's weight is 0 ([`LossInput::weight`]).
+                (None, None) => l.iter().map(|&l| l as f64).sum(),
+                _ => l
+                    .iter()
+                    .zip(rows)
+                    .map(|(&l, i)| weighted(input.weight(i), l as f64))
+                    .sum(),
+            }
         });
     }
     let wide = input.widen();

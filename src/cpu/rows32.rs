@@ -6,7 +6,9 @@
 //! through steps that each run over one flat array: row maxima, x − max,
 //! exp, row sums, ln of the sums. The transcendentals therefore vectorise
 //! at full width whether a row holds 10 values or 262,144, and only cheap
-//! adds and compares follow the row boundaries.
+//! adds and compares follow the row boundaries. Rows shorter than 32 values
+//! go 16 at a time, gathered one row to a lane, and cross-entropy's
+//! gradient without options is computed in those lanes too.
 //!
 //! Cross-entropy's options (class weights, label smoothing, the z-loss, an
 //! ignored class) take the same tiles: the loss is Σⱼ cⱼ·(lse − xⱼ) +
@@ -121,6 +123,9 @@ impl Options<'_> {
 const SHORT: usize = 32;
 /// Rows per group of [`short_rows`]: one vector lane per row.
 const G: usize = 16;
+
+/// The bits of −0, which [`group`] writes for a row's maxima.
+const MAX_MARK: u32 = 0x8000_0000;
 
 /// Per-tile working arrays, reused from tile to tile.
 #[derive(Default)]
@@ -318,47 +323,115 @@ fn short_rows(x: &[f32], m: usize, keep_e: bool, sc: &mut Scratch) {
     sc.t.resize(m, [0.0; G]);
     let t = &mut sc.t[..m];
     for (g, (xg, eg)) in x.chunks(G * m).zip(sc.e.chunks_mut(G * m)).enumerate() {
-        // Lanes past the last row hold 0 and are not read back.
-        let n = xg.len() / m;
-        if n < G {
-            t.fill([0.0; G]);
-        }
-        for (r, row) in xg.chunks_exact(m).enumerate() {
-            for (col, &v) in t.iter_mut().zip(row) {
-                col[r] = v;
-            }
-        }
-        let mut mx = [f32::NEG_INFINITY; G];
-        for col in t.iter() {
-            for r in 0..G {
-                mx[r] = select(col[r] > mx[r], col[r], mx[r]);
-            }
-        }
-        // rest = Σ over values below the maximum + (ties − 1).
-        let mut rest = [-1.0f32; G];
-        for col in t.iter_mut() {
-            for r in 0..G {
-                let d = col[r] - mx[r];
-                rest[r] += select(d == 0.0, 1.0, 0.0);
-                col[r] = select(d == 0.0, 0.0, exp(d));
-            }
-        }
-        for col in t.iter() {
-            for r in 0..G {
-                rest[r] += col[r];
-            }
-        }
-        for v in rest.iter_mut() {
-            *v = ln_1p(*v);
-        }
-        let r0 = g * G;
+        let (mx, lns) = group(xg, m, t);
+        let (r0, n) = (g * G, xg.len() / m);
         sc.max[r0..r0 + n].copy_from_slice(&mx[..n]);
-        sc.sum[r0..r0 + n].copy_from_slice(&rest[..n]);
+        sc.sum[r0..r0 + n].copy_from_slice(&lns[..n]);
         if keep_e {
             for (r, row) in eg.chunks_exact_mut(m).enumerate() {
                 for (e, col) in row.iter_mut().zip(t.iter()) {
                     *e = col[r];
                 }
+            }
+        }
+    }
+}
+
+/// One group of up to `G` short rows into `t`, transposed by a gather per
+/// column (lanes past the last row read 0 and are not read back), then
+/// exp(x − max) there, 0 at the maxima. Returns the rows' maxima and
+/// ln(1 + rest), rest the sum over the values below the maximum plus
+/// (ties − 1).
+#[inline(always)]
+fn group(xg: &[f32], m: usize, t: &mut [[f32; G]]) -> ([f32; G], [f32; G]) {
+    for (j, col) in t.iter_mut().enumerate() {
+        for (r, v) in col.iter_mut().enumerate() {
+            *v = xg.get(r * m + j).copied().unwrap_or(0.0);
+        }
+    }
+    let mut mx = [f32::NEG_INFINITY; G];
+    for col in t.iter() {
+        for r in 0..G {
+            mx[r] = select(col[r] > mx[r], col[r], mx[r]);
+        }
+    }
+    let mut rest = [-1.0f32; G];
+    for col in t.iter_mut() {
+        for r in 0..G {
+            let d = col[r] - mx[r];
+            rest[r] += select(d == 0.0, 1.0, 0.0);
+            // −0 marks a maximum for the gradient; the sums read it as 0.
+            col[r] = select(d == 0.0, -0.0, exp(d));
+        }
+    }
+    for col in t.iter() {
+        for r in 0..G {
+            rest[r] += col[r];
+        }
+    }
+    // Loops, not `map`: a closure passed on is compiled outside the
+    // caller's target features, without FMA.
+    for v in rest.iter_mut() {
+        *v = ln_1p(*v);
+    }
+    (mx, rest)
+}
+
+/// Cross-entropy's gradient without options of short rows into `out`:
+/// cwᵢ·(softmax(x) − onehot or − t), a [`group`] at a time, computed in its
+/// transposed lanes and then copied back, so no step runs as short as a
+/// row.
+#[inline(always)]
+fn short_grads(
+    x: &[f32],
+    m: usize,
+    targets: Targets,
+    cw: impl Fn(usize) -> f32,
+    sc: &mut Scratch,
+    out: &mut [f32],
+) {
+    sc.t.resize(m, [0.0; G]);
+    let t = &mut sc.t[..m];
+    for (g, (xg, og)) in x.chunks(G * m).zip(out.chunks_mut(G * m)).enumerate() {
+        let (_, lns) = group(xg, m, t);
+        let (r0, n) = (g * G, xg.len() / m);
+        let (mut wc, mut inv) = ([0.0f32; G], lns);
+        for (r, w) in wc[..n].iter_mut().enumerate() {
+            *w = cw(r0 + r);
+        }
+        // softmax = e^(x − max)/Σ = e^(x − max − ln Σ), the maxima's e^0
+        // restored.
+        for v in inv.iter_mut() {
+            *v = exp(-*v);
+        }
+        let soft = |r: usize, e: f32| select(e.to_bits() == MAX_MARK, 1.0, e) * inv[r];
+        match targets {
+            Targets::Dist(d) => {
+                let dg = &d[r0 * m..r0 * m + xg.len()];
+                for (j, col) in t.iter_mut().enumerate() {
+                    for (r, e) in col.iter_mut().enumerate() {
+                        let tj = dg.get(r * m + j).copied().unwrap_or(0.0);
+                        *e = weighted(wc[r], soft(r, *e) - tj);
+                    }
+                }
+            }
+            _ => {
+                // Each row's class; lanes past the last row match none.
+                let mut y = [u32::MAX; G];
+                if let Targets::Classes(c) = targets {
+                    y[..n].copy_from_slice(&c[r0..r0 + n]);
+                }
+                for (j, col) in t.iter_mut().enumerate() {
+                    for (r, e) in col.iter_mut().enumerate() {
+                        let one = select(y[r] == j as u32, 1.0, 0.0);
+                        *e = weighted(wc[r], soft(r, *e) - one);
+                    }
+                }
+            }
+        }
+        for (r, row) in og.chunks_exact_mut(m).enumerate() {
+            for (o, col) in row.iter_mut().zip(t.iter()) {
+                *o = col[r];
             }
         }
     }
@@ -386,6 +459,14 @@ pub(crate) fn losses(op: RowOp, x: &[f32], m: usize, t: Targets, opts: &Options,
         let n = out.len();
         if !matches!(op, RowOp::CeClass | RowOp::CeProb) {
             out.copy_from_slice(&sc.sum[..n]);
+            continue;
+        }
+        if let (true, None, Targets::Classes(c)) = (opts.plain(), opts.ignore, ts) {
+            // The common call in a loop of its own, no option read per row.
+            let rows = out.iter_mut().zip(&sc.max).zip(&sc.sum).zip(c);
+            for (i, (((o, &mx), &lns), &c)) in rows.enumerate() {
+                *o = (mx - xs[i * m + c as usize]) + lns;
+            }
             continue;
         }
         for (i, o) in out.iter_mut().enumerate() {
@@ -468,6 +549,9 @@ pub(crate) fn grads(
                 for ((o, &p), &wc) in os.iter_mut().zip(xs).zip(wv) {
                     *o = weighted(wc, -(ln(p) + 1.0));
                 }
+            }
+            _ if m < SHORT && opts.plain() && opts.ignore.is_none() => {
+                short_grads(xs, m, ts, cw, &mut sc, os);
             }
             _ => {
                 tile(op, xs, m, ts, opts, true, &mut sc);
