@@ -19,6 +19,7 @@ use crate::ops::loss::{Loss, RowOp};
 use crate::ops::options::LossOptions;
 use crate::ops::reduction::{LossValue, Reduction};
 use rayon::prelude::*;
+use std::borrow::Cow;
 use std::mem::MaybeUninit;
 
 /// Samples per task.
@@ -125,7 +126,7 @@ fn sums<F: Float>(call: &Call, input: &LossInput<F>) -> (f64, f64) {
 
 /// The f32 values of `v[at]`: the slice itself for f32, a widened block
 /// (a small buffer, not the whole input) for halves.
-fn block<F: Float>(v: &[F], at: std::ops::Range<usize>) -> std::borrow::Cow<'_, [f32]> {
+fn block<F: Float>(v: &[F], at: std::ops::Range<usize>) -> Cow<'_, [f32]> {
     F::widen(&v[at])
 }
 
@@ -134,20 +135,8 @@ fn block<F: Float>(v: &[F], at: std::ops::Range<usize>) -> std::borrow::Cow<'_, 
 /// go (the same blocks, so the same bits as the input widened whole); the
 /// reference formulas see the input widened whole.
 fn loss_sum<F: Float>(call: &Call, input: &LossInput<F>) -> f64 {
-    if let (Some(term), Target::Values(t)) = (pointwise32(call, input), input.target) {
-        let (p, w) = (input.pred, input.weights);
-        return block_sums(p.len(), BLOCK, |at| {
-            let wb = w.map(|w| block(w, at.clone()));
-            lanes::sums(term, &block(p, at.clone()), &block(t, at), wb.as_deref())
-        });
-    }
-    if let (Some(pw), Target::Values(t)) = (pos_weight_columns(call, input), input.target) {
-        let (p, w) = (input.pred, input.weights);
-        return block_sums(p.len(), BLOCK, |at| {
-            let wb = w.map(|w| block(w, at.clone()));
-            let (pb, tb) = (block(p, at.clone()), block(t, at.clone()));
-            lanes::pos_weight_sums(&pb, &tb, &columns(pw, at), wb.as_deref())
-        });
+    if let Some(pointwise) = Pointwise32::of(call, input) {
+        return block_sums(input.pred.len(), BLOCK, |at| pointwise.sums(at));
     }
     if let Some(op) = row_op(call) {
         let m = call.shape.cols;
@@ -412,19 +401,8 @@ pub fn loss_batch<F: Float>(
 /// The per-sample wᵢ·lᵢ, rounded to f32 (then to `O`), of values already
 /// checked.
 fn per_sample<F: Float, O: Float>(call: &Call, input: &LossInput<F>) -> Vec<O> {
-    if let (Some(term), Target::Values(t)) = (pointwise32(call, input), input.target) {
-        return filled(call.shape.rows, |at, o| {
-            let w = input.weights.map(|w| block(w, at.clone()));
-            let (p, t) = (block(input.pred, at.clone()), block(t, at));
-            lanes::per_sample(term, &p, &t, w.as_deref(), o);
-        });
-    }
-    if let (Some(pw), Target::Values(t)) = (pos_weight_columns(call, input), input.target) {
-        return filled(call.shape.rows, |at, o| {
-            let w = input.weights.map(|w| block(w, at.clone()));
-            let (p, t) = (block(input.pred, at.clone()), block(t, at.clone()));
-            lanes::pos_weight_values(None, &p, &t, &columns(pw, at), w.as_deref(), o);
-        });
+    if let Some(pointwise) = Pointwise32::of(call, input) {
+        return filled(call.shape.rows, |at, o| pointwise.values(None, at, o));
     }
     if let Some(op) = row_op(call) {
         let mut out = crate::output::zeroed::<f32>(call.shape.rows);
@@ -483,20 +461,9 @@ pub fn loss_and_grad<F: Float, O: Float>(
 
 /// c·wᵢ·∂lᵢ/∂p of values already checked, rounded to f32 (then to `O`).
 fn grad<F: Float, O: Float>(call: &Call, input: &LossInput<F>, coef: f64) -> Vec<O> {
-    if let (Some(term), Target::Values(t)) = (pointwise32(call, input), input.target) {
-        return filled(call.shape.rows, |at, o| {
-            let w = input.weights.map(|w| block(w, at.clone()));
-            let (p, t) = (block(input.pred, at.clone()), block(t, at));
-            lanes::grad(term, coef as f32, &p, &t, w.as_deref(), o);
-        });
-    }
-    if let (Some(pw), Target::Values(t)) = (pos_weight_columns(call, input), input.target) {
+    if let Some(pointwise) = Pointwise32::of(call, input) {
         let c = Some(coef as f32);
-        return filled(call.shape.rows, |at, o| {
-            let w = input.weights.map(|w| block(w, at.clone()));
-            let (p, t) = (block(input.pred, at.clone()), block(t, at.clone()));
-            lanes::pos_weight_values(c, &p, &t, &columns(pw, at), w.as_deref(), o);
-        });
+        return filled(call.shape.rows, |at, o| pointwise.values(c, at, o));
     }
     if let Some(op) = row_op(call) {
         let m = call.shape.cols;
@@ -538,19 +505,75 @@ fn grad<F: Float, O: Float>(call: &Call, input: &LossInput<F>, coef: f64) -> Vec
     blocks.concat()
 }
 
-/// The f32 loops' twin of a pointwise call, if they have one: bce-logits
-/// with one pos_weight has its own term (a pos_weight per column is
-/// [`pos_weight_columns`]').
-fn pointwise32<F: Float>(call: &Call, input: &LossInput<F>) -> Option<Term32> {
-    let Form::Pointwise(_) = call.shape.form else {
-        return None;
-    };
-    if !input.options.any() {
-        return Term32::of(&call.loss);
+/// A pointwise call the f32 loops compute, a block of values at a time:
+/// one term, or bce-logits with a pos_weight per column, which they read
+/// value by value ([`columns`]).
+struct Pointwise32<'a, F> {
+    kind: Kind32<'a>,
+    pred: &'a [F],
+    target: &'a [F],
+    weights: Option<&'a [F]>,
+}
+
+#[derive(Clone, Copy)]
+enum Kind32<'a> {
+    Term(Term32),
+    Columns(&'a [f32]),
+}
+
+impl<'a, F: Float> Pointwise32<'a, F> {
+    /// The f32 loops' twin of a call, if they have one: a pointwise loss
+    /// with real targets and no option but bce-logits' pos_weight.
+    fn of(call: &Call, input: &LossInput<'a, F>) -> Option<Self> {
+        let (Form::Pointwise(_), Target::Values(target)) = (call.shape.form, input.target) else {
+            return None;
+        };
+        let kind = match bce_pos_weight(call, input) {
+            _ if !input.options.any() => Kind32::Term(Term32::of(&call.loss)?),
+            Some(&[pw]) => Kind32::Term(Term32::BceLogitsPos(pw)),
+            Some(pw) => Kind32::Columns(pw),
+            None => return None,
+        };
+        let (pred, weights) = (input.pred, input.weights);
+        Some(Pointwise32 {
+            kind,
+            pred,
+            target,
+            weights,
+        })
     }
-    match bce_pos_weight(call, input)? {
-        &[pw] => Some(Term32::BceLogitsPos(pw)),
-        _ => None,
+
+    /// Σ wᵢlᵢ over the values `at`.
+    fn sums(&self, at: std::ops::Range<usize>) -> f64 {
+        let (p, t, w) = self.block(at.clone());
+        match self.kind {
+            Kind32::Term(term) => lanes::sums(term, &p, &t, w.as_deref()),
+            Kind32::Columns(pw) => lanes::pos_weight_sums(&p, &t, &columns(pw, at), w.as_deref()),
+        }
+    }
+
+    /// wᵢlᵢ (`grad` None) or c·wᵢ·l'ᵢ (`grad` Some(c)) of the values `at`
+    /// into `out`.
+    fn values(&self, grad: Option<f32>, at: std::ops::Range<usize>, out: &mut [Uninit]) {
+        let (p, t, w) = self.block(at.clone());
+        let w = w.as_deref();
+        match (self.kind, grad) {
+            (Kind32::Term(term), None) => lanes::per_sample(term, &p, &t, w, out),
+            (Kind32::Term(term), Some(c)) => lanes::grad(term, c, &p, &t, w, out),
+            (Kind32::Columns(pw), _) => {
+                lanes::pos_weight_values(grad, &p, &t, &columns(pw, at), w, out)
+            }
+        }
+    }
+
+    /// The f32 predictions, targets and weights of the values `at`.
+    #[allow(clippy::type_complexity)]
+    fn block(
+        &self,
+        at: std::ops::Range<usize>,
+    ) -> (Cow<'a, [f32]>, Cow<'a, [f32]>, Option<Cow<'a, [f32]>>) {
+        let w = self.weights.map(|w| block(w, at.clone()));
+        (block(self.pred, at.clone()), block(self.target, at), w)
     }
 }
 
@@ -564,12 +587,6 @@ fn bce_pos_weight<'a, F: Float>(call: &Call, input: &LossInput<'a, F>) -> Option
     let pointwise = matches!(call.shape.form, Form::Pointwise(_));
     let bce = matches!(call.loss, Loss::BceLogits) && pointwise && !others.any();
     input.options.pos_weight.filter(|_| bce)
-}
-
-/// bce-logits' pos_weight per column of a pointwise call with no other
-/// option, which the f32 loops read value by value ([`columns`]).
-fn pos_weight_columns<'a, F: Float>(call: &Call, input: &LossInput<'a, F>) -> Option<&'a [f32]> {
-    bce_pos_weight(call, input).filter(|pw| pw.len() > 1)
 }
 
 /// pw[k mod m] for each value k of `at`: per-column weights laid out as
