@@ -132,8 +132,8 @@ const MAX_MARK: u32 = 0x8000_0000;
 struct Scratch {
     /// A group of short rows, transposed: `t[j][r]` is value j of row r.
     t: Vec<[f32; G]>,
-    /// exp(x − max) but 0 at the maxima, or the pointwise terms of kl-div
-    /// and entropy.
+    /// exp(x − max) but 0 at the maxima (−0 in short rows), or the
+    /// pointwise terms of kl-div and entropy.
     e: Vec<f32>,
     /// Row maxima.
     max: Vec<f32>,
@@ -339,7 +339,7 @@ fn short_rows(x: &[f32], m: usize, keep_e: bool, sc: &mut Scratch) {
 
 /// One group of up to `G` short rows into `t`, transposed by a gather per
 /// column (lanes past the last row read 0 and are not read back), then
-/// exp(x − max) there, 0 at the maxima. Returns the rows' maxima and
+/// exp(x − max) there, −0 at the maxima. Returns the rows' maxima and
 /// ln(1 + rest), rest the sum over the values below the maximum plus
 /// (ties − 1).
 #[inline(always)]
