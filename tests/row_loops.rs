@@ -26,6 +26,11 @@ const SHAPES: [(usize, usize); 7] = [
 /// Engine::cpu() against the reference for one input: mean, sum and none
 /// within 1e-5 (scalars) and per value, the gradient of mean and sum.
 fn check(label: &str, loss: &Loss, input: &LossInput) {
+    check_with(label, loss, input, 1e-7);
+}
+
+/// [`check`] with the gradient within `atol` besides rtol 1e-5.
+fn check_with(label: &str, loss: &Loss, input: &LossInput, atol: f64) {
     let engine = Engine::cpu();
     for reduction in [Reduction::Mean, Reduction::Sum] {
         let at = format!("{label} {}", reduction.name());
@@ -34,7 +39,7 @@ fn check(label: &str, loss: &Loss, input: &LossInput) {
         assert_scalar_close(&at, got.scalar().unwrap(), want, 1e-5);
         let want = cpu::loss_grad(loss, input, reduction).unwrap();
         let got = engine.loss_grad(loss, input, reduction).unwrap();
-        assert_all_close_with(&format!("{at} grad"), &got, &want, |_| (1e-5, 1e-7));
+        assert_all_close_with(&format!("{at} grad"), &got, &want, |_| (1e-5, atol));
     }
     let want = cpu::loss_per_sample(loss, input).unwrap();
     match engine.loss(loss, input, Reduction::None).unwrap() {
@@ -190,7 +195,7 @@ fn zero_one_takes_the_first_maximum_and_keeps_nan() {
 }
 
 #[test]
-fn cross_entropy_on_short_rows_with_ties_confident_rows_and_nan() {
+fn cross_entropy_with_every_option_ties_confident_rows_and_nan() {
     let mut rng = rng("cross-entropy rows");
     for (rows, m) in SHAPES {
         let n = rows * m;
@@ -205,26 +210,49 @@ fn cross_entropy_on_short_rows_with_ties_confident_rows_and_nan() {
         let t: Vec<f32> = (0..n).map(|i| [0.0, 0.25, 0.75][i % 3]).collect();
         let w: Vec<f32> = (0..rows).map(|i| [1.0, 0.0, 2.5][i % 3]).collect();
         let label = format!("cross-entropy {rows}x{m}");
-        for (what, input) in [
-            ("classes", LossInput::classes(&x, m, &c)),
-            ("probabilities", LossInput::rows(&x, m, &t)),
-        ] {
-            let label = format!("{label} {what}");
-            check(&label, &Loss::CrossEntropy, &input);
-            check(
-                &format!("{label} weighted"),
-                &Loss::CrossEntropy,
-                &input.with_weights(&w),
-            );
+        // A NaN logit makes its row's loss and gradient NaN (but where
+        // every coefficient is 0, or in an ignored row).
+        for nan in [false, true] {
+            if nan {
+                x[(rows / 2) * m + m / 2] = f32::NAN;
+            }
+            let cw: Vec<f32> = (0..m).map(|k| [0.5, 0.0, 2.0][k % 3]).collect();
+            let classes = LossInput::classes(&x, m, &c);
+            let probabilities = LossInput::rows(&x, m, &t);
+            for (what, input) in [
+                ("classes", classes),
+                ("probabilities", probabilities),
+                ("class weights", classes.with_class_weights(&cw)),
+                ("smoothing", classes.with_label_smoothing(0.1)),
+                ("z-loss", classes.with_z_loss(1e-3)),
+                ("ignore", classes.with_ignore_index(c[rows / 2] as i64)),
+                (
+                    "all options",
+                    classes
+                        .with_class_weights(&cw)
+                        .with_label_smoothing(0.2)
+                        .with_z_loss(1e-4)
+                        .with_ignore_index(0),
+                ),
+                (
+                    "probabilities with options",
+                    probabilities
+                        .with_class_weights(&cw)
+                        .with_label_smoothing(0.1),
+                ),
+            ] {
+                // softmax·(Σc + 2λκ·lse) − cⱼ cancels where the two are
+                // close: within 1e-6, as tests/class_options.rs.
+                let label = format!("{label} {what} NaN={nan}");
+                check_with(&label, &Loss::CrossEntropy, &input, 1e-6);
+                let weighted = input.with_weights(&w);
+                check_with(
+                    &format!("{label} weighted"),
+                    &Loss::CrossEntropy,
+                    &weighted,
+                    1e-6,
+                );
+            }
         }
-        // A NaN logit makes its row's loss and gradient NaN.
-        x[(rows / 2) * m + m / 2] = f32::NAN;
-        let input = LossInput::classes(&x, m, &c);
-        check(&format!("{label} NaN"), &Loss::CrossEntropy, &input);
-        check(
-            &format!("{label} NaN probabilities"),
-            &Loss::CrossEntropy,
-            &LossInput::rows(&x, m, &t),
-        );
     }
 }

@@ -7,8 +7,8 @@
 //! exp, row sums, ln of the sums. The transcendentals therefore vectorise
 //! at full width whether a row holds 10 values or 262,144, and only cheap
 //! adds and compares follow the row boundaries. Rows shorter than 32 values
-//! go 16 at a time, gathered one row to a lane, and cross-entropy's
-//! gradient without options is computed in those lanes too.
+//! go 16 at a time, gathered one row to a lane, and cross-entropy's loss
+//! with options and its gradient are computed in those lanes too.
 //!
 //! Cross-entropy's options (class weights, label smoothing, the z-loss, an
 //! ignored class) take the same tiles: the loss is Σⱼ cⱼ·(lse − xⱼ) +
@@ -344,6 +344,13 @@ fn short_rows(x: &[f32], m: usize, keep_e: bool, sc: &mut Scratch) {
 /// (ties − 1).
 #[inline(always)]
 fn group(xg: &[f32], m: usize, t: &mut [[f32; G]]) -> ([f32; G], [f32; G]) {
+    let mx = gather_max(xg, m, t);
+    (mx, exp_rest(t, &mx))
+}
+
+/// [`group`]'s first step: the values into `t`, and the rows' maxima.
+#[inline(always)]
+fn gather_max(xg: &[f32], m: usize, t: &mut [[f32; G]]) -> [f32; G] {
     for (j, col) in t.iter_mut().enumerate() {
         for (r, v) in col.iter_mut().enumerate() {
             *v = xg.get(r * m + j).copied().unwrap_or(0.0);
@@ -355,6 +362,13 @@ fn group(xg: &[f32], m: usize, t: &mut [[f32; G]]) -> ([f32; G], [f32; G]) {
             mx[r] = select(col[r] > mx[r], col[r], mx[r]);
         }
     }
+    mx
+}
+
+/// [`group`]'s second step: exp(x − max) in place (−0 at the maxima), and
+/// ln(1 + rest).
+#[inline(always)]
+fn exp_rest(t: &mut [[f32; G]], mx: &[f32; G]) -> [f32; G] {
     let mut rest = [-1.0f32; G];
     for col in t.iter_mut() {
         for r in 0..G {
@@ -374,27 +388,144 @@ fn group(xg: &[f32], m: usize, t: &mut [[f32; G]]) -> ([f32; G], [f32; G]) {
     for v in rest.iter_mut() {
         *v = ln_1p(*v);
     }
-    (mx, rest)
+    rest
 }
 
-/// Cross-entropy's gradient without options of short rows into `out`:
-/// cwᵢ·(softmax(x) − onehot or − t), a [`group`] at a time, computed in its
-/// transposed lanes and then copied back, so no step runs as short as a
-/// row.
+/// Cross-entropy's coefficients cⱼ of a [`group`] of short rows, lane by
+/// lane ([`Options::coefficients`] for each row at once): each row's class
+/// y (none past the last row), κ, and whether it is ignored.
+struct Coefficients<'a> {
+    y: [u32; G],
+    kappa: [f32; G],
+    ignored: [bool; G],
+    /// The group's target distributions; empty for classes.
+    dist: &'a [f32],
+    weights: Option<&'a [f32]>,
+    keep: f32,
+    share: f32,
+    m: usize,
+}
+
+impl<'a> Coefficients<'a> {
+    /// Rows r0..r0 + n of a tile's targets.
+    #[inline(always)]
+    fn of(targets: Targets<'a>, o: &Options<'a>, r0: usize, n: usize, m: usize) -> Self {
+        let mut k = Coefficients {
+            y: [u32::MAX; G],
+            kappa: [1.0; G],
+            ignored: [false; G],
+            dist: &[],
+            weights: o.class_weights,
+            keep: 1.0 - o.smoothing,
+            share: o.smoothing / m as f32,
+            m,
+        };
+        match targets {
+            Targets::Classes(c) => {
+                k.y[..n].copy_from_slice(&c[r0..r0 + n]);
+                for r in 0..n {
+                    // An ignored row's class may name no column.
+                    let w = o.class_weights.map(|w| w.get(k.y[r] as usize));
+                    k.kappa[r] = w.map_or(1.0, |w| w.copied().unwrap_or(0.0));
+                    k.ignored[r] = o.ignore == Some(k.y[r]);
+                }
+            }
+            Targets::Dist(d) => k.dist = &d[r0 * m..(r0 + n) * m],
+            Targets::None => {}
+        }
+        k
+    }
+
+    /// cⱼ of each row (lane) for column j: wⱼ·((1−ε)·tⱼ + ε/m), tⱼ one-hot
+    /// for a class (whose weight is κ).
+    #[inline(always)]
+    fn column(&self, j: usize) -> [f32; G] {
+        let wj = self.weights.map_or(1.0, |w| w[j]);
+        let mut c = [0.0f32; G];
+        if self.dist.is_empty() {
+            let (others, at_y) = (wj * self.share, self.keep + self.share);
+            for ((c, &y), &kappa) in c.iter_mut().zip(&self.y).zip(&self.kappa) {
+                *c = select(y == j as u32, kappa * at_y, others);
+            }
+        } else {
+            for (r, c) in c.iter_mut().enumerate() {
+                let tj = self.dist.get(r * self.m + j).copied().unwrap_or(0.0);
+                *c = wj * self.keep.mul_add(tj, self.share);
+            }
+        }
+        c
+    }
+}
+
+/// Cross-entropy's loss of short rows into `out`, a [`group`] at a time in
+/// its lanes: Σⱼ cⱼ·(lse − xⱼ) + λκ·lse², 0 for an ignored row.
+#[inline(always)]
+fn short_losses(
+    x: &[f32],
+    m: usize,
+    targets: Targets,
+    o: &Options,
+    sc: &mut Scratch,
+    out: &mut [f32],
+) {
+    sc.t.resize(m, [0.0; G]);
+    let t = &mut sc.t[..m];
+    let plain = o.plain();
+    for (g, (xg, og)) in x.chunks(G * m).zip(out.chunks_mut(G)).enumerate() {
+        let (r0, n) = (g * G, og.len());
+        let k = Coefficients::of(targets, o, r0, n, m);
+        // Σ cⱼ·(lse − xⱼ) as Σ cⱼ·(max − xⱼ) + ln(1 + rest)·Σ cⱼ: every
+        // term ≥ 0, read before the exponentials replace the values.
+        let (mut below, mut sum_c) = ([0.0f32; G], [0.0f32; G]);
+        let mx = gather_max(xg, m, t);
+        for (j, col) in t.iter().enumerate() {
+            let c = k.column(j);
+            for r in 0..G {
+                below[r] += select(c[r] == 0.0, 0.0, c[r] * (mx[r] - col[r]));
+                sum_c[r] += c[r];
+            }
+        }
+        let lns = exp_rest(t, &mx);
+        let mut acc = [0.0f32; G];
+        for r in 0..G {
+            // No coefficient: no term, even in a NaN row (as the reference).
+            acc[r] = select(
+                sum_c[r] == 0.0,
+                below[r],
+                sum_c[r].mul_add(lns[r], below[r]),
+            );
+        }
+        for (r, o_) in og.iter_mut().enumerate() {
+            let lse = mx[r] + lns[r];
+            // The options' λκ·lse² even at λ = 0, as the reference's
+            // `row_loss_with` (a NaN row stays NaN there).
+            let l = (o.z_loss * k.kappa[r] * lse).mul_add(lse, acc[r]);
+            *o_ = select(k.ignored[r], 0.0, select(plain, acc[r], l));
+        }
+    }
+}
+
+/// Cross-entropy's gradient of short rows into `out`: cwᵢ·(softmax(x) −
+/// c) without options, cwᵢ·(softmax(x)·(Σₖcₖ + 2λκ·lse) − c) with them (0
+/// for an ignored row), a [`group`] at a time, computed in its transposed
+/// lanes and then copied back, so no step runs as short as a row.
 #[inline(always)]
 fn short_grads(
     x: &[f32],
     m: usize,
     targets: Targets,
+    o: &Options,
     cw: impl Fn(usize) -> f32,
     sc: &mut Scratch,
     out: &mut [f32],
 ) {
     sc.t.resize(m, [0.0; G]);
     let t = &mut sc.t[..m];
+    let plain = o.plain();
     for (g, (xg, og)) in x.chunks(G * m).zip(out.chunks_mut(G * m)).enumerate() {
-        let (_, lns) = group(xg, m, t);
+        let (mx, lns) = group(xg, m, t);
         let (r0, n) = (g * G, xg.len() / m);
+        let k = Coefficients::of(targets, o, r0, n, m);
         let (mut wc, mut inv) = ([0.0f32; G], lns);
         for (r, w) in wc[..n].iter_mut().enumerate() {
             *w = cw(r0 + r);
@@ -405,27 +536,30 @@ fn short_grads(
             *v = exp(-*v);
         }
         let soft = |r: usize, e: f32| select(e.to_bits() == MAX_MARK, 1.0, e) * inv[r];
-        match targets {
-            Targets::Dist(d) => {
-                let dg = &d[r0 * m..r0 * m + xg.len()];
-                for (j, col) in t.iter_mut().enumerate() {
-                    for (r, e) in col.iter_mut().enumerate() {
-                        let tj = dg.get(r * m + j).copied().unwrap_or(0.0);
-                        *e = weighted(wc[r], soft(r, *e) - tj);
-                    }
+        if plain {
+            for (j, col) in t.iter_mut().enumerate() {
+                let c = k.column(j);
+                for (r, e) in col.iter_mut().enumerate() {
+                    let g = weighted(wc[r], soft(r, *e) - c[r]);
+                    *e = select(k.ignored[r], 0.0, g);
                 }
             }
-            _ => {
-                // Each row's class; lanes past the last row match none.
-                let mut y = [u32::MAX; G];
-                if let Targets::Classes(c) = targets {
-                    y[..n].copy_from_slice(&c[r0..r0 + n]);
+        } else {
+            let mut scale = [0.0f32; G];
+            for j in 0..m {
+                let c = k.column(j);
+                for (s, c) in scale.iter_mut().zip(c) {
+                    *s += c;
                 }
-                for (j, col) in t.iter_mut().enumerate() {
-                    for (r, e) in col.iter_mut().enumerate() {
-                        let one = select(y[r] == j as u32, 1.0, 0.0);
-                        *e = weighted(wc[r], soft(r, *e) - one);
-                    }
+            }
+            for (r, s) in scale.iter_mut().enumerate() {
+                *s = (2.0 * o.z_loss * k.kappa[r]).mul_add(mx[r] + lns[r], *s);
+            }
+            for (j, col) in t.iter_mut().enumerate() {
+                let c = k.column(j);
+                for (r, e) in col.iter_mut().enumerate() {
+                    let g = weighted(wc[r], soft(r, *e).mul_add(scale[r], -c[r]));
+                    *e = select(k.ignored[r], 0.0, g);
                 }
             }
         }
@@ -455,9 +589,15 @@ pub(crate) fn losses(op: RowOp, x: &[f32], m: usize, t: Targets, opts: &Options,
             }
             continue;
         }
+        let ce = matches!(op, RowOp::CeClass | RowOp::CeProb);
+        let plain_classes = opts.plain() && opts.ignore.is_none() && op == RowOp::CeClass;
+        if ce && m < SHORT && !plain_classes {
+            short_losses(xs, m, ts, opts, &mut sc, out);
+            continue;
+        }
         tile(op, xs, m, ts, opts, false, &mut sc);
         let n = out.len();
-        if !matches!(op, RowOp::CeClass | RowOp::CeProb) {
+        if !ce {
             out.copy_from_slice(&sc.sum[..n]);
             continue;
         }
@@ -550,9 +690,7 @@ pub(crate) fn grads(
                     *o = weighted(wc, -(ln(p) + 1.0));
                 }
             }
-            _ if m < SHORT && opts.plain() && opts.ignore.is_none() => {
-                short_grads(xs, m, ts, cw, &mut sc, os);
-            }
+            _ if m < SHORT => short_grads(xs, m, ts, opts, cw, &mut sc, os),
             _ => {
                 tile(op, xs, m, ts, opts, true, &mut sc);
                 let rows = xs.chunks_exact(m).zip(sc.e.chunks_exact(m));
