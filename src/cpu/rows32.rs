@@ -132,7 +132,7 @@ const MAX_MARK: u32 = 0x8000_0000;
 struct Scratch {
     /// A group of short rows, transposed: `t[j][r]` is value j of row r.
     t: Vec<[f32; G]>,
-    /// exp(x − max) but 0 at the maxima (−0 in short rows), or the
+    /// exp(x − max) but 0 at the maxima (rows of 32 values or more), or the
     /// pointwise terms of kl-div and entropy.
     e: Vec<f32>,
     /// Row maxima.
@@ -262,10 +262,10 @@ fn entropy_term(p: f32) -> f32 {
     select(p == 0.0, 0.0, -p * ln(p))
 }
 
-/// Fills `sc` for one tile of rows of `m` values (see [`Scratch`]); a
-/// short rows' `e` only with `keep_e` (a gradient reads it, a loss does not).
+/// Fills `sc` for one tile of rows of `m` values (see [`Scratch`]); short
+/// rows only their maxima and sums (their gradient is [`short_grads`]).
 #[inline(always)]
-fn tile(op: RowOp, x: &[f32], m: usize, t: Targets, o: &Options, keep_e: bool, sc: &mut Scratch) {
+fn tile(op: RowOp, x: &[f32], m: usize, t: Targets, o: &Options, sc: &mut Scratch) {
     let rows = x.len() / m;
     sc.e.resize(x.len(), 0.0);
     sc.max.resize(rows, 0.0);
@@ -282,7 +282,7 @@ fn tile(op: RowOp, x: &[f32], m: usize, t: Targets, o: &Options, keep_e: bool, s
                 *e = entropy_term(p);
             }
         }
-        _ if m < SHORT => return short_rows(x, m, keep_e, sc),
+        _ if m < SHORT => return short_rows(x, m, sc),
         _ => {
             // Ties with the maximum counted here, their exp(0) = 1 left out
             // of the sum below.
@@ -319,21 +319,14 @@ fn tile(op: RowOp, x: &[f32], m: usize, t: Targets, o: &Options, keep_e: bool, s
 /// transposed so that each vector lane holds one row and the maxima and
 /// sums are vector operations too, not chains of m dependent ones.
 #[inline(always)]
-fn short_rows(x: &[f32], m: usize, keep_e: bool, sc: &mut Scratch) {
+fn short_rows(x: &[f32], m: usize, sc: &mut Scratch) {
     sc.t.resize(m, [0.0; G]);
     let t = &mut sc.t[..m];
-    for (g, (xg, eg)) in x.chunks(G * m).zip(sc.e.chunks_mut(G * m)).enumerate() {
+    for (g, xg) in x.chunks(G * m).enumerate() {
         let (mx, lns) = group(xg, m, t);
         let (r0, n) = (g * G, xg.len() / m);
         sc.max[r0..r0 + n].copy_from_slice(&mx[..n]);
         sc.sum[r0..r0 + n].copy_from_slice(&lns[..n]);
-        if keep_e {
-            for (r, row) in eg.chunks_exact_mut(m).enumerate() {
-                for (e, col) in row.iter_mut().zip(t.iter()) {
-                    *e = col[r];
-                }
-            }
-        }
     }
 }
 
@@ -595,7 +588,7 @@ pub(crate) fn losses(op: RowOp, x: &[f32], m: usize, t: Targets, opts: &Options,
             short_losses(xs, m, ts, opts, &mut sc, out);
             continue;
         }
-        tile(op, xs, m, ts, opts, false, &mut sc);
+        tile(op, xs, m, ts, opts, &mut sc);
         let n = out.len();
         if !ce {
             out.copy_from_slice(&sc.sum[..n]);
@@ -692,7 +685,7 @@ pub(crate) fn grads(
             }
             _ if m < SHORT => short_grads(xs, m, ts, opts, cw, &mut sc, os),
             _ => {
-                tile(op, xs, m, ts, opts, true, &mut sc);
+                tile(op, xs, m, ts, opts, &mut sc);
                 let rows = xs.chunks_exact(m).zip(sc.e.chunks_exact(m));
                 for (i, (orow, (xr, er))) in os.chunks_exact_mut(m).zip(rows).enumerate() {
                     if opts.ignored(ts, i) {
