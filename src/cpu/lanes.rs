@@ -5,9 +5,9 @@
 //! [`super::math32`], so the compiler turns it into vector instructions.
 //!
 //! Sums add f32 terms into lane accumulators (32 for one loss, 16 for the
-//! fused metrics), flushed into an f64 total every 32 values per lane, in
-//! lane order: the order is fixed by the code, not by
-//! the vector width, so a block's sum has the same bits on every run.
+//! fused metrics), flushed into an f64 total every 32 values per lane, the
+//! lanes added pairwise: the order is fixed by the code, not by the vector
+//! width, so a block's sum has the same bits on every run.
 
 use super::math32::{
     exp, expm1, ln, ln_1p, ln_1p_unit, log_cosh, select, sigmoid, sigmoid_grad, softplus, tanh,
@@ -268,10 +268,27 @@ impl Terms<7> for Metrics32 {
     }
 }
 
-/// Σ wᵢ·lᵢ for each of the K terms, in lane order: L f32
-/// accumulators per term over each run of `L × FLUSH` values, then
-/// added into f64; the tail of a run that is not a whole number of lanes is
-/// added in f64 after its lanes. `WEIGHTED` false reads no weights (wᵢ = 1),
+/// Σ of the lanes in f64, added pairwise (lane j + lane j + L/2, and so
+/// on): log₂ L dependent vector adds where adding them in order was a
+/// chain of L scalar adds per run of a memory-bound loss.
+#[inline(always)]
+fn pairwise<const L: usize>(lanes: &[f32; L]) -> f64 {
+    const { assert!(L.is_power_of_two()) };
+    let mut v = lanes.map(|a| a as f64);
+    let mut half = L;
+    while half > 1 {
+        half /= 2;
+        for j in 0..half {
+            v[j] += v[j + half];
+        }
+    }
+    v[0]
+}
+
+/// Σ wᵢ·lᵢ for each of the K terms: L f32 accumulators per term over
+/// each run of `L × FLUSH` values, then added into f64 pairwise; the tail
+/// of a run that is not a whole number of lanes is added in f64 after its
+/// lanes. `WEIGHTED` false reads no weights (wᵢ = 1),
 /// `AUX` false no third values (aᵢ = 0).
 #[inline(always)]
 fn lane_sums<const K: usize, const L: usize, const WEIGHTED: bool, const AUX: bool, T: Terms<K>>(
@@ -324,7 +341,7 @@ fn lane_sums<const K: usize, const L: usize, const WEIGHTED: bool, const AUX: bo
             }
         }
         for (total, acc) in total.iter_mut().zip(&acc) {
-            *total += acc.iter().map(|&a| a as f64).sum::<f64>();
+            *total += pairwise(acc);
         }
         let at = p.len() - tail;
         for i in at..p.len() {
