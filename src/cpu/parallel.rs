@@ -242,6 +242,27 @@ fn fill_uninit_as<O: Float>(out: &mut [MaybeUninit<O>], fill: impl FnOnce(&mut [
     });
 }
 
+/// A fresh output of n values in blocks of `per` (the last shorter),
+/// block k filled by `fill(k, block)` as f32 on all cores. The row loops
+/// take `&mut [f32]`, which memory nothing wrote may not be, so each block
+/// is zeroed right before its loop writes it, in cache: one pass over the
+/// output, where zeroing it whole first (calloc reusing a freed block) was
+/// a second one, on the calling thread.
+fn zero_filled<O: Float>(n: usize, per: usize, fill: impl Fn(usize, &mut [f32]) + Sync) -> Vec<O> {
+    let blocks = |out: &mut [MaybeUninit<O>]| {
+        out.par_chunks_mut(per.max(1))
+            .enumerate()
+            .for_each(|(k, block)| {
+                block.fill(MaybeUninit::new(O::zeroed()));
+                // SAFETY: every value was written on the line above.
+                let block = unsafe { &mut *(block as *mut [MaybeUninit<O>] as *mut [O]) };
+                fill_as(block, |o| fill(k, o));
+            });
+    };
+    // SAFETY: the blocks cover the output and each is zeroed whole.
+    unsafe { crate::output::written(n, blocks) }
+}
+
 /// `fill` writes `out`, already initialised, as f32: in place for f32,
 /// else into an f32 copy that is then narrowed.
 fn fill_as<O: Float>(out: &mut [O], fill: impl FnOnce(&mut [f32])) {
@@ -405,10 +426,9 @@ fn per_sample<F: Float, O: Float>(call: &Call, input: &LossInput<F>) -> Vec<O> {
         return filled(call.shape.rows, |at, o| pointwise.values(None, at, o));
     }
     if let Some(op) = row_op(call) {
-        let mut out = crate::output::zeroed::<f32>(call.shape.rows);
         let m = call.shape.cols;
         let per = rows_per_block(m);
-        out.par_chunks_mut(per).enumerate().for_each(|(k, o)| {
+        return zero_filled(call.shape.rows, per, |k, o| {
             let rows = k * per..k * per + o.len();
             let b = RowBlock::of(&call.loss, input, rows.clone(), m);
             rows32::losses(op, &b.pred, m, b.targets(), &b.opts, o);
@@ -416,7 +436,6 @@ fn per_sample<F: Float, O: Float>(call: &Call, input: &LossInput<F>) -> Vec<O> {
                 *o = weighted(input.weight(i), *o as f64) as f32;
             }
         });
-        return O::narrow(out);
     }
     let wide = input.widen();
     let input = &wide.input();
@@ -468,26 +487,13 @@ fn grad<F: Float, O: Float>(call: &Call, input: &LossInput<F>, coef: f64) -> Vec
     if let Some(op) = row_op(call) {
         let m = call.shape.cols;
         let per = rows_per_block(m);
-        let mut g = crate::output::zeroed(call.shape.rows * m);
-        g.par_chunks_mut(per * m).enumerate().for_each(|(k, o)| {
+        return zero_filled(call.shape.rows * m, per * m, |k, o| {
             let rows = k * per..k * per + o.len() / m;
             let w = input.weights.map(|w| block(w, rows.clone()));
             let b = RowBlock::of(&call.loss, input, rows, m);
-            let targets = b.targets();
-            fill_as(o, |o| {
-                rows32::grads(
-                    op,
-                    coef as f32,
-                    &b.pred,
-                    m,
-                    targets,
-                    &b.opts,
-                    w.as_deref(),
-                    o,
-                )
-            });
+            let (targets, c) = (b.targets(), coef as f32);
+            rows32::grads(op, c, &b.pred, m, targets, &b.opts, w.as_deref(), o);
         });
-        return g;
     }
     let wide = input.widen();
     let input = &wide.input();
