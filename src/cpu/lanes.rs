@@ -10,7 +10,8 @@
 //! width, so a block's sum has the same bits on every run.
 
 use super::math32::{
-    exp, expm1, ln, ln_1p, ln_1p_unit, log_cosh, select, sigmoid, sigmoid_grad, softplus, tanh,
+    exp, expm1_to_80, ln, ln_1p, ln_1p_unit, log_cosh, select, sigmoid, sigmoid_grad, softplus,
+    tanh,
 };
 use crate::ops::activation::{Activation, Pass};
 use crate::ops::loss::Loss;
@@ -513,7 +514,8 @@ impl Act32 {
             // NaN fails x <= 0 and is kept.
             Act32::Relu => select(x <= 0.0, 0.0, x),
             Act32::Leaky(a) => select(x > 0.0, x, a * x),
-            Act32::Elu(a) => select(x > 0.0, x, a * expm1(x)),
+            // Above 0 the expm1 lane is discarded: finite, and no e^x.
+            Act32::Elu(a) => select(x > 0.0, x, a * expm1_to_80(x)),
             Act32::Swish(b) => x * sigmoid(b * x),
             Act32::Softplus => softplus(x),
         }
