@@ -76,6 +76,12 @@ const BUDGET: f64 = 0.25;
 const MIN_REPS: usize = 3;
 /// ...and at most this many.
 const MAX_REPS: usize = 15;
+/// Each host-slice column is first called untimed for this many seconds
+/// (not with `--quick`): on a 2-vCPU VM the first op after the ceilings
+/// otherwise ran at up to half speed (sigmoid at 2^20 0.50–0.52 ms in
+/// three of four runs of `benches/peers.py`, swish 0.35–0.39; 0.31–0.33
+/// with this warm-up).
+const WARM_UP: f64 = 0.05;
 /// Columns of the cross-entropy rows.
 const CLASSES: usize = 10;
 /// The shortest timed sample of a host-slice column, in seconds: quicker

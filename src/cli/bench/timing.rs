@@ -1,6 +1,6 @@
 //! Timing: a warm-up, then the median of as many runs as fit a budget.
 
-use super::{BUDGET, MAX_REPS, MIN_REPS, SAMPLE};
+use super::{BUDGET, MAX_REPS, MIN_REPS, SAMPLE, WARM_UP};
 use lossgpu::{Engine, Error, Result};
 use std::hint::black_box;
 use std::time::Instant;
@@ -36,10 +36,11 @@ pub(super) fn time<T>(quick: bool, mut f: impl FnMut() -> Result<T>) -> Result<(
     }
 }
 
-/// Times `f` on each engine in turns (a warm-up each, then one sample of
-/// each per round in a rotating order, a sample being as many calls as fill
-/// SAMPLE, as many rounds as [`time`] would give the slowest); returns
-/// each engine's median and last result, in order.
+/// Times `f` on each engine in turns (a warm-up of [`WARM_UP`] seconds
+/// each, then one sample of each per round in a rotating order, a sample
+/// being as many calls as fill SAMPLE, as many rounds as [`time`] would
+/// give the slowest); returns each engine's median and last result, in
+/// order.
 pub(super) fn time_in_turns<T>(
     quick: bool,
     engines: &[&Engine],
@@ -51,6 +52,10 @@ pub(super) fn time_in_turns<T>(
     let mut inner = Vec::with_capacity(engines.len());
     for e in engines {
         outs.push(black_box(f(e)?));
+        let warm = Instant::now();
+        while !quick && warm.elapsed().as_secs_f64() < WARM_UP {
+            black_box(f(e)?);
+        }
         let start = Instant::now();
         black_box(f(e)?);
         let once = start.elapsed().as_secs_f64().max(1e-9);
