@@ -72,10 +72,12 @@ pub(super) fn time_in_turns<T>(
             let start = Instant::now();
             for _ in 0..inner[k] {
                 // The last result goes before the next call, as in a loop
-                // whose body holds it (and as benches/peers.py's peers
-                // drop theirs): two 64 MiB results alive in turns made a
-                // 2^24 sigmoid take 25 ms in phases of a second, 13 ms
-                // otherwise (fresh huge-page mappings each call).
+                // whose body holds it, and as benches/peers.py's peers
+                // drop theirs: both sides then allocate alike. (Holding
+                // two 64 MiB results in turns looked slower on the 2-vCPU
+                // VM, but a 2^24 sigmoid there runs at one core's speed,
+                // 25 ms instead of 13, in phases of a fraction of a second
+                // either way.)
                 outs[k] = None;
                 outs[k] = Some(black_box(f(engines[k])?));
             }
