@@ -84,9 +84,12 @@ fn check_domain<F: Float>(loss: &Loss, what: &'static str, domain: Domain, v: &[
 fn first_offender<T: Copy + Sync>(v: &[T], bad: impl Fn(T) -> bool + Sync) -> Option<usize> {
     use rayon::prelude::*;
     const BLOCK: usize = 1 << 14;
-    let block = v
-        .par_chunks(BLOCK)
-        .position_first(|c| c.iter().fold(false, |any, &x| any | bad(x)))?;
+    let any = |c: &[T]| c.iter().fold(false, |any, &x| any | bad(x));
+    // One thread: no hop to the pool (as parallel.rs's `alone`).
+    let block = match rayon::current_num_threads() {
+        1 => v.chunks(BLOCK).position(any),
+        _ => v.par_chunks(BLOCK).position_first(any),
+    }?;
     let start = block * BLOCK;
     v[start..].iter().position(|&x| bad(x)).map(|i| start + i)
 }

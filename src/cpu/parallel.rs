@@ -214,12 +214,10 @@ fn filled<O: Float>(
         if n <= BLOCK {
             return fill_uninit_as(out, |wide| fill(0..n, wide));
         }
-        out.par_chunks_mut(BLOCK)
-            .enumerate()
-            .for_each(|(b, block)| {
-                let at = b * BLOCK..b * BLOCK + block.len();
-                fill_uninit_as(block, |wide| fill(at, wide));
-            });
+        each_chunk(out, BLOCK, |b, block| {
+            let at = b * BLOCK..b * BLOCK + block.len();
+            fill_uninit_as(block, |wide| fill(at, wide));
+        });
     };
     // SAFETY: the blocks cover the output, and each is written whole by
     // fill_uninit_as (whose `fill` writes every value, as this one's does).
@@ -250,14 +248,12 @@ fn fill_uninit_as<O: Float>(out: &mut [MaybeUninit<O>], fill: impl FnOnce(&mut [
 /// a second one, on the calling thread.
 fn zero_filled<O: Float>(n: usize, per: usize, fill: impl Fn(usize, &mut [f32]) + Sync) -> Vec<O> {
     let blocks = |out: &mut [MaybeUninit<O>]| {
-        out.par_chunks_mut(per.max(1))
-            .enumerate()
-            .for_each(|(k, block)| {
-                block.fill(MaybeUninit::new(O::zeroed()));
-                // SAFETY: every value was written on the line above.
-                let block = unsafe { &mut *(block as *mut [MaybeUninit<O>] as *mut [O]) };
-                fill_as(block, |o| fill(k, o));
-            });
+        each_chunk(out, per.max(1), |k, block| {
+            block.fill(MaybeUninit::new(O::zeroed()));
+            // SAFETY: every value was written on the line above.
+            let block = unsafe { &mut *(block as *mut [MaybeUninit<O>] as *mut [O]) };
+            fill_as(block, |o| fill(k, o));
+        });
     };
     // SAFETY: the blocks cover the output and each is zeroed whole.
     unsafe { crate::output::written(n, blocks) }
@@ -282,11 +278,33 @@ fn block_sums(n: usize, per: usize, sum: impl Fn(std::ops::Range<usize>) -> f64 
     if n > 0 && n <= per {
         return [sum(0..n)].iter().sum();
     }
-    let blocks: Vec<f64> = (0..n.div_ceil(per))
-        .into_par_iter()
-        .map(|b| sum(b * per..((b + 1) * per).min(n)))
-        .collect();
+    let blocks = map_blocks(n.div_ceil(per), |b| sum(b * per..((b + 1) * per).min(n)));
     blocks.iter().sum()
+}
+
+/// Whether the pool has one thread: blocks then run in order on the
+/// calling thread, with no hop to the pool's worker and back (a futex wake
+/// each way, 17% of a 2^20 relu on one thread under perf). The same bits.
+fn alone() -> bool {
+    rayon::current_num_threads() == 1
+}
+
+/// `f(b)` for each block b < n, on all cores, in the order of b.
+fn map_blocks<R: Send>(n: usize, f: impl Fn(usize) -> R + Sync + Send) -> Vec<R> {
+    if alone() {
+        return (0..n).map(f).collect();
+    }
+    (0..n).into_par_iter().map(f).collect()
+}
+
+/// `f(k, chunk)` for each chunk k of `per` values of `out`, on all cores.
+fn each_chunk<T: Send>(out: &mut [T], per: usize, f: impl Fn(usize, &mut [T]) + Sync + Send) {
+    if alone() {
+        return out.chunks_mut(per).enumerate().for_each(|(k, c)| f(k, c));
+    }
+    out.par_chunks_mut(per)
+        .enumerate()
+        .for_each(|(k, c)| f(k, c));
 }
 
 /// Rows per task for rows of m values: about [`BLOCK`] values, whole rows.
@@ -369,14 +387,11 @@ pub fn metric_sums<F: Float>(
         return Err(crate::error::invalid!("metrics need real targets"));
     };
     let (p, w, m) = (input.pred, input.weights, Metrics32 { delta, gamma });
-    let blocks: Vec<[f64; 7]> = (0..p.len().div_ceil(BLOCK))
-        .into_par_iter()
-        .map(|b| {
-            let at = b * BLOCK..((b + 1) * BLOCK).min(p.len());
-            let wb = w.map(|w| block(w, at.clone()));
-            lanes::metric_sums(m, &block(p, at.clone()), &block(t, at), wb.as_deref())
-        })
-        .collect();
+    let blocks = map_blocks(p.len().div_ceil(BLOCK), |b| {
+        let at = b * BLOCK..((b + 1) * BLOCK).min(p.len());
+        let wb = w.map(|w| block(w, at.clone()));
+        lanes::metric_sums(m, &block(p, at.clone()), &block(t, at), wb.as_deref())
+    });
     let mut s = [0.0; 7];
     for b in &blocks {
         for k in 0..7 {
@@ -412,7 +427,7 @@ pub fn loss_batch<F: Float>(
     calls: &[(Call, LossInput<F>)],
     total: usize,
 ) -> Result<Vec<LossValue>> {
-    if total <= BATCH_ALONE {
+    if total <= BATCH_ALONE || alone() {
         return calls.iter().map(|(c, i)| loss_value(c, i)).collect();
     }
     let values: Vec<Result<LossValue>> = calls.par_iter().map(|(c, i)| loss_value(c, i)).collect();
@@ -498,16 +513,13 @@ fn grad<F: Float, O: Float>(call: &Call, input: &LossInput<F>, coef: f64) -> Vec
     let wide = input.widen();
     let input = &wide.input();
     let (loss, shape) = (&call.loss, call.shape);
-    let blocks: Vec<Vec<O>> = (0..shape.rows.div_ceil(BLOCK))
-        .into_par_iter()
-        .map(|b| {
-            let mut g = Vec::with_capacity(BLOCK * shape.cols);
-            for i in b * BLOCK..((b + 1) * BLOCK).min(shape.rows) {
-                sample_grad(loss, input, &shape, i, coef, &mut g);
-            }
-            g.into_iter().map(|v| O::from_f32(v as f32)).collect()
-        })
-        .collect();
+    let blocks: Vec<Vec<O>> = map_blocks(shape.rows.div_ceil(BLOCK), |b| {
+        let mut g = Vec::with_capacity(BLOCK * shape.cols);
+        for i in b * BLOCK..((b + 1) * BLOCK).min(shape.rows) {
+            sample_grad(loss, input, &shape, i, coef, &mut g);
+        }
+        g.into_iter().map(|v| O::from_f32(v as f32)).collect()
+    });
     blocks.concat()
 }
 
@@ -620,10 +632,10 @@ pub fn grad_stats<F: Float>(g: &[F], vanish_eps: f32) -> GradStats {
 pub fn grad_stats_of<F: Float>(tensors: &[&[F]], vanish_eps: f32) -> GradStats {
     let (mut ssq, mut max, mut counts) = (0.0f64, 0.0f32, [0u64; 3]);
     for g in tensors {
-        let blocks: Vec<(f64, f32, [u64; 3])> = g
-            .par_chunks(BLOCK)
-            .map(|chunk| lanes::grad_sums(&F::widen(chunk), vanish_eps))
-            .collect();
+        let blocks = map_blocks(g.len().div_ceil(BLOCK), |b| {
+            let chunk = &g[b * BLOCK..((b + 1) * BLOCK).min(g.len())];
+            lanes::grad_sums(&F::widen(chunk), vanish_eps)
+        });
         for (s, m, c) in blocks {
             ssq += s;
             max = max.max(m);
@@ -646,7 +658,7 @@ pub fn clip_in_place<F: Float>(g: &mut [F], clip: crate::ops::gradient::Clip, no
         Clip::Norm(c) => super::stats::scale_by_norm(v, norm, c),
         Clip::Value(c) => v.iter_mut().for_each(|x| *x = super::stats::clamp(*x, c)),
     };
-    g.par_chunks_mut(BLOCK).for_each(|block| {
+    each_chunk(g, BLOCK, |_, block| {
         if F::DTYPE == DType::F32 {
             return apply(bytemuck::cast_slice_mut(block));
         }
