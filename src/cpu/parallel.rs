@@ -9,7 +9,7 @@
 
 use super::lanes::{self, Act32, Metrics32, Term32, Uninit};
 use super::rows32;
-use super::{check_values, grad_coefficient, sample_grad, sample_term, weight, weighted};
+use super::{alone, check_values, grad_coefficient, sample_grad, sample_term, weight, weighted};
 use crate::error::Result;
 use crate::ops::activation::{Activation, Pass};
 use crate::ops::dtype::{DType, Float};
@@ -280,13 +280,6 @@ fn block_sums(n: usize, per: usize, sum: impl Fn(std::ops::Range<usize>) -> f64 
     }
     let blocks = map_blocks(n.div_ceil(per), |b| sum(b * per..((b + 1) * per).min(n)));
     blocks.iter().sum()
-}
-
-/// Whether the pool has one thread: blocks then run in order on the
-/// calling thread, with no hop to the pool's worker and back (a futex wake
-/// each way, 17% of a 2^20 relu on one thread under perf). The same bits.
-fn alone() -> bool {
-    rayon::current_num_threads() == 1
 }
 
 /// `f(b)` for each block b < n, on all cores, in the order of b.
